@@ -1,0 +1,63 @@
+/**
+ * Authentication: turns the request's credential into a Principal, or a refusal with a
+ * precise reason for the audit log. RFC 6750 §2.1 bearer header; the gateway accepts
+ * Portcullis API keys here (OAuth access tokens join in the OAuth issue).
+ */
+import type { IncomingHttpHeaders } from "node:http";
+import type { Keyring } from "./keyring.js";
+import type { Principal } from "./principal.js";
+
+export type AuthnResult =
+  | { ok: true; principal: Principal }
+  | {
+      ok: false;
+      reason: string;
+      credentialId: string | null;
+      missing: boolean;
+      detail?: Record<string, unknown>;
+    };
+
+const BEARER = /^Bearer +([\x21-\x7e]{1,512})$/i;
+
+export function bearerToken(headers: IncomingHttpHeaders): string | null | undefined {
+  const h = headers.authorization;
+  if (h === undefined) return undefined;
+  const m = BEARER.exec(h);
+  return m ? (m[1] as string) : null;
+}
+
+export function anonymousPrincipal(environment: string): Principal {
+  return {
+    id: "anonymous",
+    kind: "anonymous",
+    method: "anonymous",
+    name: "anonymous",
+    environment,
+    credentialId: null,
+    scopes: null,
+    expiresAt: null,
+  };
+}
+
+export function authenticate(
+  headers: IncomingHttpHeaders,
+  keyring: Keyring,
+  anonymous: Principal | null,
+): AuthnResult {
+  const token = bearerToken(headers);
+  if (token === undefined) {
+    if (anonymous) return { ok: true, principal: anonymous };
+    return { ok: false, reason: "no credential presented", credentialId: null, missing: true };
+  }
+  if (token === null)
+    return { ok: false, reason: "malformed Authorization header", credentialId: null, missing: false };
+  const check = keyring.verify(token);
+  if (check.ok) return check;
+  return {
+    ok: false,
+    reason: check.reason,
+    credentialId: check.credentialId,
+    missing: false,
+    ...(check.detail ? { detail: check.detail } : {}),
+  };
+}

@@ -1,0 +1,133 @@
+/**
+ * Issuing, rotating and revoking API keys. A key is shown once, at creation, and stored
+ * only as HMAC-SHA-256 under the server secret. Expiry is mandatory and bounded.
+ */
+import { validateScopePattern } from "../authz/scope.js";
+import type { Config } from "../config/schema.js";
+import type { ApiKeyRecord, Store } from "../store/types.js";
+import { mintKey } from "./keyFormat.js";
+import { hashKey } from "./keyring.js";
+
+export class KeyInputError extends Error {
+  override name = "KeyInputError";
+}
+
+const DAY_MS = 86_400_000;
+const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: DAY_MS, w: 7 * DAY_MS };
+
+/** Parses `90d`, `12h`, `30m`, `2w` or an ISO-8601 instant into an expiry date. */
+export function parseExpiry(input: string, now: number = Date.now()): Date {
+  const m = /^(\d+)([smhdw])$/.exec(input.trim());
+  if (m) return new Date(now + Number(m[1]) * (UNITS[m[2] as string] as number));
+  const at = Date.parse(input);
+  if (Number.isNaN(at))
+    throw new KeyInputError(`--expires '${input}': use a duration like 90d, 12h, 2w or an ISO date`);
+  return new Date(at);
+}
+
+export interface IssueOptions {
+  name: string;
+  environment?: string;
+  scopes?: string[];
+  expires?: string;
+  rotatedFrom?: string | null;
+}
+
+export interface IssuedKey {
+  record: ApiKeyRecord;
+  /** The secret key string: shown once, never stored. */
+  key: string;
+}
+
+export async function issueKey(
+  store: Store,
+  secret: Buffer,
+  config: Config,
+  opts: IssueOptions,
+): Promise<IssuedKey> {
+  const name = opts.name.trim();
+  if (!name || name.length > 100) throw new KeyInputError("--name is required (1-100 characters)");
+  const environment = opts.environment ?? config.environment;
+  if (!/^[a-z][a-z0-9]{0,15}$/.test(environment)) {
+    throw new KeyInputError(`--env '${environment}': must be a lowercase word of 1-16 letters/digits`);
+  }
+  const scopes = opts.scopes && opts.scopes.length > 0 ? opts.scopes : Object.keys(config.servers);
+  if (scopes.length === 0)
+    throw new KeyInputError("--servers is required: no servers are configured to default to");
+  for (const s of scopes) {
+    const problem = validateScopePattern(s);
+    if (problem) throw new KeyInputError(`--servers: ${problem}`);
+  }
+  const now = Date.now();
+  const expiresAt = parseExpiry(opts.expires ?? `${config.keys.defaultTtlDays * 24 * 3600}s`, now);
+  if (expiresAt.getTime() <= now) throw new KeyInputError("--expires must be in the future");
+  if (expiresAt.getTime() > now + config.keys.maxTtlDays * DAY_MS) {
+    throw new KeyInputError(
+      `--expires exceeds the maximum key lifetime of ${config.keys.maxTtlDays} days (keys.maxTtlDays)`,
+    );
+  }
+  const minted = mintKey(environment);
+  const record: ApiKeyRecord = {
+    id: minted.id,
+    name,
+    environment,
+    hash: hashKey(secret, minted.key),
+    scopes,
+    createdAt: new Date(now),
+    expiresAt,
+    revokedAt: null,
+    rotatedFrom: opts.rotatedFrom ?? null,
+    lastUsedAt: null,
+    useCount: 0,
+  };
+  await store.insertKey(record);
+  return { record, key: minted.key };
+}
+
+export interface Rotation {
+  issued: IssuedKey;
+  /** When the old key stops working. */
+  oldExpiresAt: Date;
+}
+
+/** Issues a successor with the same name, environment and scopes; the old key lives on only for the overlap. */
+export async function rotateKey(
+  store: Store,
+  secret: Buffer,
+  config: Config,
+  id: string,
+  opts: { overlapSeconds?: number; expires?: string } = {},
+): Promise<Rotation> {
+  const old = await store.getKey(id);
+  if (!old) throw new KeyInputError(`no key with id ${id}`);
+  if (old.revokedAt) throw new KeyInputError(`key ${id} is revoked; create a new key instead`);
+  const issued = await issueKey(store, secret, config, {
+    name: old.name,
+    environment: old.environment,
+    scopes: old.scopes,
+    ...(opts.expires !== undefined ? { expires: opts.expires } : {}),
+    rotatedFrom: old.id,
+  });
+  const overlap = (opts.overlapSeconds ?? config.keys.rotationOverlapSeconds) * 1000;
+  const end = new Date(Math.min(old.expiresAt.getTime(), Date.now() + overlap));
+  await store.setKeyExpiry(old.id, end);
+  return { issued, oldExpiresAt: end };
+}
+
+/** The public view of a key (never the hash). */
+export function describeKey(k: ApiKeyRecord, now: number = Date.now()): Record<string, unknown> {
+  const status = k.revokedAt ? "revoked" : k.expiresAt.getTime() <= now ? "expired" : "active";
+  return {
+    id: k.id,
+    name: k.name,
+    environment: k.environment,
+    scopes: k.scopes,
+    status,
+    createdAt: k.createdAt.toISOString(),
+    expiresAt: k.expiresAt.toISOString(),
+    revokedAt: k.revokedAt?.toISOString() ?? null,
+    rotatedFrom: k.rotatedFrom,
+    lastUsedAt: k.lastUsedAt?.toISOString() ?? null,
+    useCount: k.useCount,
+  };
+}

@@ -1,0 +1,173 @@
+/**
+ * The in-memory view of API keys that the request path reads: one HMAC and one map lookup
+ * per request. It is reloaded whenever the store reports a change made elsewhere (a CLI
+ * revoke, another replica), and the request that notices the change waits for the reload,
+ * so a revocation takes effect on the very next request. If changes can no longer be
+ * observed (e.g. the PostgreSQL listener is down), every key is refused: fail closed.
+ */
+import { createHmac, timingSafeEqual } from "node:crypto";
+import { compileScopes } from "../authz/scope.js";
+import type { ApiKeyRecord, KeyWatch, Store } from "../store/types.js";
+import { parseKey } from "./keyFormat.js";
+import type { Principal } from "./principal.js";
+
+interface LoadedKey {
+  record: ApiKeyRecord;
+  hash: Buffer;
+  principal: Principal;
+}
+
+export type KeyCheck =
+  | { ok: true; principal: Principal }
+  | { ok: false; reason: string; credentialId: string | null; detail?: Record<string, unknown> };
+
+export function hashKey(secret: Buffer, key: string): string {
+  return createHmac("sha256", secret).update(key).digest("hex");
+}
+
+export class Keyring {
+  private keys = new Map<string, LoadedKey>();
+  private stale = true;
+  private reloading: Promise<void> | null = null;
+  private watch: KeyWatch | null = null;
+  /** Usage counts not yet written to the store. */
+  private usage = new Map<string, { count: number; last: number }>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly secret: Buffer,
+    private readonly environment: string,
+  ) {}
+
+  async start(): Promise<void> {
+    this.watch = this.store.watchKeys(() => {
+      this.stale = true;
+    });
+    await this.reload();
+  }
+
+  async close(): Promise<void> {
+    await this.watch?.close();
+  }
+
+  /** False when revocations could be missed; the gateway then refuses every key. */
+  healthy(): boolean {
+    return this.watch?.healthy() ?? false;
+  }
+
+  private reload(): Promise<void> {
+    if (this.reloading) return this.reloading;
+    this.stale = false;
+    this.reloading = this.store
+      .listKeys({ includeRevoked: true })
+      .then((records) => {
+        const next = new Map<string, LoadedKey>();
+        for (const record of records) {
+          next.set(record.id, {
+            record,
+            hash: Buffer.from(record.hash, "hex"),
+            principal: {
+              id: `key:${record.id}`,
+              kind: "service",
+              method: "api_key",
+              name: record.name,
+              environment: record.environment,
+              credentialId: record.id,
+              scopes: compileScopes(record.scopes),
+              expiresAt: record.expiresAt,
+            },
+          });
+        }
+        this.keys = next;
+      })
+      .catch((err: unknown) => {
+        this.stale = true;
+        throw err;
+      })
+      .finally(() => {
+        this.reloading = null;
+      });
+    return this.reloading;
+  }
+
+  /**
+   * Makes sure the view reflects every committed change. Synchronous (returns undefined)
+   * in the steady state; returns a promise only right after a change.
+   */
+  refresh(): Promise<void> | undefined {
+    this.watch?.poll();
+    if (this.stale || this.reloading) return this.reload();
+    return undefined;
+  }
+
+  /** Verifies a presented key string. Call refresh() first. */
+  verify(presented: string, now: number = Date.now()): KeyCheck {
+    const parsed = parseKey(presented);
+    if (!parsed.ok) {
+      return {
+        ok: false,
+        reason: parsed.reason === "malformed" ? "malformed key" : "key checksum mismatch",
+        credentialId: null,
+      };
+    }
+    if (parsed.environment !== this.environment) {
+      return {
+        ok: false,
+        reason: `key minted for environment '${parsed.environment}' presented to environment '${this.environment}'`,
+        credentialId: parsed.id,
+        detail: { keyEnvironment: parsed.environment, gatewayEnvironment: this.environment },
+      };
+    }
+    if (!this.healthy()) {
+      return {
+        ok: false,
+        reason: "revocation state unknown (store change feed down): failing closed",
+        credentialId: parsed.id,
+      };
+    }
+    const loaded = this.keys.get(parsed.id);
+    if (!loaded) return { ok: false, reason: "unknown key id", credentialId: parsed.id };
+    const candidate = createHmac("sha256", this.secret).update(presented).digest();
+    if (candidate.length !== loaded.hash.length || !timingSafeEqual(candidate, loaded.hash)) {
+      return { ok: false, reason: "key secret does not match", credentialId: parsed.id };
+    }
+    const { record } = loaded;
+    if (record.environment !== this.environment) {
+      return {
+        ok: false,
+        reason: `stored key belongs to environment '${record.environment}'`,
+        credentialId: record.id,
+      };
+    }
+    if (record.revokedAt !== null && record.revokedAt.getTime() <= now) {
+      return {
+        ok: false,
+        reason: `key revoked at ${record.revokedAt.toISOString()}`,
+        credentialId: record.id,
+      };
+    }
+    if (record.expiresAt.getTime() <= now) {
+      return {
+        ok: false,
+        reason: `key expired at ${record.expiresAt.toISOString()}`,
+        credentialId: record.id,
+      };
+    }
+    const u = this.usage.get(record.id);
+    if (u) {
+      u.count++;
+      u.last = now;
+    } else {
+      this.usage.set(record.id, { count: 1, last: now });
+    }
+    return { ok: true, principal: loaded.principal };
+  }
+
+  /** Hands pending usage counts to the store (called by the background flusher). */
+  async flushUsage(): Promise<void> {
+    if (this.usage.size === 0) return;
+    const batch = [...this.usage].map(([id, u]) => ({ id, count: u.count, lastUsedAt: new Date(u.last) }));
+    this.usage = new Map();
+    await this.store.recordKeyUsage(batch);
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * Loads portcullis.yaml (or the embedded default), applies command-line overrides and
+ * validates once. A bad config fails here, at startup, with a message naming the field.
+ */
+import { readFileSync } from "node:fs";
+import { dirname, isAbsolute, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseDocument } from "yaml";
+import type { z } from "zod";
+import { Config, type SecretRef } from "./schema.js";
+
+/** Misuse or bad configuration: reported at startup, never at request time. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+export interface ConfigOverrides {
+  config?: string | undefined;
+  port?: number | undefined;
+  host?: string | undefined;
+  dataDir?: string | undefined;
+  store?: string | undefined;
+  environment?: string | undefined;
+}
+
+export interface LoadedConfig {
+  config: Config;
+  /** The file it came from, or null for the embedded default. */
+  source: string | null;
+  /** Absolute path of the SQLite file or the postgres:// URL. */
+  storeSpec: string;
+}
+
+/** Path of the bundled demo MCP server, next to this compiled module. */
+export function demoServerPath(): string {
+  return join(dirname(fileURLToPath(import.meta.url)), "..", "demo", "server.js");
+}
+
+function embeddedDefault(): unknown {
+  return {
+    servers: {
+      demo: { transport: "stdio", command: process.execPath, args: [demoServerPath()] },
+    },
+  };
+}
+
+function formatIssues(error: z.ZodError, source: string): string {
+  const lines = error.issues.map((issue) => {
+    const path = issue.path.length ? issue.path.join(".") : "(top level)";
+    let hint = issue.message;
+    if (issue.code === "unrecognized_keys") {
+      hint = `unknown key(s) ${issue.keys.map((k) => `'${k}'`).join(", ")}: remove them or check the spelling (see docs/configuration.md)`;
+    }
+    return `  - ${path}: ${hint}`;
+  });
+  return `invalid configuration in ${source}:\n${lines.join("\n")}`;
+}
+
+export function parseConfig(raw: unknown, source: string): Config {
+  const parsed = Config.safeParse(raw ?? {});
+  if (!parsed.success) throw new ConfigError(formatIssues(parsed.error, source));
+  const config = parsed.data;
+  for (const [name, server] of Object.entries(config.servers)) {
+    if (server.anonymous && config.environment === "prod") {
+      throw new ConfigError(
+        `invalid configuration in ${source}:\n  - servers.${name}.anonymous: anonymous access is refused in the prod environment; remove it and give callers API keys`,
+      );
+    }
+  }
+  if (config.keys.defaultTtlDays > config.keys.maxTtlDays) {
+    throw new ConfigError(
+      `invalid configuration in ${source}:\n  - keys.defaultTtlDays: ${config.keys.defaultTtlDays} exceeds keys.maxTtlDays (${config.keys.maxTtlDays}); lower it or raise the maximum`,
+    );
+  }
+  return config;
+}
+
+export function loadConfig(overrides: ConfigOverrides = {}): LoadedConfig {
+  let raw: unknown;
+  let source: string | null = null;
+  if (overrides.config) {
+    source = resolve(overrides.config);
+    let text: string;
+    try {
+      text = readFileSync(source, "utf8");
+    } catch (err) {
+      throw new ConfigError(`cannot read config file ${source}: ${(err as Error).message}`);
+    }
+    const doc = parseDocument(text, { uniqueKeys: true });
+    if (doc.errors.length > 0) {
+      const e = doc.errors[0];
+      throw new ConfigError(`invalid YAML in ${source}: ${e?.message ?? "parse error"}`);
+    }
+    raw = doc.toJS();
+  } else {
+    raw = embeddedDefault();
+  }
+  const obj: Record<string, unknown> = raw && typeof raw === "object" ? { ...(raw as object) } : {};
+  if (overrides.environment !== undefined) obj.environment = overrides.environment;
+  if (overrides.dataDir !== undefined) obj.dataDir = overrides.dataDir;
+  if (overrides.store !== undefined) obj.store = overrides.store;
+  if (overrides.port !== undefined || overrides.host !== undefined) {
+    const listen = { ...((obj.listen as object | undefined) ?? {}) } as Record<string, unknown>;
+    if (overrides.port !== undefined) listen.port = overrides.port;
+    if (overrides.host !== undefined) listen.host = overrides.host;
+    obj.listen = listen;
+  }
+  const config = parseConfig(obj, source ?? "the embedded default configuration");
+  // Relative paths in a config file are relative to the file, not the working directory.
+  const base = source ? dirname(source) : process.cwd();
+  if (!isAbsolute(config.dataDir)) config.dataDir = resolve(base, config.dataDir);
+  let storeSpec = config.store;
+  if (storeSpec === "sqlite") storeSpec = join(config.dataDir, "portcullis.db");
+  else if (!/^postgres(ql)?:\/\//.test(storeSpec) && !isAbsolute(storeSpec))
+    storeSpec = resolve(base, storeSpec);
+  return { config, source, storeSpec };
+}
+
+/** Reads a secret reference at startup; a missing variable or file is a startup error. */
+export function readSecret(ref: SecretRef, field: string): string {
+  if ("env" in ref) {
+    const value = process.env[ref.env];
+    if (value === undefined || value === "") {
+      throw new ConfigError(`${field}: environment variable ${ref.env} is not set`);
+    }
+    return value;
+  }
+  try {
+    return readFileSync(ref.file, "utf8").trim();
+  } catch (err) {
+    throw new ConfigError(`${field}: cannot read secret file ${ref.file}: ${(err as Error).message}`);
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * The typed configuration of a gateway instance (portcullis.yaml), with every default in
+ * one place. Unknown keys are rejected; alternatives are discriminated unions.
+ * Reference: docs/configuration.md.
+ */
+import { z } from "zod";
+
+/** A secret is never written inline: it is read from an environment variable or a file. */
+export const SecretRef = z.union([
+  z.strictObject({ env: z.string().min(1) }),
+  z.strictObject({ file: z.string().min(1) }),
+]);
+export type SecretRef = z.infer<typeof SecretRef>;
+
+/** Environment names appear inside key strings, so they are short lowercase words. */
+export const EnvironmentName = z
+  .string()
+  .regex(/^[a-z][a-z0-9]{0,15}$/, "must be a lowercase word of 1-16 letters/digits, e.g. dev, test, prod");
+
+const ServerName = z
+  .string()
+  .regex(
+    /^[a-z0-9][a-z0-9-]{0,62}$/,
+    "server names are lowercase letters, digits and '-' (used in /mcp/<name>)",
+  );
+
+const StdioServer = z.strictObject({
+  transport: z.literal("stdio"),
+  command: z.string().min(1),
+  args: z.array(z.string()).default([]),
+  /** Plain values for ordinary settings; secrets via { env } or { file }. */
+  env: z.record(z.string(), z.union([z.string(), SecretRef])).default({}),
+  cwd: z.string().optional(),
+  /** per-caller: one child process per caller identity (default); shared: one for everyone. */
+  isolation: z.enum(["per-caller", "shared"]).default("per-caller"),
+  idleTimeoutSeconds: z.number().int().positive().default(600),
+  /** How long one call may take before the client gets a 504. */
+  timeoutMs: z.number().int().positive().default(60_000),
+  /** Upper bound of child processes for this server (one per caller). */
+  maxProcesses: z.number().int().positive().default(64),
+  /** Explicit anonymous access (no credential). Refused at startup in a prod environment. */
+  anonymous: z.boolean().default(false),
+});
+
+const HttpServer = z.strictObject({
+  transport: z.literal("http"),
+  url: z.url({ protocol: /^https?$/ }),
+  /** Header values always come from secrets; the client's own credential is never forwarded. */
+  headers: z.record(z.string(), SecretRef).default({}),
+  timeoutMs: z.number().int().positive().default(60_000),
+  connectTimeoutMs: z.number().int().positive().default(5_000),
+  connections: z.number().int().positive().default(128),
+  anonymous: z.boolean().default(false),
+});
+
+export const UpstreamServer = z.discriminatedUnion("transport", [StdioServer, HttpServer]);
+export type UpstreamServer = z.infer<typeof UpstreamServer>;
+export type StdioServerConfig = z.infer<typeof StdioServer>;
+export type HttpServerConfig = z.infer<typeof HttpServer>;
+
+export const Config = z.strictObject({
+  environment: EnvironmentName.default("dev"),
+  listen: z
+    .strictObject({
+      host: z.string().default("127.0.0.1"),
+      port: z.number().int().min(0).max(65535).default(8080),
+      /**
+       * Host names clients may use (Host and Origin checks against DNS rebinding). Default:
+       * loopback names when listening on loopback, plus the publicUrl host.
+       */
+      allowedHosts: z.array(z.string().min(1)).optional(),
+    })
+    .prefault({}),
+  /** Public base URL clients use (e.g. https://mcp.example.com); defaults to the listen address. */
+  publicUrl: z.url().optional(),
+  /** Directory for the embedded SQLite store and generated secrets. */
+  dataDir: z.string().default(".portcullis"),
+  /** `sqlite` (file in dataDir), a SQLite file path, or a postgres:// URL. */
+  store: z.string().default("sqlite"),
+  /** HMAC key for API key hashes. Generated into dataDir on first start when absent. */
+  serverSecret: SecretRef.optional(),
+  limits: z
+    .strictObject({
+      bodyBytes: z
+        .number()
+        .int()
+        .positive()
+        .default(4 * 1024 * 1024),
+      /** Time a client has to send its whole request (slow or stalled clients get 408). */
+      requestTimeoutMs: z.number().int().positive().default(30_000),
+      keepAliveTimeoutMs: z.number().int().positive().default(72_000),
+    })
+    .prefault({}),
+  keys: z
+    .strictObject({
+      defaultTtlDays: z.number().positive().default(90),
+      maxTtlDays: z.number().positive().default(365),
+      /** How long the old key of a rotation stays valid. */
+      rotationOverlapSeconds: z.number().int().min(0).default(86_400),
+    })
+    .prefault({}),
+  audit: z
+    .strictObject({
+      flushIntervalMs: z.number().int().positive().default(50),
+      maxBatch: z.number().int().positive().default(1000),
+    })
+    .prefault({}),
+  log: z
+    .strictObject({
+      level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    })
+    .prefault({}),
+  servers: z.record(ServerName, UpstreamServer).default({}),
+});
+export type Config = z.infer<typeof Config>;

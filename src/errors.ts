@@ -1,0 +1,94 @@
+/**
+ * Protocol failures as typed errors whose codes equal the wire values, and the one
+ * function that maps an error to its HTTP response. The client gets the generic message;
+ * `reason` (precise) goes to the audit log only.
+ */
+
+/** JSON-RPC 2.0 and MCP error codes used by the gateway. */
+export const RpcCode = {
+  ParseError: -32700,
+  InvalidRequest: -32600,
+  MethodNotFound: -32601,
+  InvalidParams: -32602,
+  InternalError: -32603,
+  /** Implementation-defined range (-32000..-32019): gateway refusals. */
+  Unauthorized: -32001,
+  Forbidden: -32003,
+  UpstreamUnavailable: -32010,
+  UpstreamTimeout: -32011,
+  SessionNotFound: -32012,
+  PayloadTooLarge: -32013,
+  /** MCP 2026-07-28 transport: header/body disagreement. */
+  HeaderMismatch: -32020,
+  UnsupportedProtocolVersion: -32022,
+} as const;
+
+export type JsonRpcId = string | number | null;
+
+export class GatewayError extends Error {
+  override name = "GatewayError";
+  /** The JSON-RPC id to echo in the error response, when known. */
+  rpcId: JsonRpcId = null;
+  constructor(
+    readonly status: number,
+    readonly code: number,
+    /** Shown to the client. */
+    message: string,
+    /** Precise reason for the audit log; never shown to the client. */
+    readonly reason: string = message,
+    readonly data?: unknown,
+    readonly headers?: Record<string, string>,
+  ) {
+    super(message);
+  }
+
+  withId(id: JsonRpcId): this {
+    this.rpcId = id;
+    return this;
+  }
+}
+
+/** 401 for every authentication failure: the same generic body whatever the cause. */
+export function unauthorized(reason: string): GatewayError {
+  return new GatewayError(401, RpcCode.Unauthorized, "Unauthorized", reason, undefined, {
+    "www-authenticate": 'Bearer error="invalid_token"',
+  });
+}
+
+export function missingCredential(): GatewayError {
+  return new GatewayError(401, RpcCode.Unauthorized, "Unauthorized", "no credential presented", undefined, {
+    "www-authenticate": "Bearer",
+  });
+}
+
+export function forbidden(reason: string): GatewayError {
+  return new GatewayError(403, RpcCode.Forbidden, "Forbidden", reason);
+}
+
+export interface ErrorReply {
+  status: number;
+  headers: Record<string, string>;
+  body: {
+    jsonrpc: "2.0";
+    id: JsonRpcId;
+    error: { code: number; message: string; data?: unknown };
+  };
+}
+
+/** The single error → HTTP response mapping. Unexpected faults are 500s, never 400s. */
+export function errorReply(err: unknown, id: JsonRpcId = null): ErrorReply {
+  if (err instanceof GatewayError) {
+    const error: ErrorReply["body"]["error"] = { code: err.code, message: err.message };
+    if (err.data !== undefined) error.data = err.data;
+    return {
+      status: err.status,
+      headers: err.headers ?? {},
+      body: { jsonrpc: "2.0", id: err.rpcId ?? id, error },
+    };
+  }
+  return {
+    status: 500,
+    headers: {},
+    body: { jsonrpc: "2.0", id, error: { code: RpcCode.InternalError, message: "Internal error" } },
+  };
+}

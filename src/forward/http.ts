@@ -1,0 +1,204 @@
+/**
+ * Forwarding to a remote Streamable HTTP MCP server (MCP basic/transports) over a pooled
+ * keep-alive undici connection pool. The client's credential is never forwarded: only MCP
+ * headers plus the headers the operator configured (from secrets) go upstream.
+ */
+import type { IncomingHttpHeaders, ServerResponse } from "node:http";
+import type { Dispatcher } from "undici";
+import { Pool, errors as undiciErrors } from "undici";
+import type { JsonObject } from "../classify/message.js";
+import type { HttpServerConfig } from "../config/schema.js";
+import { GatewayError, RpcCode } from "../errors.js";
+import { filterResponse } from "./results.js";
+import type { SessionBindings } from "./sessions.js";
+import { sseRewriter } from "./sse.js";
+import { isForwardableHeader, type PostExchange, type StreamExchange, type Upstream } from "./upstream.js";
+
+const SESSION_HEADER = "mcp-session-id";
+
+export class HttpUpstream implements Upstream {
+  private readonly pool: Pool;
+  private readonly path: string;
+
+  constructor(
+    readonly name: string,
+    private readonly config: HttpServerConfig,
+    /** Operator-configured headers, secrets already resolved at startup. */
+    private readonly fixedHeaders: Record<string, string>,
+    private readonly sessions: SessionBindings,
+  ) {
+    const url = new URL(config.url);
+    this.path = url.pathname + url.search;
+    this.pool = new Pool(url.origin, {
+      connections: config.connections,
+      connectTimeout: config.connectTimeoutMs,
+      headersTimeout: config.timeoutMs,
+      bodyTimeout: config.timeoutMs,
+      keepAliveTimeout: 30_000,
+      pipelining: 1,
+    });
+  }
+
+  processes(): number {
+    return 0;
+  }
+
+  private upstreamHeaders(client: IncomingHttpHeaders, principalId: string): Record<string, string> {
+    const out: Record<string, string> = { ...this.fixedHeaders };
+    for (const [name, value] of Object.entries(client)) {
+      if (value !== undefined && isForwardableHeader(name))
+        out[name] = Array.isArray(value) ? value.join(",") : value;
+    }
+    const session = client[SESSION_HEADER];
+    if (typeof session === "string") {
+      const check = this.sessions.check(session, principalId, this.name);
+      if (check !== "ok") {
+        throw new GatewayError(
+          404,
+          RpcCode.SessionNotFound,
+          "Session not found",
+          check === "foreign"
+            ? "session id belongs to another caller (hijack attempt refused)"
+            : "unknown session id",
+        );
+      }
+      out[SESSION_HEADER] = session;
+    }
+    return out;
+  }
+
+  private async send(
+    method: "POST" | "GET" | "DELETE",
+    headers: Record<string, string>,
+    body: string | null,
+    signal: AbortSignal,
+    streaming: boolean,
+  ): Promise<Dispatcher.ResponseData> {
+    try {
+      return await this.pool.request({
+        path: this.path,
+        method,
+        headers,
+        body,
+        signal,
+        // Long-lived SSE streams (GET) may idle between events.
+        ...(streaming ? { bodyTimeout: 0, headersTimeout: this.config.timeoutMs } : {}),
+      });
+    } catch (err) {
+      throw upstreamError(this.name, err);
+    }
+  }
+
+  async post(x: PostExchange): Promise<void> {
+    const headers = this.upstreamHeaders(x.headers, x.principal.id);
+    headers["content-type"] = "application/json";
+    headers.accept =
+      typeof x.headers.accept === "string" ? x.headers.accept : "application/json, text/event-stream";
+    const upstream = await this.send("POST", headers, JSON.stringify(x.msg.message), x.signal, false);
+    const sessionId = upstream.headers[SESSION_HEADER];
+    if (typeof sessionId === "string" && x.msg.method === "initialize" && upstream.statusCode < 300) {
+      this.sessions.bind(sessionId, x.principal.id, this.name);
+    }
+    const contentType = String(upstream.headers["content-type"] ?? "");
+    if (x.filter && x.msg.kind === "request" && upstream.statusCode === 200) {
+      const { filter, msg } = x;
+      const rewrite = (text: string): string => {
+        try {
+          return JSON.stringify(filterResponse(JSON.parse(text) as JsonObject, msg.id, msg.method, filter));
+        } catch {
+          return text;
+        }
+      };
+      if (contentType.startsWith("text/event-stream")) {
+        writeHead(x.res, upstream);
+        await pipe(upstream.body.pipe(sseRewriter(rewrite)), x.res);
+        return;
+      }
+      if (contentType.startsWith("application/json")) {
+        const text = rewrite(await upstream.body.text());
+        writeHead(x.res, upstream, Buffer.byteLength(text));
+        x.res.end(text);
+        return;
+      }
+    }
+    writeHead(x.res, upstream);
+    await pipe(upstream.body, x.res);
+  }
+
+  async get(x: StreamExchange): Promise<void> {
+    const headers = this.upstreamHeaders(x.headers, x.principal.id);
+    headers.accept = "text/event-stream";
+    const upstream = await this.send("GET", headers, null, x.signal, true);
+    writeHead(x.res, upstream);
+    await pipe(upstream.body, x.res);
+  }
+
+  async delete(x: StreamExchange): Promise<void> {
+    const headers = this.upstreamHeaders(x.headers, x.principal.id);
+    const upstream = await this.send("DELETE", headers, null, x.signal, false);
+    const session = x.headers[SESSION_HEADER];
+    if (typeof session === "string" && upstream.statusCode < 300) this.sessions.unbind(session);
+    writeHead(x.res, upstream);
+    await pipe(upstream.body, x.res);
+  }
+
+  async close(): Promise<void> {
+    await this.pool.close();
+  }
+}
+
+/** Response headers passed back to the client (never upstream cookies or auth challenges). */
+const PASSED_BACK = ["content-type", SESSION_HEADER, "cache-control", "mcp-protocol-version"];
+
+function writeHead(res: ServerResponse, upstream: Dispatcher.ResponseData, length?: number): void {
+  const headers: Record<string, string> = {};
+  for (const name of PASSED_BACK) {
+    const v = upstream.headers[name];
+    if (typeof v === "string") headers[name] = v;
+  }
+  if (length !== undefined) headers["content-length"] = String(length);
+  // An upstream 401/403 is about the gateway's own upstream credential, not the client's:
+  // never let it look like the client's token was rejected.
+  const status = upstream.statusCode === 401 || upstream.statusCode === 403 ? 502 : upstream.statusCode;
+  res.writeHead(status, headers);
+  // Flush headers now so SSE events reach the client as they arrive.
+  if (String(headers["content-type"]).startsWith("text/event-stream")) res.flushHeaders();
+}
+
+function pipe(body: NodeJS.ReadableStream, res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    body.on("error", () => {
+      res.destroy();
+      resolve();
+    });
+    res.on("close", () => {
+      (body as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
+      resolve();
+    });
+    body.pipe(res);
+  });
+}
+
+function upstreamError(server: string, err: unknown): GatewayError {
+  if (
+    err instanceof undiciErrors.HeadersTimeoutError ||
+    err instanceof undiciErrors.BodyTimeoutError ||
+    err instanceof undiciErrors.ConnectTimeoutError
+  ) {
+    return new GatewayError(
+      504,
+      RpcCode.UpstreamTimeout,
+      "Upstream timed out",
+      `upstream ${server} timed out: ${(err as Error).message}`,
+    );
+  }
+  if (err instanceof Error && err.name === "AbortError") {
+    return new GatewayError(499, RpcCode.InternalError, "Client closed request", "client went away");
+  }
+  return new GatewayError(
+    502,
+    RpcCode.UpstreamUnavailable,
+    "Upstream unavailable",
+    `upstream ${server} unreachable: ${(err as Error)?.message ?? String(err)}`,
+  );
+}

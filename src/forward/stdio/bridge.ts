@@ -1,0 +1,405 @@
+/**
+ * Serves a stdio MCP server over Streamable HTTP to every current revision:
+ * - 2025-06-18 / 2025-11-25: initialize handshake answered by the gateway from the child's
+ *   own initialize result, gateway-minted `Mcp-Session-Id` bound to the caller, GET stream
+ *   for server notifications, DELETE to end the session;
+ * - 2026-07-28: stateless requests, `server/discover` synthesised from the child's
+ *   capabilities, `resultType` and CacheableResult fields added to results.
+ * Isolation: one child per caller identity by default, so callers never share state.
+ */
+import { randomUUID } from "node:crypto";
+import type { ServerResponse } from "node:http";
+import type { Logger } from "pino";
+import { isModernVersion } from "../../classify/headers.js";
+import {
+  type JsonObject,
+  LEGACY_PROTOCOL_VERSIONS,
+  MODERN_PROTOCOL_VERSION,
+  SUPPORTED_PROTOCOL_VERSIONS,
+} from "../../classify/message.js";
+import type { StdioServerConfig } from "../../config/schema.js";
+import { GatewayError, RpcCode } from "../../errors.js";
+import { filterResult } from "../results.js";
+import type { SessionBindings } from "../sessions.js";
+import type { PostExchange, StreamExchange, Upstream } from "../upstream.js";
+import { type ChildInit, StdioChild } from "./child.js";
+
+const SESSION_HEADER = "mcp-session-id";
+const SERVER_INFO_META = "io.modelcontextprotocol/serverInfo";
+const CACHEABLE = new Set([
+  "tools/list",
+  "prompts/list",
+  "resources/list",
+  "resources/read",
+  "resources/templates/list",
+]);
+const MAX_BACKOFF_MS = 30_000;
+
+interface Slot {
+  child: StdioChild | null;
+  starting: Promise<StdioChild> | null;
+  crashes: number;
+  lastCrash: number;
+  /** Open legacy GET streams of this caller's sessions. */
+  streams: Set<ServerResponse>;
+}
+
+export class StdioUpstream implements Upstream {
+  private slots = new Map<string, Slot>();
+  private reaper: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(
+    readonly name: string,
+    private readonly config: StdioServerConfig,
+    /** Configured child env with secrets resolved at startup. */
+    private readonly env: Record<string, string>,
+    private readonly sessions: SessionBindings,
+    private readonly log: Logger,
+    private readonly version: string,
+  ) {
+    const idleMs = config.idleTimeoutSeconds * 1000;
+    this.reaper = setInterval(() => this.reapIdle(idleMs), Math.min(idleMs, 30_000));
+    this.reaper.unref();
+  }
+
+  processes(): number {
+    let n = 0;
+    for (const slot of this.slots.values()) if (slot.child?.alive) n++;
+    return n;
+  }
+
+  private slotKey(principalId: string): string {
+    return this.config.isolation === "shared" ? "*" : principalId;
+  }
+
+  private slot(key: string): Slot {
+    let slot = this.slots.get(key);
+    if (!slot) {
+      slot = { child: null, starting: null, crashes: 0, lastCrash: 0, streams: new Set() };
+      this.slots.set(key, slot);
+    }
+    return slot;
+  }
+
+  /** The caller's child, started (after a crash backoff) and initialized on first use. */
+  private acquire(key: string): Promise<StdioChild> {
+    if (this.closed) {
+      return Promise.reject(
+        new GatewayError(503, RpcCode.UpstreamUnavailable, "Gateway shutting down", "gateway closing"),
+      );
+    }
+    const slot = this.slot(key);
+    if (slot.child?.alive && slot.child.init) return Promise.resolve(slot.child);
+    if (slot.starting) return slot.starting;
+    if (this.processes() >= this.config.maxProcesses && !this.evictIdle()) {
+      return Promise.reject(
+        new GatewayError(
+          503,
+          RpcCode.UpstreamUnavailable,
+          "Upstream at capacity",
+          `stdio upstream ${this.name}: maxProcesses (${this.config.maxProcesses}) reached`,
+        ),
+      );
+    }
+    // Restart with exponential backoff after crashes: 0, 250 ms, 500 ms, ... up to 30 s.
+    const sinceCrash = Date.now() - slot.lastCrash;
+    if (sinceCrash > 60_000) slot.crashes = 0;
+    const backoff =
+      slot.crashes === 0 ? 0 : Math.min(MAX_BACKOFF_MS, 250 * 2 ** (slot.crashes - 1)) - sinceCrash;
+    slot.starting = (async () => {
+      if (backoff > 0) await new Promise((r) => setTimeout(r, backoff));
+      const child = new StdioChild(this.name, this.config, this.env, this.log, (c, code, signal) =>
+        this.onExit(key, c, code, signal),
+      );
+      slot.child = child;
+      child.onBroadcast = (n) => this.broadcast(slot, n);
+      await child.initialize(this.config.timeoutMs, this.version);
+      this.log.info({ server: this.name, pid: child.pid }, "stdio upstream started");
+      return child;
+    })().finally(() => {
+      slot.starting = null;
+    });
+    return slot.starting;
+  }
+
+  private onExit(key: string, child: StdioChild, code: number | null, signal: NodeJS.Signals | null): void {
+    const slot = this.slots.get(key);
+    if (!slot || slot.child !== child) return;
+    slot.child = null;
+    if (child.stopping) return;
+    slot.crashes++;
+    slot.lastCrash = Date.now();
+    this.log.warn(
+      { server: this.name, code, signal, crashes: slot.crashes },
+      "stdio upstream exited; restarting on next call with backoff",
+    );
+  }
+
+  private reapIdle(idleMs: number): void {
+    const cutoff = Date.now() - idleMs;
+    for (const [key, slot] of this.slots) {
+      const child = slot.child;
+      if (child && !child.busy && child.lastActivity < cutoff && slot.streams.size === 0) {
+        this.log.info({ server: this.name, pid: child.pid }, "reaping idle stdio upstream");
+        child.stopping = true;
+        void child.stop();
+        slot.child = null;
+        this.slots.delete(key);
+      }
+    }
+  }
+
+  private evictIdle(): boolean {
+    let victim: [string, Slot] | null = null;
+    for (const entry of this.slots) {
+      const c = entry[1].child;
+      if (
+        c?.alive &&
+        !c.busy &&
+        entry[1].streams.size === 0 &&
+        (!victim || c.lastActivity < (victim[1].child?.lastActivity ?? 0))
+      ) {
+        victim = entry;
+      }
+    }
+    if (!victim?.[1].child) return false;
+    victim[1].child.stopping = true;
+    void victim[1].child.stop();
+    this.slots.delete(victim[0]);
+    return true;
+  }
+
+  private broadcast(slot: Slot, notification: JsonObject): void {
+    const event = `event: message\ndata: ${JSON.stringify(notification)}\n\n`;
+    for (const res of slot.streams) res.write(event);
+  }
+
+  async post(x: PostExchange): Promise<void> {
+    const { msg } = x;
+    const headerVersion = x.headers["mcp-protocol-version"];
+    const version = msg.metaProtocolVersion ?? (typeof headerVersion === "string" ? headerVersion : null);
+    const modern = isModernVersion(version);
+    if (modern && version !== MODERN_PROTOCOL_VERSION) {
+      throw new GatewayError(
+        400,
+        RpcCode.UnsupportedProtocolVersion,
+        "Unsupported protocol version",
+        `client asked for ${version}`,
+        {
+          supported: [...SUPPORTED_PROTOCOL_VERSIONS],
+          requested: version,
+        },
+      ).withId(msg.id);
+    }
+    const key = this.slotKey(x.principal.id);
+
+    if (!modern) {
+      if (msg.method === "initialize") return this.initializeSession(x, key);
+      this.requireSession(x);
+    }
+    if (msg.kind !== "request") {
+      if (msg.method === "notifications/cancelled") {
+        // Cancellation ids are the client's; the child never saw them, so there is nothing
+        // safe to forward. In-flight calls are cancelled when the client disconnects.
+      } else if (msg.kind === "notification" && msg.method !== "notifications/initialized") {
+        const child = this.slots.get(key)?.child;
+        child?.notify(msg.message);
+      }
+      x.res.writeHead(202).end();
+      return;
+    }
+    if (modern && msg.method === "server/discover") {
+      const child = await this.acquire(key);
+      return this.sendJson(x.res, {
+        jsonrpc: "2.0",
+        id: msg.id,
+        result: discoverResult(child.init as ChildInit),
+      });
+    }
+    if (modern && (msg.method === "initialize" || msg.method === "subscriptions/listen")) {
+      throw new GatewayError(
+        400,
+        RpcCode.MethodNotFound,
+        `${msg.method} is not available for this server on ${MODERN_PROTOCOL_VERSION} through the gateway`,
+        `stdio bridge does not support ${msg.method} on the modern revision`,
+      ).withId(msg.id);
+    }
+
+    const child = await this.acquire(key);
+    const params = msg.message.params as JsonObject | undefined;
+    const accept = String(x.headers.accept ?? "");
+    const stream = accept.includes("text/event-stream") && hasProgressToken(params);
+    let clientToken: unknown = null;
+    if (stream) {
+      clientToken = ((params?._meta ?? {}) as JsonObject).progressToken;
+      x.res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+      x.res.flushHeaders();
+    }
+    const onNotification = stream
+      ? (n: JsonObject) => {
+          const p = { ...(n.params as JsonObject), progressToken: clientToken };
+          x.res.write(`event: message\ndata: ${JSON.stringify({ ...n, params: p })}\n\n`);
+        }
+      : null;
+    let response: JsonObject;
+    try {
+      response = await child.request(
+        { method: msg.method as string, ...(params !== undefined ? { params } : {}) },
+        this.config.timeoutMs,
+        onNotification,
+        x.signal,
+      );
+    } catch (err) {
+      if (stream && err instanceof GatewayError) {
+        // Headers are sent: the error travels as the JSON-RPC response on the stream.
+        x.res.end(
+          `event: message\ndata: ${JSON.stringify({ jsonrpc: "2.0", id: msg.id, error: { code: err.code, message: err.message } })}\n\n`,
+        );
+        return;
+      }
+      throw err;
+    }
+    const out: JsonObject = { jsonrpc: "2.0", id: msg.id };
+    if ("error" in response) out.error = response.error;
+    else {
+      let result = (response.result as JsonObject) ?? {};
+      if (modern) result = modernResult(msg.method as string, result, child.init as ChildInit);
+      if (x.filter) result = filterResult(msg.method, result, x.filter);
+      out.result = result;
+    }
+    if (stream) x.res.end(`event: message\ndata: ${JSON.stringify(out)}\n\n`);
+    else this.sendJson(x.res, out);
+  }
+
+  private async initializeSession(x: PostExchange, key: string): Promise<void> {
+    const child = await this.acquire(key);
+    const init = child.init as ChildInit;
+    const params = x.msg.message.params as JsonObject | undefined;
+    const requested = params?.protocolVersion;
+    const protocolVersion = (LEGACY_PROTOCOL_VERSIONS as readonly unknown[]).includes(requested)
+      ? (requested as string)
+      : LEGACY_PROTOCOL_VERSIONS[0];
+    const sessionId = randomUUID();
+    this.sessions.bind(sessionId, x.principal.id, this.name);
+    const result: JsonObject = {
+      protocolVersion,
+      capabilities: init.capabilities,
+      serverInfo: init.serverInfo,
+      ...(init.instructions !== undefined ? { instructions: init.instructions } : {}),
+    };
+    this.sendJson(x.res, { jsonrpc: "2.0", id: x.msg.id, result }, { [SESSION_HEADER]: sessionId });
+  }
+
+  private requireSession(x: {
+    headers: PostExchange["headers"];
+    principal: PostExchange["principal"];
+  }): string {
+    const session = x.headers[SESSION_HEADER];
+    if (typeof session !== "string") {
+      throw new GatewayError(
+        400,
+        RpcCode.InvalidRequest,
+        "Bad Request: Mcp-Session-Id header is required (send initialize first, or use protocol 2026-07-28)",
+        "legacy request without a session",
+      );
+    }
+    const check = this.sessions.check(session, x.principal.id, this.name);
+    if (check !== "ok") {
+      throw new GatewayError(
+        404,
+        RpcCode.SessionNotFound,
+        "Session not found",
+        check === "foreign"
+          ? "session id belongs to another caller (hijack attempt refused)"
+          : "unknown session id",
+      );
+    }
+    return session;
+  }
+
+  async get(x: StreamExchange): Promise<void> {
+    if (typeof x.headers[SESSION_HEADER] !== "string") {
+      throw new GatewayError(
+        405,
+        RpcCode.InvalidRequest,
+        "Method Not Allowed: GET needs an Mcp-Session-Id (2025-x)",
+        "GET without session",
+      );
+    }
+    this.requireSession(x);
+    const slot = this.slot(this.slotKey(x.principal.id));
+    x.res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+    x.res.flushHeaders();
+    slot.streams.add(x.res);
+    await new Promise<void>((resolve) => {
+      x.res.on("close", () => {
+        slot.streams.delete(x.res);
+        resolve();
+      });
+    });
+  }
+
+  async delete(x: StreamExchange): Promise<void> {
+    const session = this.requireSession(x);
+    this.sessions.unbind(session);
+    x.res.writeHead(204).end();
+  }
+
+  private sendJson(res: ServerResponse, body: JsonObject, headers: Record<string, string> = {}): void {
+    const text = JSON.stringify(body);
+    res.writeHead(200, {
+      "content-type": "application/json",
+      "content-length": String(Buffer.byteLength(text)),
+      ...headers,
+    });
+    res.end(text);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.reaper);
+    const stops: Promise<void>[] = [];
+    for (const slot of this.slots.values()) {
+      for (const res of slot.streams) res.end();
+      if (slot.child) {
+        slot.child.stopping = true;
+        stops.push(slot.child.stop());
+      }
+    }
+    this.slots.clear();
+    await Promise.all(stops);
+  }
+}
+
+function hasProgressToken(params: JsonObject | undefined): boolean {
+  const meta = params?._meta as JsonObject | undefined;
+  return meta !== undefined && meta !== null && meta.progressToken !== undefined;
+}
+
+/** 2026-07-28 server/discover, answered for a legacy child from its initialize result. */
+function discoverResult(init: ChildInit): JsonObject {
+  return {
+    resultType: "complete",
+    supportedVersions: [...SUPPORTED_PROTOCOL_VERSIONS],
+    capabilities: init.capabilities,
+    ...(init.instructions !== undefined ? { instructions: init.instructions } : {}),
+    _meta: { [SERVER_INFO_META]: init.serverInfo },
+    ttlMs: 60_000,
+    cacheScope: "private",
+  };
+}
+
+/** Adds the fields 2026-07-28 requires of results that a legacy child does not produce. */
+function modernResult(method: string, result: JsonObject, init: ChildInit): JsonObject {
+  const out: JsonObject = { ...result };
+  if (out.resultType === undefined) out.resultType = "complete";
+  const meta = (out._meta as JsonObject | undefined) ?? {};
+  if (meta[SERVER_INFO_META] === undefined) out._meta = { ...meta, [SERVER_INFO_META]: init.serverInfo };
+  if (CACHEABLE.has(method)) {
+    if (out.ttlMs === undefined) out.ttlMs = 0;
+    // Behind an authenticating gateway a result is never for shared caches.
+    out.cacheScope = "private";
+  }
+  return out;
+}

@@ -1,0 +1,54 @@
+/**
+ * What the listener hands to an upstream: the authenticated principal, the classified
+ * message and the raw response to write to. Upstreams write the reply themselves so that
+ * SSE streams pass through without buffering.
+ */
+import type { IncomingHttpHeaders, ServerResponse } from "node:http";
+import type { Principal } from "../authn/principal.js";
+import type { ClassifiedMessage } from "../classify/message.js";
+
+export interface ListFilter {
+  /** Keep a tool in tools/list. */
+  tool(name: string): boolean;
+}
+
+export interface PostExchange {
+  principal: Principal;
+  msg: ClassifiedMessage;
+  headers: IncomingHttpHeaders;
+  res: ServerResponse;
+  /** Set when the caller sees only part of the server: lists are filtered and private. */
+  filter: ListFilter | null;
+  /** Aborted when the client goes away. */
+  signal: AbortSignal;
+}
+
+export interface StreamExchange {
+  principal: Principal;
+  headers: IncomingHttpHeaders;
+  res: ServerResponse;
+  signal: AbortSignal;
+}
+
+export interface Upstream {
+  readonly name: string;
+  post(x: PostExchange): Promise<void>;
+  /** Legacy (2025-x) standalone SSE stream. */
+  get(x: StreamExchange): Promise<void>;
+  /** Legacy session termination. */
+  delete(x: StreamExchange): Promise<void>;
+  /** Number of live child processes (stdio) for metrics; 0 for HTTP. */
+  processes(): number;
+  close(): Promise<void>;
+}
+
+/** Header names forwarded to an upstream: MCP's own and the Mcp-Param-* mirrors; never credentials. */
+export function isForwardableHeader(name: string): boolean {
+  return (
+    name === "mcp-protocol-version" ||
+    name === "mcp-method" ||
+    name === "mcp-name" ||
+    name === "last-event-id" ||
+    name.startsWith("mcp-param-")
+  );
+}

@@ -1,0 +1,100 @@
+/**
+ * Assembles a running gateway from a validated config: store, keys, audit, upstreams and
+ * the listener. Everything on the request path is built here, once.
+ */
+import { mkdirSync } from "node:fs";
+import type { Logger } from "pino";
+import { AuditWriter } from "./audit/writer.js";
+import { Keyring } from "./authn/keyring.js";
+import { serverSecret } from "./authn/serverSecret.js";
+import type { LoadedConfig } from "./config/load.js";
+import { readSecret } from "./config/load.js";
+import { HttpUpstream } from "./forward/http.js";
+import { SessionBindings } from "./forward/sessions.js";
+import { StdioUpstream } from "./forward/stdio/bridge.js";
+import { buildApp, type Route } from "./listener/app.js";
+import { openStore } from "./store/open.js";
+import type { Store } from "./store/types.js";
+import { createMetrics } from "./telemetry/metrics.js";
+import { VERSION } from "./version.js";
+
+export interface Gateway {
+  url: string;
+  port: number;
+  store: Store;
+  secret: Buffer;
+  close(): Promise<void>;
+}
+
+function resolveValues(
+  values: Record<string, string | { env: string } | { file: string }>,
+  field: string,
+): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(values))
+    out[k] = typeof v === "string" ? v : readSecret(v, `${field}.${k}`);
+  return out;
+}
+
+export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<Gateway> {
+  const { config, storeSpec } = loaded;
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const secret = serverSecret(config, { create: true });
+  const sessions = new SessionBindings();
+  const routes = new Map<string, Route>();
+  // Resolve every secret before anything starts, so a missing one fails startup.
+  for (const [name, server] of Object.entries(config.servers)) {
+    const upstream =
+      server.transport === "http"
+        ? new HttpUpstream(name, server, resolveValues(server.headers, `servers.${name}.headers`), sessions)
+        : new StdioUpstream(
+            name,
+            server,
+            resolveValues(server.env, `servers.${name}.env`),
+            sessions,
+            log,
+            VERSION,
+          );
+    routes.set(name, { upstream, anonymous: server.anonymous });
+  }
+  const store = await openStore(storeSpec);
+  const keyring = new Keyring(store, secret, config.environment);
+  await keyring.start();
+  const audit = new AuditWriter(store, log, config.audit.flushIntervalMs, config.audit.maxBatch);
+  const metrics = createMetrics();
+  let closing = false;
+  const app = buildApp({ config, routes, keyring, audit, metrics, log, ready: () => !closing });
+  const usageTimer = setInterval(() => {
+    keyring.flushUsage().catch((err: unknown) => log.warn({ err }, "could not record key usage"));
+  }, 1000);
+  usageTimer.unref();
+
+  await app.listen({ host: config.listen.host, port: config.listen.port });
+  const address = app.server.address();
+  const port = typeof address === "object" && address ? address.port : config.listen.port;
+  const host = config.listen.host.includes(":") ? `[${config.listen.host}]` : config.listen.host;
+  const url =
+    config.publicUrl?.replace(/\/$/, "") ?? `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`;
+  log.info(
+    { url, environment: config.environment, servers: [...routes.keys()], store: store.kind },
+    "portcullis listening",
+  );
+
+  return {
+    url,
+    port,
+    store,
+    secret,
+    async close() {
+      closing = true;
+      clearInterval(usageTimer);
+      await app.close();
+      await Promise.all([...routes.values()].map((r) => r.upstream.close()));
+      sessions.close();
+      await audit.close();
+      await keyring.flushUsage().catch(() => {});
+      await keyring.close();
+      await store.close();
+    },
+  };
+}

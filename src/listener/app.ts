@@ -1,0 +1,325 @@
+/**
+ * The HTTP listener: one route per MCP endpoint (`/mcp/<server>`, MCP Streamable HTTP),
+ * health, readiness and metrics. The pipeline per request is fixed at startup:
+ * authenticate → classify → check mirrored headers → authorize (scope) → forward, and
+ * every decision becomes one audit record.
+ */
+import { createServer, type ServerResponse } from "node:http";
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import type { Logger } from "pino";
+import type { AuditWriter } from "../audit/writer.js";
+import { anonymousPrincipal, authenticate } from "../authn/authenticate.js";
+import type { Keyring } from "../authn/keyring.js";
+import type { Principal } from "../authn/principal.js";
+import { allowsServer, allowsTool, restrictsTools } from "../authz/scope.js";
+import { checkMirroredHeaders } from "../classify/headers.js";
+import { type ClassifiedMessage, classifyMessage } from "../classify/message.js";
+import type { Config } from "../config/schema.js";
+import {
+  errorReply,
+  forbidden,
+  GatewayError,
+  type JsonRpcId,
+  missingCredential,
+  RpcCode,
+  unauthorized,
+} from "../errors.js";
+import type { Upstream } from "../forward/upstream.js";
+import { type Metrics, methodLabel } from "../telemetry/metrics.js";
+import { allowedHostnames, hostProblem } from "./hostCheck.js";
+
+export interface Route {
+  upstream: Upstream;
+  anonymous: boolean;
+}
+
+export interface AppDeps {
+  config: Config;
+  routes: Map<string, Route>;
+  keyring: Keyring;
+  audit: AuditWriter;
+  metrics: Metrics;
+  log: Logger;
+  ready(): boolean;
+}
+
+/** Methods that stay within a tool-scoped key's reach (lists are filtered for it). */
+const TOOL_SCOPED_METHODS = new Set([
+  "initialize",
+  "ping",
+  "server/discover",
+  "tools/list",
+  "tools/call",
+  "completion/complete",
+  "logging/setLevel",
+]);
+
+interface Decision {
+  principal: Principal | null;
+  server: string;
+  msg: ClassifiedMessage | null;
+  started: number;
+}
+
+export function buildApp(deps: AppDeps): FastifyInstance {
+  const { config, routes, keyring, audit, metrics, log } = deps;
+  const environment = config.environment;
+  const anonymous = anonymousPrincipal(environment);
+  const hosts = allowedHostnames(config);
+  if (hosts === null)
+    log.warn(
+      "listening on all interfaces without listen.allowedHosts or publicUrl: Host/Origin checks are off",
+    );
+
+  const app = Fastify({
+    logger: false,
+    bodyLimit: config.limits.bodyBytes,
+    // Slow or stalled clients: Node checks request deadlines every connectionsCheckingInterval.
+    serverFactory: (handler) =>
+      createServer(
+        {
+          requestTimeout: config.limits.requestTimeoutMs,
+          headersTimeout: Math.min(config.limits.requestTimeoutMs, 60_000),
+          keepAliveTimeout: config.limits.keepAliveTimeoutMs,
+          connectionsCheckingInterval: Math.min(1000, config.limits.requestTimeoutMs),
+        },
+        handler,
+      ),
+    return503OnClosing: true,
+    forceCloseConnections: true,
+    routerOptions: { ignoreTrailingSlash: true },
+  });
+
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser("*", { parseAs: "string" }, (_req, body, done) => done(null, body));
+
+  function auditDecision(
+    d: Decision,
+    decision: "allow" | "deny",
+    reason: string,
+    detail: Record<string, unknown> | null,
+    credentialId?: string | null,
+  ): void {
+    audit.record({
+      at: new Date(),
+      environment,
+      principal: d.principal?.id ?? null,
+      method: d.principal?.method ?? null,
+      credentialId: d.principal?.credentialId ?? credentialId ?? null,
+      server: d.server,
+      rpcMethod: d.msg?.method ?? null,
+      tool: d.msg?.name ?? null,
+      decision,
+      reason,
+      latencyUs: Math.round((performance.now() - d.started) * 1000),
+      detail,
+    });
+  }
+
+  function finish(d: Decision, outcome: string): void {
+    const method = methodLabel(d.msg?.method ?? null);
+    metrics.requests.inc({ server: d.server, method, outcome });
+    metrics.duration.observe({ server: d.server, method }, (performance.now() - d.started) / 1000);
+  }
+
+  function refuse(d: Decision, res: ServerResponse, err: unknown, id: JsonRpcId = null): void {
+    const reply = errorReply(err, id);
+    if (reply.status === 500) log.error({ err, server: d.server }, "unexpected error on the request path");
+    if (!res.headersSent) {
+      const body = JSON.stringify(reply.body);
+      res.writeHead(reply.status, {
+        "content-type": "application/json",
+        "content-length": String(Buffer.byteLength(body)),
+        ...reply.headers,
+      });
+      res.end(body);
+    } else {
+      res.destroy();
+    }
+    finish(d, String(reply.status));
+  }
+
+  /** Authenticates, failing closed on any error; returns null after replying with a refusal. */
+  async function authenticated(
+    req: FastifyRequest,
+    res: ServerResponse,
+    d: Decision,
+    route: Route | undefined,
+  ): Promise<Principal | null> {
+    const problem = hostProblem(req.headers, hosts);
+    if (problem) {
+      auditDecision(d, "deny", problem, null);
+      refuse(d, res, forbidden(problem));
+      return null;
+    }
+    try {
+      const pending = keyring.refresh();
+      if (pending) await pending;
+    } catch (err) {
+      log.error({ err }, "cannot refresh keys from the store: failing closed");
+      auditDecision(d, "deny", "key store unavailable: failing closed", null);
+      refuse(
+        d,
+        res,
+        new GatewayError(503, RpcCode.UpstreamUnavailable, "Service unavailable", "key store unavailable"),
+      );
+      return null;
+    }
+    const result = authenticate(req.headers, keyring, route?.anonymous ? anonymous : null);
+    if (!result.ok) {
+      auditDecision(d, "deny", result.reason, result.detail ?? null, result.credentialId);
+      refuse(d, res, result.missing ? missingCredential() : unauthorized(result.reason));
+      return null;
+    }
+    d.principal = result.principal;
+    if (!route) {
+      auditDecision(d, "deny", "unknown server", null);
+      refuse(
+        d,
+        res,
+        new GatewayError(404, RpcCode.MethodNotFound, "Unknown MCP server", `no server named ${d.server}`),
+      );
+      return null;
+    }
+    if (!allowsServer(result.principal.scopes, d.server)) {
+      auditDecision(d, "deny", `server ${d.server} is outside the credential's scope`, null);
+      refuse(d, res, forbidden(`server ${d.server} outside scope`));
+      return null;
+    }
+    return result.principal;
+  }
+
+  async function post(
+    req: FastifyRequest<{ Params: { server: string } }>,
+    reply: FastifyReply,
+  ): Promise<void> {
+    reply.hijack();
+    const res = reply.raw;
+    const d: Decision = { principal: null, server: req.params.server, msg: null, started: performance.now() };
+    const route = routes.get(d.server);
+    const principal = await authenticated(req, res, d, route);
+    if (!principal || !route) return;
+    let msg: ClassifiedMessage;
+    try {
+      const type = req.headers["content-type"] ?? "";
+      if (!/^application\/json\b/i.test(type)) {
+        throw new GatewayError(
+          415,
+          RpcCode.InvalidRequest,
+          "Unsupported Media Type: use application/json",
+          `content-type ${type}`,
+        );
+      }
+      msg = classifyMessage(typeof req.body === "string" ? req.body : "");
+      d.msg = msg;
+      checkMirroredHeaders(req.headers, msg);
+    } catch (err) {
+      auditDecision(d, "deny", err instanceof GatewayError ? err.reason : "classification failed", null);
+      refuse(d, res, err);
+      return;
+    }
+    const scopes = principal.scopes;
+    if (msg.kind === "request" && msg.method !== null && restrictsTools(scopes, d.server)) {
+      if (msg.method === "tools/call" && !allowsTool(scopes, d.server, msg.name as string)) {
+        auditDecision(d, "deny", `tool ${msg.name} is outside the credential's scope`, null);
+        refuse(d, res, forbidden("tool outside scope"), msg.id);
+        return;
+      }
+      if (!TOOL_SCOPED_METHODS.has(msg.method)) {
+        auditDecision(
+          d,
+          "deny",
+          `${msg.method} needs a server-wide scope; the credential is scoped to tools`,
+          null,
+        );
+        refuse(d, res, forbidden("method outside scope"), msg.id);
+        return;
+      }
+    }
+    const filter = restrictsTools(scopes, d.server)
+      ? { tool: (name: string) => allowsTool(scopes, d.server, name) }
+      : null;
+    auditDecision(d, "allow", "credential valid and in scope", null);
+    const controller = new AbortController();
+    res.on("close", () => {
+      if (!res.writableFinished) controller.abort();
+    });
+    try {
+      await route.upstream.post({
+        principal,
+        msg,
+        headers: req.headers,
+        res,
+        filter,
+        signal: controller.signal,
+      });
+      finish(d, res.statusCode < 400 ? "allowed" : String(res.statusCode));
+    } catch (err) {
+      if (err instanceof GatewayError) log.warn({ server: d.server, reason: err.reason }, err.message);
+      refuse(d, res, err, msg.id);
+    }
+  }
+
+  function stream(kind: "get" | "delete") {
+    return async (
+      req: FastifyRequest<{ Params: { server: string } }>,
+      reply: FastifyReply,
+    ): Promise<void> => {
+      reply.hijack();
+      const res = reply.raw;
+      const d: Decision = {
+        principal: null,
+        server: req.params.server,
+        msg: null,
+        started: performance.now(),
+      };
+      const route = routes.get(d.server);
+      const principal = await authenticated(req, res, d, route);
+      if (!principal || !route) return;
+      auditDecision(d, "allow", `${kind.toUpperCase()} stream`, null);
+      const controller = new AbortController();
+      res.on("close", () => controller.abort());
+      try {
+        await route.upstream[kind]({ principal, headers: req.headers, res, signal: controller.signal });
+        finish(d, "allowed");
+      } catch (err) {
+        refuse(d, res, err);
+      }
+    };
+  }
+
+  app.post("/mcp/:server", post);
+  app.get("/mcp/:server", stream("get"));
+  app.delete("/mcp/:server", stream("delete"));
+
+  app.get("/healthz", async () => ({ status: "ok" }));
+  app.get("/readyz", async (_req, reply) => {
+    const ok = deps.ready() && keyring.healthy();
+    return reply.code(ok ? 200 : 503).send({ status: ok ? "ready" : "not ready" });
+  });
+  app.get("/metrics", async (_req, reply) => {
+    metrics.auditPending.set(audit.pending);
+    for (const [name, route] of routes)
+      metrics.upstreamProcesses.set({ server: name }, route.upstream.processes());
+    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    const body = errorReply(
+      new GatewayError(404, RpcCode.MethodNotFound, "Not found", `no route ${req.method} ${req.url}`),
+    ).body;
+    void reply.code(404).send(body);
+  });
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
+    const status = err.statusCode ?? 500;
+    let mapped: GatewayError | Error = err;
+    if (status === 413)
+      mapped = new GatewayError(413, RpcCode.PayloadTooLarge, "Request body too large", err.message);
+    else if (status >= 400 && status < 500)
+      mapped = new GatewayError(status, RpcCode.InvalidRequest, "Invalid Request", err.message);
+    else log.error({ err, url: req.url }, "unhandled error");
+    const r = errorReply(mapped);
+    void reply.code(r.status).headers(r.headers).send(r.body);
+  });
+  return app;
+}

@@ -1,0 +1,33 @@
+/**
+ * The numbered migrations, listed in code (no filesystem scanning, so the compiled
+ * bundle carries them), and the runner. Names are `NNN_description`; Kysely's Migrator
+ * applies them in name order and records each in `portcullis_migration`. Never edit a
+ * released migration: add the next number.
+ */
+import { type Kysely, type Migration, type MigrationProvider, Migrator } from "kysely";
+import { initial } from "./001_initial.js";
+
+export type StoreDialect = "sqlite" | "postgres";
+
+export function migrations(dialect: StoreDialect): Record<string, Migration> {
+  return {
+    "001_initial": initial(dialect),
+  };
+}
+
+/** Applies every pending migration; a no-op when the schema is current. */
+export async function migrateToLatest(db: Kysely<unknown>, dialect: StoreDialect): Promise<void> {
+  const provider: MigrationProvider = { getMigrations: async () => migrations(dialect) };
+  const migrator = new Migrator({
+    db,
+    provider,
+    migrationTableName: "portcullis_migration",
+    migrationLockTableName: "portcullis_migration_lock",
+  });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error !== undefined) {
+    const failed = results?.find((r) => r.status === "Error")?.migrationName;
+    const cause = error instanceof Error ? error.message : String(error);
+    throw new Error(`${dialect} store migration ${failed ?? "(setup)"} failed: ${cause}`, { cause: error });
+  }
+}

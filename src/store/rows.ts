@@ -1,0 +1,131 @@
+/**
+ * The tables as Kysely sees them, and the mapping between rows and the records of
+ * ./types.ts. Shared by the SQLite and PostgreSQL stores; docs/storage-schema.md explains
+ * every column. Instants are integer epoch milliseconds on both dialects, lists and
+ * objects are JSON text, so one mapping serves both.
+ */
+import type { Generated } from "kysely";
+import type { ApiKeyRecord, AuditRecord, NewApiKey, StoredAuditRecord } from "./types.js";
+
+export interface ApiKeysTable {
+  id: string;
+  name: string;
+  environment: string;
+  hash: string;
+  /** JSON array of scope patterns. */
+  scopes: string;
+  created_at: number;
+  expires_at: number;
+  revoked_at: number | null;
+  rotated_from: string | null;
+  last_used_at: number | null;
+  use_count: number;
+}
+
+export interface AuditLogTable {
+  seq: Generated<number>;
+  at: number;
+  environment: string;
+  principal: string | null;
+  method: string | null;
+  credential_id: string | null;
+  server: string | null;
+  rpc_method: string | null;
+  tool: string | null;
+  decision: string;
+  reason: string;
+  latency_us: number;
+  /** JSON object or null. */
+  detail: string | null;
+}
+
+export interface SettingsTable {
+  key: string;
+  value: string;
+}
+
+export interface RevisionsTable {
+  name: string;
+  value: number;
+}
+
+export interface Database {
+  api_keys: ApiKeysTable;
+  audit_log: AuditLogTable;
+  settings: SettingsTable;
+  revisions: RevisionsTable;
+}
+
+export type ApiKeyRow = ApiKeysTable;
+export type AuditRow = Omit<AuditLogTable, "seq"> & { seq: number };
+export type NewAuditRow = Omit<AuditLogTable, "seq">;
+
+const date = (ms: number): Date => new Date(ms);
+const dateOrNull = (ms: number | null): Date | null => (ms === null ? null : new Date(ms));
+
+export function keyToRow(key: NewApiKey): ApiKeyRow {
+  return {
+    id: key.id,
+    name: key.name,
+    environment: key.environment,
+    hash: key.hash,
+    scopes: JSON.stringify(key.scopes),
+    created_at: key.createdAt.getTime(),
+    expires_at: key.expiresAt.getTime(),
+    revoked_at: null,
+    rotated_from: key.rotatedFrom,
+    last_used_at: null,
+    use_count: 0,
+  };
+}
+
+export function rowToKey(row: ApiKeyRow): ApiKeyRecord {
+  return {
+    id: row.id,
+    name: row.name,
+    environment: row.environment,
+    hash: row.hash,
+    scopes: JSON.parse(row.scopes) as string[],
+    createdAt: date(row.created_at),
+    expiresAt: date(row.expires_at),
+    revokedAt: dateOrNull(row.revoked_at),
+    rotatedFrom: row.rotated_from,
+    lastUsedAt: dateOrNull(row.last_used_at),
+    useCount: row.use_count,
+  };
+}
+
+export function auditToRow(record: AuditRecord): NewAuditRow {
+  return {
+    at: record.at.getTime(),
+    environment: record.environment,
+    principal: record.principal,
+    method: record.method,
+    credential_id: record.credentialId,
+    server: record.server,
+    rpc_method: record.rpcMethod,
+    tool: record.tool,
+    decision: record.decision,
+    reason: record.reason,
+    latency_us: Math.round(record.latencyUs),
+    detail: record.detail === null ? null : JSON.stringify(record.detail),
+  };
+}
+
+export function rowToAudit(row: AuditRow): StoredAuditRecord {
+  return {
+    seq: row.seq,
+    at: date(row.at),
+    environment: row.environment,
+    principal: row.principal,
+    method: row.method,
+    credentialId: row.credential_id,
+    server: row.server,
+    rpcMethod: row.rpc_method,
+    tool: row.tool,
+    decision: row.decision as AuditRecord["decision"],
+    reason: row.reason,
+    latencyUs: row.latency_us,
+    detail: row.detail === null ? null : (JSON.parse(row.detail) as Record<string, unknown>),
+  };
+}

@@ -1,0 +1,102 @@
+/**
+ * The narrow storage interface every part of Portcullis talks to.
+ * The schema itself is documented in docs/storage-schema.md; migrations are numbered
+ * under src/store/migrations/ and shared by SQLite and PostgreSQL.
+ */
+
+/** An API key as stored: never the secret, only its keyed hash. */
+export interface ApiKeyRecord {
+  /** The lookup id embedded in the key string (12 base62 characters). */
+  id: string;
+  name: string;
+  /** Environment the key was minted for (dev, test, prod or a custom name). */
+  environment: string;
+  /** HMAC-SHA-256(server secret, full key string), hex. */
+  hash: string;
+  /** `server` or `server:tool` patterns (`*` matches any run of characters in the tool part). */
+  scopes: string[];
+  createdAt: Date;
+  expiresAt: Date;
+  /** Set when revoked; a key is refused from this instant on. */
+  revokedAt: Date | null;
+  /** Id of the key this one replaced by rotation, if any. */
+  rotatedFrom: string | null;
+  lastUsedAt: Date | null;
+  useCount: number;
+}
+
+export type NewApiKey = Omit<ApiKeyRecord, "revokedAt" | "lastUsedAt" | "useCount">;
+
+/** One audit record: every authentication (and later authorization) decision. */
+export interface AuditRecord {
+  at: Date;
+  environment: string;
+  /** Who: principal id, or null when authentication failed before one was known. */
+  principal: string | null;
+  /** Authentication method: api_key, anonymous, … */
+  method: string | null;
+  credentialId: string | null;
+  server: string | null;
+  rpcMethod: string | null;
+  tool: string | null;
+  decision: "allow" | "deny";
+  /** Precise reason (never shown to the client). */
+  reason: string;
+  latencyUs: number;
+  /** Free-form extra facts, e.g. `{ keyEnvironment: "prod" }`. Never a secret. */
+  detail: Record<string, unknown> | null;
+}
+
+export interface StoredAuditRecord extends AuditRecord {
+  seq: number;
+}
+
+export interface KeyUsage {
+  id: string;
+  lastUsedAt: Date;
+  count: number;
+}
+
+export interface Store {
+  readonly kind: "sqlite" | "postgres";
+  /** Applies pending numbered migrations; idempotent. */
+  migrate(): Promise<void>;
+  close(): Promise<void>;
+
+  insertKey(key: NewApiKey): Promise<void>;
+  getKey(id: string): Promise<ApiKeyRecord | undefined>;
+  listKeys(opts?: { includeRevoked?: boolean }): Promise<ApiKeyRecord[]>;
+  /** Sets revoked_at (only if not already revoked); returns false when the key is unknown. */
+  revokeKey(id: string, at: Date): Promise<boolean>;
+  /** Sets a new expiry (used by rotation to end the old key's overlap window). */
+  setKeyExpiry(id: string, expiresAt: Date): Promise<void>;
+  /** Adds usage counts and moves last_used_at forward (never backward). One transaction. */
+  recordKeyUsage(usage: KeyUsage[]): Promise<void>;
+  /** A counter bumped by every key mutation, so caches know when to reload. */
+  keysRevision(): Promise<number>;
+
+  /** Inserts a batch of audit records in one transaction. */
+  appendAudit(records: AuditRecord[]): Promise<void>;
+  /** Newest first. */
+  listAudit(opts?: { limit?: number; credentialId?: string }): Promise<StoredAuditRecord[]>;
+
+  /** Small key/value settings (e.g. the generated server secret's fingerprint). */
+  getSetting(key: string): Promise<string | undefined>;
+  setSetting(key: string, value: string): Promise<void>;
+
+  /**
+   * Registers a callback fired when another process changed keys (revocation fan-out).
+   * SQLite: a cheap synchronous check the caller runs before trusting its cache
+   * (PRAGMA data_version). PostgreSQL: LISTEN/NOTIFY; `healthy()` turns false when the
+   * listener connection is lost, and the gateway then fails closed.
+   */
+  watchKeys(onChange: () => void): KeyWatch;
+}
+
+export interface KeyWatch {
+  /** Synchronous, cheap: detect external changes now (SQLite) — calls onChange if any. */
+  poll(): void;
+  /** False when changes can no longer be observed; callers must refuse credentials. */
+  healthy(): boolean;
+  close(): Promise<void>;
+}

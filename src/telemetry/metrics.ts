@@ -1,0 +1,69 @@
+/** Prometheus metrics (served at /metrics). Label values are bounded sets. */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+
+export interface Metrics {
+  registry: Registry;
+  requests: Counter<"server" | "method" | "outcome">;
+  duration: Histogram<"server" | "method">;
+  auditPending: Gauge;
+  upstreamProcesses: Gauge<"server">;
+}
+
+const KNOWN_METHODS = new Set([
+  "initialize",
+  "ping",
+  "server/discover",
+  "tools/list",
+  "tools/call",
+  "resources/list",
+  "resources/read",
+  "resources/templates/list",
+  "resources/subscribe",
+  "resources/unsubscribe",
+  "prompts/list",
+  "prompts/get",
+  "completion/complete",
+  "logging/setLevel",
+  "subscriptions/listen",
+  "GET",
+  "DELETE",
+]);
+
+/** Keeps label cardinality bounded whatever clients send. */
+export function methodLabel(method: string | null): string {
+  if (method === null) return "none";
+  if (KNOWN_METHODS.has(method)) return method;
+  return method.startsWith("notifications/") ? "notification" : "other";
+}
+
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  return {
+    registry,
+    requests: new Counter({
+      name: "portcullis_requests_total",
+      help: "MCP requests by server, method and outcome (allowed, denied, error status class)",
+      labelNames: ["server", "method", "outcome"],
+      registers: [registry],
+    }),
+    duration: new Histogram({
+      name: "portcullis_request_duration_seconds",
+      help: "Time from request to response headers, by server and method",
+      labelNames: ["server", "method"],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
+      registers: [registry],
+    }),
+    auditPending: new Gauge({
+      name: "portcullis_audit_pending_records",
+      help: "Audit records accepted but not yet committed",
+      registers: [registry],
+    }),
+    upstreamProcesses: new Gauge({
+      name: "portcullis_upstream_processes",
+      help: "Running stdio upstream child processes",
+      labelNames: ["server"],
+      registers: [registry],
+    }),
+  };
+}
