@@ -221,7 +221,7 @@ async function main(): Promise<void> {
       environment: "test",
       dataDir: join(work, "data"),
       listen: { host: "127.0.0.1", port: await freePort() },
-      log: { level: "warn" },
+      log: { level: "info" },
       servers: {
         "echo-http": { transport: "http", url: directUrl },
         "echo-stdio": { transport: "stdio", command: process.execPath, args: [ECHO, "stdio"] },

@@ -44,6 +44,8 @@ export class Keyring {
       this.stale = true;
     });
     await this.reload();
+    // A change feed that is not yet listening would make every key refused: wait for it.
+    for (let i = 0; i < 100 && !this.watch.healthy(); i++) await new Promise((r) => setTimeout(r, 50));
   }
 
   async close(): Promise<void> {
