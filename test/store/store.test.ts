@@ -14,9 +14,7 @@ import pg from "pg";
 import { openStore } from "../../src/store/open.js";
 import { LISTENER_APPLICATION_NAME } from "../../src/store/postgres.js";
 import type { AuditRecord, NewApiKey, Store } from "../../src/store/types.js";
-
-const PG_URL = process.env.PORTCULLIS_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
-const IN_CI = process.env.CI === "true";
+import { createTestDatabase, postgresSkip } from "../helpers/postgres.js";
 
 interface Backend {
   /** Opens a new, migrated store instance on the backend's data (each call is a separate connection). */
@@ -79,42 +77,9 @@ async function sqliteBackend(): Promise<Backend> {
   };
 }
 
-/** Creates a uniquely named database so parallel runs never see each other's rows or notifications. */
 async function postgresBackend(): Promise<Backend> {
-  const name = `portcullis_test_${randomBytes(6).toString("hex")}`;
-  const adminOn = async (url: string, query: string): Promise<void> => {
-    const client = new pg.Client({ connectionString: url });
-    await client.connect();
-    try {
-      await client.query(query);
-    } finally {
-      await client.end();
-    }
-  };
-  await adminOn(PG_URL, `CREATE DATABASE ${name}`);
-  const url = new URL(PG_URL);
-  url.pathname = `/${name}`;
-  const dbUrl = url.toString();
-  return {
-    open: () => openStore(dbUrl),
-    admin: (query) => adminOn(dbUrl, query),
-    cleanup: () => adminOn(PG_URL, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`),
-  };
-}
-
-/** Why PostgreSQL tests cannot run here, or null when they can. */
-async function postgresUnavailable(): Promise<string | null> {
-  const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 2_000 });
-  client.on("error", () => {});
-  try {
-    await client.connect();
-    await client.query("SELECT 1");
-    return null;
-  } catch (err) {
-    return `PostgreSQL not reachable at ${PG_URL}: ${err instanceof Error ? err.message : String(err)}`;
-  } finally {
-    await client.end().catch(() => {});
-  }
+  const db = await createTestDatabase();
+  return { open: () => openStore(db.url), admin: db.admin, cleanup: db.drop };
 }
 
 function storeSuite(kind: "sqlite" | "postgres", makeBackend: () => Promise<Backend>): void {
@@ -332,12 +297,6 @@ describe("sqlite store", () => {
   storeSuite("sqlite", sqliteBackend);
 });
 
-const pgProblem = await postgresUnavailable();
-if (pgProblem) console.log(`# ${pgProblem}${IN_CI ? " (CI=true: failing)" : " (skipping)"}`);
-
-describe("postgres store", { skip: pgProblem !== null && !IN_CI ? pgProblem : false }, () => {
-  storeSuite("postgres", async () => {
-    if (pgProblem) throw new Error(pgProblem);
-    return postgresBackend();
-  });
+describe("postgres store", { skip: await postgresSkip() }, () => {
+  storeSuite("postgres", postgresBackend);
 });
