@@ -10,7 +10,6 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import pg from "pg";
 import { openStore } from "../../src/store/open.js";
 import { LISTENER_APPLICATION_NAME } from "../../src/store/postgres.js";
 import type { AuditRecord, NewApiKey, Store } from "../../src/store/types.js";
