@@ -1,0 +1,71 @@
+/**
+ * What an operator sees: health and readiness probes, Prometheus metrics by server, method
+ * and outcome, and one audit record per authentication decision — never a secret.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { openStore } from "../../src/store/open.js";
+import { DEMO_SERVER, modern, type RunningGateway, rpc, startGateway } from "../helpers/gateway.js";
+
+describe("observability", () => {
+  let gw: RunningGateway;
+  let key: string;
+  let keyId: string;
+
+  before(async () => {
+    gw = await startGateway({
+      config: {
+        environment: "test",
+        servers: { demo: { transport: "stdio", command: process.execPath, args: [DEMO_SERVER] } },
+      },
+    });
+    const created = await gw.cli(["keys", "create", "--name", "observed"]);
+    key = created.key as string;
+    keyId = created.id as string;
+  });
+  after(() => gw.stop());
+
+  it("answers /healthz and /readyz", async () => {
+    assert.deepEqual(await (await fetch(`${gw.url}/healthz`)).json(), { status: "ok" });
+    const ready = await fetch(`${gw.url}/readyz`);
+    assert.equal(ready.status, 200);
+  });
+
+  it("counts requests by server, method and outcome, with latency histograms", async () => {
+    const ok = modern(1, "tools/call", { name: "get_time", arguments: {} }, key);
+    assert.equal((await rpc(gw.endpoint("demo"), ok.body, ok.headers)).status, 200);
+    const bad = modern(2, "tools/list");
+    assert.equal((await rpc(gw.endpoint("demo"), bad.body, bad.headers)).status, 401);
+    const text = await (await fetch(`${gw.url}/metrics`)).text();
+    assert.match(text, /portcullis_requests_total\{server="demo",method="tools\/call",outcome="allowed"\} 1/);
+    assert.match(text, /portcullis_requests_total\{server="demo",method="none",outcome="401"\} 1/);
+    assert.match(
+      text,
+      /portcullis_request_duration_seconds_bucket\{le="0\.005",server="demo",method="tools\/call"\}/,
+    );
+    assert.match(text, /portcullis_upstream_processes\{server="demo"\} 1/);
+  });
+
+  it("writes an audit record for every authentication decision, with who, what and how long", async () => {
+    await sleep(300);
+    const store = await openStore(`${gw.dir}/data/portcullis.db`);
+    try {
+      const rows = await store.listAudit({ limit: 100 });
+      const allowed = rows.find((r) => r.decision === "allow" && r.tool === "get_time");
+      assert.ok(allowed);
+      assert.equal(allowed.credentialId, keyId);
+      assert.equal(allowed.principal, `key:${keyId}`);
+      assert.equal(allowed.method, "api_key");
+      assert.equal(allowed.environment, "test");
+      assert.equal(allowed.server, "demo");
+      assert.equal(allowed.rpcMethod, "tools/call");
+      assert.ok(allowed.latencyUs >= 0);
+      const denied = rows.find((r) => r.decision === "deny" && r.reason === "no credential presented");
+      assert.ok(denied);
+      assert.ok(!JSON.stringify(rows).includes(key));
+    } finally {
+      await store.close();
+    }
+  });
+});
