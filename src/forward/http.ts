@@ -6,7 +6,13 @@
 import type { IncomingHttpHeaders, ServerResponse } from "node:http";
 import type { Dispatcher } from "undici";
 import { Pool, errors as undiciErrors } from "undici";
-import type { JsonObject } from "../classify/message.js";
+import { isModernVersion } from "../classify/headers.js";
+import {
+  type JsonObject,
+  LEGACY_PROTOCOL_VERSIONS,
+  META_PROTOCOL_VERSION,
+  MODERN_PROTOCOL_VERSION,
+} from "../classify/message.js";
 import type { HttpServerConfig } from "../config/schema.js";
 import { GatewayError, RpcCode } from "../errors.js";
 import { filterResponse } from "./results.js";
@@ -89,7 +95,62 @@ export class HttpUpstream implements Upstream {
     }
   }
 
+  /**
+   * Whether the upstream serves 2026-07-28, learnt from one `server/discover` probe and
+   * remembered for a minute. A legacy-only upstream makes the gateway answer modern clients
+   * with UnsupportedProtocolVersion listing the revisions that will work, so a negotiating
+   * client falls back to the initialize handshake instead of failing obscurely.
+   */
+  private modernSupport: { at: number; value: Promise<boolean> } | null = null;
+
+  private supportsModern(signal: AbortSignal): Promise<boolean> {
+    if (this.modernSupport && Date.now() - this.modernSupport.at < 60_000) return this.modernSupport.value;
+    const value = (async () => {
+      const body = JSON.stringify({
+        jsonrpc: "2.0",
+        id: "portcullis-discover",
+        method: "server/discover",
+        params: {
+          _meta: {
+            [META_PROTOCOL_VERSION]: MODERN_PROTOCOL_VERSION,
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": { name: "portcullis", version: "probe" },
+          },
+        },
+      });
+      const res = await this.send(
+        "POST",
+        {
+          ...this.fixedHeaders,
+          "content-type": "application/json",
+          accept: "application/json, text/event-stream",
+          "mcp-protocol-version": MODERN_PROTOCOL_VERSION,
+          "mcp-method": "server/discover",
+        },
+        body,
+        signal,
+        false,
+      );
+      const text = await res.body.text();
+      return res.statusCode === 200 && text.includes(MODERN_PROTOCOL_VERSION);
+    })();
+    this.modernSupport = { at: Date.now(), value };
+    value.catch(() => {
+      this.modernSupport = null;
+    });
+    return value;
+  }
+
   async post(x: PostExchange): Promise<void> {
+    if (isModernVersion(x.msg.metaProtocolVersion) && !(await this.supportsModern(x.signal))) {
+      throw new GatewayError(
+        400,
+        RpcCode.UnsupportedProtocolVersion,
+        `Unsupported protocol version: upstream ${this.name} speaks only 2025-x revisions; connect with the initialize handshake`,
+        `upstream ${this.name} does not serve ${MODERN_PROTOCOL_VERSION}`,
+        { supported: [...LEGACY_PROTOCOL_VERSIONS], requested: x.msg.metaProtocolVersion },
+      ).withId(x.msg.id);
+    }
     const headers = this.upstreamHeaders(x.headers, x.principal.id);
     headers["content-type"] = "application/json";
     headers.accept =
