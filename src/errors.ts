@@ -48,17 +48,38 @@ export class GatewayError extends Error {
   }
 }
 
-/** 401 for every authentication failure: the same generic body whatever the cause. */
-export function unauthorized(reason: string): GatewayError {
+/**
+ * 401 for every authentication failure: the same generic body whatever the cause.
+ * `challenge` adds RFC 9728 / RFC 6750 parameters (resource_metadata, scope) when OAuth is on.
+ */
+export function unauthorized(reason: string, challenge = ""): GatewayError {
   return new GatewayError(401, RpcCode.Unauthorized, "Unauthorized", reason, undefined, {
-    "www-authenticate": 'Bearer error="invalid_token"',
+    "www-authenticate": `Bearer error="invalid_token"${challenge ? `, ${challenge}` : ""}`,
   });
 }
 
-export function missingCredential(): GatewayError {
+export function missingCredential(challenge = ""): GatewayError {
   return new GatewayError(401, RpcCode.Unauthorized, "Unauthorized", "no credential presented", undefined, {
-    "www-authenticate": "Bearer",
+    "www-authenticate": challenge ? `Bearer ${challenge}` : "Bearer",
   });
+}
+
+/** RFC 6750 §3.1 insufficient_scope, naming every scope the operation needs (step-up). */
+export function insufficientScope(
+  required: readonly string[],
+  reason: string,
+  resourceMetadata: string,
+): GatewayError {
+  return new GatewayError(
+    403,
+    RpcCode.Forbidden,
+    "Forbidden: insufficient scope",
+    reason,
+    { requiredScopes: required },
+    {
+      "www-authenticate": `Bearer error="insufficient_scope", scope="${required.join(" ")}", resource_metadata="${resourceMetadata}"`,
+    },
+  );
 }
 
 export function forbidden(reason: string): GatewayError {

@@ -6,6 +6,7 @@ import { mkdirSync } from "node:fs";
 import type { Logger } from "pino";
 import { AuditWriter } from "./audit/writer.js";
 import { Keyring } from "./authn/keyring.js";
+import { OAuthTokenVerifier } from "./authn/oauthToken.js";
 import { serverSecret } from "./authn/serverSecret.js";
 import type { LoadedConfig } from "./config/load.js";
 import { readSecret } from "./config/load.js";
@@ -55,7 +56,12 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
             log,
             VERSION,
           );
-    routes.set(name, { upstream, anonymous: server.anonymous });
+    routes.set(name, {
+      upstream,
+      anonymous: server.anonymous,
+      scopes: server.oauth.scopes,
+      toolScopes: server.oauth.tools,
+    });
   }
   const store = await openStore(storeSpec);
   const keyring = new Keyring(store, secret, config.environment);
@@ -63,7 +69,28 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
   const audit = new AuditWriter(store, log, config.audit.flushIntervalMs, config.audit.maxBatch);
   const metrics = createMetrics();
   let closing = false;
-  const app = buildApp({ config, routes, keyring, audit, metrics, log, ready: () => !closing });
+  const oauth = config.oauth
+    ? new OAuthTokenVerifier(
+        config.oauth,
+        config.environment,
+        config.oauth.introspection
+          ? readSecret(config.oauth.introspection.clientSecret, "oauth.introspection.clientSecret")
+          : null,
+      )
+    : null;
+  let baseUrl = config.publicUrl?.replace(/\/$/, "") ?? "";
+  const app = buildApp({
+    config,
+    routes,
+    keyring,
+    audit,
+    metrics,
+    log,
+    oauth,
+    authorizationServers: config.oauth ? [config.oauth.issuer] : [],
+    baseUrl: () => baseUrl,
+    ready: () => !closing,
+  });
   const usageTimer = setInterval(() => {
     keyring.flushUsage().catch((err: unknown) => log.warn({ err }, "could not record key usage"));
   }, 1000);
@@ -73,8 +100,8 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
   const address = app.server.address();
   const port = typeof address === "object" && address ? address.port : config.listen.port;
   const host = config.listen.host.includes(":") ? `[${config.listen.host}]` : config.listen.host;
-  const url =
-    config.publicUrl?.replace(/\/$/, "") ?? `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`;
+  const url = baseUrl || `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`;
+  baseUrl = url;
   log.info(
     { url, environment: config.environment, servers: [...routes.keys()], store: store.kind },
     "portcullis listening",

@@ -1,10 +1,11 @@
 /**
  * Authentication: turns the request's credential into a Principal, or a refusal with a
- * precise reason for the audit log. RFC 6750 §2.1 bearer header; the gateway accepts
- * Portcullis API keys here (OAuth access tokens join in the OAuth issue).
+ * precise reason for the audit log. RFC 6750 §2.1 bearer header carrying either a
+ * Portcullis API key or an OAuth access token.
  */
 import type { IncomingHttpHeaders } from "node:http";
 import type { Keyring } from "./keyring.js";
+import type { OAuthTokenVerifier, TokenCheck } from "./oauthToken.js";
 import type { Principal } from "./principal.js";
 
 export type AuthnResult =
@@ -35,6 +36,8 @@ export function anonymousPrincipal(environment: string): Principal {
     environment,
     credentialId: null,
     scopes: null,
+    oauthScopes: null,
+    groups: [],
     expiresAt: null,
   };
 }
@@ -43,7 +46,9 @@ export function authenticate(
   headers: IncomingHttpHeaders,
   keyring: Keyring,
   anonymous: Principal | null,
-): AuthnResult {
+  oauth: OAuthTokenVerifier | null,
+  resource: string,
+): AuthnResult | Promise<AuthnResult> {
   const token = bearerToken(headers);
   if (token === undefined) {
     if (anonymous) return { ok: true, principal: anonymous };

@@ -76,6 +76,8 @@ export class Keyring {
               environment: record.environment,
               credentialId: record.id,
               scopes: compileScopes(record.scopes),
+              oauthScopes: null,
+              groups: [],
               expiresAt: record.expiresAt,
             },
           });

@@ -4,7 +4,7 @@
  */
 import type { ScopeSet } from "../authz/scope.js";
 
-export type AuthMethod = "api_key" | "anonymous";
+export type AuthMethod = "api_key" | "oauth" | "anonymous";
 export type PrincipalKind = "service" | "user" | "workload" | "anonymous";
 
 export interface Principal {
@@ -18,5 +18,9 @@ export interface Principal {
   credentialId: string | null;
   /** What this caller may reach; `null` means unrestricted (anonymous servers only). */
   scopes: ScopeSet | null;
+  /** OAuth scopes granted by the access token; null for other methods. */
+  oauthScopes: ReadonlySet<string> | null;
+  /** Group memberships asserted by the identity provider. */
+  groups: readonly string[];
   expiresAt: Date | null;
 }

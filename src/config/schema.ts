@@ -13,6 +13,8 @@ export const SecretRef = z.union([
 export type SecretRef = z.infer<typeof SecretRef>;
 
 /** Environment names appear inside key strings, so they are short lowercase words. */
+const ScopeName = z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, "an OAuth scope token (RFC 6749 §3.3)");
+
 export const EnvironmentName = z
   .string()
   .regex(/^[a-z][a-z0-9]{0,15}$/, "must be a lowercase word of 1-16 letters/digits, e.g. dev, test, prod");
@@ -23,6 +25,18 @@ const ServerName = z
     /^[a-z0-9][a-z0-9-]{0,62}$/,
     "server names are lowercase letters, digits and '-' (used in /mcp/<name>)",
   );
+
+/**
+ * OAuth scopes a server requires (MCP authorization, "Scope Challenge Handling"): `scopes`
+ * for any request, `tools.<name>` additionally for that tool. Scopes are ':'-separated
+ * paths and a broader scope implies narrower ones (`mcp` ⊇ `mcp:tools` ⊇ `mcp:tools:write`).
+ */
+const ServerScopes = z
+  .strictObject({
+    scopes: z.array(ScopeName).default(["mcp"]),
+    tools: z.record(z.string(), z.array(ScopeName)).default({}),
+  })
+  .prefault({});
 
 const StdioServer = z.strictObject({
   transport: z.literal("stdio"),
@@ -40,6 +54,7 @@ const StdioServer = z.strictObject({
   maxProcesses: z.number().int().positive().default(64),
   /** Explicit anonymous access (no credential). Refused at startup in a prod environment. */
   anonymous: z.boolean().default(false),
+  oauth: ServerScopes,
 });
 
 const HttpServer = z.strictObject({
@@ -51,12 +66,45 @@ const HttpServer = z.strictObject({
   connectTimeoutMs: z.number().int().positive().default(5_000),
   connections: z.number().int().positive().default(128),
   anonymous: z.boolean().default(false),
+  oauth: ServerScopes,
 });
 
 export const UpstreamServer = z.discriminatedUnion("transport", [StdioServer, HttpServer]);
 export type UpstreamServer = z.infer<typeof UpstreamServer>;
 export type StdioServerConfig = z.infer<typeof StdioServer>;
 export type HttpServerConfig = z.infer<typeof HttpServer>;
+
+/**
+ * OAuth 2.1 resource server trusting an external authorization server (external-IdP mode):
+ * JWT access tokens checked against its JWKS, or opaque tokens through introspection.
+ */
+const ExternalOAuth = z.strictObject({
+  mode: z.literal("external"),
+  issuer: z.url(),
+  /** Default: jwks_uri from the issuer's metadata. */
+  jwksUri: z.url().optional(),
+  algorithms: z
+    .array(z.enum(["RS256", "PS256", "ES256", "ES384", "EdDSA"]))
+    .default(["RS256", "PS256", "ES256", "EdDSA"]),
+  clockToleranceSeconds: z.number().int().min(0).max(300).default(30),
+  /** Claims every token must carry. */
+  requiredClaims: z.array(z.string()).default(["sub", "exp"]),
+  /** Where the token's scopes are: `scope` (space-separated, RFC 9068) or `scp` (array, Entra ID). */
+  scopeClaim: z.enum(["scope", "scp"]).default("scope"),
+  /** RFC 7662 introspection for opaque tokens. */
+  introspection: z
+    .strictObject({
+      url: z.url(),
+      clientId: z.string().min(1),
+      clientSecret: SecretRef,
+      /** Upper bound of how long an introspection answer is reused (never past the token's exp). */
+      cacheSeconds: z.number().int().min(0).max(3600).default(60),
+    })
+    .optional(),
+  /** Largest number of verified tokens kept in memory. */
+  cacheSize: z.number().int().positive().default(10_000),
+});
+export type ExternalOAuthConfig = z.infer<typeof ExternalOAuth>;
 
 export const Config = z.strictObject({
   environment: EnvironmentName.default("dev"),
@@ -110,6 +158,8 @@ export const Config = z.strictObject({
       level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     })
     .prefault({}),
+  /** OAuth for MCP clients. Absent: API keys only. */
+  oauth: ExternalOAuth.optional(),
   servers: z.record(ServerName, UpstreamServer).default({}),
 });
 export type Config = z.infer<typeof Config>;

@@ -10,7 +10,9 @@ import type { Logger } from "pino";
 import type { AuditWriter } from "../audit/writer.js";
 import { anonymousPrincipal, authenticate } from "../authn/authenticate.js";
 import type { Keyring } from "../authn/keyring.js";
+import type { OAuthTokenVerifier } from "../authn/oauthToken.js";
 import type { Principal } from "../authn/principal.js";
+import { missingScopes } from "../authz/oauthScopes.js";
 import { allowsServer, allowsTool, restrictsTools } from "../authz/scope.js";
 import { checkMirroredHeaders } from "../classify/headers.js";
 import { type ClassifiedMessage, classifyMessage } from "../classify/message.js";
@@ -19,6 +21,7 @@ import {
   errorReply,
   forbidden,
   GatewayError,
+  insufficientScope,
   type JsonRpcId,
   missingCredential,
   RpcCode,
@@ -31,6 +34,9 @@ import { allowedHostnames, hostProblem } from "./hostCheck.js";
 export interface Route {
   upstream: Upstream;
   anonymous: boolean;
+  /** OAuth scopes every request needs, and per-tool additions. */
+  scopes: readonly string[];
+  toolScopes: Readonly<Record<string, readonly string[]>>;
 }
 
 export interface AppDeps {
@@ -40,6 +46,12 @@ export interface AppDeps {
   audit: AuditWriter;
   metrics: Metrics;
   log: Logger;
+  /** External-IdP OAuth, when configured. */
+  oauth: OAuthTokenVerifier | null;
+  /** Issuer URL(s) advertised in protected resource metadata. */
+  authorizationServers: readonly string[];
+  /** The public base URL (known once listening when the port is picked by the OS). */
+  baseUrl(): string;
   ready(): boolean;
 }
 
@@ -65,6 +77,12 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const { config, routes, keyring, audit, metrics, log } = deps;
   const environment = config.environment;
   const anonymous = anonymousPrincipal(environment);
+  const { oauth } = deps;
+  const resourceUrl = (server: string) => `${deps.baseUrl()}/mcp/${server}`;
+  const prmUrl = (server: string) => `${deps.baseUrl()}/.well-known/oauth-protected-resource/mcp/${server}`;
+  /** RFC 9728 §5.1 / MCP authorization: where to find the metadata, and what to ask for. */
+  const challengeParams = (server: string, route: Route | undefined) =>
+    `resource_metadata="${prmUrl(server)}"${route ? `, scope="${route.scopes.join(" ")}"` : ""}`;
   const hosts = allowedHostnames(config);
   if (hosts === null)
     log.warn(
@@ -165,10 +183,18 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       );
       return null;
     }
-    const result = authenticate(req.headers, keyring, route?.anonymous ? anonymous : null);
+    const pendingAuth = authenticate(
+      req.headers,
+      keyring,
+      route?.anonymous ? anonymous : null,
+      oauth,
+      resourceUrl(d.server),
+    );
+    const result = pendingAuth instanceof Promise ? await pendingAuth : pendingAuth;
     if (!result.ok) {
       auditDecision(d, "deny", result.reason, result.detail ?? null, result.credentialId);
-      refuse(d, res, result.missing ? missingCredential() : unauthorized(result.reason));
+      const challenge = oauth ? challengeParams(d.server, route) : "";
+      refuse(d, res, result.missing ? missingCredential(challenge) : unauthorized(result.reason, challenge));
       return null;
     }
     d.principal = result.principal;
@@ -236,6 +262,23 @@ export function buildApp(deps: AppDeps): FastifyInstance {
         return;
       }
     }
+    if (principal.oauthScopes !== null && msg.kind === "request") {
+      const required =
+        msg.method === "tools/call"
+          ? [...route.scopes, ...(route.toolScopes[msg.name as string] ?? [])]
+          : route.scopes;
+      const missing = missingScopes(principal.oauthScopes, required);
+      if (missing.length > 0) {
+        auditDecision(d, "deny", `token lacks scope(s) ${missing.join(" ")}`, { required });
+        refuse(
+          d,
+          res,
+          insufficientScope(required, `token lacks ${missing.join(" ")}`, prmUrl(d.server)),
+          msg.id,
+        );
+        return;
+      }
+    }
     const filter = restrictsTools(scopes, d.server)
       ? { tool: (name: string) => allowsTool(scopes, d.server, name) }
       : null;
@@ -291,6 +334,41 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.post("/mcp/:server", post);
   app.get("/mcp/:server", stream("get"));
   app.delete("/mcp/:server", stream("delete"));
+
+  if (oauth) {
+    // RFC 9728 §3: the path-inserted well-known URI for each resource, and the root one.
+    const metadata = (server: string) => {
+      const route = routes.get(server);
+      const tools = Object.values(route?.toolScopes ?? {}).flat();
+      return {
+        resource: resourceUrl(server),
+        authorization_servers: deps.authorizationServers,
+        scopes_supported: [...new Set([...(route?.scopes ?? []), ...tools])].filter(
+          (s) => s !== "offline_access",
+        ),
+        bearer_methods_supported: ["header"],
+        resource_name: `Portcullis: ${server}`,
+      };
+    };
+    app.get<{ Params: { server: string } }>(
+      "/.well-known/oauth-protected-resource/mcp/:server",
+      async (req, reply) => {
+        if (!routes.has(req.params.server)) return reply.code(404).send({ error: "not_found" });
+        return reply.header("cache-control", "public, max-age=300").send(metadata(req.params.server));
+      },
+    );
+    app.get("/.well-known/oauth-protected-resource", async (_req, reply) => {
+      const only = routes.size === 1 ? [...routes.keys()][0] : undefined;
+      const doc = only
+        ? metadata(only)
+        : {
+            resource: deps.baseUrl(),
+            authorization_servers: deps.authorizationServers,
+            bearer_methods_supported: ["header"],
+          };
+      return reply.header("cache-control", "public, max-age=300").send(doc);
+    });
+  }
 
   app.get("/healthz", async () => ({ status: "ok" }));
   app.get("/readyz", async (_req, reply) => {
