@@ -56,6 +56,11 @@ export function authenticate(
   }
   if (token === null)
     return { ok: false, reason: "malformed Authorization header", credentialId: null, missing: false };
+  // Portcullis API keys announce themselves by prefix; anything else is an OAuth access token.
+  if (oauth !== null && !token.startsWith("pcl_")) {
+    const result = oauth.verify(token, resource);
+    return result instanceof Promise ? result.then(fromTokenCheck) : fromTokenCheck(result);
+  }
   const check = keyring.verify(token);
   if (check.ok) return check;
   return {
@@ -65,4 +70,10 @@ export function authenticate(
     missing: false,
     ...(check.detail ? { detail: check.detail } : {}),
   };
+}
+
+function fromTokenCheck(check: TokenCheck): AuthnResult {
+  return check.ok
+    ? check
+    : { ok: false, reason: check.reason, credentialId: check.credentialId, missing: false };
 }
