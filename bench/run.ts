@@ -15,6 +15,7 @@ import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { Pool } from "undici";
 import { stringify } from "yaml";
+import { type AuthnCost, measureAuthn } from "./authn.js";
 
 const args = new Set(process.argv.slice(2));
 const QUICK = args.has("--quick");
@@ -274,6 +275,8 @@ async function main(): Promise<void> {
       { name: "supergateway-stdio (no auth)", url: `http://127.0.0.1:${sgPort}/mcp`, headers: {} },
       { name: "mcp-proxy-stdio (no auth)", url: `http://127.0.0.1:${mpPort}/mcp`, headers: {} },
     ];
+    progress("measuring per-request authentication cost (API key vs cached OAuth token)");
+    const authn = await measureAuthn(QUICK);
     const rows: Row[] = [];
     for (const t of targets) {
       progress(`measuring ${t.name}`);
@@ -298,6 +301,8 @@ async function main(): Promise<void> {
       addedP99AtMost1ms: summary.addedP99Ms <= 1,
       throughputAtLeastSupergateway: summary.throughputVsSupergateway >= 1,
       throughputAtLeastMcpProxy: summary.throughputVsMcpProxy >= 1,
+      oauthWithin2UsOfApiKey: authn.oauthMinusApiKeyUs <= 2,
+      authnAtMost5Us: authn.apiKeyUs.p50 <= 5 && authn.oauthCachedUs.p50 <= 5,
     };
     const result = {
       date: new Date().toISOString(),
@@ -308,13 +313,14 @@ async function main(): Promise<void> {
       throughputSeconds: THROUGHPUT_SECONDS,
       concurrency: CONCURRENCY,
       rows: rows.map((r) => ({ ...r, p50Ms: round(r.p50Ms), p99Ms: round(r.p99Ms), rps: Math.round(r.rps) })),
+      authn,
       summary,
       targetsMet,
     };
     mkdirSync("bench/results", { recursive: true });
     writeFileSync("bench/results/latest.json", `${JSON.stringify(result, null, 2)}\n`);
     if (JSON_OUT) process.stdout.write(`${JSON.stringify(result)}\n`);
-    else process.stdout.write(renderTable(result.rows, summary, targetsMet));
+    else process.stdout.write(renderTable(result.rows, summary, targetsMet, authn));
   } finally {
     for (const c of children) c.kill("SIGTERM");
     rmSync(work, { recursive: true, force: true });
@@ -325,7 +331,12 @@ function round(n: number): number {
   return Math.round(n * 1000) / 1000;
 }
 
-function renderTable(rows: Row[], summary: Record<string, number>, met: Record<string, boolean>): string {
+function renderTable(
+  rows: Row[],
+  summary: Record<string, number>,
+  met: Record<string, boolean>,
+  authn: AuthnCost,
+): string {
   const head = ["target", "p50 ms (c=1)", "p99 ms (c=1)", `req/s (c=${CONCURRENCY})`, "errors"];
   const body = rows.map((r) => [
     r.target,
@@ -345,6 +356,9 @@ function renderTable(rows: Row[], summary: Record<string, number>, met: Record<s
   );
   lines.push(
     `Portcullis stdio throughput: ${summary.throughputVsSupergateway}× supergateway, ${summary.throughputVsMcpProxy}× mcp-proxy (target ≥ 1.0×)`,
+  );
+  lines.push(
+    `Authentication per request: API key p50 ${authn.apiKeyUs.p50} µs (p99 ${authn.apiKeyUs.p99}), OAuth JWT cached p50 ${authn.oauthCachedUs.p50} µs (p99 ${authn.oauthCachedUs.p99}); difference ${authn.oauthMinusApiKeyUs} µs (target ≤ 2); first JWT verification ${authn.oauthFirstVerifyUs} µs`,
   );
   lines.push(
     `targets met: ${Object.entries(met)
