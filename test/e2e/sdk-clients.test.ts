@@ -44,9 +44,14 @@ describe("official SDK clients through the gateway", () => {
         servers: {
           everything: { transport: "stdio", command: process.execPath, args: [EVERYTHING_SERVER, "stdio"] },
           demo: { transport: "stdio", command: process.execPath, args: [DEMO_SERVER] },
-          remote: { transport: "http", url: upstream.url },
+          remote: {
+            transport: "http",
+            url: upstream.url,
+            headers: { "x-upstream-token": { env: "PORTCULLIS_TEST_UPSTREAM_TOKEN" } },
+          },
         },
       },
+      env: { PORTCULLIS_TEST_UPSTREAM_TOKEN: "upstream-secret-chosen-by-the-operator" },
     });
     key = (await gw.cli(["keys", "create", "--name", "sdk"])).key as string;
     otherKey = (await gw.cli(["keys", "create", "--name", "sdk-other"])).key as string;
@@ -149,12 +154,13 @@ describe("official SDK clients through the gateway", () => {
     }
   });
 
-  it("never forwards the client's credential upstream (no token passthrough)", async () => {
+  it("never forwards the client's credential upstream, only the operator's configured secret (no token passthrough)", async () => {
     const client = await v2("remote");
     try {
       const r = await client.callTool({ name: "whoami", arguments: {} });
       const seenHeaders = JSON.parse(text(r)) as Record<string, string>;
       assert.equal(seenHeaders.authorization, undefined);
+      assert.equal(seenHeaders["x-upstream-token"], "upstream-secret-chosen-by-the-operator");
       assert.ok(!JSON.stringify(seenHeaders).includes(key));
     } finally {
       await client.close();
