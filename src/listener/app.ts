@@ -29,7 +29,7 @@ import {
 } from "../errors.js";
 import type { Upstream } from "../forward/upstream.js";
 import { type Metrics, methodLabel } from "../telemetry/metrics.js";
-import { allowedHostnames, hostProblem } from "./hostCheck.js";
+import { allowedHostnames, hostGuard } from "./hostCheck.js";
 
 export interface Route {
   upstream: Upstream;
@@ -83,8 +83,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   /** RFC 9728 §5.1 / MCP authorization: where to find the metadata, and what to ask for. */
   const challengeParams = (server: string, route: Route | undefined) =>
     `resource_metadata="${prmUrl(server)}"${route ? `, scope="${route.scopes.join(" ")}"` : ""}`;
-  const hosts = allowedHostnames(config);
-  if (hosts === null)
+  const checkHost = hostGuard(config);
+  if (allowedHostnames(config) === null)
     log.warn(
       "listening on all interfaces without listen.allowedHosts or publicUrl: Host/Origin checks are off",
     );
@@ -164,7 +164,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     d: Decision,
     route: Route | undefined,
   ): Promise<Principal | null> {
-    const problem = hostProblem(req.headers, hosts);
+    const problem = checkHost(req.headers);
     if (problem) {
       auditDecision(d, "deny", problem, null);
       refuse(d, res, forbidden(problem));

@@ -30,8 +30,24 @@ export function allowedHostnames(config: Config): Set<string> | null {
   return names;
 }
 
-/** The reason a request is refused, or null when its Host and Origin name this gateway. */
-export function hostProblem(headers: IncomingHttpHeaders, allowed: Set<string> | null): string | null {
+/**
+ * Builds the check once: it returns the reason a request is refused, or null when its Host
+ * and Origin name this gateway. Host values already accepted are remembered, so the usual
+ * case is one set lookup.
+ */
+export function hostGuard(config: Config): (headers: IncomingHttpHeaders) => string | null {
+  const allowed = allowedHostnames(config);
+  const accepted = new Set<string>();
+  return (headers) => {
+    const host = headers.host;
+    if (host !== undefined && accepted.has(host) && headers.origin === undefined) return null;
+    const problem = hostProblem(headers, allowed);
+    if (problem === null && host !== undefined && accepted.size < 256) accepted.add(host);
+    return problem;
+  };
+}
+
+function hostProblem(headers: IncomingHttpHeaders, allowed: Set<string> | null): string | null {
   if (allowed === null) return null;
   const host = headers.host;
   if (!host || !allowed.has(hostnameOf(host)))

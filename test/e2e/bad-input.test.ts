@@ -167,6 +167,37 @@ describe("bad input", () => {
     }
   });
 
+  it("refuses a DNS-rebinding attempt: a foreign Host or Origin gets 403 before authentication", async () => {
+    const { port } = new URL(gw.url);
+    const call = modern(8, "tools/list", {}, key);
+    const raw = (host: string, origin?: string) =>
+      new Promise<string>((resolve, reject) => {
+        const body = JSON.stringify(call.body);
+        const socket = connect(Number(port), "127.0.0.1", () => {
+          const headers = Object.entries({
+            ...call.headers,
+            "content-type": "application/json",
+            host,
+            ...(origin ? { origin } : {}),
+          })
+            .map(([k, v]) => `${k}: ${v}`)
+            .join("\r\n");
+          socket.write(
+            `POST /mcp/demo HTTP/1.1\r\n${headers}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+          );
+        });
+        let data = "";
+        socket.on("data", (d) => {
+          data += d.toString();
+        });
+        socket.on("close", () => resolve(data));
+        socket.on("error", reject);
+      });
+    assert.match(await raw("evil.example.com"), /^HTTP\/1.1 403/);
+    assert.match(await raw(`127.0.0.1:${port}`, "http://evil.example.com"), /^HTTP\/1.1 403/);
+    assert.match(await raw(`localhost:${port}`), /^HTTP\/1.1 200/);
+  });
+
   it("is still up after all of the above", async () => {
     const res = await fetch(`${gw.url}/healthz`);
     assert.equal(res.status, 200);
