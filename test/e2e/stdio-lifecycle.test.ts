@@ -29,6 +29,7 @@ describe("stdio upstream lifecycle", () => {
         environment: "test",
         servers: {
           fragile: { transport: "stdio", command: process.execPath, args: [CRASHING], idleTimeoutSeconds: 2 },
+          missing: { transport: "stdio", command: "/nonexistent/portcullis-missing-server" },
         },
       },
     });
@@ -52,6 +53,16 @@ describe("stdio upstream lifecycle", () => {
     assert.equal(res.json.id, 2);
     const second = await pid();
     assert.notEqual(second, first, "a new child serves the next call");
+  });
+
+  it("answers 502 at once, not after a timeout, when a stdio server cannot even start", async () => {
+    const call = modern(3, "tools/list", {}, key);
+    const started = Date.now();
+    const res = await rpc(gw.endpoint("missing"), call.body, call.headers);
+    assert.equal(res.status, 502);
+    assert.equal((res.json.error as { code: number }).code, -32010);
+    assert.ok(Date.now() - started < 5000);
+    assert.ok((await pid()) > 0, "other servers keep working");
   });
 
   it("reaps a child that has been idle longer than idleTimeoutSeconds", async () => {

@@ -62,21 +62,27 @@ export class StdioChild {
       cwd: config.cwd,
       stdio: ["pipe", "pipe", "pipe"],
     });
-    this.proc.on("error", (err) => {
-      this.log.error({ server, err: err.message }, "stdio upstream failed to start");
-    });
-    this.proc.stdin.on("error", () => {}); // EPIPE after exit is handled by the exit path
-    this.proc.on("exit", (code, signal) => {
+    const terminated = (detail: string, code: number | null, signal: NodeJS.Signals | null) => {
+      if (this.exited) return;
       this.exited = true;
       this.failAll(
         new GatewayError(
           502,
           RpcCode.UpstreamUnavailable,
           "Upstream server process exited",
-          `stdio upstream ${server} exited (code ${code}, signal ${signal}) with the call in flight`,
+          `stdio upstream ${server} ${detail}`,
         ),
       );
       onExit(this, code, signal);
+    };
+    // A command that cannot start (ENOENT, EACCES) emits 'error' and never 'exit'.
+    this.proc.on("error", (err) => {
+      this.log.error({ server, err: err.message }, "stdio upstream failed to start");
+      terminated(`failed to start: ${err.message}`, null, null);
+    });
+    this.proc.stdin.on("error", () => {}); // EPIPE after exit is handled by the exit path
+    this.proc.on("exit", (code, signal) => {
+      terminated(`exited (code ${code}, signal ${signal}) with the call in flight`, code, signal);
     });
     createInterface({ input: this.proc.stdout, crlfDelay: Number.POSITIVE_INFINITY }).on("line", (line) =>
       this.onLine(line),
