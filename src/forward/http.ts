@@ -155,6 +155,7 @@ export class HttpUpstream implements Upstream {
     headers["content-type"] = "application/json";
     headers.accept =
       typeof x.headers.accept === "string" ? x.headers.accept : "application/json, text/event-stream";
+    if (!x.filter) return this.postStreaming(x, headers);
     const upstream = await this.send("POST", headers, JSON.stringify(x.msg.message), x.signal, false);
     const sessionId = upstream.headers[SESSION_HEADER];
     if (typeof sessionId === "string" && x.msg.method === "initialize" && upstream.statusCode < 300) {
@@ -186,11 +187,37 @@ export class HttpUpstream implements Upstream {
     await pipe(upstream.body, x.res);
   }
 
+  /**
+   * The common case (nothing to rewrite): undici writes the upstream body straight into the
+   * client's response, with no intermediate stream, chunk by chunk as it arrives.
+   */
+  private async postStreaming(x: PostExchange, headers: Record<string, string>): Promise<void> {
+    try {
+      await this.pool.stream(
+        { path: this.path, method: "POST", headers, body: JSON.stringify(x.msg.message), signal: x.signal },
+        ({ statusCode, headers: upstreamHeaders }) => {
+          const sessionId = upstreamHeaders[SESSION_HEADER];
+          if (typeof sessionId === "string" && x.msg.method === "initialize" && statusCode < 300) {
+            this.sessions.bind(sessionId, x.principal.id, this.name);
+          }
+          writeHead(x.res, { statusCode, headers: upstreamHeaders });
+          return x.res;
+        },
+      );
+    } catch (err) {
+      if (x.res.headersSent) {
+        x.res.destroy();
+        return;
+      }
+      throw upstreamError(this.name, err);
+    }
+  }
+
   async get(x: StreamExchange): Promise<void> {
     const headers = this.upstreamHeaders(x.headers, x.principal.id);
     headers.accept = "text/event-stream";
     const upstream = await this.send("GET", headers, null, x.signal, true);
-    writeHead(x.res, upstream);
+    writeHead(x.res, upstream, undefined, true);
     await pipe(upstream.body, x.res);
   }
 
@@ -211,7 +238,12 @@ export class HttpUpstream implements Upstream {
 /** Response headers passed back to the client (never upstream cookies or auth challenges). */
 const PASSED_BACK = ["content-type", SESSION_HEADER, "cache-control", "mcp-protocol-version"];
 
-function writeHead(res: ServerResponse, upstream: Dispatcher.ResponseData, length?: number): void {
+function writeHead(
+  res: ServerResponse,
+  upstream: Pick<Dispatcher.ResponseData, "statusCode" | "headers">,
+  length?: number,
+  flush = false,
+): void {
   const headers: Record<string, string> = {};
   for (const name of PASSED_BACK) {
     const v = upstream.headers[name];
@@ -222,8 +254,9 @@ function writeHead(res: ServerResponse, upstream: Dispatcher.ResponseData, lengt
   // never let it look like the client's token was rejected.
   const status = upstream.statusCode === 401 || upstream.statusCode === 403 ? 502 : upstream.statusCode;
   res.writeHead(status, headers);
-  // Flush headers now so SSE events reach the client as they arrive.
-  if (String(headers["content-type"]).startsWith("text/event-stream")) res.flushHeaders();
+  // A POST response's headers leave with its first event (one write instead of two); a GET
+  // stream may wait long for its first event, so its headers are flushed at once.
+  if (flush) res.flushHeaders();
 }
 
 function pipe(body: NodeJS.ReadableStream, res: ServerResponse): Promise<void> {
