@@ -6,12 +6,14 @@
  */
 import { type Kysely, type Migration, type MigrationProvider, Migrator } from "kysely";
 import { initial } from "./001_initial.js";
+import { oauth } from "./002_oauth.js";
 
 export type StoreDialect = "sqlite" | "postgres";
 
 export function migrations(dialect: StoreDialect): Record<string, Migration> {
   return {
     "001_initial": initial(dialect),
+    "002_oauth": oauth(dialect),
   };
 }
 

@@ -1,0 +1,137 @@
+/**
+ * oidc-provider's storage adapter (its `adapter` option, interface documented in
+ * node_modules/oidc-provider/lib/adapters/memory_adapter.js) on the gateway's SQL store:
+ * table `oauth_payloads`, one row per artefact, keyed by (model, id), with the grant id,
+ * interaction uid and user code as indexed columns so that grant-wide revocation
+ * (RFC 7009 §2.1, refresh-token and code reuse) is one DELETE.
+ * Expired rows are invisible to find() and removed by {@link purgeExpired}.
+ */
+import type { Kysely } from "kysely";
+import type { OAuthDatabase } from "./database.js";
+
+/** What oidc-provider stores: a JSON object with a few well-known fields. */
+export interface AdapterPayload {
+  grantId?: string;
+  uid?: string;
+  userCode?: string;
+  /** Epoch seconds, set by consume(). */
+  consumed?: number;
+  [key: string]: unknown;
+}
+
+export interface OidcAdapter {
+  upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void>;
+  find(id: string): Promise<AdapterPayload | undefined>;
+  findByUserCode(userCode: string): Promise<AdapterPayload | undefined>;
+  findByUid(uid: string): Promise<AdapterPayload | undefined>;
+  consume(id: string): Promise<void>;
+  destroy(id: string): Promise<void>;
+  revokeByGrantId(grantId: string): Promise<void>;
+}
+
+export type OidcAdapterClass = new (model: string) => OidcAdapter;
+
+/** Returns the adapter constructor oidc-provider instantiates once per model name. */
+export function sqlAdapter(db: Kysely<OAuthDatabase>, now: () => number = Date.now): OidcAdapterClass {
+  return class SqlAdapter implements OidcAdapter {
+    constructor(private readonly model: string) {}
+
+    async upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
+      const row = {
+        model: this.model,
+        id,
+        payload: JSON.stringify(payload),
+        grant_id: typeof payload.grantId === "string" ? payload.grantId : null,
+        uid: typeof payload.uid === "string" ? payload.uid : null,
+        user_code: typeof payload.userCode === "string" ? payload.userCode : null,
+        expires_at: typeof expiresIn === "number" ? now() + expiresIn * 1000 : null,
+        consumed_at: typeof payload.consumed === "number" ? payload.consumed * 1000 : null,
+      };
+      await db
+        .insertInto("oauth_payloads")
+        .values(row)
+        .onConflict((oc) =>
+          oc.columns(["model", "id"]).doUpdateSet({
+            payload: row.payload,
+            grant_id: row.grant_id,
+            uid: row.uid,
+            user_code: row.user_code,
+            expires_at: row.expires_at,
+            consumed_at: row.consumed_at,
+          }),
+        )
+        .execute();
+    }
+
+    find(id: string): Promise<AdapterPayload | undefined> {
+      return this.findWhere("id", id);
+    }
+
+    findByUid(uid: string): Promise<AdapterPayload | undefined> {
+      return this.findWhere("uid", uid);
+    }
+
+    findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
+      return this.findWhere("user_code", userCode);
+    }
+
+    private async findWhere(
+      column: "id" | "uid" | "user_code",
+      value: string,
+    ): Promise<AdapterPayload | undefined> {
+      const row = await db
+        .selectFrom("oauth_payloads")
+        .select(["payload", "expires_at", "consumed_at"])
+        .where("model", "=", this.model)
+        .where(column, "=", value)
+        .executeTakeFirst();
+      if (row === undefined) return undefined;
+      if (row.expires_at !== null && Number(row.expires_at) <= now()) return undefined;
+      const payload = JSON.parse(row.payload) as AdapterPayload;
+      if (row.consumed_at !== null) payload.consumed = Math.floor(Number(row.consumed_at) / 1000);
+      return payload;
+    }
+
+    async consume(id: string): Promise<void> {
+      await db
+        .updateTable("oauth_payloads")
+        .set({ consumed_at: now() })
+        .where("model", "=", this.model)
+        .where("id", "=", id)
+        .execute();
+    }
+
+    async destroy(id: string): Promise<void> {
+      await db.deleteFrom("oauth_payloads").where("model", "=", this.model).where("id", "=", id).execute();
+    }
+
+    async revokeByGrantId(grantId: string): Promise<void> {
+      await db
+        .deleteFrom("oauth_payloads")
+        .where("model", "=", this.model)
+        .where("grant_id", "=", grantId)
+        .execute();
+    }
+  };
+}
+
+/** Deletes expired artefacts; returns how many rows went. */
+export async function purgeExpired(db: Kysely<OAuthDatabase>, at: number = Date.now()): Promise<number> {
+  const res = await db.deleteFrom("oauth_payloads").where("expires_at", "<=", at).executeTakeFirst();
+  return Number(res.numDeletedRows);
+}
+
+/** True while the grant exists and has not expired (a revoked grant is deleted). */
+export async function grantIsLive(
+  db: Kysely<OAuthDatabase>,
+  grantId: string,
+  at: number = Date.now(),
+): Promise<boolean> {
+  const row = await db
+    .selectFrom("oauth_payloads")
+    .select("expires_at")
+    .where("model", "=", "Grant")
+    .where("id", "=", grantId)
+    .executeTakeFirst();
+  return row !== undefined && (row.expires_at === null || Number(row.expires_at) > at);
+}

@@ -1,0 +1,619 @@
+/**
+ * The built-in OAuth 2.1 authorization server for MCP (MCP authorization 2025-11-25 /
+ * 2026-07-28, "Authorization Server" requirements), built on oidc-provider and mounted at the
+ * gateway's root:
+ * - authorization code with PKCE, S256 only (OAuth 2.1 §4.1, RFC 7636 §4.2);
+ * - resource indicators required (RFC 8707): each access token is an RFC 9068 JWT bound to
+ *   exactly one configured MCP endpoint, short-lived;
+ * - refresh tokens rotated on every use; presenting a rotated one revokes the whole grant
+ *   (OAuth 2.1 §4.3.1, RFC 9700 §4.14.2), as does a reused authorization code (RFC 9700 §4.5);
+ * - revocation (RFC 7009), introspection (RFC 7662), `iss` in every authorization response
+ *   (RFC 9207), metadata at /.well-known/oauth-authorization-server (RFC 8414);
+ * - clients by Dynamic Client Registration (RFC 7591) or Client ID Metadata Documents
+ *   (fetched through ./safeFetch.ts);
+ * - state in the gateway's SQL store (./adapter.ts), signing keys sealed at rest
+ *   (./signingKeys.ts), local users (./users.ts), sign-in and consent pages (./interactions.ts).
+ */
+import { createHash } from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { createLocalJWKSet, type JWK, type JWTPayload, errors as joseErrors, jwtVerify } from "jose";
+import type { Kysely } from "kysely";
+import type { Logger } from "pino";
+import type { TokenCheck } from "../authn/oauthToken.js";
+import type { Principal } from "../authn/principal.js";
+import { compileScopes } from "../authz/scope.js";
+import type { Store } from "../store/types.js";
+import { grantIsLive, purgeExpired, sqlAdapter } from "./adapter.js";
+import { type OAuthDatabase, oauthDatabase } from "./database.js";
+import {
+  escapeHtml,
+  handleInteraction,
+  INTERACTION_PREFIX,
+  rememberedGrantId,
+  STYLESHEET_PATH,
+  sendPage,
+  sendStylesheet,
+} from "./interactions.js";
+import { loadOidcProvider, type OidcClient, type OidcContext, type OidcGrant } from "./oidcProvider.js";
+import { DEFAULT_MAX_BYTES, type SafeFetchPolicy, safeFetch } from "./safeFetch.js";
+import { deriveKey } from "./secrets.js";
+import { loadSigningKeys, publicJwk, type SigningKey } from "./signingKeys.js";
+import { findUser } from "./users.js";
+
+export interface AuthorizationServerOptions {
+  /** The gateway's public base URL (origin only); the AS routes live at its root. */
+  issuer: string;
+  /** The gateway's MCP endpoints (exact resource URLs) and the scopes each supports. */
+  resources: Array<{ url: string; scopes: string[] }>;
+  store: Store;
+  /** The gateway server secret (≥ 32 bytes): keys for sealing signing keys and cookies derive from it. */
+  secret: Buffer;
+  /** "dev" allows http loopback redirect and metadata-document targets; otherwise https only. */
+  environment: string;
+  /** Default 300. */
+  accessTokenTtlSeconds?: number;
+  /** Default 14 days; each rotation starts a new period, capped by the grant's life. */
+  refreshTokenTtlSeconds?: number;
+  log: Logger;
+}
+
+export interface AuthorizationServer {
+  /** True when this request belongs to the AS (path match), so the listener hands it over before body parsing. */
+  owns(pathname: string): boolean;
+  handle(req: IncomingMessage, res: ServerResponse): void;
+  /**
+   * Verifies an access token issued by this AS for `resource`. Synchronous on a cache hit;
+   * the grant's revocation is checked on every call, so a cached token never outlives it.
+   */
+  verifyAccessToken(token: string, resource: string): TokenCheck | Promise<TokenCheck>;
+  close(): Promise<void>;
+}
+
+/** Paths oidc-provider serves with this configuration (its defaults). */
+const EXACT_PATHS = new Set([
+  "/auth",
+  "/token",
+  "/reg",
+  "/jwks",
+  "/token/introspection",
+  "/token/revocation",
+  "/request",
+  "/.well-known/oauth-authorization-server",
+  "/.well-known/openid-configuration",
+  STYLESHEET_PATH,
+]);
+/** `/auth/:uid` is where an interaction resumes. */
+const PREFIXES = ["/auth/", INTERACTION_PREFIX];
+
+export const REGISTRATION_BODY_LIMIT = 16 * 1024;
+const TOKEN_CACHE_SIZE = 10_000;
+const JWKS_RELOAD_COOLDOWN_MS = 30_000;
+const CLOCK_TOLERANCE_SECONDS = 5;
+const ALL_SERVERS = compileScopes(["*"]);
+
+interface CachedToken {
+  principal: Principal;
+  audience: string;
+  grantId: string;
+  until: number;
+}
+
+export class AuthorizationServerConfigError extends Error {
+  override name = "AuthorizationServerConfigError";
+}
+
+function validateOptions(opts: AuthorizationServerOptions): URL {
+  const issuer = URL.parse(opts.issuer);
+  if (issuer === null || (issuer.protocol !== "https:" && issuer.protocol !== "http:")) {
+    throw new AuthorizationServerConfigError(`oauth issuer must be an http(s) URL, got ${opts.issuer}`);
+  }
+  if (issuer.pathname !== "/" || issuer.search !== "" || issuer.hash !== "" || opts.issuer.endsWith("/")) {
+    throw new AuthorizationServerConfigError(
+      `oauth issuer must be an origin without path or trailing slash (e.g. https://gateway.example.com), got ${opts.issuer}`,
+    );
+  }
+  if (issuer.protocol === "http:" && opts.environment !== "dev") {
+    throw new AuthorizationServerConfigError("oauth issuer must be https outside the dev environment");
+  }
+  if (opts.resources.length === 0) {
+    throw new AuthorizationServerConfigError("oauth resources: at least one MCP endpoint is needed");
+  }
+  for (const r of opts.resources) {
+    const url = URL.parse(r.url);
+    if (url === null || url.hash !== "" || url.href !== r.url) {
+      throw new AuthorizationServerConfigError(
+        `oauth resources: ${r.url} must be an absolute URL in normalized form without fragment`,
+      );
+    }
+    for (const s of r.scopes) {
+      if (s === "offline_access" || s === "openid") {
+        throw new AuthorizationServerConfigError(`oauth resources: scope ${s} is reserved`);
+      }
+    }
+  }
+  if (opts.secret.length < 32)
+    throw new AuthorizationServerConfigError("the server secret must be at least 32 bytes");
+  return issuer;
+}
+
+const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
+
+/** RFC 7591 §3.2.2 error response. */
+function registrationError(res: ServerResponse, code: string, description: string): void {
+  res.writeHead(400, { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" });
+  res.end(JSON.stringify({ error: code, error_description: description }));
+}
+
+/**
+ * Reads a registration body (RFC 7591 §3.1) with a size limit and checks it is a JSON object
+ * before oidc-provider sees it; oidc-provider then uses the buffered body.
+ */
+async function preReadRegistration(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+  const type = (req.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase();
+  if (type !== "application/json") {
+    registrationError(res, "invalid_client_metadata", "the registration request must be application/json");
+    return false;
+  }
+  const declared = Number(req.headers["content-length"]);
+  if (Number.isFinite(declared) && declared > REGISTRATION_BODY_LIMIT) {
+    res.setHeader("connection", "close");
+    registrationError(
+      res,
+      "invalid_client_metadata",
+      `the registration request exceeds ${REGISTRATION_BODY_LIMIT} bytes`,
+    );
+    req.resume();
+    return false;
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > REGISTRATION_BODY_LIMIT) {
+      res.setHeader("connection", "close");
+      registrationError(
+        res,
+        "invalid_client_metadata",
+        `the registration request exceeds ${REGISTRATION_BODY_LIMIT} bytes`,
+      );
+      req.resume();
+      return false;
+    }
+    chunks.push(chunk as Buffer);
+  }
+  const body = Buffer.concat(chunks);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString("utf8"));
+  } catch {
+    registrationError(res, "invalid_client_metadata", "the registration request is not valid JSON");
+    return false;
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    registrationError(res, "invalid_client_metadata", "the registration request must be a JSON object");
+    return false;
+  }
+  (req as IncomingMessage & { body?: Buffer }).body = body;
+  return true;
+}
+
+export async function createAuthorizationServer(
+  opts: AuthorizationServerOptions,
+): Promise<AuthorizationServer> {
+  const issuerUrl = validateOptions(opts);
+  const { issuer, environment, log } = opts;
+  const https = issuerUrl.protocol === "https:";
+  const db: Kysely<OAuthDatabase> = oauthDatabase(opts.store);
+  const accessTtl = opts.accessTokenTtlSeconds ?? 300;
+  const refreshTtl = opts.refreshTokenTtlSeconds ?? 14 * 24 * 3600;
+  const resources = new Map(opts.resources.map((r) => [r.url, [...new Set(r.scopes)]]));
+  const allScopes = [...new Set(opts.resources.flatMap((r) => r.scopes))];
+  const fetchPolicy: SafeFetchPolicy = { environment, maxBytes: DEFAULT_MAX_BYTES };
+
+  let signingKeys: SigningKey[] = await loadSigningKeys(db, opts.secret);
+  const { default: Provider, errors } = await loadOidcProvider();
+
+  const redirectUriProblem = (uri: string, applicationType: string): string | null => {
+    const url = URL.parse(uri);
+    if (url === null) return "is not a URL";
+    if (url.hash !== "") return "must not contain a fragment";
+    if (url.protocol === "https:") return null;
+    if (url.protocol === "http:") {
+      if (!LOOPBACK_HOSTS.has(url.hostname)) return "must use https (http is allowed for loopback only)";
+      if (environment !== "dev" && applicationType !== "native") {
+        return "http loopback redirects are for native clients (application_type native) or the dev environment";
+      }
+      return null;
+    }
+    if (applicationType !== "native")
+      return "custom URI schemes are for native clients (application_type native)";
+    if (/^(javascript|data|file|vbscript|blob):$/.test(url.protocol))
+      return `${url.protocol} is never allowed`;
+    return null;
+  };
+
+  const configuration: Record<string, unknown> = {
+    adapter: sqlAdapter(db),
+    jwks: {
+      keys: signingKeys.map((k) => (k.retiredAt === null ? k.jwk : { ...k.jwk, key_ops: ["verify"] })),
+    },
+    cookies: {
+      keys: [deriveKey(opts.secret, "cookie-signing").toString("base64url")],
+      // __Host- needs Path=/; oidc-provider scopes the interaction cookies to their paths.
+      names: https
+        ? {
+            session: "__Host-oauth_session",
+            interaction: "__Secure-oauth_interaction",
+            resume: "__Secure-oauth_resume",
+          }
+        : { session: "oauth_session", interaction: "oauth_interaction", resume: "oauth_resume" },
+      long: { httpOnly: true, sameSite: "lax", secure: https },
+      short: { httpOnly: true, sameSite: "lax", secure: https },
+    },
+    scopes: ["openid", ...allScopes],
+    responseTypes: ["code"],
+    // OAuth 2.1 §4.1.3: redirect_uri is always sent and compared exactly.
+    allowOmittingSingleRegisteredRedirectUri: false,
+    clientDefaults: {
+      grant_types: ["authorization_code", "refresh_token"],
+      response_types: ["code"],
+      token_endpoint_auth_method: "none",
+      id_token_signed_response_alg: "ES256",
+    },
+    clientAuthMethods: ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"],
+    pkce: { required: () => true },
+    async findAccount(_ctx: unknown, sub: string) {
+      const user = await findUser(db, sub);
+      if (user === undefined || user.disabledAt !== null) return undefined;
+      return {
+        accountId: sub,
+        async claims() {
+          return {
+            sub,
+            email: user.email ?? undefined,
+            preferred_username: user.username,
+            groups: user.groups,
+          };
+        },
+      };
+    },
+    async extraTokenClaims(_ctx: unknown, token: { accountId?: string; grantId?: string; kind?: string }) {
+      const claims: Record<string, unknown> = {};
+      if (token.grantId !== undefined) claims.grant_id = token.grantId;
+      if (token.accountId !== undefined) {
+        const user = await findUser(db, token.accountId);
+        if (user !== undefined) {
+          claims.preferred_username = user.username;
+          if (user.email !== null) claims.email = user.email;
+          claims.groups = user.groups;
+        }
+      }
+      return claims;
+    },
+    // Refresh tokens without offline_access (never advertised), rotated on every use.
+    async issueRefreshToken(_ctx: unknown, client: OidcClient) {
+      return client.grantTypeAllowed("refresh_token");
+    },
+    rotateRefreshToken: true,
+    async expiresWithSession() {
+      return false;
+    },
+    async loadExistingGrant(ctx: OidcContext) {
+      const client = ctx.oidc.client;
+      if (client === undefined) return undefined;
+      const accountId = ctx.oidc.session?.accountId;
+      const grantId =
+        ctx.oidc.result?.consent?.grantId ??
+        ctx.oidc.session?.grantIdFor(client.clientId) ??
+        (accountId === undefined ? undefined : await rememberedGrantId(db, accountId, client.clientId));
+      if (grantId === undefined) return undefined;
+      const grant: OidcGrant | undefined = await provider.Grant.find(grantId);
+      if (grant === undefined || grant.accountId !== accountId || grant.clientId !== client.clientId)
+        return undefined;
+      return grant;
+    },
+    interactions: { url: (_ctx: unknown, i: { uid: string }) => `${INTERACTION_PREFIX}${i.uid}` },
+    async renderError(ctx: OidcContext, out: Record<string, string>) {
+      for (const [k, v] of Object.entries({
+        "content-security-policy": "default-src 'none'; style-src 'self'; frame-ancestors 'none'",
+        "x-frame-options": "DENY",
+        "x-content-type-options": "nosniff",
+        "cache-control": "no-store",
+      })) {
+        ctx.set(k, v);
+      }
+      ctx.type = "html";
+      ctx.body = [
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Authorization error</title>',
+        `<link rel="stylesheet" href="${STYLESHEET_PATH}"></head><body><h1>Authorization error</h1>`,
+        ...Object.entries(out).map(
+          ([k, v]) => `<p><code>${escapeHtml(k)}</code>: ${escapeHtml(String(v))}</p>`,
+        ),
+        "</body></html>",
+      ].join("\n");
+    },
+    clientBasedCORS(_ctx: unknown, origin: string, client: OidcClient) {
+      // Browser-based clients may call the token endpoint from their redirect URIs' origin.
+      return client.redirectUris.some((u) => URL.parse(u)?.origin === origin);
+    },
+    ttl: {
+      AccessToken: accessTtl,
+      AuthorizationCode: 60,
+      IdToken: 600,
+      Interaction: 600,
+      Session: 24 * 3600,
+      Grant: 90 * 24 * 3600,
+      RefreshToken: refreshTtl,
+    },
+    extraClientMetadata: {
+      // RFC 7591 §2 software statement fields; the validator runs once per registration or
+      // metadata document (oidc-provider calls it only for extra properties), so the
+      // redirect URI policy is enforced from here for DCR and CIMD clients alike.
+      properties: ["software_id", "software_version"],
+      validator(_ctx: unknown, key: string, value: unknown, metadata: Record<string, unknown>) {
+        if (value !== undefined && typeof value !== "string") {
+          throw new errors.InvalidClientMetadata(`${key} must be a string`);
+        }
+        if (key !== "software_id") return;
+        const uris = metadata.redirect_uris;
+        if (!Array.isArray(uris)) return;
+        const applicationType = String(metadata.application_type ?? "web");
+        for (const uri of uris) {
+          const problem = redirectUriProblem(String(uri), applicationType);
+          if (problem !== null) throw new errors.InvalidRedirectUri(`redirect_uri ${String(uri)} ${problem}`);
+        }
+      },
+    },
+    fetch: (url: string | URL, init: { headers?: HeadersInit; signal?: AbortSignal }) =>
+      safeFetch(url, fetchPolicy, {
+        ...(init.headers ? { headers: init.headers } : {}),
+        ...(init.signal ? { signal: init.signal } : {}),
+      }),
+    fetchResponseBodyLimits: {
+      "client_id metadata document": DEFAULT_MAX_BYTES,
+      jwks_uri: DEFAULT_MAX_BYTES,
+      sector_identifier_uri: DEFAULT_MAX_BYTES,
+    },
+    features: {
+      devInteractions: { enabled: false },
+      userinfo: { enabled: false },
+      rpInitiatedLogout: { enabled: false },
+      registration: { enabled: true, initialAccessToken: false },
+      revocation: {
+        enabled: true,
+        allowedPolicy: async (_ctx: unknown, client: OidcClient, token: { clientId?: string }) =>
+          token.clientId === client.clientId,
+      },
+      introspection: {
+        enabled: true,
+        allowedPolicy: async (_ctx: unknown, client: OidcClient, token: { clientId?: string }) =>
+          token.clientId === client.clientId,
+      },
+      clientIdMetadataDocument: {
+        enabled: true,
+        ack: "draft-02",
+        cacheDuration: { min: 60, max: 24 * 3600 },
+      },
+      resourceIndicators: {
+        enabled: true,
+        // RFC 8707 §2: the authorization request must name the resource; at the token
+        // endpoint the granted one is used when the client repeats none.
+        async defaultResource(ctx: OidcContext, _client: unknown, oneOf?: string[]) {
+          if (Array.isArray(oneOf)) {
+            if (oneOf.length === 1) return oneOf[0];
+            throw new errors.InvalidTarget("exactly one resource must be requested for an access token");
+          }
+          if (ctx.oidc.route === "token") return undefined;
+          throw new errors.InvalidTarget("the resource parameter is required (RFC 8707)");
+        },
+        useGrantedResource: async () => true,
+        async getResourceServerInfo(_ctx: unknown, indicator: string) {
+          const scopes = resources.get(indicator);
+          if (scopes === undefined) throw new errors.InvalidTarget("unknown resource");
+          return {
+            scope: scopes.join(" "),
+            audience: indicator,
+            accessTokenTTL: accessTtl,
+            accessTokenFormat: "jwt",
+            jwt: { sign: { alg: "ES256" } },
+          };
+        },
+      },
+    },
+  };
+
+  const provider = new Provider(issuer, configuration);
+  const providerCallback = provider.callback();
+
+  /** Grants revoked in this process (reuse detection, RFC 7009), for the synchronous cache check. */
+  const revokedGrants = new Map<string, number>();
+  const noteRevoked = (grantId: string) => {
+    const now = Date.now();
+    revokedGrants.set(grantId, now);
+    const horizon = now - (accessTtl + CLOCK_TOLERANCE_SECONDS + 60) * 1000;
+    for (const [id, at] of revokedGrants) {
+      if (at >= horizon) break;
+      revokedGrants.delete(id);
+    }
+  };
+  provider.on("grant.revoked", (_ctx, grantId) => {
+    if (typeof grantId === "string") noteRevoked(grantId);
+  });
+  provider.on("server_error", (_ctx, error) => log.error({ err: error }, "authorization server error"));
+
+  const interactionDeps = { provider, db, csrfKey: deriveKey(opts.secret, "interaction-csrf"), log };
+
+  // Verification keys: the published set, reloaded from the store when a token names an unknown kid.
+  const buildKeySet = (keys: SigningKey[]) =>
+    createLocalJWKSet({ keys: keys.map((k) => publicJwk(k.jwk) as JWK) });
+  let keySet = buildKeySet(signingKeys);
+  let lastReload = Date.now();
+  const reloadKeys = async (): Promise<boolean> => {
+    if (Date.now() - lastReload < JWKS_RELOAD_COOLDOWN_MS) return false;
+    lastReload = Date.now();
+    signingKeys = await loadSigningKeys(db, opts.secret);
+    keySet = buildKeySet(signingKeys);
+    return true;
+  };
+
+  const cache = new Map<string, CachedToken>();
+  const remember = (key: string, entry: CachedToken) => {
+    if (cache.size >= TOKEN_CACHE_SIZE) {
+      const oldest = cache.keys().next().value;
+      if (oldest !== undefined) cache.delete(oldest);
+    }
+    cache.set(key, entry);
+  };
+
+  const principalOf = (payload: JWTPayload & Record<string, unknown>): Principal => {
+    const sub = String(payload.sub);
+    const scopes = typeof payload.scope === "string" ? payload.scope.split(" ").filter(Boolean) : [];
+    return {
+      id: `oauth:${issuer}#${sub}`,
+      kind: payload.client_id === sub ? "service" : "user",
+      method: "oauth",
+      name:
+        typeof payload.email === "string"
+          ? payload.email
+          : typeof payload.preferred_username === "string"
+            ? payload.preferred_username
+            : sub,
+      environment,
+      credentialId: typeof payload.jti === "string" ? payload.jti : null,
+      scopes: ALL_SERVERS,
+      oauthScopes: new Set(scopes),
+      groups: Array.isArray(payload.groups) ? payload.groups.map(String) : [],
+      expiresAt: typeof payload.exp === "number" ? new Date(payload.exp * 1000) : null,
+    };
+  };
+
+  const check = (entry: CachedToken, resource: string): TokenCheck => {
+    if (revokedGrants.has(entry.grantId)) {
+      return {
+        ok: false,
+        reason: "the token's grant was revoked",
+        credentialId: entry.principal.credentialId,
+      };
+    }
+    if (entry.audience !== resource) {
+      return {
+        ok: false,
+        reason: `token audience ${entry.audience} is not this resource`,
+        credentialId: entry.principal.credentialId,
+      };
+    }
+    return { ok: true, principal: entry.principal };
+  };
+
+  const verifyUncached = async (token: string, key: string, resource: string): Promise<TokenCheck> => {
+    let payload: JWTPayload & Record<string, unknown>;
+    const verify = () =>
+      jwtVerify(token, keySet, {
+        issuer,
+        typ: "at+jwt",
+        algorithms: ["ES256", "RS256"],
+        clockTolerance: CLOCK_TOLERANCE_SECONDS,
+        requiredClaims: ["exp", "iat", "jti", "sub", "aud", "client_id"],
+      });
+    try {
+      try {
+        ({ payload } = await verify());
+      } catch (err) {
+        if (!(err instanceof joseErrors.JWKSNoMatchingKey) || !(await reloadKeys())) throw err;
+        ({ payload } = await verify());
+      }
+    } catch (err) {
+      const reason = err instanceof joseErrors.JOSEError ? `${err.code}: ${err.message}` : String(err);
+      return { ok: false, reason: `JWT rejected: ${reason}`, credentialId: null };
+    }
+    const audience = payload.aud;
+    const grantId = payload.grant_id;
+    if (typeof audience !== "string" || !resources.has(audience)) {
+      return {
+        ok: false,
+        reason: "token audience is not exactly one resource of this gateway",
+        credentialId: null,
+      };
+    }
+    if (typeof grantId !== "string")
+      return { ok: false, reason: "token carries no grant", credentialId: null };
+    const entry: CachedToken = {
+      principal: principalOf(payload),
+      audience,
+      grantId,
+      until: (payload.exp as number) * 1000,
+    };
+    if (!(await grantIsLive(db, grantId))) {
+      noteRevoked(grantId);
+      return {
+        ok: false,
+        reason: "the token's grant was revoked",
+        credentialId: entry.principal.credentialId,
+      };
+    }
+    remember(key, entry);
+    return check(entry, resource);
+  };
+
+  const purgeTimer = setInterval(() => {
+    purgeExpired(db).catch((err: unknown) => log.warn({ err }, "purging expired OAuth artefacts failed"));
+  }, 10 * 60_000);
+  purgeTimer.unref();
+
+  const fail = (res: ServerResponse, err: unknown) => {
+    log.error({ err }, "authorization server request failed");
+    if (!res.headersSent) {
+      res.writeHead(500, { "content-type": "application/json", "cache-control": "no-store" });
+      res.end(JSON.stringify({ error: "server_error" }));
+    } else {
+      res.destroy();
+    }
+  };
+
+  const owns = (pathname: string): boolean =>
+    EXACT_PATHS.has(pathname) || PREFIXES.some((p) => pathname.startsWith(p));
+
+  return {
+    owns,
+
+    handle(req: IncomingMessage, res: ServerResponse): void {
+      const pathname = new URL(req.url ?? "/", "http://x").pathname;
+      if (pathname === STYLESHEET_PATH) {
+        sendStylesheet(res);
+        return;
+      }
+      if (pathname.startsWith(INTERACTION_PREFIX)) {
+        handleInteraction(interactionDeps, req, res).catch((err: unknown) => fail(res, err));
+        return;
+      }
+      if (pathname === "/reg" && req.method === "POST") {
+        preReadRegistration(req, res)
+          .then((ok) => {
+            if (ok) providerCallback(req, res);
+          })
+          .catch((err: unknown) => fail(res, err));
+        return;
+      }
+      if (!owns(pathname)) {
+        sendPage(res, 404, "Not found", "<h1>Not found</h1>");
+        return;
+      }
+      providerCallback(req, res);
+    },
+
+    verifyAccessToken(token: string, resource: string): TokenCheck | Promise<TokenCheck> {
+      const key = createHash("sha256").update(token).digest("base64url");
+      const hit = cache.get(key);
+      if (hit !== undefined) {
+        if (hit.until + CLOCK_TOLERANCE_SECONDS * 1000 > Date.now()) return check(hit, resource);
+        cache.delete(key);
+      }
+      return verifyUncached(token, key, resource);
+    },
+
+    async close(): Promise<void> {
+      clearInterval(purgeTimer);
+      cache.clear();
+    },
+  };
+}

@@ -1,0 +1,297 @@
+/**
+ * The authorization server's own pages: sign-in and consent for an authorization request
+ * (OAuth 2.1 §4.1.1 "the authorization server authenticates the resource owner and obtains
+ * an authorization decision"), at /oauth/interaction/:uid. Server-rendered, no script at
+ * all, a strict Content-Security-Policy and `frame-ancestors 'none'` against clickjacking
+ * (RFC 6819 §4.4.1.9), a CSRF token bound to the interaction, and consent that names the
+ * client, where it will send the user back, the scopes and the resource (MCP security best
+ * practices, "Confused Deputy Problem": consent per client, shown before redirecting).
+ */
+import { createHmac, timingSafeEqual } from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Kysely } from "kysely";
+import type { Logger } from "pino";
+import type { OAuthDatabase } from "./database.js";
+import type { OidcInteraction, OidcProvider } from "./oidcProvider.js";
+import { verifyPassword } from "./users.js";
+
+export const INTERACTION_PREFIX = "/oauth/interaction/";
+export const STYLESHEET_PATH = "/oauth/assets/style.css";
+const FORM_LIMIT = 8 * 1024;
+
+export const PAGE_HEADERS: Readonly<Record<string, string>> = {
+  "content-security-policy":
+    "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  "x-frame-options": "DENY",
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+  "cache-control": "no-store",
+};
+
+const STYLESHEET = [
+  "body{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem;color:#222}",
+  "label{display:block;margin:.75rem 0}input{display:block;width:100%;padding:.4rem}",
+  "button{margin:.5rem .5rem 0 0;padding:.5rem 1rem}.warn{background:#fff3cd;padding:.5rem}",
+  ".error{color:#a00}code{background:#eee;padding:0 .2rem}",
+].join("\n");
+
+export interface InteractionDeps {
+  provider: OidcProvider;
+  db: Kysely<OAuthDatabase>;
+  /** Key for the interaction-bound CSRF token. */
+  csrfKey: Buffer;
+  log: Logger;
+}
+
+export function escapeHtml(value: string): string {
+  return value.replace(/[&<>"'`]/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+function csrfToken(key: Buffer, uid: string): string {
+  return createHmac("sha256", key).update(`interaction-csrf:${uid}`).digest("base64url");
+}
+
+function csrfValid(key: Buffer, uid: string, presented: string | null): boolean {
+  if (presented === null) return false;
+  const expected = Buffer.from(csrfToken(key, uid));
+  const actual = Buffer.from(presented);
+  return expected.length === actual.length && timingSafeEqual(expected, actual);
+}
+
+export function sendPage(res: ServerResponse, status: number, title: string, body: string): void {
+  const html = [
+    "<!DOCTYPE html>",
+    `<html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>`,
+    `<meta name="viewport" content="width=device-width, initial-scale=1">`,
+    `<link rel="stylesheet" href="${STYLESHEET_PATH}"></head><body>`,
+    body,
+    "</body></html>",
+  ].join("\n");
+  res.writeHead(status, { ...PAGE_HEADERS, "content-type": "text/html; charset=utf-8" });
+  res.end(html);
+}
+
+export function sendStylesheet(res: ServerResponse): void {
+  res.writeHead(200, {
+    "content-type": "text/css; charset=utf-8",
+    "cache-control": "public, max-age=3600",
+    "x-content-type-options": "nosniff",
+  });
+  res.end(STYLESHEET);
+}
+
+async function readForm(req: IncomingMessage): Promise<URLSearchParams | null> {
+  const type = (req.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase();
+  if (type !== "application/x-www-form-urlencoded") return null;
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > FORM_LIMIT) return null;
+    chunks.push(chunk as Buffer);
+  }
+  return new URLSearchParams(Buffer.concat(chunks).toString("utf8"));
+}
+
+function loginPage(
+  uid: string,
+  csrf: string,
+  clientName: string,
+  username: string,
+  error: string | null,
+): string {
+  return [
+    "<h1>Sign in</h1>",
+    `<p>to continue to <strong>${escapeHtml(clientName)}</strong></p>`,
+    error === null ? "" : `<p class="error">${escapeHtml(error)}</p>`,
+    `<form method="post" action="${INTERACTION_PREFIX}${escapeHtml(uid)}/login">`,
+    `<input type="hidden" name="csrf" value="${escapeHtml(csrf)}">`,
+    `<label>Username <input name="username" autocomplete="username" required value="${escapeHtml(username)}"></label>`,
+    '<label>Password <input name="password" type="password" autocomplete="current-password" required></label>',
+    '<button type="submit">Sign in</button>',
+    "</form>",
+  ].join("\n");
+}
+
+const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
+
+function isLocalRedirect(uri: string): boolean {
+  const url = URL.parse(uri);
+  if (url === null) return false;
+  if (url.protocol === "http:" || url.protocol === "https:") return LOOPBACK_HOSTS.has(url.hostname);
+  return true; // custom schemes (cursor://, vscode://) also land on this machine
+}
+
+function listOf(value: unknown): string[] {
+  if (typeof value === "string") return value.split(" ").filter(Boolean);
+  if (Array.isArray(value)) return value.map(String);
+  return [];
+}
+
+async function consentPage(deps: InteractionDeps, details: OidcInteraction, csrf: string): Promise<string> {
+  const clientId = String(details.params.client_id ?? "");
+  const client = await deps.provider.Client.find(clientId);
+  const name = client?.clientName ?? clientId;
+  const redirect = URL.parse(String(details.params.redirect_uri ?? ""));
+  const target =
+    redirect === null ? "(unknown)" : redirect.host === "" ? `${redirect.protocol}//` : redirect.host;
+  const allLocal =
+    (client?.redirectUris ?? []).length > 0 && (client?.redirectUris ?? []).every(isLocalRedirect);
+  const scopes = listOf(details.params.scope).filter((s) => s !== "openid");
+  const resources = listOf(details.params.resource);
+  return [
+    "<h1>Authorize access</h1>",
+    `<p><strong>${escapeHtml(name)}</strong> (client <code>${escapeHtml(clientId)}</code>) asks to act on your behalf.</p>`,
+    `<p>After you decide, you will be sent to <strong>${escapeHtml(target)}</strong>.</p>`,
+    allLocal
+      ? '<p class="warn">This application receives the answer on your own computer. Approve only if you just started it yourself.</p>'
+      : "",
+    "<h2>Access requested</h2>",
+    scopes.length === 0
+      ? "<p>No specific scopes.</p>"
+      : `<ul>${scopes.map((s) => `<li><code>${escapeHtml(s)}</code></li>`).join("")}</ul>`,
+    "<h2>To the server</h2>",
+    `<ul>${resources.map((r) => `<li><code>${escapeHtml(r)}</code></li>`).join("")}</ul>`,
+    `<form method="post" action="${INTERACTION_PREFIX}${escapeHtml(details.uid)}/confirm">`,
+    `<input type="hidden" name="csrf" value="${escapeHtml(csrf)}">`,
+    '<button type="submit" name="decision" value="allow">Allow</button>',
+    '<button type="submit" name="decision" value="deny">Deny</button>',
+    "</form>",
+  ].join("\n");
+}
+
+/** Remembers the grant holding a user's consent for a client (oidc-provider's loadExistingGrant). */
+export async function rememberConsent(
+  db: Kysely<OAuthDatabase>,
+  accountId: string,
+  clientId: string,
+  grantId: string,
+): Promise<void> {
+  const row = { account_id: accountId, client_id: clientId, grant_id: grantId, updated_at: Date.now() };
+  await db
+    .insertInto("oauth_consents")
+    .values(row)
+    .onConflict((oc) =>
+      oc.columns(["account_id", "client_id"]).doUpdateSet({ grant_id: grantId, updated_at: row.updated_at }),
+    )
+    .execute();
+}
+
+export async function rememberedGrantId(
+  db: Kysely<OAuthDatabase>,
+  accountId: string,
+  clientId: string,
+): Promise<string | undefined> {
+  const row = await db
+    .selectFrom("oauth_consents")
+    .select("grant_id")
+    .where("account_id", "=", accountId)
+    .where("client_id", "=", clientId)
+    .executeTakeFirst();
+  return row?.grant_id;
+}
+
+/** Serves GET /oauth/interaction/:uid and POST …/login and …/confirm. */
+export async function handleInteraction(
+  deps: InteractionDeps,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  const { provider, csrfKey } = deps;
+  const path = new URL(req.url ?? "/", "http://x").pathname;
+  const match = /^\/oauth\/interaction\/([A-Za-z0-9_-]{1,64})(?:\/(login|confirm))?$/.exec(path);
+  if (match === null) return sendPage(res, 404, "Not found", "<h1>Not found</h1>");
+  const uid = match[1] ?? "";
+  const action = match[2];
+  if ((action === undefined && req.method !== "GET") || (action !== undefined && req.method !== "POST")) {
+    res.setHeader("allow", action === undefined ? "GET" : "POST");
+    return sendPage(res, 405, "Method not allowed", "<h1>Method not allowed</h1>");
+  }
+
+  let details: OidcInteraction;
+  try {
+    details = await provider.interactionDetails(req, res);
+  } catch {
+    return sendPage(
+      res,
+      400,
+      "Sign-in expired",
+      "<h1>This sign-in attempt has expired</h1><p>Start again from your application.</p>",
+    );
+  }
+  if (details.uid !== uid) {
+    return sendPage(res, 400, "Sign-in mismatch", "<h1>This page belongs to another sign-in attempt</h1>");
+  }
+  const csrf = csrfToken(csrfKey, uid);
+  const clientId = String(details.params.client_id ?? "");
+  const clientName = (await provider.Client.find(clientId))?.clientName ?? clientId;
+
+  if (action === undefined) {
+    if (details.prompt.name === "login")
+      return sendPage(res, 200, "Sign in", loginPage(uid, csrf, clientName, "", null));
+    if (details.prompt.name === "consent")
+      return sendPage(res, 200, "Authorize access", await consentPage(deps, details, csrf));
+    return sendPage(res, 400, "Unsupported", "<h1>Unsupported sign-in step</h1>");
+  }
+
+  const form = await readForm(req);
+  if (form === null || !csrfValid(csrfKey, uid, form.get("csrf"))) {
+    return sendPage(res, 403, "Forbidden", "<h1>The form was not submitted from this page</h1>");
+  }
+
+  if (action === "login") {
+    if (details.prompt.name !== "login")
+      return sendPage(res, 400, "Unexpected", "<h1>Already signed in</h1>");
+    const username = form.get("username") ?? "";
+    const user = await verifyPassword(deps.db, username, form.get("password") ?? "");
+    if (user === null) {
+      deps.log.info(
+        { event: "oauth.login_failed", username: username.slice(0, 128) },
+        "local sign-in refused",
+      );
+      return sendPage(
+        res,
+        401,
+        "Sign in",
+        loginPage(uid, csrf, clientName, username, "Invalid username or password"),
+      );
+    }
+    return provider.interactionFinished(
+      req,
+      res,
+      { login: { accountId: user.id, amr: ["pwd"] } },
+      { mergeWithLastSubmission: false },
+    );
+  }
+
+  // action === "confirm"
+  if (details.prompt.name !== "consent")
+    return sendPage(res, 400, "Unexpected", "<h1>Nothing to confirm</h1>");
+  if (form.get("decision") !== "allow") {
+    return provider.interactionFinished(
+      req,
+      res,
+      { error: "access_denied", error_description: "the user denied the request" },
+      { mergeWithLastSubmission: false },
+    );
+  }
+  const accountId = details.session?.accountId;
+  if (accountId === undefined) return sendPage(res, 400, "Sign-in expired", "<h1>Sign in again</h1>");
+  const grant =
+    (details.grantId === undefined ? undefined : await provider.Grant.find(details.grantId)) ??
+    new provider.Grant({ accountId, clientId });
+  const prompt = details.prompt.details;
+  const oidcScopes = listOf(prompt.missingOIDCScope);
+  if (oidcScopes.length > 0) grant.addOIDCScope(oidcScopes.join(" "));
+  const claims = listOf(prompt.missingOIDCClaims);
+  if (claims.length > 0) grant.addOIDCClaims(claims);
+  const resourceScopes = prompt.missingResourceScopes;
+  if (typeof resourceScopes === "object" && resourceScopes !== null) {
+    for (const [indicator, list] of Object.entries(resourceScopes)) {
+      grant.addResourceScope(indicator, listOf(list).join(" "));
+    }
+  }
+  const grantId = await grant.save();
+  await rememberConsent(deps.db, accountId, clientId, grantId);
+  return provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
+}

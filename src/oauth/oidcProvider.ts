@@ -1,0 +1,82 @@
+/**
+ * The subset of `oidc-provider`'s API that the authorization server uses, typed by hand
+ * (the package ships no type definitions), and its loader. Keep it to what is called.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+
+export interface OidcInteraction {
+  uid: string;
+  prompt: { name: string; reasons: string[]; details: Record<string, unknown> };
+  params: Record<string, unknown>;
+  session?: { accountId?: string };
+  grantId?: string;
+}
+
+export interface OidcGrant {
+  jti: string;
+  accountId?: string;
+  clientId?: string;
+  addOIDCScope(scope: string): void;
+  addOIDCClaims(claims: string[]): void;
+  addResourceScope(resource: string, scope: string): void;
+  save(): Promise<string>;
+}
+
+export interface OidcClient {
+  clientId: string;
+  clientName?: string;
+  applicationType?: string;
+  redirectUris: string[];
+  grantTypeAllowed(type: string): boolean;
+}
+
+export interface OidcProvider {
+  issuer: string;
+  callback(): (req: IncomingMessage, res: ServerResponse) => void;
+  interactionDetails(req: IncomingMessage, res: ServerResponse): Promise<OidcInteraction>;
+  interactionFinished(
+    req: IncomingMessage,
+    res: ServerResponse,
+    result: Record<string, unknown>,
+    options?: { mergeWithLastSubmission?: boolean },
+  ): Promise<void>;
+  Grant: {
+    new (init: { accountId: string; clientId: string }): OidcGrant;
+    find(id: string): Promise<OidcGrant | undefined>;
+  };
+  Client: { find(id: string): Promise<OidcClient | undefined> };
+  on(event: string, listener: (...args: unknown[]) => void): unknown;
+}
+
+type OidcErrorClass = new (description?: string, detail?: string) => Error;
+
+export interface OidcProviderModule {
+  default: new (issuer: string, configuration: Record<string, unknown>) => OidcProvider;
+  errors: {
+    InvalidTarget: OidcErrorClass;
+    InvalidClientMetadata: OidcErrorClass;
+    InvalidRedirectUri: OidcErrorClass;
+    InvalidRequest: OidcErrorClass;
+  };
+}
+
+/** The context oidc-provider passes to configuration callbacks (Koa's, with `oidc`). */
+export interface OidcContext {
+  oidc: {
+    route?: string;
+    client?: OidcClient;
+    session?: { accountId?: string; grantIdFor(clientId: string): string | undefined };
+    result?: { consent?: { grantId?: string } };
+    params?: Record<string, unknown>;
+  };
+  type: string;
+  body: unknown;
+  status: number;
+  set(field: string, value: string): void;
+}
+
+export async function loadOidcProvider(): Promise<OidcProviderModule> {
+  // A variable specifier: the package has no type definitions, so it is typed by hand above.
+  const specifier: string = "oidc-provider";
+  return (await import(specifier)) as OidcProviderModule;
+}

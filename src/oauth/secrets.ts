@@ -1,0 +1,39 @@
+/**
+ * Keys derived from the gateway's server secret with HKDF-SHA-256 (RFC 5869), one per
+ * purpose (`info` names it), so the secret itself never encrypts or signs anything, and
+ * AES-256-GCM sealing for values kept at rest (NIST SP 800-38D; 96-bit random IV, the
+ * record's id as associated data so a sealed value cannot be moved to another row).
+ */
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:crypto";
+
+export type KeyPurpose = "signing-key-encryption" | "cookie-signing" | "interaction-csrf";
+
+const SALT = Buffer.from("portcullis/oauth/v1");
+
+export function deriveKey(secret: Buffer, purpose: KeyPurpose): Buffer {
+  if (secret.length < 32) throw new Error("the server secret must be at least 32 bytes");
+  return Buffer.from(hkdfSync("sha256", secret, SALT, `portcullis oauth ${purpose}`, 32));
+}
+
+/** `v1.<iv>.<tag>.<ciphertext>`, base64url parts. */
+export function seal(key: Buffer, plaintext: string, associatedData: string): string {
+  const iv = randomBytes(12);
+  const cipher = createCipheriv("aes-256-gcm", key, iv);
+  cipher.setAAD(Buffer.from(associatedData, "utf8"));
+  const body = Buffer.concat([cipher.update(plaintext, "utf8"), cipher.final()]);
+  return ["v1", iv, cipher.getAuthTag(), body]
+    .map((p) => (typeof p === "string" ? p : p.toString("base64url")))
+    .join(".");
+}
+
+/** Throws when the value was not sealed with this key for this associated data. */
+export function unseal(key: Buffer, sealed: string, associatedData: string): string {
+  const [version, iv, tag, body] = sealed.split(".");
+  if (version !== "v1" || iv === undefined || tag === undefined || body === undefined) {
+    throw new Error("sealed value has an unknown format");
+  }
+  const decipher = createDecipheriv("aes-256-gcm", key, Buffer.from(iv, "base64url"));
+  decipher.setAAD(Buffer.from(associatedData, "utf8"));
+  decipher.setAuthTag(Buffer.from(tag, "base64url"));
+  return Buffer.concat([decipher.update(Buffer.from(body, "base64url")), decipher.final()]).toString("utf8");
+}

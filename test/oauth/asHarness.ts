@@ -1,0 +1,227 @@
+/**
+ * Test harness for the built-in authorization server: a SQLite store in a temp directory,
+ * the AS mounted on a plain node:http server on 127.0.0.1:0, a local user, and helpers that
+ * drive registration, the sign-in and consent forms (fetch + cookie jar) and the token
+ * endpoint like an MCP client would.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pino } from "pino";
+import { type AuthorizationServer, createAuthorizationServer } from "../../src/oauth/authorizationServer.js";
+import { oauthDatabase } from "../../src/oauth/database.js";
+import { addUser } from "../../src/oauth/users.js";
+import { openStore } from "../../src/store/open.js";
+import type { Store } from "../../src/store/types.js";
+import { CookieJar } from "../fixtures/oidc-idp.js";
+
+export const USER = { username: "alice", password: "correct horse battery staple" };
+/** Registered redirect URI; native clients may use any port on it (RFC 8252 §7.3). */
+export const REDIRECT = "http://127.0.0.1/callback";
+export const REDIRECT_WITH_PORT = "http://127.0.0.1:49152/callback";
+
+export interface Harness {
+  issuer: string;
+  /** Two MCP endpoints: [0] github (mcp:tools, mcp:tools:read), [1] jira (mcp:tools). */
+  resources: [string, string];
+  as: AuthorizationServer;
+  store: Store;
+  close(): Promise<void>;
+}
+
+export async function startHarness(opts: { accessTokenTtlSeconds?: number } = {}): Promise<Harness> {
+  const dir = await mkdtemp(join(tmpdir(), "portcullis-as-"));
+  const store = await openStore(join(dir, "db.sqlite"));
+  await addUser(
+    oauthDatabase(store),
+    { ...USER, email: "alice@example.test", groups: ["staff"] },
+    { N: 2 ** 10, r: 8, p: 1 },
+  );
+  const server: Server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const resources: [string, string] = [`${issuer}/mcp/github`, `${issuer}/mcp/jira`];
+  const as = await createAuthorizationServer({
+    issuer,
+    resources: [
+      { url: resources[0], scopes: ["mcp:tools", "mcp:tools:read"] },
+      { url: resources[1], scopes: ["mcp:tools"] },
+    ],
+    store,
+    secret: randomBytes(32),
+    environment: "dev",
+    ...(opts.accessTokenTtlSeconds === undefined
+      ? {}
+      : { accessTokenTtlSeconds: opts.accessTokenTtlSeconds }),
+    log: pino({ level: "silent" }),
+  });
+  server.on("request", (req, res) => {
+    const path = new URL(req.url ?? "/", issuer).pathname;
+    if (as.owns(path)) as.handle(req, res);
+    else {
+      res.writeHead(404);
+      res.end();
+    }
+  });
+  return {
+    issuer,
+    resources,
+    as,
+    store,
+    async close() {
+      await as.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function registerClient(h: Harness, metadata: Record<string, unknown> = {}): Promise<string> {
+  const res = await fetch(`${h.issuer}/reg`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      client_name: "Test Agent",
+      application_type: "native",
+      redirect_uris: [REDIRECT],
+      token_endpoint_auth_method: "none",
+      grant_types: ["authorization_code", "refresh_token"],
+      response_types: ["code"],
+      ...metadata,
+    }),
+  });
+  const body = (await res.json()) as { client_id?: string };
+  if (res.status !== 201 || body.client_id === undefined) {
+    throw new Error(`registration failed: ${res.status} ${JSON.stringify(body)}`);
+  }
+  return body.client_id;
+}
+
+export interface Pkce {
+  verifier: string;
+  challenge: string;
+}
+
+export function pkce(): Pkce {
+  const verifier = randomBytes(32).toString("base64url");
+  return { verifier, challenge: createHash("sha256").update(verifier).digest("base64url") };
+}
+
+export function authorizationUrl(
+  h: Harness,
+  clientId: string,
+  p: Pkce | null,
+  extra: Record<string, string> = {},
+): URL {
+  const url = new URL(`${h.issuer}/auth`);
+  const params: Record<string, string> = {
+    client_id: clientId,
+    response_type: "code",
+    redirect_uri: REDIRECT_WITH_PORT,
+    scope: "mcp:tools",
+    resource: h.resources[0],
+    state: randomBytes(8).toString("hex"),
+    ...(p === null ? {} : { code_challenge: p.challenge, code_challenge_method: "S256" }),
+    ...extra,
+  };
+  for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
+  return url;
+}
+
+/** One browser request with the jar; no redirect following. */
+export async function browse(jar: CookieJar, url: URL, form?: Record<string, string>): Promise<Response> {
+  const headers = new Headers();
+  const cookie = jar.header(url);
+  if (cookie !== "") headers.set("cookie", cookie);
+  if (form !== undefined) headers.set("content-type", "application/x-www-form-urlencoded");
+  const res = await fetch(url, {
+    method: form === undefined ? "GET" : "POST",
+    headers,
+    redirect: "manual",
+    ...(form === undefined ? {} : { body: new URLSearchParams(form).toString() }),
+  });
+  jar.store(url, res);
+  return res;
+}
+
+function formOf(html: string): { action: string; csrf: string } | null {
+  const action = /<form method="post" action="([^"]+)"/.exec(html)?.[1];
+  const csrf = /name="csrf" value="([^"]+)"/.exec(html)?.[1];
+  return action === undefined || csrf === undefined ? null : { action, csrf };
+}
+
+/**
+ * Follows the authorization request like a browser: signs in, consents (when asked), and
+ * returns the redirect back to the client (code, state, iss — or error).
+ */
+export async function authorize(
+  start: URL,
+  opts: { jar?: CookieJar; decision?: "allow" | "deny"; user?: typeof USER; stopAt?: string } = {},
+): Promise<URL> {
+  const stopAt = opts.stopAt ?? "http://127.0.0.1:49152/";
+  const jar = opts.jar ?? new CookieJar();
+  let url = start;
+  let form: Record<string, string> | undefined;
+  for (let hop = 0; hop < 20; hop++) {
+    const res = await browse(jar, url, form);
+    form = undefined;
+    const location = res.headers.get("location");
+    if (res.status >= 300 && res.status < 400 && location !== null) {
+      await res.arrayBuffer();
+      url = new URL(location, url);
+      if (url.href.startsWith(stopAt)) return url;
+      continue;
+    }
+    const html = await res.text();
+    const found = formOf(html);
+    if (res.status !== 200 || found === null)
+      throw new Error(`unexpected ${res.status} at ${url.href}: ${html.slice(0, 400)}`);
+    url = new URL(found.action, url);
+    const user = opts.user ?? USER;
+    form = found.action.endsWith("/login")
+      ? { csrf: found.csrf, username: user.username, password: user.password }
+      : { csrf: found.csrf, decision: opts.decision ?? "allow" };
+  }
+  throw new Error("too many hops");
+}
+
+export interface TokenResponse {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+export async function tokenRequest(h: Harness, params: Record<string, string>): Promise<TokenResponse> {
+  const res = await fetch(`${h.issuer}/token`, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams(params).toString(),
+  });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+/** Registration, sign-in, consent and code exchange; returns the token response. */
+export async function fullFlow(
+  h: Harness,
+  clientId?: string,
+): Promise<{ clientId: string; tokens: Record<string, unknown>; code: string; verifier: string }> {
+  const id = clientId ?? (await registerClient(h));
+  const p = pkce();
+  const back = await authorize(authorizationUrl(h, id, p));
+  const code = back.searchParams.get("code");
+  if (code === null) throw new Error(`no code: ${back.href}`);
+  const res = await tokenRequest(h, {
+    grant_type: "authorization_code",
+    code,
+    redirect_uri: REDIRECT_WITH_PORT,
+    client_id: id,
+    code_verifier: p.verifier,
+    resource: h.resources[0],
+  });
+  if (res.status !== 200) throw new Error(`token request failed: ${res.status} ${JSON.stringify(res.body)}`);
+  return { clientId: id, tokens: res.body, code, verifier: p.verifier };
+}
