@@ -13,7 +13,7 @@ import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { issueKey } from "../src/authn/keyLifecycle.js";
 import { Keyring } from "../src/authn/keyring.js";
 import { OAuthTokenVerifier } from "../src/authn/oauthToken.js";
-import { Config } from "../src/config/schema.js";
+import { Config, type ExternalOAuthConfig } from "../src/config/schema.js";
 import { openStore } from "../src/store/open.js";
 
 export interface AuthnCost {
@@ -64,7 +64,7 @@ export async function measureAuthn(quick: boolean): Promise<AuthnCost> {
     const { key } = await issueKey(store, secret, config, { name: "bench" });
     const keyring = new Keyring(store, secret, "test");
     await keyring.start();
-    const oauth = new OAuthTokenVerifier(config.oauth as NonNullable<typeof config.oauth>, "test", null);
+    const oauth = new OAuthTokenVerifier(config.oauth as ExternalOAuthConfig, "test", null);
     const token = await new SignJWT({ scope: "mcp" })
       .setProtectedHeader({ alg: "ES256", kid: "bench" })
       .setIssuer(issuer)

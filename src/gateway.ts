@@ -6,14 +6,19 @@ import { mkdirSync } from "node:fs";
 import type { Logger } from "pino";
 import { AuditWriter } from "./audit/writer.js";
 import { Keyring } from "./authn/keyring.js";
-import { OAuthTokenVerifier } from "./authn/oauthToken.js";
+import { type OAuthRuntime, OAuthTokenVerifier } from "./authn/oauthToken.js";
 import { serverSecret } from "./authn/serverSecret.js";
 import type { LoadedConfig } from "./config/load.js";
-import { readSecret } from "./config/load.js";
+import { ConfigError, readSecret } from "./config/load.js";
 import { HttpUpstream } from "./forward/http.js";
 import { SessionBindings } from "./forward/sessions.js";
 import { StdioUpstream } from "./forward/stdio/bridge.js";
 import { buildApp, type Route } from "./listener/app.js";
+import {
+  type AuthorizationServer,
+  AuthorizationServerConfigError,
+  createAuthorizationServer,
+} from "./oauth/authorizationServer.js";
 import { openStore } from "./store/open.js";
 import type { Store } from "./store/types.js";
 import { createMetrics } from "./telemetry/metrics.js";
@@ -69,15 +74,16 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
   const audit = new AuditWriter(store, log, config.audit.flushIntervalMs, config.audit.maxBatch);
   const metrics = createMetrics();
   let closing = false;
-  const oauth = config.oauth
-    ? new OAuthTokenVerifier(
-        config.oauth,
-        config.environment,
-        config.oauth.introspection
-          ? readSecret(config.oauth.introspection.clientSecret, "oauth.introspection.clientSecret")
-          : null,
-      )
-    : null;
+  const oauth: OAuthRuntime = { verifier: null, authorizationServers: [], server: null };
+  if (config.oauth?.mode === "external") {
+    const { introspection } = config.oauth;
+    oauth.verifier = new OAuthTokenVerifier(
+      config.oauth,
+      config.environment,
+      introspection ? readSecret(introspection.clientSecret, "oauth.introspection.clientSecret") : null,
+    );
+    oauth.authorizationServers = [config.oauth.issuer];
+  }
   let baseUrl = config.publicUrl?.replace(/\/$/, "") ?? "";
   const app = buildApp({
     config,
@@ -87,7 +93,6 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
     metrics,
     log,
     oauth,
-    authorizationServers: config.oauth ? [config.oauth.issuer] : [],
     baseUrl: () => baseUrl,
     ready: () => !closing,
   });
@@ -102,6 +107,34 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
   const host = config.listen.host.includes(":") ? `[${config.listen.host}]` : config.listen.host;
   const url = baseUrl || `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`;
   baseUrl = url;
+  let authorizationServer: AuthorizationServer | null = null;
+  if (config.oauth?.mode === "builtin") {
+    // The issuer is the gateway's own base URL, known only now when the OS picked the port.
+    try {
+      authorizationServer = await createAuthorizationServer({
+        issuer: url,
+        resources: [...routes].map(([name, route]) => ({
+          url: `${url}/mcp/${name}`,
+          scopes: [...new Set([...route.scopes, ...Object.values(route.toolScopes).flat()])],
+        })),
+        store,
+        secret,
+        environment: config.environment,
+        accessTokenTtlSeconds: config.oauth.accessTokenTtlSeconds,
+        refreshTokenTtlSeconds: config.oauth.refreshTokenTtlSeconds,
+        log,
+      });
+    } catch (err) {
+      await app.close();
+      await store.close();
+      if (err instanceof AuthorizationServerConfigError) throw new ConfigError(`oauth: ${err.message}`);
+      throw err;
+    }
+    const as = authorizationServer;
+    oauth.server = as;
+    oauth.verifier = { verify: (token, resource) => as.verifyAccessToken(token, resource) };
+    oauth.authorizationServers = [url];
+  }
   log.info(
     { url, environment: config.environment, servers: [...routes.keys()], store: store.kind },
     "portcullis listening",
@@ -117,6 +150,7 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
       clearInterval(usageTimer);
       await app.close();
       await Promise.all([...routes.values()].map((r) => r.upstream.close()));
+      await authorizationServer?.close();
       sessions.close();
       await audit.close();
       await keyring.flushUsage().catch(() => {});

@@ -5,7 +5,7 @@
  */
 import type { IncomingHttpHeaders } from "node:http";
 import type { Keyring } from "./keyring.js";
-import type { OAuthTokenVerifier, TokenCheck } from "./oauthToken.js";
+import type { AccessTokenVerifier, TokenCheck } from "./oauthToken.js";
 import type { Principal } from "./principal.js";
 
 export type AuthnResult =
@@ -18,7 +18,7 @@ export type AuthnResult =
       detail?: Record<string, unknown>;
     };
 
-const BEARER = /^Bearer +([\x21-\x7e]{1,512})$/i;
+const BEARER = /^Bearer +([\x21-\x7e]{1,8192})$/i;
 
 export function bearerToken(headers: IncomingHttpHeaders): string | null | undefined {
   const h = headers.authorization;
@@ -46,7 +46,7 @@ export function authenticate(
   headers: IncomingHttpHeaders,
   keyring: Keyring,
   anonymous: Principal | null,
-  oauth: OAuthTokenVerifier | null,
+  oauth: AccessTokenVerifier | null,
   resource: string,
 ): AuthnResult | Promise<AuthnResult> {
   const token = bearerToken(headers);

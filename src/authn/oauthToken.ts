@@ -19,6 +19,26 @@ export type TokenCheck =
   | { ok: true; principal: Principal }
   | { ok: false; reason: string; credentialId: string | null };
 
+/** Anything that turns a bearer access token into a principal for one resource. */
+export interface AccessTokenVerifier {
+  verify(token: string, resource: string): TokenCheck | Promise<TokenCheck>;
+}
+
+/**
+ * The OAuth side of a running gateway. Filled once the public base URL is known (the
+ * built-in authorization server's issuer is that URL); until then OAuth tokens are refused.
+ */
+export interface OAuthRuntime {
+  verifier: AccessTokenVerifier | null;
+  /** Issuers advertised in protected resource metadata. */
+  authorizationServers: string[];
+  /** The built-in authorization server, whose routes the listener hands over unparsed. */
+  server: {
+    owns(pathname: string): boolean;
+    handle(req: import("node:http").IncomingMessage, res: import("node:http").ServerResponse): void;
+  } | null;
+}
+
 interface CachedToken {
   principal: Principal;
   /** Resources (audiences) the token was issued for. */
@@ -30,7 +50,7 @@ interface CachedToken {
 const ALL_SERVERS = compileScopes(["*"]);
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
-export class OAuthTokenVerifier {
+export class OAuthTokenVerifier implements AccessTokenVerifier {
   private cache = new Map<string, CachedToken>();
   private jwks: ReturnType<typeof createRemoteJWKSet> | null = null;
   private jwksUri: Promise<URL> | null = null;

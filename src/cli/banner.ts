@@ -5,6 +5,7 @@ export function welcomeBanner(
   servers: string[],
   environment: string,
   key: string | null,
+  user: { username: string; password: string } | null = null,
 ): string {
   const first = servers[0] ?? "demo";
   const url = `${baseUrl}/mcp/${first}`;
@@ -23,6 +24,13 @@ export function welcomeBanner(
       `  ${key}`,
       "",
       "Manage keys with: portcullis keys list | create | revoke | rotate",
+      ...(user
+        ? [
+            "",
+            "OAuth is on: MCP clients that support it need only the endpoint URL and sign in as",
+            `  username: ${user.username}   password: ${user.password}   (shown once; portcullis users add|list|remove)`,
+          ]
+        : []),
     );
   } else {
     lines.push("Create a key with: portcullis keys create --name my-agent --json");

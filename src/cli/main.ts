@@ -9,11 +9,14 @@ import { describeKey, issueKey, KeyInputError, rotateKey } from "../authn/keyLif
 import { serverSecret } from "../authn/serverSecret.js";
 import { ConfigError, type ConfigOverrides, type LoadedConfig, loadConfig } from "../config/load.js";
 import { startGateway } from "../gateway.js";
+import { oauthDatabase } from "../oauth/database.js";
+import { addUser, UserError } from "../oauth/users.js";
 import { openStore } from "../store/open.js";
 import type { Store } from "../store/types.js";
 import { createLogger } from "../telemetry/log.js";
 import { VERSION } from "../version.js";
 import { welcomeBanner } from "./banner.js";
+import { generatePassword, registerUserCommands } from "./users.js";
 
 interface CommonOpts {
   config?: string;
@@ -112,6 +115,7 @@ export function buildCli(): Command {
       const log = createLogger(loaded.config.log.level);
       const gateway = await startGateway(loaded, log);
       let firstKey: string | null = null;
+      let firstUser: { username: string; password: string } | null = null;
       if (loaded.source === null && (await gateway.store.getSetting("bootstrap.devKey")) === undefined) {
         const issued = await issueKey(gateway.store, gateway.secret, loaded.config, {
           name: "dev-key",
@@ -119,9 +123,20 @@ export function buildCli(): Command {
         });
         await gateway.store.setSetting("bootstrap.devKey", issued.record.id);
         firstKey = issued.key;
+        // OAuth with zero extra steps: an account to sign in with from the first run.
+        if (loaded.config.oauth?.mode === "builtin") {
+          firstUser = { username: "admin", password: generatePassword() };
+          await addUser(oauthDatabase(gateway.store), { ...firstUser, groups: ["admins"] });
+        }
       }
       process.stderr.write(
-        welcomeBanner(gateway.url, Object.keys(loaded.config.servers), loaded.config.environment, firstKey),
+        welcomeBanner(
+          gateway.url,
+          Object.keys(loaded.config.servers),
+          loaded.config.environment,
+          firstKey,
+          firstUser,
+        ),
       );
       const stop = async (signal: string) => {
         log.info({ signal }, "shutting down");
@@ -245,6 +260,8 @@ export function buildCli(): Command {
       });
     });
 
+  registerUserCommands(program, { withStoreOptions, withStore, print });
+
   return program;
 }
 
@@ -254,7 +271,7 @@ async function main(): Promise<void> {
     await program.parseAsync(process.argv);
   } catch (err) {
     const json = process.argv.includes("--json");
-    const usage = err instanceof ConfigError || err instanceof KeyInputError;
+    const usage = err instanceof ConfigError || err instanceof KeyInputError || err instanceof UserError;
     const message = usage
       ? (err as Error).message
       : `unexpected error: ${(err as Error)?.stack ?? String(err)}`;

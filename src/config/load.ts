@@ -38,6 +38,7 @@ export function demoServerPath(): string {
 
 function embeddedDefault(): unknown {
   return {
+    oauth: { mode: "builtin" },
     servers: {
       demo: { transport: "stdio", command: process.execPath, args: [demoServerPath()] },
     },

@@ -106,6 +106,22 @@ const ExternalOAuth = z.strictObject({
 });
 export type ExternalOAuthConfig = z.infer<typeof ExternalOAuth>;
 
+/**
+ * The built-in OAuth 2.1 authorization server (on oidc-provider), the issuer being the
+ * gateway's own base URL: MCP clients register themselves (CIMD or DCR) and users sign in
+ * with local accounts (`portcullis users add`).
+ */
+const BuiltinOAuth = z.strictObject({
+  mode: z.literal("builtin"),
+  accessTokenTtlSeconds: z.number().int().min(30).max(3600).default(300),
+  refreshTokenTtlSeconds: z
+    .number()
+    .int()
+    .min(60)
+    .default(14 * 86_400),
+});
+export type BuiltinOAuthConfig = z.infer<typeof BuiltinOAuth>;
+
 export const Config = z.strictObject({
   environment: EnvironmentName.default("dev"),
   listen: z
@@ -158,8 +174,8 @@ export const Config = z.strictObject({
       level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     })
     .prefault({}),
-  /** OAuth for MCP clients. Absent: API keys only. */
-  oauth: ExternalOAuth.optional(),
+  /** OAuth for MCP clients: the built-in authorization server or an external one. Absent: API keys only. */
+  oauth: z.discriminatedUnion("mode", [BuiltinOAuth, ExternalOAuth]).optional(),
   servers: z.record(ServerName, UpstreamServer).default({}),
 });
 export type Config = z.infer<typeof Config>;

@@ -10,7 +10,7 @@ import type { Logger } from "pino";
 import type { AuditWriter } from "../audit/writer.js";
 import { anonymousPrincipal, authenticate } from "../authn/authenticate.js";
 import type { Keyring } from "../authn/keyring.js";
-import type { OAuthTokenVerifier } from "../authn/oauthToken.js";
+import type { OAuthRuntime } from "../authn/oauthToken.js";
 import type { Principal } from "../authn/principal.js";
 import { missingScopes } from "../authz/oauthScopes.js";
 import { allowsServer, allowsTool, restrictsTools } from "../authz/scope.js";
@@ -46,10 +46,8 @@ export interface AppDeps {
   audit: AuditWriter;
   metrics: Metrics;
   log: Logger;
-  /** External-IdP OAuth, when configured. */
-  oauth: OAuthTokenVerifier | null;
-  /** Issuer URL(s) advertised in protected resource metadata. */
-  authorizationServers: readonly string[];
+  /** OAuth verification and the built-in authorization server, filled once the base URL is known. */
+  oauth: OAuthRuntime;
   /** The public base URL (known once listening when the port is picked by the OS). */
   baseUrl(): string;
   ready(): boolean;
@@ -78,6 +76,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const environment = config.environment;
   const anonymous = anonymousPrincipal(environment);
   const { oauth } = deps;
+  const oauthEnabled = config.oauth !== undefined;
   const resourceUrl = (server: string) => `${deps.baseUrl()}/mcp/${server}`;
   const prmUrl = (server: string) => `${deps.baseUrl()}/.well-known/oauth-protected-resource/mcp/${server}`;
   /** RFC 9728 §5.1 / MCP authorization: where to find the metadata, and what to ask for. */
@@ -101,7 +100,18 @@ export function buildApp(deps: AppDeps): FastifyInstance {
           keepAliveTimeout: config.limits.keepAliveTimeoutMs,
           connectionsCheckingInterval: Math.min(1000, config.limits.requestTimeoutMs),
         },
-        handler,
+        (req, res) => {
+          // The built-in authorization server reads its own bodies: hand its routes over unparsed.
+          const as = oauth.server;
+          if (as !== null && !req.url?.startsWith("/mcp/")) {
+            const path = (req.url ?? "/").split("?", 1)[0] as string;
+            if (as.owns(path)) {
+              as.handle(req, res);
+              return;
+            }
+          }
+          handler(req, res);
+        },
       ),
     return503OnClosing: true,
     forceCloseConnections: true,
@@ -187,13 +197,13 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       req.headers,
       keyring,
       route?.anonymous ? anonymous : null,
-      oauth,
+      oauth.verifier,
       resourceUrl(d.server),
     );
     const result = pendingAuth instanceof Promise ? await pendingAuth : pendingAuth;
     if (!result.ok) {
       auditDecision(d, "deny", result.reason, result.detail ?? null, result.credentialId);
-      const challenge = oauth ? challengeParams(d.server, route) : "";
+      const challenge = oauthEnabled ? challengeParams(d.server, route) : "";
       refuse(d, res, result.missing ? missingCredential(challenge) : unauthorized(result.reason, challenge));
       return null;
     }
@@ -335,14 +345,14 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.get("/mcp/:server", stream("get"));
   app.delete("/mcp/:server", stream("delete"));
 
-  if (oauth) {
+  if (oauthEnabled) {
     // RFC 9728 §3: the path-inserted well-known URI for each resource, and the root one.
     const metadata = (server: string) => {
       const route = routes.get(server);
       const tools = Object.values(route?.toolScopes ?? {}).flat();
       return {
         resource: resourceUrl(server),
-        authorization_servers: deps.authorizationServers,
+        authorization_servers: oauth.authorizationServers,
         scopes_supported: [...new Set([...(route?.scopes ?? []), ...tools])].filter(
           (s) => s !== "offline_access",
         ),
@@ -363,7 +373,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
         ? metadata(only)
         : {
             resource: deps.baseUrl(),
-            authorization_servers: deps.authorizationServers,
+            authorization_servers: oauth.authorizationServers,
             bearer_methods_supported: ["header"],
           };
       return reply.header("cache-control", "public, max-age=300").send(doc);

@@ -9,7 +9,7 @@ import { after, before, describe, it } from "node:test";
 import { base64url, exportJWK, exportSPKI, generateKeyPair, type JWK, SignJWT } from "jose";
 import { OAuthTokenVerifier } from "../../src/authn/oauthToken.js";
 import { grants, missingScopes } from "../../src/authz/oauthScopes.js";
-import { Config } from "../../src/config/schema.js";
+import { Config, type ExternalOAuthConfig } from "../../src/config/schema.js";
 
 const RESOURCE = "http://127.0.0.1:8080/mcp/demo";
 
@@ -41,7 +41,7 @@ describe("OAuth access token attacks (external IdP, JWT)", () => {
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     const config = Config.parse({ oauth: { mode: "external", issuer } });
-    verifier = new OAuthTokenVerifier(config.oauth as NonNullable<typeof config.oauth>, "test", null);
+    verifier = new OAuthTokenVerifier(config.oauth as ExternalOAuthConfig, "test", null);
   });
   after(() => new Promise<void>((r) => server.close(() => r())));
 

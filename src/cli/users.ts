@@ -1,0 +1,110 @@
+/**
+ * `portcullis users add|list|remove`: local accounts for the built-in authorization server
+ * (passwords hashed with scrypt; never printed except a generated one, once).
+ */
+import { randomBytes } from "node:crypto";
+import type { Command } from "commander";
+import { oauthDatabase } from "../oauth/database.js";
+import { addUser, type LocalUser, listUsers, removeUser, UserError } from "../oauth/users.js";
+import type { Store } from "../store/types.js";
+
+export interface UsersCliDeps {
+  withStoreOptions(cmd: Command): Command;
+  withStore<T>(opts: object, fn: (store: Store) => Promise<T>): Promise<T>;
+  print(json: boolean | undefined, value: unknown, human: () => string): void;
+}
+
+/** A password for a generated account: 128 bits, URL-safe. */
+export function generatePassword(): string {
+  return randomBytes(16).toString("base64url");
+}
+
+function view(u: LocalUser): Record<string, unknown> {
+  return {
+    id: u.id,
+    username: u.username,
+    email: u.email,
+    groups: u.groups,
+    createdAt: u.createdAt.toISOString(),
+    disabledAt: u.disabledAt?.toISOString() ?? null,
+  };
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks)
+    .toString("utf8")
+    .replace(/\r?\n$/, "");
+}
+
+export function registerUserCommands(program: Command, deps: UsersCliDeps): void {
+  const users = program
+    .command("users")
+    .description("manage local user accounts of the built-in authorization server");
+
+  deps
+    .withStoreOptions(users.command("add"))
+    .description("add a user; without --password-stdin a password is generated and printed once")
+    .argument("<username>", "login name")
+    .option("--email <email>", "email address")
+    .option("--groups <groups>", "comma-separated group names (policy can use them)")
+    .option("--password-stdin", "read the password from standard input")
+    .option("--json", "print one JSON object")
+    .action(
+      async (
+        username: string,
+        opts: { email?: string; groups?: string; passwordStdin?: boolean; json?: boolean },
+      ) => {
+        const password = opts.passwordStdin ? await readStdin() : generatePassword();
+        await deps.withStore(opts, async (store) => {
+          const user = await addUser(oauthDatabase(store), {
+            username,
+            password,
+            email: opts.email ?? null,
+            groups:
+              opts.groups
+                ?.split(",")
+                .map((g) => g.trim())
+                .filter(Boolean) ?? [],
+          });
+          const shown = opts.passwordStdin ? {} : { password };
+          deps.print(opts.json, { ...view(user), ...shown }, () =>
+            opts.passwordStdin
+              ? `added ${user.username}`
+              : `added ${user.username}\npassword (shown once): ${password}`,
+          );
+        });
+      },
+    );
+
+  deps
+    .withStoreOptions(users.command("list"))
+    .description("list users")
+    .option("--json", "print a JSON array")
+    .action(async (opts: { json?: boolean }) => {
+      await deps.withStore(opts, async (store) => {
+        const list = (await listUsers(oauthDatabase(store))).map(view);
+        deps.print(opts.json, list, () =>
+          list.length === 0
+            ? "(no users)"
+            : list
+                .map((u) => `${u.username}\t${u.email ?? "-"}\t${(u.groups as string[]).join(",") || "-"}`)
+                .join("\n"),
+        );
+      });
+    });
+
+  deps
+    .withStoreOptions(users.command("remove"))
+    .description("remove a user")
+    .argument("<username>", "login name")
+    .option("--json", "print one JSON object")
+    .action(async (username: string, opts: { json?: boolean }) => {
+      await deps.withStore(opts, async (store) => {
+        if (!(await removeUser(oauthDatabase(store), username)))
+          throw new UserError(`no user named ${username}`);
+        deps.print(opts.json, { username, removed: true }, () => `removed ${username}`);
+      });
+    });
+}
