@@ -16,6 +16,7 @@ import { createInterface } from "node:readline";
 import { Pool } from "undici";
 import { stringify } from "yaml";
 import { type AuthnCost, measureAuthn } from "./authn.js";
+import { type FirstConnection, measureFirstConnection } from "./firstConnection.js";
 
 const args = new Set(process.argv.slice(2));
 const QUICK = args.has("--quick");
@@ -166,18 +167,32 @@ interface Row {
   errors: number;
 }
 
-async function measure(t: Target): Promise<Row> {
-  const single = await openSession(t, 1);
-  for (let i = 0; i < WARMUP; i++) await call(single);
-  const samples: number[] = [];
-  for (let i = 0; i < LATENCY_REQUESTS; i++) {
-    const t0 = process.hrtime.bigint();
-    await call(single);
-    samples.push(Number(process.hrtime.bigint() - t0) / 1e6);
+/**
+ * Latency at concurrency 1, interleaved: every target gets a slice of calls in each round,
+ * so drift in the machine's load (it is shared) affects all targets alike.
+ */
+async function measureLatency(targets: Target[]): Promise<Map<string, number[]>> {
+  const sessions = await Promise.all(targets.map((t) => openSession(t, 1)));
+  for (const s of sessions) for (let i = 0; i < WARMUP; i++) await call(s);
+  const samples = new Map<string, number[]>(targets.map((t) => [t.name, []]));
+  const rounds = 20;
+  for (let r = 0; r < rounds; r++) {
+    for (const [i, t] of targets.entries()) {
+      const session = sessions[i] as Session;
+      const out = samples.get(t.name) as number[];
+      for (let n = 0; n < LATENCY_REQUESTS / rounds; n++) {
+        const t0 = process.hrtime.bigint();
+        await call(session);
+        out.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      }
+    }
   }
-  await single.pool.close();
-  samples.sort((a, b) => a - b);
+  await Promise.all(sessions.map((s) => s.pool.close()));
+  for (const list of samples.values()) list.sort((a, b) => a - b);
+  return samples;
+}
 
+async function measure(t: Target, samples: number[]): Promise<Row> {
   const multi = await openSession(t, CONCURRENCY);
   let done = 0;
   let errors = 0;
@@ -219,8 +234,9 @@ async function main(): Promise<void> {
     const directUrl = echoHttp.match[1] as string;
 
     const config = {
-      environment: "test",
+      environment: "dev",
       dataDir: join(work, "data"),
+      oauth: { mode: "builtin" },
       listen: { host: "127.0.0.1", port: await freePort() },
       log: { level: "info" },
       servers: {
@@ -239,6 +255,14 @@ async function main(): Promise<void> {
         ),
       ) as { key: string }
     ).key;
+    const benchUser = { username: "bench", password: "bench-password-not-secret" };
+    execFileSync(
+      process.execPath,
+      [CLI, "users", "add", benchUser.username, "--password-stdin", "--config", configFile],
+      {
+        input: benchUser.password,
+      },
+    );
     await startProcess(process.execPath, [CLI, "start", "--config", configFile], /portcullis listening/);
     const gw = `http://127.0.0.1:${config.listen.port}`;
     const auth = { authorization: `Bearer ${key}` };
@@ -268,9 +292,23 @@ async function main(): Promise<void> {
     await waitForHttp(`http://127.0.0.1:${sgPort}/mcp`);
     await waitForHttp(`http://127.0.0.1:${mpPort}/mcp`);
 
+    progress(
+      "measuring a new OAuth client's first connection (registration → authorization → token → first call)",
+    );
+    const firstConnection = await measureFirstConnection(
+      gw,
+      `${gw}/mcp/echo-http`,
+      benchUser,
+      QUICK ? 5 : 20,
+    );
     const targets: Target[] = [
       { name: "direct-http", url: directUrl, headers: {} },
       { name: "portcullis-http (api key)", url: `${gw}/mcp/echo-http`, headers: auth },
+      {
+        name: "portcullis-http (oauth, built-in AS)",
+        url: `${gw}/mcp/echo-http`,
+        headers: { authorization: `Bearer ${firstConnection.accessToken}` },
+      },
       { name: "portcullis-stdio (api key)", url: `${gw}/mcp/echo-stdio`, headers: auth },
       { name: "supergateway-stdio (no auth)", url: `http://127.0.0.1:${sgPort}/mcp`, headers: {} },
       { name: "mcp-proxy-stdio (no auth)", url: `http://127.0.0.1:${mpPort}/mcp`, headers: {} },
@@ -278,19 +316,24 @@ async function main(): Promise<void> {
     progress("measuring per-request authentication cost (API key vs cached OAuth token)");
     const authn = await measureAuthn(QUICK);
     const rows: Row[] = [];
+    progress("measuring latency at concurrency 1 (interleaved rounds)");
+    const latency = await measureLatency(targets);
     for (const t of targets) {
-      progress(`measuring ${t.name}`);
-      rows.push(await measure(t));
+      progress(`measuring throughput of ${t.name}`);
+      rows.push(await measure(t, latency.get(t.name) as number[]));
     }
     const by = (prefix: string) => rows.find((r) => r.target.startsWith(prefix)) as Row;
     const direct = by("direct-http");
-    const pHttp = by("portcullis-http");
+    const pHttp = by("portcullis-http (api key)");
+    const pOauth = by("portcullis-http (oauth");
     const pStdio = by("portcullis-stdio");
     const sg = by("supergateway");
     const mp = by("mcp-proxy");
     const summary = {
       addedP50Ms: round(pHttp.p50Ms - direct.p50Ms),
       addedP99Ms: round(pHttp.p99Ms - direct.p99Ms),
+      oauthAddedP50Ms: round(pOauth.p50Ms - direct.p50Ms),
+      oauthMinusApiKeyP50Ms: round(pOauth.p50Ms - pHttp.p50Ms),
       latencyRatioP50: round(pHttp.p50Ms / direct.p50Ms),
       throughputVsDirect: round(pHttp.rps / direct.rps),
       throughputVsSupergateway: round(pStdio.rps / sg.rps),
@@ -303,6 +346,7 @@ async function main(): Promise<void> {
       throughputAtLeastMcpProxy: summary.throughputVsMcpProxy >= 1,
       oauthWithin2UsOfApiKey: authn.oauthMinusApiKeyUs <= 2,
       authnAtMost5Us: authn.apiKeyUs.p50 <= 5 && authn.oauthCachedUs.p50 <= 5,
+      firstConnectionUnder50ms: firstConnection.p50Ms < 50,
     };
     const result = {
       date: new Date().toISOString(),
@@ -314,13 +358,14 @@ async function main(): Promise<void> {
       concurrency: CONCURRENCY,
       rows: rows.map((r) => ({ ...r, p50Ms: round(r.p50Ms), p99Ms: round(r.p99Ms), rps: Math.round(r.rps) })),
       authn,
+      firstConnection,
       summary,
       targetsMet,
     };
     mkdirSync("bench/results", { recursive: true });
     writeFileSync("bench/results/latest.json", `${JSON.stringify(result, null, 2)}\n`);
     if (JSON_OUT) process.stdout.write(`${JSON.stringify(result)}\n`);
-    else process.stdout.write(renderTable(result.rows, summary, targetsMet, authn));
+    else process.stdout.write(renderTable(result.rows, summary, targetsMet, authn, firstConnection));
   } finally {
     for (const c of children) c.kill("SIGTERM");
     rmSync(work, { recursive: true, force: true });
@@ -336,6 +381,7 @@ function renderTable(
   summary: Record<string, number>,
   met: Record<string, boolean>,
   authn: AuthnCost,
+  first: FirstConnection,
 ): string {
   const head = ["target", "p50 ms (c=1)", "p99 ms (c=1)", `req/s (c=${CONCURRENCY})`, "errors"];
   const body = rows.map((r) => [
@@ -359,6 +405,12 @@ function renderTable(
   );
   lines.push(
     `Authentication per request: API key p50 ${authn.apiKeyUs.p50} µs (p99 ${authn.apiKeyUs.p99}), OAuth JWT cached p50 ${authn.oauthCachedUs.p50} µs (p99 ${authn.oauthCachedUs.p99}); difference ${authn.oauthMinusApiKeyUs} µs (target ≤ 2); first JWT verification ${authn.oauthFirstVerifyUs} µs`,
+  );
+  lines.push(
+    `OAuth (built-in AS token) through Portcullis: ${summary.oauthAddedP50Ms} ms over direct at p50, ${summary.oauthMinusApiKeyP50Ms} ms vs the API key`,
+  );
+  lines.push(
+    `New OAuth client, first connection (${first.steps.join(" → ")}): p50 ${first.p50Ms} ms, p90 ${first.p90Ms} ms over ${first.runs} runs (target < 50 ms)`,
   );
   lines.push(
     `targets met: ${Object.entries(met)
