@@ -204,6 +204,40 @@ describe("official SDK clients through the gateway", () => {
     }
   });
 
+  it("serves the 2025-x GET stream and ends a session on DELETE (stdio bridge)", async () => {
+    const init = await rpc(
+      gw.endpoint("demo"),
+      {
+        jsonrpc: "2.0",
+        id: 1,
+        method: "initialize",
+        params: {
+          protocolVersion: "2025-06-18",
+          capabilities: {},
+          clientInfo: { name: "raw", version: "1" },
+        },
+      },
+      headers(key),
+    );
+    assert.equal(init.status, 200);
+    assert.equal((init.json.result as { protocolVersion: string }).protocolVersion, "2025-06-18");
+    const session = init.headers.get("mcp-session-id") as string;
+    assert.ok(session);
+    const common = { ...headers(key), "mcp-session-id": session, "mcp-protocol-version": "2025-06-18" };
+    const controller = new AbortController();
+    const stream = await fetch(gw.endpoint("demo"), {
+      headers: { ...common, accept: "text/event-stream" },
+      signal: controller.signal,
+    });
+    assert.equal(stream.status, 200);
+    assert.match(stream.headers.get("content-type") ?? "", /^text\/event-stream/);
+    controller.abort();
+    const ended = await fetch(gw.endpoint("demo"), { method: "DELETE", headers: common });
+    assert.equal(ended.status, 204);
+    const after = await rpc(gw.endpoint("demo"), { jsonrpc: "2.0", id: 2, method: "tools/list" }, common);
+    assert.equal(after.status, 404, "the ended session is gone");
+  });
+
   it("answers server/discover for a stdio server that only speaks 2025-11-25 (bridging)", async () => {
     const call = modern(1, "server/discover", {}, key);
     const res = await rpc(gw.endpoint("demo"), call.body, call.headers);
