@@ -24,6 +24,7 @@ import type { Principal } from "../authn/principal.js";
 import { compileScopes } from "../authz/scope.js";
 import type { Store } from "../store/types.js";
 import { grantIsLive, purgeExpired, sqlAdapter } from "./adapter.js";
+import { rememberConsentForAssuredClients } from "./consentPolicy.js";
 import { type OAuthDatabase, oauthDatabase } from "./database.js";
 import {
   escapeHtml,
@@ -211,7 +212,9 @@ export async function createAuthorizationServer(
   const fetchPolicy: SafeFetchPolicy = { environment, maxBytes: DEFAULT_MAX_BYTES };
 
   let signingKeys: SigningKey[] = await loadSigningKeys(db, opts.secret);
-  const { default: Provider, errors } = await loadOidcProvider();
+  const { default: Provider, errors, interactionPolicy } = await loadOidcProvider();
+  const policy = interactionPolicy.base();
+  rememberConsentForAssuredClients(policy);
 
   const redirectUriProblem = (uri: string, applicationType: string): string | null => {
     const url = URL.parse(uri);
@@ -312,7 +315,7 @@ export async function createAuthorizationServer(
         return undefined;
       return grant;
     },
-    interactions: { url: (_ctx: unknown, i: { uid: string }) => `${INTERACTION_PREFIX}${i.uid}` },
+    interactions: { policy, url: (_ctx: unknown, i: { uid: string }) => `${INTERACTION_PREFIX}${i.uid}` },
     async renderError(ctx: OidcContext, out: Record<string, string>) {
       for (const [k, v] of Object.entries({
         "content-security-policy": "default-src 'none'; style-src 'self'; frame-ancestors 'none'",

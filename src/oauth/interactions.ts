@@ -11,6 +11,7 @@ import { createHmac, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Kysely } from "kysely";
 import type { Logger } from "pino";
+import { isLocalRedirect } from "./consentPolicy.js";
 import type { OAuthDatabase } from "./database.js";
 import type { OidcInteraction, OidcProvider } from "./oidcProvider.js";
 import { verifyPassword } from "./users.js";
@@ -111,15 +112,6 @@ function loginPage(
     '<button type="submit">Sign in</button>',
     "</form>",
   ].join("\n");
-}
-
-const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
-
-function isLocalRedirect(uri: string): boolean {
-  const url = URL.parse(uri);
-  if (url === null) return false;
-  if (url.protocol === "http:" || url.protocol === "https:") return LOOPBACK_HOSTS.has(url.hostname);
-  return true; // custom schemes (cursor://, vscode://) also land on this machine
 }
 
 function listOf(value: unknown): string[] {

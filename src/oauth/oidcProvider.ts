@@ -52,12 +52,22 @@ type OidcErrorClass = new (description?: string, detail?: string) => Error;
 
 export interface OidcProviderModule {
   default: new (issuer: string, configuration: Record<string, unknown>) => OidcProvider;
+  interactionPolicy: { base(): OidcInteractionPolicy };
   errors: {
     InvalidTarget: OidcErrorClass;
     InvalidClientMetadata: OidcErrorClass;
     InvalidRedirectUri: OidcErrorClass;
     InvalidRequest: OidcErrorClass;
   };
+}
+
+/** The prompts (login, consent) and their checks; `check` may be replaced. */
+export interface OidcInteractionPolicy {
+  get(
+    name: string,
+  ):
+    | { checks: { get(reason: string): { reason: string; check(ctx: OidcContext): boolean } | undefined } }
+    | undefined;
 }
 
 /** The context oidc-provider passes to configuration callbacks (Koa's, with `oidc`). */

@@ -96,13 +96,6 @@ describe("built-in authorization server: authorization code flow", () => {
     assert.ok(back.searchParams.get("code"));
   });
 
-  it("asks a native client's user again every time (RFC 8252 §8.6: a local app can impersonate it)", async () => {
-    const clientId = await registerClient(h);
-    await authorize(authorizationUrl(h, clientId, pkce()));
-    const second = await authorize(authorizationUrl(h, clientId, pkce()), { decision: "deny" });
-    assert.equal(second.searchParams.get("error"), "access_denied");
-  });
-
   it("remembers consent per user per web client across browser sessions", async () => {
     const redirect = "https://client.example/callback";
     const clientId = await registerClient(h, { application_type: "web", redirect_uris: [redirect] });
@@ -116,6 +109,23 @@ describe("built-in authorization server: authorization code flow", () => {
       decision: "deny",
     });
     assert.ok(second.searchParams.get("code"), "consent was remembered");
+  });
+
+  it("remembers consent per user for a registered native client with a loopback redirect", async () => {
+    const clientId = await registerClient(h);
+    const first = await authorize(authorizationUrl(h, clientId, pkce()));
+    assert.ok(first.searchParams.get("code"));
+    // A new browser signs in again; the consent form would be answered "deny" if it were shown.
+    const second = await authorize(authorizationUrl(h, clientId, pkce()), { decision: "deny" });
+    assert.ok(second.searchParams.get("code"), "consent was remembered for the registered native client");
+  });
+
+  it("does not reuse one client's consent for another client of the same user", async () => {
+    const trusted = await registerClient(h);
+    await authorize(authorizationUrl(h, trusted, pkce()));
+    const other = await registerClient(h, { client_name: "Other Agent" });
+    const back = await authorize(authorizationUrl(h, other, pkce()), { decision: "deny" });
+    assert.equal(back.searchParams.get("error"), "access_denied");
   });
 
   it("refuses an authorization request without a resource indicator (RFC 8707)", async () => {

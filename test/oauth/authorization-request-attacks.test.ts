@@ -78,7 +78,9 @@ describe("authorization request attacks", () => {
 
   it("serves the sign-in and consent pages unframeable, script-free and with a CSRF token", async () => {
     const jar = new CookieJar();
-    let res = await browse(jar, authorizationUrl(h, clientId, pkce()));
+    // A client this user has not consented to yet, so the consent page is shown.
+    const fresh = await registerClient(h);
+    let res = await browse(jar, authorizationUrl(h, fresh, pkce()));
     const interaction = new URL(String(res.headers.get("location")), h.issuer);
     res = await browse(jar, interaction);
     const check = (r: Response, html: string) => {
