@@ -18,6 +18,9 @@ export type SigningAlgorithm = (typeof SIGNING_ALGORITHMS)[number];
 /** How long a retired key stays published by default: well past any access token's life. */
 export const DEFAULT_KEY_OVERLAP_SECONDS = 24 * 3600;
 
+/** How often a running authorization server looks for rotated keys in the store. */
+export const SIGNING_KEY_RELOAD_SECONDS = 30;
+
 export interface SigningKey {
   kid: string;
   /** Private JWK with `kid`, `alg`, `use: "sig"`. */
@@ -123,6 +126,47 @@ export async function rotateSigningKeys(
       .execute();
     return { retired: active.map((r) => r.kid), created: created.map((r) => r.kid) };
   });
+}
+
+/** What `signing-keys list` shows: no key material, so no secret is needed to list. */
+export interface SigningKeyFacts {
+  kid: string;
+  alg: string;
+  createdAt: Date;
+  retiredAt: Date | null;
+  /** When a retired key leaves the JWKS (null while it signs). */
+  publishedUntil: Date | null;
+}
+
+export async function listSigningKeys(
+  db: Kysely<OAuthDatabase>,
+  opts: { overlapSeconds?: number } = {},
+): Promise<SigningKeyFacts[]> {
+  const overlapMs = (opts.overlapSeconds ?? DEFAULT_KEY_OVERLAP_SECONDS) * 1000;
+  const rows = await db
+    .selectFrom("oauth_signing_keys")
+    .select(["kid", "created_at", "retired_at"])
+    .orderBy("created_at", "desc")
+    .orderBy("kid")
+    .execute();
+  return rows.map((r) => ({
+    kid: r.kid,
+    // Our kids are `<alg>-<random>` (see newKey).
+    alg: (r.kid.split("-")[0] ?? "").toUpperCase(),
+    createdAt: new Date(Number(r.created_at)),
+    retiredAt: r.retired_at === null ? null : new Date(Number(r.retired_at)),
+    publishedUntil: r.retired_at === null ? null : new Date(Number(r.retired_at) + overlapMs),
+  }));
+}
+
+/** A cheap fingerprint of the published key set, to notice a rotation made by another process. */
+export async function signingKeySetVersion(db: Kysely<OAuthDatabase>): Promise<string> {
+  const rows = await db
+    .selectFrom("oauth_signing_keys")
+    .select(["kid", "retired_at"])
+    .orderBy("kid")
+    .execute();
+  return rows.map((r) => `${r.kid}:${r.retired_at ?? ""}`).join(",");
 }
 
 /** The public half of a private JWK, as published at the JWKS endpoint. */
