@@ -6,68 +6,15 @@
  * happens once per browser session, not per client.
  */
 import { createHash, randomBytes } from "node:crypto";
-
-/** Minimal browser cookie handling: one jar for the gateway's origin. */
-class Jar {
-  private cookies = new Map<string, string>();
-  header(): string {
-    return [...this.cookies].map(([k, v]) => `${k}=${v}`).join("; ");
-  }
-  store(res: Response): void {
-    for (const line of res.headers.getSetCookie()) {
-      const [pair] = line.split(";");
-      const eq = (pair as string).indexOf("=");
-      if (eq > 0)
-        this.cookies.set((pair as string).slice(0, eq).trim(), (pair as string).slice(eq + 1).trim());
-    }
-  }
-}
+import { CookieJar } from "../test/fixtures/oidc-idp.js";
+import { signInAndConsent } from "../test/helpers/browserLogin.js";
 
 const REDIRECT = "http://127.0.0.1/callback";
-
-async function browse(jar: Jar, url: URL, form?: Record<string, string>): Promise<Response> {
-  const headers: Record<string, string> = { cookie: jar.header() };
-  if (form) headers["content-type"] = "application/x-www-form-urlencoded";
-  const res = await fetch(url, {
-    method: form ? "POST" : "GET",
-    headers,
-    redirect: "manual",
-    ...(form ? { body: new URLSearchParams(form).toString() } : {}),
-  });
-  jar.store(res);
-  return res;
-}
-
-/** Follows the authorization flow, filling the sign-in form (if shown) and the consent form. */
-async function authorize(jar: Jar, start: URL, user: { username: string; password: string }): Promise<URL> {
-  let url = start;
-  let form: Record<string, string> | undefined;
-  for (let hop = 0; hop < 20; hop++) {
-    const res = await browse(jar, url, form);
-    form = undefined;
-    const location = res.headers.get("location");
-    if (res.status >= 300 && res.status < 400 && location) {
-      await res.arrayBuffer();
-      url = new URL(location, url);
-      if (url.href.startsWith("http://127.0.0.1/callback") || url.pathname === "/callback") return url;
-      continue;
-    }
-    const html = await res.text();
-    const action = /<form method="post" action="([^"]+)"/.exec(html)?.[1];
-    const csrf = /name="csrf" value="([^"]+)"/.exec(html)?.[1];
-    if (!action || !csrf) throw new Error(`unexpected ${res.status} at ${url.href}`);
-    url = new URL(action.replace(/&amp;/g, "&"), url);
-    form = action.endsWith("/login")
-      ? { csrf, username: user.username, password: user.password }
-      : { csrf, decision: "allow" };
-  }
-  throw new Error("authorization did not finish");
-}
 
 async function newClientFirstCall(
   base: string,
   resource: string,
-  jar: Jar,
+  jar: CookieJar,
   user: { username: string; password: string },
 ): Promise<string> {
   const reg = await fetch(`${base}/reg`, {
@@ -97,7 +44,11 @@ async function newClientFirstCall(
     code_challenge_method: "S256",
   }))
     auth.searchParams.set(k, v);
-  const callback = await authorize(jar, auth, user);
+  const callback = await signInAndConsent(auth, {
+    user,
+    jar,
+    stopAt: (url) => url.href.startsWith(REDIRECT),
+  });
   const code = callback.searchParams.get("code");
   if (!code) throw new Error(`no code: ${callback.href}`);
   const token = await fetch(`${base}/token`, {
@@ -160,7 +111,7 @@ export async function measureFirstConnection(
   user: { username: string; password: string },
   runs: number,
 ): Promise<FirstConnection> {
-  const jar = new Jar();
+  const jar = new CookieJar();
   await newClientFirstCall(base, resource, jar, user); // signs in once: the browser session
   await newClientFirstCall(base, resource, jar, user); // warm-up
   const samples: number[] = [];

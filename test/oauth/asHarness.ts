@@ -16,7 +16,8 @@ import { oauthDatabase } from "../../src/oauth/database.js";
 import { addUser } from "../../src/oauth/users.js";
 import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/types.js";
-import { CookieJar } from "../fixtures/oidc-idp.js";
+import type { CookieJar } from "../fixtures/oidc-idp.js";
+import { signInAndConsent } from "../helpers/browserLogin.js";
 
 export const USER = { username: "alice", password: "correct horse battery staple" };
 /** Registered redirect URI; native clients may use any port on it (RFC 8252 §7.3). */
@@ -133,61 +134,23 @@ export function authorizationUrl(
   return url;
 }
 
-/** One browser request with the jar; no redirect following. */
-export async function browse(jar: CookieJar, url: URL, form?: Record<string, string>): Promise<Response> {
-  const headers = new Headers();
-  const cookie = jar.header(url);
-  if (cookie !== "") headers.set("cookie", cookie);
-  if (form !== undefined) headers.set("content-type", "application/x-www-form-urlencoded");
-  const res = await fetch(url, {
-    method: form === undefined ? "GET" : "POST",
-    headers,
-    redirect: "manual",
-    ...(form === undefined ? {} : { body: new URLSearchParams(form).toString() }),
-  });
-  jar.store(url, res);
-  return res;
-}
-
-function formOf(html: string): { action: string; csrf: string } | null {
-  const action = /<form method="post" action="([^"]+)"/.exec(html)?.[1];
-  const csrf = /name="csrf" value="([^"]+)"/.exec(html)?.[1];
-  return action === undefined || csrf === undefined ? null : { action, csrf };
-}
+export { browse } from "../helpers/browserLogin.js";
 
 /**
  * Follows the authorization request like a browser: signs in, consents (when asked), and
  * returns the redirect back to the client (code, state, iss — or error).
  */
-export async function authorize(
+export function authorize(
   start: URL,
   opts: { jar?: CookieJar; decision?: "allow" | "deny"; user?: typeof USER; stopAt?: string } = {},
 ): Promise<URL> {
   const stopAt = opts.stopAt ?? "http://127.0.0.1:49152/";
-  const jar = opts.jar ?? new CookieJar();
-  let url = start;
-  let form: Record<string, string> | undefined;
-  for (let hop = 0; hop < 20; hop++) {
-    const res = await browse(jar, url, form);
-    form = undefined;
-    const location = res.headers.get("location");
-    if (res.status >= 300 && res.status < 400 && location !== null) {
-      await res.arrayBuffer();
-      url = new URL(location, url);
-      if (url.href.startsWith(stopAt)) return url;
-      continue;
-    }
-    const html = await res.text();
-    const found = formOf(html);
-    if (res.status !== 200 || found === null)
-      throw new Error(`unexpected ${res.status} at ${url.href}: ${html.slice(0, 400)}`);
-    url = new URL(found.action, url);
-    const user = opts.user ?? USER;
-    form = found.action.endsWith("/login")
-      ? { csrf: found.csrf, username: user.username, password: user.password }
-      : { csrf: found.csrf, decision: opts.decision ?? "allow" };
-  }
-  throw new Error("too many hops");
+  return signInAndConsent(start, {
+    user: opts.user ?? USER,
+    decision: opts.decision ?? "allow",
+    ...(opts.jar === undefined ? {} : { jar: opts.jar }),
+    stopAt: (url) => url.href.startsWith(stopAt),
+  });
 }
 
 export interface TokenResponse {
