@@ -10,6 +10,7 @@ import { type OAuthRuntime, OAuthTokenVerifier } from "./authn/oauthToken.js";
 import { serverSecret } from "./authn/serverSecret.js";
 import type { LoadedConfig } from "./config/load.js";
 import { ConfigError, readSecret } from "./config/load.js";
+import type { BuiltinOAuthConfig } from "./config/schema.js";
 import { HttpUpstream } from "./forward/http.js";
 import { SessionBindings } from "./forward/sessions.js";
 import { StdioUpstream } from "./forward/stdio/bridge.js";
@@ -18,6 +19,7 @@ import {
   type AuthorizationServer,
   AuthorizationServerConfigError,
   createAuthorizationServer,
+  type LoginOptions,
 } from "./oauth/authorizationServer.js";
 import { openStore } from "./store/open.js";
 import type { Store } from "./store/types.js";
@@ -40,6 +42,27 @@ function resolveValues(
   for (const [k, v] of Object.entries(values))
     out[k] = typeof v === "string" ? v : readSecret(v, `${field}.${k}`);
   return out;
+}
+
+/** The built-in AS's sign-in options, the upstream client secret read from its reference. */
+function loginOptions(login: NonNullable<BuiltinOAuthConfig["login"]>): LoginOptions {
+  const { upstream } = login;
+  return {
+    ...(login.localUsers === undefined ? {} : { localUsers: login.localUsers }),
+    ...(upstream === undefined
+      ? {}
+      : {
+          upstream: {
+            ...(upstream.name === undefined ? {} : { name: upstream.name }),
+            issuer: upstream.issuer,
+            clientId: upstream.clientId,
+            clientSecret: readSecret(upstream.clientSecret, "oauth.login.upstream.clientSecret"),
+            scopes: upstream.scopes,
+            claims: upstream.claims,
+            allowInsecure: upstream.allowInsecureHttp,
+          },
+        }),
+  };
 }
 
 export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<Gateway> {
@@ -122,6 +145,7 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
         environment: config.environment,
         accessTokenTtlSeconds: config.oauth.accessTokenTtlSeconds,
         refreshTokenTtlSeconds: config.oauth.refreshTokenTtlSeconds,
+        ...(config.oauth.login === undefined ? {} : { login: loginOptions(config.oauth.login) }),
         log,
       });
     } catch (err) {

@@ -16,6 +16,7 @@ import type { Store } from "../store/types.js";
 import { createLogger } from "../telemetry/log.js";
 import { VERSION } from "../version.js";
 import { welcomeBanner } from "./banner.js";
+import { registerClientCommands } from "./clients.js";
 import { registerSigningKeyCommands } from "./signingKeys.js";
 import { generatePassword, registerUserCommands } from "./users.js";
 
@@ -262,6 +263,7 @@ export function buildCli(): Command {
     });
 
   registerUserCommands(program, { withStoreOptions, withStore, print });
+  registerClientCommands(program, { withStoreOptions, withStore, print });
 
   const oauth = program.command("oauth").description("the built-in OAuth authorization server");
   registerSigningKeyCommands(oauth, {

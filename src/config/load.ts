@@ -68,6 +68,20 @@ export function parseConfig(raw: unknown, source: string): Config {
       );
     }
   }
+  const upstream = config.oauth?.mode === "builtin" ? config.oauth.login?.upstream : undefined;
+  if (upstream !== undefined) {
+    const field = "oauth.login.upstream";
+    if (upstream.allowInsecureHttp && config.environment !== "dev") {
+      throw new ConfigError(
+        `invalid configuration in ${source}:\n  - ${field}.allowInsecureHttp: allowed only in the dev environment (this is ${config.environment}); remove it and use an https issuer`,
+      );
+    }
+    if (new URL(upstream.issuer).protocol !== "https:" && !upstream.allowInsecureHttp) {
+      throw new ConfigError(
+        `invalid configuration in ${source}:\n  - ${field}.issuer: must be an https URL (a plain-http issuer needs allowInsecureHttp: true, dev environment only)`,
+      );
+    }
+  }
   if (config.keys.defaultTtlDays > config.keys.maxTtlDays) {
     throw new ConfigError(
       `invalid configuration in ${source}:\n  - keys.defaultTtlDays: ${config.keys.defaultTtlDays} exceeds keys.maxTtlDays (${config.keys.maxTtlDays}); lower it or raise the maximum`,

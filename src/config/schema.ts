@@ -107,12 +107,47 @@ const ExternalOAuth = z.strictObject({
 export type ExternalOAuthConfig = z.infer<typeof ExternalOAuth>;
 
 /**
+ * User sign-in delegated to an upstream OpenID Provider found by its issuer (OpenID Connect
+ * Discovery 1.0): Entra ID, Okta, Keycloak, Google, Auth0. Register Portcullis there as a
+ * confidential web client with redirect URI `<publicUrl>/oauth/callback`.
+ */
+const UpstreamLogin = z.strictObject({
+  /** Shown on the sign-in page as "Sign in with <name>". Default: the issuer's host. */
+  name: z.string().min(1).max(64).optional(),
+  /** Issuer identifier; `<issuer>/.well-known/openid-configuration` is fetched at startup. */
+  issuer: z.url(),
+  clientId: z.string().min(1),
+  clientSecret: SecretRef,
+  scopes: z
+    .array(ScopeName)
+    .refine((s) => s.includes("openid"), "must include openid")
+    .default(["openid", "email", "profile"]),
+  /** ID token claims holding the user id, email and groups. */
+  claims: z
+    .strictObject({
+      userId: z.string().min(1).default("sub"),
+      email: z.string().min(1).default("email"),
+      groups: z.string().min(1).default("groups"),
+    })
+    .prefault({}),
+  /** Accept a plain-http issuer (a dev IdP on loopback). Refused outside the dev environment. */
+  allowInsecureHttp: z.boolean().default(false),
+});
+
+const Login = z.strictObject({
+  upstream: UpstreamLogin.optional(),
+  /** Password sign-in with local users. Default: on without `upstream`, off with it. */
+  localUsers: z.boolean().optional(),
+});
+
+/**
  * The built-in OAuth 2.1 authorization server (on oidc-provider), the issuer being the
  * gateway's own base URL: MCP clients register themselves (CIMD or DCR) and users sign in
- * with local accounts (`portcullis users add`).
+ * with local accounts (`portcullis users add`) or through an upstream OpenID Provider.
  */
 const BuiltinOAuth = z.strictObject({
   mode: z.literal("builtin"),
+  login: Login.optional(),
   accessTokenTtlSeconds: z.number().int().min(30).max(3600).default(300),
   refreshTokenTtlSeconds: z
     .number()

@@ -11,6 +11,9 @@
  *   (RFC 9207), metadata at /.well-known/oauth-authorization-server (RFC 8414);
  * - clients by Dynamic Client Registration (RFC 7591) or Client ID Metadata Documents
  *   (fetched through ./safeFetch.ts);
+ * - machine clients created by the operator for client_credentials (MCP extension
+ *   "oauth-client-credentials"; private_key_jwt or client_secret_basic): ./machineClients.ts;
+ *   their tokens have no grant and live only as long as the client (./machineClientRoster.ts);
  * - state in the gateway's SQL store (./adapter.ts), signing keys sealed at rest
  *   (./signingKeys.ts), local users (./users.ts), sign-in and consent pages (./interactions.ts).
  */
@@ -24,8 +27,11 @@ import type { Principal } from "../authn/principal.js";
 import { compileScopes } from "../authz/scope.js";
 import type { Store } from "../store/types.js";
 import { grantIsLive, purgeExpired, sqlAdapter } from "./adapter.js";
+import { auditClientCredentials } from "./clientCredentialsAudit.js";
 import { rememberConsentForAssuredClients } from "./consentPolicy.js";
 import { type OAuthDatabase, oauthDatabase } from "./database.js";
+import { federatedSignIn, UPSTREAM_CALLBACK_PATH } from "./federatedSignIn.js";
+import { type FederationConfig, FederationError, UpstreamLogin } from "./federation.js";
 import {
   escapeHtml,
   handleInteraction,
@@ -35,10 +41,13 @@ import {
   sendPage,
   sendStylesheet,
 } from "./interactions.js";
+import { MachineClientRoster } from "./machineClientRoster.js";
+import { findMachineClient, isMachineClientId, withMachineClients } from "./machineClients.js";
 import { loadOidcProvider, type OidcClient, type OidcContext, type OidcGrant } from "./oidcProvider.js";
 import { DEFAULT_MAX_BYTES, type SafeFetchPolicy, safeFetch } from "./safeFetch.js";
 import { deriveKey } from "./secrets.js";
 import { loadSigningKeys, publicJwk, type SigningKey } from "./signingKeys.js";
+import { reportUnauthorizedClient } from "./unauthorizedClient.js";
 import { findUser } from "./users.js";
 
 export interface AuthorizationServerOptions {
@@ -56,6 +65,20 @@ export interface AuthorizationServerOptions {
   /** Default 14 days; each rotation starts a new period, capped by the grant's life. */
   refreshTokenTtlSeconds?: number;
   log: Logger;
+  /** How users sign in. Default: local users only. */
+  login?: LoginOptions;
+}
+
+/** Sign-in delegated to an upstream OpenID Provider; the redirect URI is `<issuer>/oauth/callback`. */
+export interface UpstreamLoginOptions extends Omit<FederationConfig, "redirectUri"> {
+  /** Shown as "Sign in with <name>"; default: the issuer's host. */
+  name?: string;
+}
+
+export interface LoginOptions {
+  upstream?: UpstreamLoginOptions;
+  /** Password sign-in with local users. Default: true without `upstream`, false with it. */
+  localUsers?: boolean;
 }
 
 export interface AuthorizationServer {
@@ -64,7 +87,7 @@ export interface AuthorizationServer {
   handle(req: IncomingMessage, res: ServerResponse): void;
   /**
    * Verifies an access token issued by this AS for `resource`. Synchronous on a cache hit;
-   * the grant's revocation is checked on every call, so a cached token never outlives it.
+   * the grant's (or machine client's) revocation is checked on every call, so a cached token never outlives it.
    */
   verifyAccessToken(token: string, resource: string): TokenCheck | Promise<TokenCheck>;
   close(): Promise<void>;
@@ -82,6 +105,7 @@ const EXACT_PATHS = new Set([
   "/.well-known/oauth-authorization-server",
   "/.well-known/openid-configuration",
   STYLESHEET_PATH,
+  UPSTREAM_CALLBACK_PATH,
 ]);
 /** `/auth/:uid` is where an interaction resumes. */
 const PREFIXES = ["/auth/", INTERACTION_PREFIX];
@@ -95,7 +119,9 @@ const ALL_SERVERS = compileScopes(["*"]);
 interface CachedToken {
   principal: Principal;
   audience: string;
-  grantId: string;
+  /** Null for a client_credentials token (no grant): its machine client's liveness applies instead. */
+  grantId: string | null;
+  machineClientId: string | null;
   until: number;
 }
 
@@ -132,9 +158,34 @@ function validateOptions(opts: AuthorizationServerOptions): URL {
       }
     }
   }
+  if (opts.login?.localUsers === false && opts.login.upstream === undefined) {
+    throw new AuthorizationServerConfigError(
+      "login.localUsers: false leaves no way to sign in; configure login.upstream or remove localUsers",
+    );
+  }
   if (opts.secret.length < 32)
     throw new AuthorizationServerConfigError("the server secret must be at least 32 bytes");
   return issuer;
+}
+
+/** OpenID Connect Discovery of the upstream login provider, at startup so a wrong issuer fails early. */
+async function discoverUpstream(
+  opts: AuthorizationServerOptions,
+  issuer: string,
+): Promise<UpstreamLogin | null> {
+  const upstream = opts.login?.upstream;
+  if (upstream === undefined) return null;
+  if (upstream.allowInsecure && opts.environment !== "dev") {
+    throw new AuthorizationServerConfigError(
+      `login.upstream.allowInsecureHttp is allowed only in the dev environment (this is ${opts.environment}); remove it and use an https issuer`,
+    );
+  }
+  try {
+    return await UpstreamLogin.discover({ ...upstream, redirectUri: `${issuer}${UPSTREAM_CALLBACK_PATH}` });
+  } catch (err) {
+    if (!(err instanceof FederationError)) throw err;
+    throw new AuthorizationServerConfigError(`login.upstream.issuer: ${err.message}`);
+  }
 }
 
 const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
@@ -210,6 +261,7 @@ export async function createAuthorizationServer(
   const resources = new Map(opts.resources.map((r) => [r.url, [...new Set(r.scopes)]]));
   const allScopes = [...new Set(opts.resources.flatMap((r) => r.scopes))];
   const fetchPolicy: SafeFetchPolicy = { environment, maxBytes: DEFAULT_MAX_BYTES };
+  const upstreamLogin = await discoverUpstream(opts, issuer);
 
   let signingKeys: SigningKey[] = await loadSigningKeys(db, opts.secret);
   const { default: Provider, errors, interactionPolicy } = await loadOidcProvider();
@@ -236,7 +288,12 @@ export async function createAuthorizationServer(
   };
 
   const configuration: Record<string, unknown> = {
-    adapter: sqlAdapter(db),
+    adapter: withMachineClients(
+      sqlAdapter(db),
+      db,
+      deriveKey(opts.secret, "client-secret-encryption"),
+      new Set(allScopes),
+    ),
     jwks: {
       keys: signingKeys.map((k) => (k.retiredAt === null ? k.jwk : { ...k.jwk, key_ops: ["verify"] })),
     },
@@ -358,6 +415,17 @@ export async function createAuthorizationServer(
           throw new errors.InvalidClientMetadata(`${key} must be a string`);
         }
         if (key !== "software_id") return;
+        // MCP "oauth-client-credentials": clients for it are created by the operator, never self-registered.
+        const grantTypes = metadata.grant_types;
+        if (
+          Array.isArray(grantTypes) &&
+          grantTypes.includes("client_credentials") &&
+          !isMachineClientId(metadata.client_id)
+        ) {
+          throw new errors.InvalidClientMetadata(
+            "client_credentials is only for clients created by the operator (portcullis clients create)",
+          );
+        }
         const uris = metadata.redirect_uris;
         if (!Array.isArray(uris)) return;
         const applicationType = String(metadata.application_type ?? "web");
@@ -379,6 +447,7 @@ export async function createAuthorizationServer(
     },
     features: {
       devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
       userinfo: { enabled: false },
       rpInitiatedLogout: { enabled: false },
       registration: { enabled: true, initialAccessToken: false },
@@ -406,13 +475,23 @@ export async function createAuthorizationServer(
             if (oneOf.length === 1) return oneOf[0];
             throw new errors.InvalidTarget("exactly one resource must be requested for an access token");
           }
-          if (ctx.oidc.route === "token") return undefined;
+          if (ctx.oidc.route === "token" && ctx.oidc.params?.grant_type !== "client_credentials")
+            return undefined;
           throw new errors.InvalidTarget("the resource parameter is required (RFC 8707)");
         },
         useGrantedResource: async () => true,
-        async getResourceServerInfo(_ctx: unknown, indicator: string) {
-          const scopes = resources.get(indicator);
+        async getResourceServerInfo(_ctx: unknown, indicator: string, client?: OidcClient) {
+          let scopes = resources.get(indicator);
           if (scopes === undefined) throw new errors.InvalidTarget("unknown resource");
+          if (client !== undefined && isMachineClientId(client.clientId)) {
+            // A machine client reaches only the servers and scopes it was created with.
+            const machine = await findMachineClient(db, client.clientId);
+            const allowed = new Set(machine?.scopes ?? []);
+            if (machine === undefined || !machine.servers.some((s) => `${issuer}/mcp/${s}` === indicator)) {
+              throw new errors.InvalidTarget("this client may not obtain tokens for the requested resource");
+            }
+            scopes = scopes.filter((s) => allowed.has(s));
+          }
           return {
             scope: scopes.join(" "),
             audience: indicator,
@@ -426,6 +505,7 @@ export async function createAuthorizationServer(
   };
 
   const provider = new Provider(issuer, configuration);
+  reportUnauthorizedClient(provider); // before callback(): Koa composes middleware there
   const providerCallback = provider.callback();
 
   /** Grants revoked in this process (reuse detection, RFC 7009), for the synchronous cache check. */
@@ -443,8 +523,30 @@ export async function createAuthorizationServer(
     if (typeof grantId === "string") noteRevoked(grantId);
   });
   provider.on("server_error", (_ctx, error) => log.error({ err: error }, "authorization server error"));
+  auditClientCredentials(provider, opts.store, issuer, environment, log);
+  const machineClients = new MachineClientRoster(opts.store, db);
+  await machineClients.start();
 
-  const interactionDeps = { provider, db, csrfKey: deriveKey(opts.secret, "interaction-csrf"), log };
+  const signIn =
+    upstreamLogin === null
+      ? null
+      : federatedSignIn({
+          provider,
+          db,
+          upstream: upstreamLogin,
+          name: opts.login?.upstream?.name ?? new URL(upstreamLogin.issuer).host,
+          issuer,
+          secure: https,
+          log,
+        });
+  const interactionDeps = {
+    provider,
+    db,
+    csrfKey: deriveKey(opts.secret, "interaction-csrf"),
+    log,
+    localUsers: opts.login?.localUsers ?? signIn === null,
+    upstream: signIn,
+  };
 
   // Verification keys: the published set, reloaded from the store when a token names an unknown kid.
   const buildKeySet = (keys: SigningKey[]) =>
@@ -490,13 +592,18 @@ export async function createAuthorizationServer(
     };
   };
 
+  /** Call machineClients.refresh() first for a machine client's token. */
   const check = (entry: CachedToken, resource: string): TokenCheck => {
-    if (revokedGrants.has(entry.grantId)) {
+    if (entry.grantId !== null && revokedGrants.has(entry.grantId)) {
       return {
         ok: false,
         reason: "the token's grant was revoked",
         credentialId: entry.principal.credentialId,
       };
+    }
+    if (entry.machineClientId !== null) {
+      const status = machineClients.status(entry.machineClientId);
+      if (!status.ok) return { ok: false, reason: status.reason, credentialId: entry.principal.credentialId };
     }
     if (entry.audience !== resource) {
       return {
@@ -538,12 +645,30 @@ export async function createAuthorizationServer(
         credentialId: null,
       };
     }
-    if (typeof grantId !== "string")
-      return { ok: false, reason: "token carries no grant", credentialId: null };
+    if (typeof grantId !== "string") {
+      // Only client_credentials tokens have no grant (RFC 6749 §4.4), and only machine clients get them.
+      const clientId = payload.client_id;
+      if (clientId !== payload.sub || !isMachineClientId(clientId))
+        return { ok: false, reason: "token carries no grant", credentialId: null };
+      await machineClients.refresh();
+      const status = machineClients.status(clientId);
+      const principal = principalOf(payload);
+      if (status.ok) principal.name = status.client.name;
+      const entry: CachedToken = {
+        principal,
+        audience,
+        grantId: null,
+        machineClientId: clientId,
+        until: (payload.exp as number) * 1000,
+      };
+      if (status.ok) remember(key, entry);
+      return check(entry, resource);
+    }
     const entry: CachedToken = {
       principal: principalOf(payload),
       audience,
       grantId,
+      machineClientId: null,
       until: (payload.exp as number) * 1000,
     };
     if (!(await grantIsLive(db, grantId))) {
@@ -585,6 +710,11 @@ export async function createAuthorizationServer(
         sendStylesheet(res);
         return;
       }
+      if (pathname === UPSTREAM_CALLBACK_PATH) {
+        if (signIn === null) sendPage(res, 404, "Not found", "<h1>Not found</h1>");
+        else signIn.handleCallback(req, res).catch((err: unknown) => fail(res, err));
+        return;
+      }
       if (pathname.startsWith(INTERACTION_PREFIX)) {
         handleInteraction(interactionDeps, req, res).catch((err: unknown) => fail(res, err));
         return;
@@ -608,7 +738,10 @@ export async function createAuthorizationServer(
       const key = createHash("sha256").update(token).digest("base64url");
       const hit = cache.get(key);
       if (hit !== undefined) {
-        if (hit.until + CLOCK_TOLERANCE_SECONDS * 1000 > Date.now()) return check(hit, resource);
+        if (hit.until + CLOCK_TOLERANCE_SECONDS * 1000 > Date.now()) {
+          const pending = hit.machineClientId === null ? undefined : machineClients.refresh();
+          return pending === undefined ? check(hit, resource) : pending.then(() => check(hit, resource));
+        }
         cache.delete(key);
       }
       return verifyUncached(token, key, resource);
@@ -617,6 +750,7 @@ export async function createAuthorizationServer(
     async close(): Promise<void> {
       clearInterval(purgeTimer);
       cache.clear();
+      await machineClients.close();
     },
   };
 }

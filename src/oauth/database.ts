@@ -48,8 +48,28 @@ export interface OAuthConsentsTable {
   updated_at: number;
 }
 
+/** Operator-created clients for the client_credentials grant (migration 003, ./machineClients.ts). */
+export interface OAuthMachineClientsTable {
+  client_id: string;
+  name: string;
+  /** `private_key_jwt` or `client_secret_basic`. */
+  auth_method: string;
+  /** client_secret_basic only: the secret AES-256-GCM sealed under a key derived from the server secret. */
+  secret_sealed: string | null;
+  /** private_key_jwt only: the client's public JWK Set, JSON text. */
+  jwks: string | null;
+  /** JSON array of gateway server names (their `/mcp/<name>` endpoints are the allowed resources). */
+  servers: string;
+  /** JSON array of OAuth scopes the client may be granted. */
+  scopes: string;
+  created_at: number;
+  expires_at: number;
+  revoked_at: number | null;
+}
+
 export interface OAuthDatabase {
   oauth_payloads: OAuthPayloadsTable;
+  oauth_machine_clients: OAuthMachineClientsTable;
   oauth_signing_keys: OAuthSigningKeysTable;
   oauth_users: OAuthUsersTable;
   oauth_consents: OAuthConsentsTable;

@@ -60,6 +60,11 @@ export class UpstreamLogin {
     }
   }
 
+  /** The upstream's issuer identifier, as its discovery document states it. */
+  get issuer(): string {
+    return this.as.issuer;
+  }
+
   private get client(): oauth.Client {
     return { client_id: this.config.clientId };
   }

@@ -34,6 +34,7 @@ const STYLESHEET = [
   "label{display:block;margin:.75rem 0}input{display:block;width:100%;padding:.4rem}",
   "button{margin:.5rem .5rem 0 0;padding:.5rem 1rem}.warn{background:#fff3cd;padding:.5rem}",
   ".error{color:#a00}code{background:#eee;padding:0 .2rem}",
+  "a.button{display:inline-block;padding:.5rem 1rem;border:1px solid #888;color:#222;text-decoration:none}",
 ].join("\n");
 
 export interface InteractionDeps {
@@ -42,6 +43,13 @@ export interface InteractionDeps {
   /** Key for the interaction-bound CSRF token. */
   csrfKey: Buffer;
   log: Logger;
+  /** Password sign-in with local users (default true). */
+  localUsers?: boolean;
+  /** Sign-in delegated to an upstream OpenID Provider (./federatedSignIn.ts). */
+  upstream?: {
+    readonly name: string;
+    begin(uid: string, req: IncomingMessage, res: ServerResponse): Promise<void>;
+  } | null;
 }
 
 export function escapeHtml(value: string): string {
@@ -100,17 +108,27 @@ function loginPage(
   clientName: string,
   username: string,
   error: string | null,
+  options: { localUsers: boolean; upstreamName: string | null } = { localUsers: true, upstreamName: null },
 ): string {
   return [
     "<h1>Sign in</h1>",
     `<p>to continue to <strong>${escapeHtml(clientName)}</strong></p>`,
     error === null ? "" : `<p class="error">${escapeHtml(error)}</p>`,
-    `<form method="post" action="${INTERACTION_PREFIX}${escapeHtml(uid)}/login">`,
-    `<input type="hidden" name="csrf" value="${escapeHtml(csrf)}">`,
-    `<label>Username <input name="username" autocomplete="username" required value="${escapeHtml(username)}"></label>`,
-    '<label>Password <input name="password" type="password" autocomplete="current-password" required></label>',
-    '<button type="submit">Sign in</button>',
-    "</form>",
+    // A link, not a form: the upstream is another origin, which `form-action 'self'` forbids
+    // as a redirect target of a form submission.
+    options.upstreamName === null
+      ? ""
+      : `<p><a class="button" href="${INTERACTION_PREFIX}${escapeHtml(uid)}/upstream">Sign in with ${escapeHtml(options.upstreamName)}</a></p>`,
+    ...(options.localUsers
+      ? [
+          `<form method="post" action="${INTERACTION_PREFIX}${escapeHtml(uid)}/login">`,
+          `<input type="hidden" name="csrf" value="${escapeHtml(csrf)}">`,
+          `<label>Username <input name="username" autocomplete="username" required value="${escapeHtml(username)}"></label>`,
+          '<label>Password <input name="password" type="password" autocomplete="current-password" required></label>',
+          '<button type="submit">Sign in</button>',
+          "</form>",
+        ]
+      : []),
   ].join("\n");
 }
 
@@ -183,7 +201,7 @@ export async function rememberedGrantId(
   return row?.grant_id;
 }
 
-/** Serves GET /oauth/interaction/:uid and POST …/login and …/confirm. */
+/** Serves GET /oauth/interaction/:uid and …/upstream, and POST …/login and …/confirm. */
 export async function handleInteraction(
   deps: InteractionDeps,
   req: IncomingMessage,
@@ -191,14 +209,21 @@ export async function handleInteraction(
 ): Promise<void> {
   const { provider, csrfKey } = deps;
   const path = new URL(req.url ?? "/", "http://x").pathname;
-  const match = /^\/oauth\/interaction\/([A-Za-z0-9_-]{1,64})(?:\/(login|confirm))?$/.exec(path);
+  const match = /^\/oauth\/interaction\/([A-Za-z0-9_-]{1,64})(?:\/(login|confirm|upstream))?$/.exec(path);
   if (match === null) return sendPage(res, 404, "Not found", "<h1>Not found</h1>");
   const uid = match[1] ?? "";
   const action = match[2];
-  if ((action === undefined && req.method !== "GET") || (action !== undefined && req.method !== "POST")) {
-    res.setHeader("allow", action === undefined ? "GET" : "POST");
+  const upstream = deps.upstream ?? null;
+  const localUsers = deps.localUsers ?? true;
+  if (action === "upstream" && upstream === null)
+    return sendPage(res, 404, "Not found", "<h1>Not found</h1>");
+  const expected = action === undefined || action === "upstream" ? "GET" : "POST";
+  if (req.method !== expected) {
+    res.setHeader("allow", expected);
     return sendPage(res, 405, "Method not allowed", "<h1>Method not allowed</h1>");
   }
+  if (action === "login" && !localUsers)
+    return sendPage(res, 403, "Forbidden", "<h1>Password sign-in is not available here</h1>");
 
   let details: OidcInteraction;
   try {
@@ -218,9 +243,15 @@ export async function handleInteraction(
   const clientId = String(details.params.client_id ?? "");
   const clientName = (await provider.Client.find(clientId))?.clientName ?? clientId;
 
+  const pageOptions = { localUsers, upstreamName: upstream?.name ?? null };
+  if (action === "upstream" || (action === undefined && details.prompt.name === "login" && !localUsers)) {
+    if (details.prompt.name !== "login" || upstream === null)
+      return sendPage(res, 400, "Unexpected", "<h1>Already signed in</h1>");
+    return upstream.begin(uid, req, res);
+  }
   if (action === undefined) {
     if (details.prompt.name === "login")
-      return sendPage(res, 200, "Sign in", loginPage(uid, csrf, clientName, "", null));
+      return sendPage(res, 200, "Sign in", loginPage(uid, csrf, clientName, "", null, pageOptions));
     if (details.prompt.name === "consent")
       return sendPage(res, 200, "Authorize access", await consentPage(deps, details, csrf));
     return sendPage(res, 400, "Unsupported", "<h1>Unsupported sign-in step</h1>");
@@ -245,7 +276,7 @@ export async function handleInteraction(
         res,
         401,
         "Sign in",
-        loginPage(uid, csrf, clientName, username, "Invalid username or password"),
+        loginPage(uid, csrf, clientName, username, "Invalid username or password", pageOptions),
       );
     }
     return provider.interactionFinished(

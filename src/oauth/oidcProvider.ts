@@ -30,6 +30,17 @@ export interface OidcClient {
   grantTypeAllowed(type: string): boolean;
 }
 
+/** A stored interaction (oidc-provider's Interaction model; its id is the interaction uid). */
+export interface OidcInteractionRecord {
+  uid: string;
+  prompt?: { name: string };
+  result?: Record<string, unknown>;
+  returnTo: string;
+  /** Expiry, epoch seconds. */
+  exp: number;
+  save(ttlSeconds: number): Promise<string>;
+}
+
 export interface OidcProvider {
   issuer: string;
   callback(): (req: IncomingMessage, res: ServerResponse) => void;
@@ -45,6 +56,7 @@ export interface OidcProvider {
     find(id: string): Promise<OidcGrant | undefined>;
   };
   Client: { find(id: string): Promise<OidcClient | undefined> };
+  Interaction: { find(uid: string): Promise<OidcInteractionRecord | undefined> };
   on(event: string, listener: (...args: unknown[]) => void): unknown;
 }
 

@@ -6,7 +6,11 @@
  */
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:crypto";
 
-export type KeyPurpose = "signing-key-encryption" | "cookie-signing" | "interaction-csrf";
+export type KeyPurpose =
+  | "signing-key-encryption"
+  | "cookie-signing"
+  | "interaction-csrf"
+  | "client-secret-encryption";
 
 const SALT = Buffer.from("portcullis/oauth/v1");
 

@@ -82,6 +82,10 @@ export abstract class SqlStore implements Store {
     return changed;
   }
 
+  mutateCredentials<DB>(change: (trx: Transaction<DB>) => Promise<boolean>): Promise<boolean> {
+    return this.mutateKeys((trx) => change(trx as unknown as Transaction<DB>));
+  }
+
   async insertKey(key: NewApiKey): Promise<void> {
     await this.mutateKeys(async (trx) => {
       await trx.insertInto("api_keys").values(keyToRow(key)).execute();

@@ -3,6 +3,7 @@
  * The schema itself is documented in docs/storage-schema.md; migrations are numbered
  * under src/store/migrations/ and shared by SQLite and PostgreSQL.
  */
+import type { Transaction } from "kysely";
 
 /** An API key as stored: never the secret, only its keyed hash. */
 export interface ApiKeyRecord {
@@ -74,6 +75,13 @@ export interface Store {
   recordKeyUsage(usage: KeyUsage[]): Promise<void>;
   /** A counter bumped by every key mutation, so caches know when to reload. */
   keysRevision(): Promise<number>;
+  /**
+   * Runs `change` in one transaction with the keys revision bump and its announcement, for
+   * credentials kept outside `api_keys` (the built-in authorization server's machine
+   * clients): their revocation then reaches every watchKeys() callback like a key's.
+   * `change` returns whether it changed anything; nothing is announced otherwise.
+   */
+  mutateCredentials<DB>(change: (trx: Transaction<DB>) => Promise<boolean>): Promise<boolean>;
 
   /** Inserts a batch of audit records in one transaction. */
   appendAudit(records: AuditRecord[]): Promise<void>;

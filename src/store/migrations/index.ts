@@ -7,6 +7,7 @@
 import { type Kysely, type Migration, type MigrationProvider, Migrator } from "kysely";
 import { initial } from "./001_initial.js";
 import { oauth } from "./002_oauth.js";
+import { machineClients } from "./003_machine_clients.js";
 
 export type StoreDialect = "sqlite" | "postgres";
 
@@ -14,6 +15,7 @@ export function migrations(dialect: StoreDialect): Record<string, Migration> {
   return {
     "001_initial": initial(dialect),
     "002_oauth": oauth(dialect),
+    "003_machine_clients": machineClients(dialect),
   };
 }
 

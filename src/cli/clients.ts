@@ -1,0 +1,278 @@
+/**
+ * `portcullis clients create|list|revoke`: machine clients of the built-in authorization
+ * server, for the client_credentials grant (MCP extension "oauth-client-credentials").
+ * `private_key_jwt` (RFC 7523 §2.2, recommended) stores only the client's public keys;
+ * `client_secret_basic` prints a generated secret once and stores it sealed
+ * (see src/oauth/machineClients.ts). Revocation reaches running gateways through the store's
+ * change feed: the client's tokens are refused from the next request on.
+ */
+import { readFileSync } from "node:fs";
+import type { Command } from "commander";
+import { parseExpiry } from "../authn/keyLifecycle.js";
+import { serverSecret } from "../authn/serverSecret.js";
+import { ConfigError } from "../config/load.js";
+import type { Config } from "../config/schema.js";
+import { oauthDatabase } from "../oauth/database.js";
+import {
+  createMachineClient,
+  describeMachineClient,
+  findMachineClient,
+  listMachineClients,
+  MACHINE_CLIENT_AUTH_METHODS,
+  type MachineClientAuthMethod,
+  MachineClientError,
+  parsePublicKeys,
+  revokeMachineClient,
+} from "../oauth/machineClients.js";
+import { deriveKey } from "../oauth/secrets.js";
+import type { Store } from "../store/types.js";
+
+export interface ClientsCliDeps {
+  withStoreOptions(cmd: Command): Command;
+  withStore<T>(opts: object, fn: (store: Store, loaded: { config: Config }) => Promise<T>): Promise<T>;
+  print(json: boolean | undefined, value: unknown, human: () => string): void;
+}
+
+const DAY_MS = 86_400_000;
+
+/** The gateway's public base URL as clients see it (the built-in AS's issuer). */
+function baseUrl(config: Config): string {
+  if (config.publicUrl !== undefined) return config.publicUrl.replace(/\/$/, "");
+  const host = config.listen.host.includes(":") ? `[${config.listen.host}]` : config.listen.host;
+  return `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${config.listen.port}`;
+}
+
+function requireBuiltin(config: Config): void {
+  if (config.oauth?.mode !== "builtin") {
+    throw new ConfigError(
+      "machine clients belong to the built-in authorization server: set `oauth: { mode: builtin }` in the config",
+    );
+  }
+}
+
+function list(value: string | undefined): string[] | undefined {
+  return value
+    ?.split(/[\s,]+/)
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+function readFlagFile(flag: string, file: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (err) {
+    throw new ConfigError(
+      `${flag} ${file}: ${(err as NodeJS.ErrnoException).code ?? "cannot read the file"}`,
+    );
+  }
+}
+
+/** Operator mistakes are usage errors (exit 2), named after the flag. */
+async function usage<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof MachineClientError) throw new ConfigError(err.message);
+    throw err;
+  }
+}
+
+async function auditOperator(store: Store, config: Config, clientId: string, reason: string): Promise<void> {
+  await store.appendAudit([
+    {
+      at: new Date(),
+      environment: config.environment,
+      principal: "operator:cli",
+      method: "cli",
+      credentialId: clientId,
+      server: null,
+      rpcMethod: null,
+      tool: null,
+      decision: "allow",
+      reason,
+      latencyUs: 0,
+      detail: null,
+    },
+  ]);
+}
+
+interface CreateOpts {
+  name: string;
+  auth: string;
+  jwks?: string;
+  publicKey?: string;
+  servers?: string;
+  scopes?: string;
+  expires?: string;
+  json?: boolean;
+}
+
+export function registerClientCommands(program: Command, deps: ClientsCliDeps): void {
+  const clients = program
+    .command("clients")
+    .description("manage machine clients (OAuth client_credentials) of the built-in authorization server");
+
+  deps
+    .withStoreOptions(clients.command("create"))
+    .description("create a machine client; a client_secret_basic secret is printed once")
+    .requiredOption("-n, --name <name>", "what the client is, e.g. nightly-report-job")
+    .requiredOption(
+      "--auth <method>",
+      `token endpoint authentication: ${MACHINE_CLIENT_AUTH_METHODS.join(" or ")}`,
+    )
+    .option("--jwks <file>", "private_key_jwt: the client's public keys as a JWK Set (JSON)")
+    .option("--public-key <file>", "private_key_jwt: the client's public key (PEM)")
+    .option("--servers <names>", "comma-separated servers it may reach (default: every configured server)")
+    .option(
+      "--scopes <scopes>",
+      "comma- or space-separated OAuth scopes it may get (default: those the servers use)",
+    )
+    .option("--expires <when>", "lifetime (90d, 12h, 2w) or ISO date; default keys.defaultTtlDays")
+    .option("--json", "print one JSON object")
+    .action(async (opts: CreateOpts) => {
+      await deps.withStore(opts, async (store, { config }) =>
+        usage(async () => {
+          requireBuiltin(config);
+          if (!(MACHINE_CLIENT_AUTH_METHODS as readonly string[]).includes(opts.auth)) {
+            throw new MachineClientError(
+              `--auth '${opts.auth}': use ${MACHINE_CLIENT_AUTH_METHODS.join(" or ")}`,
+            );
+          }
+          if (opts.jwks !== undefined && opts.publicKey !== undefined) {
+            throw new MachineClientError("--jwks and --public-key: give one of them, not both");
+          }
+          const jwks =
+            opts.jwks !== undefined
+              ? await parsePublicKeys(readFlagFile("--jwks", opts.jwks), "jwks")
+              : opts.publicKey !== undefined
+                ? await parsePublicKeys(readFlagFile("--public-key", opts.publicKey), "pem")
+                : undefined;
+          const configured = Object.keys(config.servers);
+          const servers = list(opts.servers) ?? configured;
+          if (servers.length === 0) {
+            throw new MachineClientError("--servers is required: no servers are configured to default to");
+          }
+          for (const s of servers) {
+            if (!configured.includes(s)) {
+              throw new MachineClientError(
+                `--servers: no server named '${s}' (configured: ${configured.join(", ") || "none"})`,
+              );
+            }
+          }
+          const offered = new Set(
+            servers.flatMap((s) => {
+              const scopes = config.servers[s]?.oauth;
+              return scopes === undefined ? [] : [...scopes.scopes, ...Object.values(scopes.tools).flat()];
+            }),
+          );
+          const scopes = list(opts.scopes) ?? [...offered];
+          for (const s of scopes) {
+            if (!offered.has(s)) {
+              throw new MachineClientError(
+                `--scopes: '${s}' is not a scope of the chosen servers (${[...offered].join(", ") || "none"})`,
+              );
+            }
+          }
+          const now = Date.now();
+          const expiresAt = parseExpiry(opts.expires ?? `${config.keys.defaultTtlDays * 24 * 3600}s`, now);
+          if (expiresAt.getTime() > now + config.keys.maxTtlDays * DAY_MS) {
+            throw new MachineClientError(
+              `--expires exceeds the maximum credential lifetime of ${config.keys.maxTtlDays} days (keys.maxTtlDays)`,
+            );
+          }
+          const sealKey = deriveKey(serverSecret(config, { create: true }), "client-secret-encryption");
+          const { client, clientSecret } = await createMachineClient(
+            store,
+            sealKey,
+            {
+              name: opts.name,
+              authMethod: opts.auth as MachineClientAuthMethod,
+              ...(jwks !== undefined ? { jwks } : {}),
+              servers,
+              scopes,
+              expiresAt,
+            },
+            now,
+          );
+          await auditOperator(
+            store,
+            config,
+            client.clientId,
+            `machine client created (${client.authMethod})`,
+          );
+          const base = baseUrl(config);
+          const view = {
+            ...describeMachineClient(client, now),
+            tokenEndpoint: `${base}/token`,
+            issuer: base,
+            resources: client.servers.map((s) => `${base}/mcp/${s}`),
+            ...(clientSecret !== null ? { clientSecret } : {}),
+          };
+          deps.print(opts.json, view, () =>
+            [
+              `client id       ${client.clientId}`,
+              `name            ${client.name}`,
+              `authentication  ${client.authMethod}`,
+              `token endpoint  ${base}/token`,
+              `resources       ${view.resources.join(", ")}`,
+              `scopes          ${client.scopes.join(" ") || "-"}`,
+              `expires         ${client.expiresAt.toISOString()}`,
+              ...(clientSecret !== null
+                ? ["", "client secret (shown once, store it now):", clientSecret]
+                : []),
+            ].join("\n"),
+          );
+        }),
+      );
+    });
+
+  deps
+    .withStoreOptions(clients.command("list"))
+    .description("list machine clients (never a secret)")
+    .option("--json", "print a JSON array")
+    .action(async (opts: { json?: boolean }) => {
+      await deps.withStore(opts, async (store) => {
+        const all = (await listMachineClients(oauthDatabase(store))).map((c) => describeMachineClient(c));
+        deps.print(opts.json, all, () =>
+          all.length === 0
+            ? "(no machine clients)"
+            : all
+                .map((c) =>
+                  [
+                    c.clientId,
+                    c.name,
+                    c.authMethod,
+                    c.status,
+                    (c.servers as string[]).join(","),
+                    c.expiresAt,
+                  ].join("\t"),
+                )
+                .join("\n"),
+        );
+      });
+    });
+
+  deps
+    .withStoreOptions(clients.command("revoke"))
+    .description("revoke a machine client; its tokens are refused from the next request on")
+    .argument("<client-id>", "the client id (mc_…)")
+    .option("--json", "print one JSON object")
+    .action(async (clientId: string, opts: { json?: boolean }) => {
+      await deps.withStore(opts, async (store, { config }) => {
+        const db = oauthDatabase(store);
+        if ((await findMachineClient(db, clientId)) === undefined) {
+          throw new ConfigError(`<client-id>: no machine client with id ${clientId}`);
+        }
+        if (await revokeMachineClient(store, clientId)) {
+          await auditOperator(store, config, clientId, "machine client revoked");
+        }
+        const client = await findMachineClient(db, clientId);
+        if (client === undefined) throw new Error(`machine client ${clientId} vanished`);
+        deps.print(
+          opts.json,
+          describeMachineClient(client),
+          () => `revoked ${client.clientId} (${client.name}) at ${client.revokedAt?.toISOString()}`,
+        );
+      });
+    });
+}
