@@ -139,12 +139,14 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
         resources: [...routes].map(([name, route]) => ({
           url: `${url}/mcp/${name}`,
           scopes: [...new Set([...route.scopes, ...Object.values(route.toolScopes).flat()])],
+          access: { scopes: route.scopes, tools: route.toolScopes },
         })),
         store,
         secret,
         environment: config.environment,
         accessTokenTtlSeconds: config.oauth.accessTokenTtlSeconds,
         refreshTokenTtlSeconds: config.oauth.refreshTokenTtlSeconds,
+        limits: config.oauth.limits,
         ...(config.oauth.login === undefined ? {} : { login: loginOptions(config.oauth.login) }),
         log,
       });

@@ -1,5 +1,5 @@
 /**
- * `portcullis clients create|list|revoke`: machine clients of the built-in authorization
+ * `portcullis clients create|list|show|revoke`: machine clients of the built-in authorization
  * server, for the client_credentials grant (MCP extension "oauth-client-credentials").
  * `private_key_jwt` (RFC 7523 §2.2, recommended) stores only the client's public keys;
  * `client_secret_basic` prints a generated secret once and stores it sealed
@@ -35,11 +35,50 @@ export interface ClientsCliDeps {
 
 const DAY_MS = 86_400_000;
 
-/** The gateway's public base URL as clients see it (the built-in AS's issuer). */
-function baseUrl(config: Config): string {
+/**
+ * The gateway's public base URL as clients see it (the built-in AS's issuer), derived as the
+ * gateway derives it (src/gateway.ts), or null when it cannot be known from here: no
+ * `publicUrl` and `listen.port: 0`, where the port is chosen when the gateway starts.
+ */
+export function gatewayBaseUrl(config: Pick<Config, "publicUrl" | "listen">): string | null {
   if (config.publicUrl !== undefined) return config.publicUrl.replace(/\/$/, "");
+  if (config.listen.port === 0) return null;
   const host = config.listen.host.includes(":") ? `[${config.listen.host}]` : config.listen.host;
   return `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${config.listen.port}`;
+}
+
+const UNKNOWN_BASE_NOTE =
+  "listen.port is 0, so the gateway's port is chosen when it starts: the token endpoint is <gateway URL>/token and the resources <gateway URL>/mcp/<server>; set publicUrl to have them printed";
+
+/** Where a client gets its tokens and which resources it names (RFC 8707), when known. */
+function endpoints(config: Config, servers: string[]): Record<string, unknown> {
+  const base = gatewayBaseUrl(config);
+  if (base === null) {
+    return {
+      tokenEndpoint: null,
+      issuer: null,
+      resources: servers.map((s) => `<gateway URL>/mcp/${s}`),
+      note: UNKNOWN_BASE_NOTE,
+    };
+  }
+  return { tokenEndpoint: `${base}/token`, issuer: base, resources: servers.map((s) => `${base}/mcp/${s}`) };
+}
+
+/** The human-readable lines shared by `create` and `show`: never a secret. */
+function humanLines(view: Record<string, unknown>): string[] {
+  const resources = view.resources as string[];
+  return [
+    `client id       ${String(view.clientId)}`,
+    `name            ${String(view.name)}`,
+    `authentication  ${String(view.authMethod)}`,
+    `status          ${String(view.status)}`,
+    `token endpoint  ${view.tokenEndpoint === null ? "<gateway URL>/token (see note)" : String(view.tokenEndpoint)}`,
+    `resources       ${resources.join(", ")}`,
+    `scopes          ${(view.scopes as string[]).join(" ") || "-"}`,
+    `expires         ${String(view.expiresAt)}`,
+    ...(view.revokedAt !== null ? [`revoked         ${String(view.revokedAt)}`] : []),
+    ...(typeof view.note === "string" ? [`note            ${view.note}`] : []),
+  ];
 }
 
 function requireBuiltin(config: Config): void {
@@ -200,23 +239,14 @@ export function registerClientCommands(program: Command, deps: ClientsCliDeps): 
             client.clientId,
             `machine client created (${client.authMethod})`,
           );
-          const base = baseUrl(config);
           const view = {
             ...describeMachineClient(client, now),
-            tokenEndpoint: `${base}/token`,
-            issuer: base,
-            resources: client.servers.map((s) => `${base}/mcp/${s}`),
+            ...endpoints(config, client.servers),
             ...(clientSecret !== null ? { clientSecret } : {}),
           };
           deps.print(opts.json, view, () =>
             [
-              `client id       ${client.clientId}`,
-              `name            ${client.name}`,
-              `authentication  ${client.authMethod}`,
-              `token endpoint  ${base}/token`,
-              `resources       ${view.resources.join(", ")}`,
-              `scopes          ${client.scopes.join(" ") || "-"}`,
-              `expires         ${client.expiresAt.toISOString()}`,
+              ...humanLines(view),
               ...(clientSecret !== null
                 ? ["", "client secret (shown once, store it now):", clientSecret]
                 : []),
@@ -249,6 +279,20 @@ export function registerClientCommands(program: Command, deps: ClientsCliDeps): 
                 )
                 .join("\n"),
         );
+      });
+    });
+
+  deps
+    .withStoreOptions(clients.command("show"))
+    .description("show one machine client and where it gets tokens (never a secret)")
+    .argument("<client-id>", "the client id (mc_…)")
+    .option("--json", "print one JSON object")
+    .action(async (clientId: string, opts: { json?: boolean }) => {
+      await deps.withStore(opts, async (store, { config }) => {
+        const client = await findMachineClient(oauthDatabase(store), clientId);
+        if (client === undefined) throw new ConfigError(`<client-id>: no machine client with id ${clientId}`);
+        const view = { ...describeMachineClient(client), ...endpoints(config, client.servers) };
+        deps.print(opts.json, view, () => humanLines(view).join("\n"));
       });
     });
 

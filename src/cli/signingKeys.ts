@@ -4,7 +4,8 @@
  * the retired pair stays in the JWKS for verification during the overlap
  * ({@link DEFAULT_KEY_OVERLAP_SECONDS}), so tokens signed just before keep verifying.
  * `--compromised` drops the retired pair at once: every token it signed is refused.
- * Running gateways pick the change up within {@link SIGNING_KEY_RELOAD_SECONDS}.
+ * Running gateways hear of it through the store's change feed at their next token check, and
+ * look every {@link SIGNING_KEY_RELOAD_SECONDS} anyway.
  */
 import type { Command } from "commander";
 import { ConfigError } from "../config/load.js";
@@ -75,6 +76,8 @@ export function registerSigningKeyCommands(oauth: Command, deps: SigningKeysCliD
         const result = await rotateSigningKeys(oauthDatabase(store), deps.secretFor(config), {
           overlapSeconds,
         });
+        // Running gateways hear it through the store's change feed (and check every 30 s anyway).
+        await store.mutateCredentials(async () => true);
         const view = {
           ...result,
           overlapSeconds,

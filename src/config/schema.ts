@@ -4,6 +4,7 @@
  * Reference: docs/configuration.md.
  */
 import { z } from "zod";
+import { DEFAULT_ABUSE_LIMITS } from "../oauth/abuseLimits.js";
 
 /** A secret is never written inline: it is read from an environment variable or a file. */
 export const SecretRef = z.union([
@@ -154,6 +155,29 @@ const BuiltinOAuth = z.strictObject({
     .int()
     .min(60)
     .default(14 * 86_400),
+  /**
+   * Online password guessing and registration floods (RFC 6819 §4.4.3.6, RFC 7591 §5),
+   * counted per source address in each replica's memory.
+   */
+  limits: z
+    .strictObject({
+      /** Failed sign-ins allowed per username and source address in the window. */
+      signInFailuresPerUser: z.number().int().positive().default(DEFAULT_ABUSE_LIMITS.signInFailuresPerUser),
+      /** Failed sign-ins allowed per source address, any username, in the window. */
+      signInFailuresPerAddress: z
+        .number()
+        .int()
+        .positive()
+        .default(DEFAULT_ABUSE_LIMITS.signInFailuresPerAddress),
+      /** Client registrations (POST /reg) allowed per source address per minute. */
+      registrationsPerMinute: z
+        .number()
+        .int()
+        .positive()
+        .default(DEFAULT_ABUSE_LIMITS.registrationsPerMinute),
+      windowSeconds: z.number().int().positive().default(DEFAULT_ABUSE_LIMITS.windowSeconds),
+    })
+    .prefault({}),
 });
 export type BuiltinOAuthConfig = z.infer<typeof BuiltinOAuth>;
 

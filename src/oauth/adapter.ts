@@ -5,6 +5,14 @@
  * interaction uid and user code as indexed columns so that grant-wide revocation
  * (RFC 7009 §2.1, refresh-token and code reuse) is one DELETE.
  * Expired rows are invisible to find() and removed by {@link purgeExpired}.
+ *
+ * Model `ReplayDetection` (the jti of every client assertion and DPoP proof, RFC 7523 §3
+ * item 7) is written insert-if-absent: oidc-provider's replay check
+ * (`ReplayDetection.unique`, lib/models/replay_detection.js) looks the jti up and then saves
+ * it, two steps that concurrent requests carrying the same assertion can both pass (and do,
+ * over PostgreSQL). The save is the atomic step here: only the first writer of a live row
+ * succeeds, the others get {@link ReplayDetected}, which oidc-provider answers as it answers
+ * a sequential replay, `invalid_client` (401).
  */
 import type { Kysely } from "kysely";
 import type { OAuthDatabase } from "./database.js";
@@ -31,6 +39,29 @@ export interface OidcAdapter {
 
 export type OidcAdapterClass = new (model: string) => OidcAdapter;
 
+/** oidc-provider's model for seen jti values (client assertions, DPoP proofs). */
+export const REPLAY_DETECTION_MODEL = "ReplayDetection";
+
+/**
+ * A jti that is already recorded: the request lost a race against another one with the same
+ * assertion. Shaped like oidc-provider's `InvalidClientAuth` (its error handler reads
+ * `statusCode`, `expose`, `message`, `error_description`; the token endpoint audit reads
+ * `error_detail`), so the answer is the RFC 6749 §5.2 `invalid_client` with status 401.
+ * (A raced DPoP proof, rarer, is refused with the same answer rather than `invalid_dpop_proof`.)
+ */
+export class ReplayDetected extends Error {
+  override name = "ReplayDetected";
+  readonly status = 401;
+  readonly statusCode = 401;
+  readonly expose = true;
+  readonly error = "invalid_client";
+  readonly error_description = "client authentication failed";
+  readonly error_detail = "client assertion tokens must only be used once (replayed concurrently)";
+  constructor() {
+    super("invalid_client");
+  }
+}
+
 /** Returns the adapter constructor oidc-provider instantiates once per model name. */
 export function sqlAdapter(db: Kysely<OAuthDatabase>, now: () => number = Date.now): OidcAdapterClass {
   return class SqlAdapter implements OidcAdapter {
@@ -47,6 +78,22 @@ export function sqlAdapter(db: Kysely<OAuthDatabase>, now: () => number = Date.n
         expires_at: typeof expiresIn === "number" ? now() + expiresIn * 1000 : null,
         consumed_at: typeof payload.consumed === "number" ? payload.consumed * 1000 : null,
       };
+      if (this.model === REPLAY_DETECTION_MODEL) {
+        // Insert-if-absent: a live row with this id means another request recorded the jti
+        // first. An expired row (not yet purged) may be taken over.
+        const res = await db
+          .insertInto("oauth_payloads")
+          .values(row)
+          .onConflict((oc) =>
+            oc
+              .columns(["model", "id"])
+              .doUpdateSet({ payload: row.payload, expires_at: row.expires_at, consumed_at: null })
+              .where("oauth_payloads.expires_at", "<=", now()),
+          )
+          .executeTakeFirst();
+        if (BigInt(res.numInsertedOrUpdatedRows ?? 0n) === 0n) throw new ReplayDetected();
+        return;
+      }
       await db
         .insertInto("oauth_payloads")
         .values(row)

@@ -26,10 +26,13 @@ import type { TokenCheck } from "../authn/oauthToken.js";
 import type { Principal } from "../authn/principal.js";
 import { compileScopes } from "../authz/scope.js";
 import type { Store } from "../store/types.js";
+import { type AbuseLimitSettings, createAbuseLimits, DEFAULT_ABUSE_LIMITS } from "./abuseLimits.js";
 import { grantIsLive, purgeExpired, sqlAdapter } from "./adapter.js";
 import { auditClientCredentials } from "./clientCredentialsAudit.js";
 import { rememberConsentForAssuredClients } from "./consentPolicy.js";
+import type { ResourceAccess } from "./consentSummary.js";
 import { type OAuthDatabase, oauthDatabase } from "./database.js";
+import { applyDefaultScope, type ScopeRequestContext } from "./defaultScope.js";
 import { federatedSignIn, UPSTREAM_CALLBACK_PATH } from "./federatedSignIn.js";
 import { type FederationConfig, FederationError, UpstreamLogin } from "./federation.js";
 import {
@@ -42,11 +45,22 @@ import {
   sendStylesheet,
 } from "./interactions.js";
 import { MachineClientRoster } from "./machineClientRoster.js";
-import { findMachineClient, isMachineClientId, withMachineClients } from "./machineClients.js";
+import {
+  defaultMachineClientScope,
+  findMachineClient,
+  isMachineClientId,
+  withMachineClients,
+} from "./machineClients.js";
 import { loadOidcProvider, type OidcClient, type OidcContext, type OidcGrant } from "./oidcProvider.js";
 import { DEFAULT_MAX_BYTES, type SafeFetchPolicy, safeFetch } from "./safeFetch.js";
 import { deriveKey } from "./secrets.js";
-import { loadSigningKeys, publicJwk, type SigningKey } from "./signingKeys.js";
+import {
+  loadSigningKeys,
+  publicJwk,
+  SIGNING_KEY_RELOAD_SECONDS,
+  type SigningKey,
+  signingKeySetVersion,
+} from "./signingKeys.js";
 import { reportUnauthorizedClient } from "./unauthorizedClient.js";
 import { findUser } from "./users.js";
 
@@ -54,7 +68,12 @@ export interface AuthorizationServerOptions {
   /** The gateway's public base URL (origin only); the AS routes live at its root. */
   issuer: string;
   /** The gateway's MCP endpoints (exact resource URLs) and the scopes each supports. */
-  resources: Array<{ url: string; scopes: string[] }>;
+  resources: Array<{
+    url: string;
+    scopes: string[];
+    /** What each scope unlocks there, shown on the consent page. */
+    access?: ResourceAccess;
+  }>;
   store: Store;
   /** The gateway server secret (≥ 32 bytes): keys for sealing signing keys and cookies derive from it. */
   secret: Buffer;
@@ -67,6 +86,8 @@ export interface AuthorizationServerOptions {
   log: Logger;
   /** How users sign in. Default: local users only. */
   login?: LoginOptions;
+  /** Limits on password guessing and registration floods. Default: DEFAULT_ABUSE_LIMITS. */
+  limits?: AbuseLimitSettings;
 }
 
 /** Sign-in delegated to an upstream OpenID Provider; the redirect URI is `<issuer>/oauth/callback`. */
@@ -190,10 +211,34 @@ async function discoverUpstream(
 
 const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
 
+/** oidc-provider's `jwks`: retired keys are published for verification only. */
+function jwksOf(keys: SigningKey[]): { keys: JWK[] } {
+  return { keys: keys.map((k) => (k.retiredAt === null ? k.jwk : { ...k.jwk, key_ops: ["verify"] })) };
+}
+
 /** RFC 7591 §3.2.2 error response. */
 function registrationError(res: ServerResponse, code: string, description: string): void {
   res.writeHead(400, { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" });
   res.end(JSON.stringify({ error: code, error_description: description }));
+}
+
+/**
+ * Too many registrations from one address (RFC 7591 §5, storage exhaustion): an RFC 7591
+ * §3.2.2-shaped body with OAuth's `temporarily_unavailable`, as 429 with Retry-After.
+ */
+function registrationThrottled(req: IncomingMessage, res: ServerResponse, retryAfter: number): void {
+  res.writeHead(429, {
+    "content-type": "application/json; charset=utf-8",
+    "cache-control": "no-store",
+    "retry-after": String(retryAfter),
+  });
+  res.end(
+    JSON.stringify({
+      error: "temporarily_unavailable",
+      error_description: `too many registrations from this address; retry after ${retryAfter} seconds`,
+    }),
+  );
+  req.resume(); // the body is not read
 }
 
 /**
@@ -259,6 +304,7 @@ export async function createAuthorizationServer(
   const accessTtl = opts.accessTokenTtlSeconds ?? 300;
   const refreshTtl = opts.refreshTokenTtlSeconds ?? 14 * 24 * 3600;
   const resources = new Map(opts.resources.map((r) => [r.url, [...new Set(r.scopes)]]));
+  const accessByResource = new Map(opts.resources.map((r) => [r.url, r.access]));
   const allScopes = [...new Set(opts.resources.flatMap((r) => r.scopes))];
   const fetchPolicy: SafeFetchPolicy = { environment, maxBytes: DEFAULT_MAX_BYTES };
   const upstreamLogin = await discoverUpstream(opts, issuer);
@@ -294,9 +340,7 @@ export async function createAuthorizationServer(
       deriveKey(opts.secret, "client-secret-encryption"),
       new Set(allScopes),
     ),
-    jwks: {
-      keys: signingKeys.map((k) => (k.retiredAt === null ? k.jwk : { ...k.jwk, key_ops: ["verify"] })),
-    },
+    jwks: jwksOf(signingKeys),
     cookies: {
       keys: [deriveKey(opts.secret, "cookie-signing").toString("base64url")],
       // __Host- needs Path=/; oidc-provider scopes the interaction cookies to their paths.
@@ -480,7 +524,7 @@ export async function createAuthorizationServer(
           throw new errors.InvalidTarget("the resource parameter is required (RFC 8707)");
         },
         useGrantedResource: async () => true,
-        async getResourceServerInfo(_ctx: unknown, indicator: string, client?: OidcClient) {
+        async getResourceServerInfo(ctx: ScopeRequestContext, indicator: string, client?: OidcClient) {
           let scopes = resources.get(indicator);
           if (scopes === undefined) throw new errors.InvalidTarget("unknown resource");
           if (client !== undefined && isMachineClientId(client.clientId)) {
@@ -491,7 +535,9 @@ export async function createAuthorizationServer(
               throw new errors.InvalidTarget("this client may not obtain tokens for the requested resource");
             }
             scopes = scopes.filter((s) => allowed.has(s));
+            defaultMachineClientScope(ctx, scopes); // RFC 6749 §3.3: none requested, all allowed
           }
+          applyDefaultScope(ctx, scopes); // RFC 6749 §3.3: no scope requested
           return {
             scope: scopes.join(" "),
             audience: indicator,
@@ -504,9 +550,26 @@ export async function createAuthorizationServer(
     },
   };
 
-  const provider = new Provider(issuer, configuration);
-  reportUnauthorizedClient(provider); // before callback(): Koa composes middleware there
-  const providerCallback = provider.callback();
+  /**
+   * oidc-provider reads its signing keys once, at construction; a rotation made by another
+   * process (`portcullis oauth signing-keys rotate`) is picked up by building a new instance
+   * over the same store and configuration (all state lives in the adapter, so nothing is lost).
+   */
+  const buildProvider = (keys: SigningKey[]) => {
+    const built = new Provider(issuer, { ...configuration, jwks: jwksOf(keys) });
+    reportUnauthorizedClient(built); // before callback(): Koa composes middleware there
+    built.on("grant.revoked", (_ctx, grantId) => {
+      if (typeof grantId !== "string") return;
+      noteRevoked(grantId);
+      // Tell the other replicas: their caches drop and re-check grants (fail closed meanwhile).
+      opts.store
+        .mutateCredentials(async () => true)
+        .catch((err: unknown) => log.error({ err }, "could not announce a grant revocation"));
+    });
+    built.on("server_error", (_ctx, error) => log.error({ err: error }, "authorization server error"));
+    auditClientCredentials(built, opts.store, issuer, environment, log);
+    return built;
+  };
 
   /** Grants revoked in this process (reuse detection, RFC 7009), for the synchronous cache check. */
   const revokedGrants = new Map<string, number>();
@@ -519,18 +582,20 @@ export async function createAuthorizationServer(
       revokedGrants.delete(id);
     }
   };
-  provider.on("grant.revoked", (_ctx, grantId) => {
-    if (typeof grantId === "string") noteRevoked(grantId);
+  let provider = buildProvider(signingKeys);
+  let providerCallback = provider.callback();
+
+  /** Set by the store's change feed: some credential changed somewhere (grant revoked, keys rotated). */
+  let credentialsChanged = false;
+  const machineClients = new MachineClientRoster(opts.store, db, () => {
+    credentialsChanged = true;
   });
-  provider.on("server_error", (_ctx, error) => log.error({ err: error }, "authorization server error"));
-  auditClientCredentials(provider, opts.store, issuer, environment, log);
-  const machineClients = new MachineClientRoster(opts.store, db);
   await machineClients.start();
 
-  const signIn =
+  const signInDeps =
     upstreamLogin === null
       ? null
-      : federatedSignIn({
+      : {
           provider,
           db,
           upstream: upstreamLogin,
@@ -538,7 +603,9 @@ export async function createAuthorizationServer(
           issuer,
           secure: https,
           log,
-        });
+        };
+  const signIn = signInDeps === null ? null : federatedSignIn(signInDeps);
+  const abuseLimits = createAbuseLimits(opts.limits ?? DEFAULT_ABUSE_LIMITS);
   const interactionDeps = {
     provider,
     db,
@@ -546,6 +613,8 @@ export async function createAuthorizationServer(
     log,
     localUsers: opts.login?.localUsers ?? signIn === null,
     upstream: signIn,
+    limits: abuseLimits,
+    resourceAccess: (resource: string) => accessByResource.get(resource),
   };
 
   // Verification keys: the published set, reloaded from the store when a token names an unknown kid.
@@ -559,6 +628,48 @@ export async function createAuthorizationServer(
     signingKeys = await loadSigningKeys(db, opts.secret);
     keySet = buildKeySet(signingKeys);
     return true;
+  };
+
+  /** Rebuilds the verification key set and the provider when the stored key set changed. */
+  let keySetVersion = await signingKeySetVersion(db);
+  let keyCheck: Promise<void> | null = null;
+  const followKeyRotation = (): Promise<void> => {
+    keyCheck ??= (async () => {
+      const version = await signingKeySetVersion(db);
+      if (version === keySetVersion) return;
+      keySetVersion = version;
+      signingKeys = await loadSigningKeys(db, opts.secret);
+      keySet = buildKeySet(signingKeys);
+      lastReload = Date.now();
+      const next = buildProvider(signingKeys);
+      provider = next;
+      providerCallback = next.callback();
+      interactionDeps.provider = next;
+      if (signInDeps !== null) signInDeps.provider = next;
+      cache.clear();
+      log.info(
+        { event: "oauth.signing_keys_reloaded", kids: signingKeys.map((k) => k.kid) },
+        "signing keys reloaded",
+      );
+    })()
+      .catch((err: unknown) => log.error({ err }, "could not reload the signing keys"))
+      .finally(() => {
+        keyCheck = null;
+      });
+    return keyCheck;
+  };
+  const keyTimer = setInterval(() => void followKeyRotation(), SIGNING_KEY_RELOAD_SECONDS * 1000);
+  keyTimer.unref();
+
+  /** Runs before every token check: a change anywhere empties the cache, so grants are re-read. */
+  const observeChanges = (): Promise<void> | undefined => {
+    const pending = machineClients.refresh();
+    if (!credentialsChanged) return pending;
+    credentialsChanged = false;
+    cache.clear();
+    // The first check after a change waits for a rotation to be followed (a compromised key's
+    // tokens must not pass even once); changes are rare, so this costs nothing in the steady state.
+    return Promise.all([pending, followKeyRotation()]).then(() => undefined);
   };
 
   const cache = new Map<string, CachedToken>();
@@ -720,9 +831,18 @@ export async function createAuthorizationServer(
         return;
       }
       if (pathname === "/reg" && req.method === "POST") {
-        preReadRegistration(req, res)
-          .then((ok) => {
-            if (ok) providerCallback(req, res);
+        // The socket's peer, not X-Forwarded-For: there is no trusted-proxy setting yet.
+        abuseLimits
+          .registrationRetryAfter(req.socket.remoteAddress ?? "unknown")
+          .then(async (retryAfter) => {
+            if (retryAfter !== null) {
+              log.warn(
+                { event: "oauth.registration_throttled", address: req.socket.remoteAddress, retryAfter },
+                "client registration throttled",
+              );
+              return registrationThrottled(req, res, retryAfter);
+            }
+            if (await preReadRegistration(req, res)) providerCallback(req, res);
           })
           .catch((err: unknown) => fail(res, err));
         return;
@@ -731,24 +851,42 @@ export async function createAuthorizationServer(
         sendPage(res, 404, "Not found", "<h1>Not found</h1>");
         return;
       }
+      if (pathname === "/token") {
+        // A rotation made elsewhere must sign this token with the new key, not a dropped one.
+        const pending = observeChanges();
+        if (pending !== undefined) {
+          pending.then(() => providerCallback(req, res)).catch((err: unknown) => fail(res, err));
+          return;
+        }
+      }
       providerCallback(req, res);
     },
 
     verifyAccessToken(token: string, resource: string): TokenCheck | Promise<TokenCheck> {
+      const pending = observeChanges();
+      if (!machineClients.feedHealthy()) {
+        return {
+          ok: false,
+          reason: "revocation state unknown (store change feed down): failing closed",
+          credentialId: null,
+        };
+      }
       const key = createHash("sha256").update(token).digest("base64url");
       const hit = cache.get(key);
       if (hit !== undefined) {
         if (hit.until + CLOCK_TOLERANCE_SECONDS * 1000 > Date.now()) {
-          const pending = hit.machineClientId === null ? undefined : machineClients.refresh();
           return pending === undefined ? check(hit, resource) : pending.then(() => check(hit, resource));
         }
         cache.delete(key);
       }
-      return verifyUncached(token, key, resource);
+      return pending === undefined
+        ? verifyUncached(token, key, resource)
+        : pending.then(() => verifyUncached(token, key, resource));
     },
 
     async close(): Promise<void> {
       clearInterval(purgeTimer);
+      clearInterval(keyTimer);
       cache.clear();
       await machineClients.close();
     },

@@ -42,6 +42,7 @@ const NO_PASSWORD = "federated";
 const MAX_SUBJECT_LENGTH = 255;
 
 export interface FederatedSignInDeps {
+  /** Read at each use: the authorization server replaces its provider when signing keys rotate. */
   provider: OidcProvider;
   db: Kysely<OAuthDatabase>;
   upstream: UpstreamLogin;
@@ -127,7 +128,7 @@ export async function upsertFederatedUser(
 }
 
 export function federatedSignIn(deps: FederatedSignInDeps): FederatedSignIn {
-  const { provider, db, upstream, log } = deps;
+  const { db, upstream, log } = deps;
   const now = deps.now ?? Date.now;
   const cookieName = deps.secure ? "__Secure-oauth_upstream" : "oauth_upstream";
 
@@ -250,7 +251,7 @@ export function federatedSignIn(deps: FederatedSignInDeps): FederatedSignIn {
       if (consumed.numUpdatedRows !== 1n) {
         return refuse(res, 400, "This sign-in answer was already used.", "callback replayed");
       }
-      const interaction = await provider.Interaction.find(pending.uid);
+      const interaction = await deps.provider.Interaction.find(pending.uid);
       if (interaction === undefined || interaction.prompt?.name !== "login") {
         return refuse(
           res,

@@ -11,7 +11,9 @@ import { createHmac, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Kysely } from "kysely";
 import type { Logger } from "pino";
+import type { AbuseLimits } from "./abuseLimits.js";
 import { isLocalRedirect } from "./consentPolicy.js";
+import { type ResourceAccess, summarizeConsent } from "./consentSummary.js";
 import type { OAuthDatabase } from "./database.js";
 import type { OidcInteraction, OidcProvider } from "./oidcProvider.js";
 import { verifyPassword } from "./users.js";
@@ -50,6 +52,10 @@ export interface InteractionDeps {
     readonly name: string;
     begin(uid: string, req: IncomingMessage, res: ServerResponse): Promise<void>;
   } | null;
+  /** The scopes an MCP endpoint requires, to show the user what a consent unlocks. */
+  resourceAccess?: (resource: string) => ResourceAccess | undefined;
+  /** Limits on password guessing (./abuseLimits.ts); none when absent. */
+  limits?: AbuseLimits;
 }
 
 export function escapeHtml(value: string): string {
@@ -149,6 +155,20 @@ async function consentPage(deps: InteractionDeps, details: OidcInteraction, csrf
     (client?.redirectUris ?? []).length > 0 && (client?.redirectUris ?? []).every(isLocalRedirect);
   const scopes = listOf(details.params.scope).filter((s) => s !== "openid");
   const resources = listOf(details.params.resource);
+  const reach = (resource: string): string => {
+    const access = deps.resourceAccess?.(resource);
+    if (access === undefined) return "";
+    const summary = summarizeConsent(access, scopes);
+    if (!summary.reachesServer) return " — <em>these scopes reach none of its tools</em>";
+    const parts = ["every tool without a scope of its own"];
+    if (summary.toolsUnlocked.length > 0)
+      parts.push(`and ${summary.toolsUnlocked.map((t) => `<code>${escapeHtml(t)}</code>`).join(", ")}`);
+    const withheld =
+      summary.toolsWithheld.length === 0
+        ? ""
+        : `; not ${summary.toolsWithheld.map((t) => `<code>${escapeHtml(t)}</code>`).join(", ")}`;
+    return ` — unlocks ${parts.join(" ")}${withheld}`;
+  };
   return [
     "<h1>Authorize access</h1>",
     `<p><strong>${escapeHtml(name)}</strong> (client <code>${escapeHtml(clientId)}</code>) asks to act on your behalf.</p>`,
@@ -161,7 +181,7 @@ async function consentPage(deps: InteractionDeps, details: OidcInteraction, csrf
       ? "<p>No specific scopes.</p>"
       : `<ul>${scopes.map((s) => `<li><code>${escapeHtml(s)}</code></li>`).join("")}</ul>`,
     "<h2>To the server</h2>",
-    `<ul>${resources.map((r) => `<li><code>${escapeHtml(r)}</code></li>`).join("")}</ul>`,
+    `<ul>${resources.map((r) => `<li><code>${escapeHtml(r)}</code>${reach(r)}</li>`).join("")}</ul>`,
     `<form method="post" action="${INTERACTION_PREFIX}${escapeHtml(details.uid)}/confirm">`,
     `<input type="hidden" name="csrf" value="${escapeHtml(csrf)}">`,
     '<button type="submit" name="decision" value="allow">Allow</button>',
@@ -266,8 +286,36 @@ export async function handleInteraction(
     if (details.prompt.name !== "login")
       return sendPage(res, 400, "Unexpected", "<h1>Already signed in</h1>");
     const username = form.get("username") ?? "";
+    // The socket's peer, not X-Forwarded-For: the gateway has no trusted-proxy setting yet, and
+    // a client-supplied header would let a guesser pick a fresh "address" for every attempt.
+    // Behind a reverse proxy every user therefore shares the proxy's per-address budget.
+    const address = req.socket.remoteAddress ?? "unknown";
+    const retryAfter = (await deps.limits?.signInRetryAfter(username, address)) ?? null;
+    if (retryAfter !== null) {
+      deps.log.warn(
+        { event: "oauth.login_throttled", username: username.slice(0, 128), address, retryAfter },
+        "local sign-in throttled",
+      );
+      // The same answer whether or not the username exists, and the password is not checked.
+      const minutes = Math.ceil(retryAfter / 60);
+      res.setHeader("retry-after", String(retryAfter));
+      return sendPage(
+        res,
+        429,
+        "Sign in",
+        loginPage(
+          uid,
+          csrf,
+          clientName,
+          username,
+          `Too many attempts, try again in ${minutes} minute${minutes === 1 ? "" : "s"}`,
+          pageOptions,
+        ),
+      );
+    }
     const user = await verifyPassword(deps.db, username, form.get("password") ?? "");
     if (user === null) {
+      await deps.limits?.signInFailed(username, address);
       deps.log.info(
         { event: "oauth.login_failed", username: username.slice(0, 128) },
         "local sign-in refused",
@@ -279,6 +327,7 @@ export async function handleInteraction(
         loginPage(uid, csrf, clientName, username, "Invalid username or password", pageOptions),
       );
     }
+    await deps.limits?.signInSucceeded(username, address);
     return provider.interactionFinished(
       req,
       res,

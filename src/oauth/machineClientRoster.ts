@@ -21,14 +21,17 @@ export class MachineClientRoster {
   private reloading: Promise<void> | null = null;
   private watch: KeyWatch | null = null;
 
+  /** `onChange` also hears every credential change the feed reports (one feed per server). */
   constructor(
     private readonly store: Store,
     private readonly db: Kysely<OAuthDatabase>,
+    private readonly onChange: () => void = () => {},
   ) {}
 
   async start(): Promise<void> {
     this.watch = this.store.watchKeys(() => {
       this.stale = true;
+      this.onChange();
     });
     await this.reload();
     for (let i = 0; i < 100 && !this.watch.healthy(); i++) await new Promise((r) => setTimeout(r, 50));
@@ -61,6 +64,11 @@ export class MachineClientRoster {
     this.watch?.poll();
     if (this.stale || this.reloading) return this.reload();
     return undefined;
+  }
+
+  /** False while credential changes cannot be observed: tokens must then be refused. */
+  feedHealthy(): boolean {
+    return this.watch?.healthy() ?? false;
   }
 
   /** Call refresh() first. */

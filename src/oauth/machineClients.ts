@@ -263,6 +263,27 @@ export function describeMachineClient(c: MachineClient, now: number = Date.now()
   };
 }
 
+/** The parts of oidc-provider's request context {@link defaultMachineClientScope} reads and sets. */
+export interface TokenRequestContext {
+  oidc: { route?: string; params?: Record<string, unknown> };
+}
+
+/**
+ * RFC 6749 §3.3 default for a client_credentials token request that names no `scope`: the
+ * authorization server "MUST either process the request using a pre-defined default value or
+ * fail the request". oidc-provider would issue a token with no scope at all, which every MCP
+ * server requiring a scope refuses (403 insufficient_scope). The default is `allowed`: the
+ * scopes this machine client was created with that the requested resource uses (the caller
+ * passes them already narrowed to the resource). Called while oidc-provider resolves the
+ * resource, before it reads the requested scopes; a request that names scopes is untouched.
+ */
+export function defaultMachineClientScope(ctx: TokenRequestContext, allowed: readonly string[]): void {
+  const { route, params } = ctx.oidc;
+  if (route !== "token" || params === undefined || params.grant_type !== "client_credentials") return;
+  if (typeof params.scope === "string" && params.scope.trim() !== "") return;
+  if (allowed.length > 0) params.scope = allowed.join(" ");
+}
+
 /**
  * The RFC 7591 metadata oidc-provider loads the client from: client_credentials only, no
  * redirect URIs or response types, the operator's auth method (and nothing symmetric for

@@ -283,10 +283,11 @@ describe("built-in OAuth with sign-in federated to an enterprise IdP", () => {
     const res = await browse(browser.jar, callback);
     assert.equal(res.status, 400);
     assert.match(await res.text(), /not accepted/);
-    assert.ok(
-      gw.logs.some((l) => l.event === "oauth.upstream_login_refused" && /iss/i.test(String(l.reason))),
-      "the precise reason is logged",
-    );
+    // The gateway's log reaches the test through a pipe: wait for the line rather than race it.
+    const logged = () =>
+      gw.logs.some((l) => l.event === "oauth.upstream_login_refused" && /iss/i.test(String(l.reason)));
+    for (let i = 0; i < 40 && !logged(); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(logged(), "the precise reason is logged");
   });
 
   it("refuses at startup an http issuer outside the dev environment, naming the field", async () => {

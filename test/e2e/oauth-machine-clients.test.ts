@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { generateKeyPairSync, type KeyObject, randomUUID } from "node:crypto";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import {
@@ -19,8 +19,10 @@ import {
 } from "@modelcontextprotocol/client";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { SignJWT } from "jose";
+import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { openStore } from "../../src/store/open.js";
 import { DEMO_SERVER, modern, type RunningGateway, rpc, runCli, startGateway } from "../helpers/gateway.js";
+import { createTestDatabase, postgresSkip, type TestDatabase } from "../helpers/postgres.js";
 
 const ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
@@ -33,10 +35,63 @@ function ecKeyPair(): { publicKey: KeyObject; privateKey: KeyObject; privatePem:
   };
 }
 
+function writeJwks(dir: string, publicKey: KeyObject): string {
+  const file = join(dir, `client-${randomUUID()}.jwks.json`);
+  writeFileSync(file, JSON.stringify({ keys: [publicKey.export({ format: "jwk" })] }));
+  return file;
+}
+
 function text(result: unknown): string {
   const first = (result as CallToolResult).content[0];
   assert.ok(first && first.type === "text", JSON.stringify(result));
   return first.text;
+}
+
+/**
+ * Sends the same client assertion (one jti) in `n` token requests at once: oidc-provider
+ * looks the jti up and then records it, so without an atomic insert several could pass.
+ */
+async function raceOneAssertion(
+  gw: RunningGateway,
+  clientId: string,
+  signer: KeyObject,
+  n = 12,
+): Promise<Array<{ status: number; json: Record<string, string> }>> {
+  const assertion = await new SignJWT({})
+    .setProtectedHeader({ alg: "ES256" })
+    .setIssuer(clientId)
+    .setSubject(clientId)
+    .setAudience(gw.url)
+    .setIssuedAt()
+    .setExpirationTime("2m")
+    .setJti(randomUUID())
+    .sign(signer);
+  const body = new URLSearchParams({
+    grant_type: "client_credentials",
+    client_assertion_type: ASSERTION_TYPE,
+    client_assertion: assertion,
+    resource: gw.endpoint("demo"),
+    scope: "mcp",
+  }).toString();
+  return Promise.all(
+    Array.from({ length: n }, async () => {
+      const res = await fetch(`${gw.url}/token`, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded", accept: "application/json" },
+        body,
+      });
+      return { status: res.status, json: (await res.json()) as Record<string, string> };
+    }),
+  );
+}
+
+function assertExactlyOneIssued(results: Array<{ status: number; json: Record<string, string> }>): void {
+  const summary = JSON.stringify(results.map((r) => [r.status, r.json.error ?? "token"]));
+  assert.equal(results.filter((r) => r.status === 200).length, 1, summary);
+  for (const r of results.filter((x) => x.status !== 200)) {
+    assert.equal(r.status, 401, summary);
+    assert.equal(r.json.error, "invalid_client", summary);
+  }
 }
 
 describe("machine clients (client_credentials) on the built-in authorization server", () => {
@@ -105,7 +160,6 @@ describe("machine clients (client_credentials) on the built-in authorization ser
     jwtClient = created.clientId as string;
     assert.match(jwtClient, /^mc_/);
     assert.equal(created.clientSecret, undefined, "private_key_jwt: no secret exists at all");
-    assert.match(created.tokenEndpoint as string, /\/token$/);
     const withSecret = await gw.cli([
       "clients",
       "create",
@@ -170,6 +224,51 @@ describe("machine clients (client_credentials) on the built-in authorization ser
     }
   });
 
+  it("grants-allowed-scopes-when-none-requested (RFC 6749 §3.3 default) to a bare token request", async () => {
+    const r = await tokenRequest({ resource: gw.endpoint("demo") }, basic(basicClient, basicSecret));
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    assert.equal(r.json.scope, "mcp");
+    assert.equal((await listTools(r.json.access_token as string)).status, 200);
+    const claims = JSON.parse(
+      Buffer.from((r.json.access_token as string).split(".")[1] ?? "", "base64url").toString(),
+    ) as { scope?: string };
+    assert.equal(claims.scope, "mcp");
+  });
+
+  it("grants-allowed-scopes-when-none-requested to an SDK v2 provider without a scope option", async () => {
+    const tokenBodies: string[] = [];
+    const recording = async (input: string | URL | Request, init?: RequestInit) => {
+      const url = String(input instanceof Request ? input.url : input);
+      if (url.endsWith("/token")) {
+        // Whatever scope the SDK picked from the challenge, this client sends none.
+        const form = new URLSearchParams(String(init?.body ?? ""));
+        form.delete("scope");
+        tokenBodies.push(form.toString());
+        return fetch(input, { ...init, body: form });
+      }
+      return fetch(input, init);
+    };
+    const provider = new PrivateKeyJwtProvider({
+      clientId: jwtClient,
+      privateKey: key.privatePem,
+      algorithm: "ES256",
+      expectedIssuer: gw.url,
+    });
+    const client = new ClientV2({ name: "machine-no-scope", version: "1.0.0" });
+    await client.connect(
+      new TransportV2(new URL(gw.endpoint("demo")), { authProvider: provider, fetch: recording }),
+    );
+    try {
+      const r = await client.callTool({ name: "echo", arguments: { text: "default scope" } });
+      assert.ok(text(r).includes("default scope"));
+    } finally {
+      await client.close();
+    }
+    assert.equal(tokenBodies.length, 1, "one token request, not a retry after insufficient_scope");
+    assert.ok(!tokenBodies[0]?.includes("scope="));
+    assert.equal(provider.tokens()?.scope, "mcp");
+  });
+
   it("lists clients without ever showing a secret", async () => {
     const r = await runCli(["clients", "list", "--config", gw.configFile, "--json"]);
     assert.equal(r.code, 0, r.stderr);
@@ -193,6 +292,10 @@ describe("machine clients (client_credentials) on the built-in authorization ser
     const replay = await tokenRequest(body);
     assert.equal(replay.status, 401);
     assert.equal(replay.json.error, "invalid_client");
+  });
+
+  it("rejects-concurrent-assertion-replay: of parallel token requests with one assertion, exactly one gets a token", async () => {
+    assertExactlyOneIssued(await raceOneAssertion(gw, jwtClient, key.privateKey));
   });
 
   it("rejects-assertion-signed-by-another-key", async () => {
@@ -319,6 +422,90 @@ describe("machine clients (client_credentials) on the built-in authorization ser
     assert.ok(!gw.stderr.join("\n").includes(basicSecret));
   });
 
+  it("prints-no-wrong-token-endpoint-for-port-0: without publicUrl it names <gateway URL>/token instead", async () => {
+    const created = await gw.cli([
+      "clients",
+      "create",
+      "--name",
+      "port-zero",
+      "--auth",
+      "client_secret_basic",
+    ]);
+    assert.equal(created.tokenEndpoint, null);
+    assert.equal(created.issuer, null);
+    assert.match(created.note as string, /<gateway URL>\/token/);
+    assert.ok(!JSON.stringify(created).includes(":0/"), JSON.stringify(created));
+    const human = await runCli(["clients", "show", created.clientId as string, "--config", gw.configFile]);
+    assert.equal(human.code, 0, human.stderr);
+    assert.match(human.stdout, /token endpoint\s+<gateway URL>\/token/);
+    assert.ok(!human.stdout.includes(":0/"), human.stdout);
+  });
+
+  it("prints-token-endpoint-from-publicUrl (and from a fixed listen port)", async () => {
+    const config = parseYaml(readFileSync(gw.configFile, "utf8")) as Record<string, unknown>;
+    const withPublicUrl = join(gw.dir, "public-url.yaml");
+    writeFileSync(withPublicUrl, stringifyYaml({ ...config, publicUrl: "https://mcp.example.test/" }));
+    const created = await runCli([
+      "clients",
+      "create",
+      "--name",
+      "behind-proxy",
+      "--auth",
+      "private_key_jwt",
+      "--jwks",
+      writeJwks(gw.dir, key.publicKey),
+      "--config",
+      withPublicUrl,
+      "--json",
+    ]);
+    assert.equal(created.code, 0, created.stderr);
+    const view = JSON.parse(created.stdout) as Record<string, unknown>;
+    assert.equal(view.tokenEndpoint, "https://mcp.example.test/token");
+    assert.equal(view.issuer, "https://mcp.example.test");
+    assert.deepEqual(view.resources, [
+      "https://mcp.example.test/mcp/demo",
+      "https://mcp.example.test/mcp/other",
+    ]);
+    assert.equal(view.note, undefined);
+    const human = await runCli([
+      "clients",
+      "create",
+      "--name",
+      "h",
+      "--auth",
+      "client_secret_basic",
+      "--config",
+      withPublicUrl,
+    ]);
+    assert.equal(human.code, 0, human.stderr);
+    assert.match(human.stdout, /^token endpoint\s+https:\/\/mcp\.example\.test\/token$/m);
+
+    const fixedPort = join(gw.dir, "fixed-port.yaml");
+    writeFileSync(fixedPort, stringifyYaml({ ...config, listen: { host: "0.0.0.0", port: 8399 } }));
+    const shown = await runCli(["clients", "show", view.clientId as string, "--config", fixedPort, "--json"]);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.equal(
+      (JSON.parse(shown.stdout) as Record<string, unknown>).tokenEndpoint,
+      "http://127.0.0.1:8399/token",
+    );
+  });
+
+  it("shows one client with `clients show --json`, never its secret", async () => {
+    const shown = await gw.cli(["clients", "show", basicClient]);
+    assert.equal(shown.clientId, basicClient);
+    assert.equal(shown.authMethod, "client_secret_basic");
+    assert.equal(shown.status, "active");
+    assert.deepEqual(shown.servers, ["demo", "other"]);
+    assert.equal(shown.clientSecret, undefined);
+    assert.ok(!JSON.stringify(shown).includes(basicSecret));
+    const human = await runCli(["clients", "show", basicClient, "--config", gw.configFile]);
+    assert.equal(human.code, 0, human.stderr);
+    assert.ok(!human.stdout.includes(basicSecret));
+    const unknown = await runCli(["clients", "show", "mc_AAAAAAAAAAAAAAAAAAAAAA", "--config", gw.configFile]);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /no machine client with id/);
+  });
+
   it("names the flag in CLI errors", async () => {
     const r = await runCli([
       "clients",
@@ -345,5 +532,49 @@ describe("machine clients (client_credentials) on the built-in authorization ser
     ]);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /--auth 'magic'/);
+  });
+});
+
+// Over PostgreSQL each store round trip leaves the lookup-then-record window of oidc-provider's
+// replay check wide open; this is where concurrent replays actually raced.
+describe("machine clients on a PostgreSQL store", { skip: await postgresSkip() }, () => {
+  let db: TestDatabase;
+  let gw: RunningGateway;
+  const key = ecKeyPair();
+  let clientId: string;
+
+  before(async () => {
+    db = await createTestDatabase();
+    gw = await startGateway({
+      config: {
+        environment: "dev",
+        store: db.url,
+        oauth: { mode: "builtin" },
+        servers: { demo: { transport: "stdio", command: process.execPath, args: [DEMO_SERVER] } },
+      },
+    });
+    const pem = join(gw.dir, "client-public.pem");
+    writeFileSync(pem, key.publicKey.export({ format: "pem", type: "spki" }).toString());
+    const created = await gw.cli([
+      "clients",
+      "create",
+      "--name",
+      "racer",
+      "--auth",
+      "private_key_jwt",
+      "--public-key",
+      pem,
+    ]);
+    clientId = created.clientId as string;
+  });
+  after(async () => {
+    await gw?.stop();
+    await db?.drop();
+  });
+
+  it("rejects-concurrent-assertion-replay: of parallel token requests with one assertion, exactly one gets a token", async () => {
+    for (let round = 0; round < 3; round++) {
+      assertExactlyOneIssued(await raceOneAssertion(gw, clientId, key.privateKey));
+    }
   });
 });

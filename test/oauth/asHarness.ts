@@ -11,6 +11,7 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
+import type { AbuseLimitSettings } from "../../src/oauth/abuseLimits.js";
 import { type AuthorizationServer, createAuthorizationServer } from "../../src/oauth/authorizationServer.js";
 import { oauthDatabase } from "../../src/oauth/database.js";
 import { addUser } from "../../src/oauth/users.js";
@@ -33,7 +34,9 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(opts: { accessTokenTtlSeconds?: number } = {}): Promise<Harness> {
+export async function startHarness(
+  opts: { accessTokenTtlSeconds?: number; limits?: AbuseLimitSettings } = {},
+): Promise<Harness> {
   const dir = await mkdtemp(join(tmpdir(), "portcullis-as-"));
   const store = await openStore(join(dir, "db.sqlite"));
   await addUser(
@@ -48,7 +51,12 @@ export async function startHarness(opts: { accessTokenTtlSeconds?: number } = {}
   const as = await createAuthorizationServer({
     issuer,
     resources: [
-      { url: resources[0], scopes: ["mcp:tools", "mcp:tools:read"] },
+      {
+        url: resources[0],
+        scopes: ["mcp:tools", "mcp:tools:read"],
+        // Any tool needs mcp:tools:read; delete_repo needs the broader mcp:tools.
+        access: { scopes: ["mcp:tools:read"], tools: { delete_repo: ["mcp:tools"] } },
+      },
       { url: resources[1], scopes: ["mcp:tools"] },
     ],
     store,
@@ -57,6 +65,7 @@ export async function startHarness(opts: { accessTokenTtlSeconds?: number } = {}
     ...(opts.accessTokenTtlSeconds === undefined
       ? {}
       : { accessTokenTtlSeconds: opts.accessTokenTtlSeconds }),
+    ...(opts.limits === undefined ? {} : { limits: opts.limits }),
     log: pino({ level: "silent" }),
   });
   server.on("request", (req, res) => {

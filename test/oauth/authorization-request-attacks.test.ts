@@ -117,6 +117,8 @@ describe("authorization request attacks", () => {
     assert.match(consent, /Test Agent/);
     assert.match(consent, /127\.0\.0\.1:49152/);
     assert.match(consent, /on your own computer/);
+    // What the grant unlocks (mcp:tools covers the server and delete_repo's own scope).
+    assert.match(consent, /unlocks every tool without a scope of its own and <code>delete_repo<\/code>/);
     assert.match(consent, /mcp:tools/);
     assert.ok(consent.includes(h.resources[0]));
   });

@@ -12,7 +12,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { sqlAdapter } from "../../src/oauth/adapter.js";
+import { REPLAY_DETECTION_MODEL, ReplayDetected, sqlAdapter } from "../../src/oauth/adapter.js";
 import { oauthDatabase } from "../../src/oauth/database.js";
 import { MachineClientRoster } from "../../src/oauth/machineClientRoster.js";
 import {
@@ -89,6 +89,41 @@ function suite(
       await assert.rejects(new Adapter("Client").upsert(client.clientId, { client_id: client.clientId }));
       assert.equal(await revokeMachineClient(cli, client.clientId), true);
       assert.equal(await new Adapter("Client").find(client.clientId), undefined);
+    });
+
+    it("rejects-concurrent-assertion-replay: the jti store keeps the first of racing writers only", async () => {
+      const Adapter = sqlAdapter(oauthDatabase(gateway));
+      const seen = new Adapter(REPLAY_DETECTION_MODEL);
+      const id = randomBytes(16).toString("base64url");
+      const settled = await Promise.allSettled(
+        Array.from({ length: 10 }, () => seen.upsert(id, { iss: "mc_x", jti: id }, 120)),
+      );
+      assert.equal(settled.filter((r) => r.status === "fulfilled").length, 1);
+      for (const r of settled) {
+        if (r.status === "rejected") {
+          assert.ok(r.reason instanceof ReplayDetected);
+          assert.equal(r.reason.statusCode, 401);
+          assert.equal(r.reason.message, "invalid_client");
+        }
+      }
+      // Another process (the other store connection) is refused as well.
+      await assert.rejects(
+        new (sqlAdapter(oauthDatabase(cli)))(REPLAY_DETECTION_MODEL).upsert(id, {}, 120),
+        ReplayDetected,
+      );
+      // An expired, not yet purged record no longer blocks the id.
+      const stale = randomBytes(16).toString("base64url");
+      const past = new (sqlAdapter(oauthDatabase(gateway), () => Date.now() - 10 * 60_000))(
+        REPLAY_DETECTION_MODEL,
+      );
+      await past.upsert(stale, { jti: stale }, 60);
+      await seen.upsert(stale, { jti: stale }, 60);
+      assert.ok(await seen.find(stale));
+      // Every other model keeps plain upsert semantics.
+      const session = new Adapter("Session");
+      await session.upsert(id, { n: 1 }, 60);
+      await session.upsert(id, { n: 2 }, 60);
+      assert.equal((await session.find(id))?.n, 2);
     });
 
     it("reaches a running roster when another process revokes the client (change feed)", async () => {
