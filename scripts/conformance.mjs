@@ -1,7 +1,9 @@
 #!/usr/bin/env node
-// Runs the MCP conformance suite's *server* scenarios (`conformance server --url`) against a URL and
-// summarises the results per scenario. Runs on Node 20; the suite itself (@modelcontextprotocol/conformance,
-// which needs Node >= 22) is spawned with the Node 22 binary from tools/node22.
+// Runs the MCP conformance suite's *server* scenarios (`conformance server --url`) against a URL, or with
+// --authorization its *authorization server* scenarios (`conformance authorization --url`) against an
+// issuer, and summarises the results per scenario. Runs on Node 20; the suite itself
+// (@modelcontextprotocol/conformance, which needs Node >= 22) is spawned with the Node 22 binary from
+// tools/node22 (server mode: the project's own copy; authorization mode: tools/node22's, >= 0.2.0).
 //
 // Usage:
 //   node scripts/conformance.mjs --url http://127.0.0.1:PORT/mcp [--json]
@@ -31,11 +33,28 @@
 // Exit code: 0 whenever the suite ran (failures are data); 2 bad usage / suite or Node 22 not found;
 // 3 the suite ran but produced no results at all (crashed, validation error, timed out before any).
 //
+// Authorization server mode (the report also carries `suiteSummary`, the suite's own SUMMARY block):
+//   node scripts/conformance.mjs --authorization --url http://127.0.0.1:PORT [--json]
+//     [--resource URL]               RFC 8707 resource for the token (the gateway requires one: an MCP
+//                                    endpoint such as http://127.0.0.1:PORT/mcp/demo)
+//     [--client-id ID]               a client registered with redirect URI http://127.0.0.1:<port>/callback;
+//                                    without it a public client is registered by DCR (RFC 7591) at the
+//                                    issuer's registration_endpoint for this run
+//     [--callback-port N]            the suite's loopback callback port (default: a free port)
+//     [--spec-version V] [--timeout MS] [--results-dir DIR] [--verbose]
+//   The authorization-code-grant scenario prints an authorization URL and waits for the browser to come
+//   back to its callback. With PORTCULLIS_CONFORMANCE_USER and PORTCULLIS_CONFORMANCE_PASSWORD set, the
+//   built-in authorization server's sign-in and consent forms are filled in headlessly (needs the
+//   compiled test helpers: npx tsc); otherwise open the printed URL yourself and sign in.
+//   Programmatic: runAuthorizationConformance({ url, resource, signIn: async (authorizationUrl) =>
+//   redirectUrl, ... }); the runner delivers the returned redirect to the suite's callback.
+//
 // Env: CONFORMANCE_NODE=/path/to/node (>= 22) overrides the Node binary.
 // Programmatic: import { runConformance } from "./conformance.mjs".
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -58,14 +77,18 @@ export function findNode22() {
   );
 }
 
-/** Locate the conformance CLI entry point and its version. */
-export function findConformanceCli() {
-  const require = createRequire(join(ROOT, "package.json"));
+/**
+ * Locate the conformance CLI entry point and its version, resolved from `packageRoot` (the project's
+ * own dependencies by default; tools/node22 for the authorization scenarios, new in 0.2.0).
+ */
+export function findConformanceCli(packageRoot = ROOT) {
+  const require = createRequire(join(packageRoot, "package.json"));
   let pkgPath;
   try {
     pkgPath = require.resolve("@modelcontextprotocol/conformance/package.json");
   } catch {
-    throw new ConformanceSetupError("@modelcontextprotocol/conformance is not installed (npm ci)");
+    const fix = packageRoot === ROOT ? "npm ci" : `npm ci --prefix ${packageRoot}`;
+    throw new ConformanceSetupError(`@modelcontextprotocol/conformance is not installed (${fix})`);
   }
   const pkg = JSON.parse(readFileSync(pkgPath, "utf8"));
   const bin = typeof pkg.bin === "string" ? pkg.bin : (pkg.bin?.conformance ?? "dist/index.js");
@@ -178,12 +201,12 @@ const tail = (s) =>
     .join("\n")
     .slice(-4000);
 
-/** Parse `conformance list --server` output into scenario names. */
-function parseList(stdout) {
+/** Parse `conformance list --server` (or `--authorization`) output into scenario names. */
+function parseList(stdout, heading = /^Server scenarios/) {
   const names = [];
   let inServer = false;
   for (const raw of stripAnsi(stdout).split("\n")) {
-    if (/^Server scenarios/.test(raw)) inServer = true;
+    if (heading.test(raw)) inServer = true;
     else if (/^\S/.test(raw)) inServer = false;
     const m = inServer && raw.match(/^\s+-\s+(\S+)/);
     if (m) names.push(m[1]);
@@ -191,8 +214,11 @@ function parseList(stdout) {
   return names;
 }
 
-/** Read <dir>/server-<scenario>-<timestamp>/checks.json files written since `sinceMs` (latest per scenario). */
-function readResultsDir(dir, sinceMs) {
+/**
+ * Read <dir>/<kind>-<scenario>-<timestamp>/checks.json files written since `sinceMs` (latest per
+ * scenario); kind is "server" or "authorization-server".
+ */
+function readResultsDir(dir, sinceMs, kind = "server") {
   const out = new Map();
   if (!existsSync(dir)) return out;
   const entries = readdirSync(dir, { withFileTypes: true })
@@ -200,7 +226,8 @@ function readResultsDir(dir, sinceMs) {
     .map((e) => e.name)
     .sort();
   for (const name of entries) {
-    const m = name.match(/^server-(.+)-(\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}-\d{3}Z)$/);
+    if (!name.startsWith(`${kind}-`)) continue;
+    const m = name.slice(kind.length + 1).match(/^(.+)-(\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}-\d{3}Z)$/);
     if (!m) continue;
     const [, d, hh, mm, ss, ms] = m[2].match(/^(.{10})T(\d\d)-(\d\d)-(\d\d)-(\d{3})Z$/);
     if (Date.parse(`${d}T${hh}:${mm}:${ss}.${ms}Z`) < sinceMs) continue; // stale (reused --results-dir)
@@ -243,6 +270,68 @@ function summariseChecks(checks) {
   }
   const status = counts.failed > 0 ? "failed" : counts.warning > 0 ? "warning" : "passed";
   return { status, checks: counts, details };
+}
+
+/**
+ * Per-scenario results for the `expected` scenarios: from the suite's checks.json files, else from its
+ * SUMMARY lines (the scenario threw), else an "error" entry (timeout, crash). Shared by both modes.
+ */
+function summariseRuns(expected, runs, fromFiles) {
+  const fromSummary = new Map();
+  for (const r of runs) for (const [k, v] of parseSummary(r.stdout)) fromSummary.set(k, v);
+
+  const scenarios = {};
+  for (const name of expected) {
+    const checks = fromFiles.get(name);
+    if (checks) {
+      scenarios[name] = summariseChecks(checks);
+      continue;
+    }
+    // No checks.json: the suite caught an exception (it then reports a synthetic FAILURE in its
+    // summary), or the scenario never finished (timeout / crash).
+    const s = fromSummary.get(name);
+    if (s) {
+      scenarios[name] = {
+        status: s.failed > 0 ? "failed" : "passed",
+        checks: { passed: s.passed, failed: s.failed, warning: 0 },
+        details: [{ id: name, status: "FAILURE", message: "scenario threw; no checks.json (see --verbose)" }],
+      };
+      continue;
+    }
+    const run = runs.find((r) => r.scenario === name) ?? runs[0];
+    const why = run.timedOut
+      ? "timed out"
+      : run.spawnError
+        ? `spawn error: ${run.spawnError.message}`
+        : `no result (suite exit ${run.code ?? run.signal})`;
+    scenarios[name] = {
+      status: "error",
+      checks: { passed: 0, failed: 0, warning: 0 },
+      details: [],
+      error: why,
+    };
+  }
+
+  const anyResult = Object.values(scenarios).some((s) => s.status !== "error");
+  const totals = { scenarios: expected.length, passed: 0, warning: 0, failed: 0, error: 0 };
+  const checkTotals = { passed: 0, failed: 0, warning: 0 };
+  for (const s of Object.values(scenarios)) {
+    totals[s.status]++;
+    for (const k of Object.keys(checkTotals)) checkTotals[k] += s.checks[k];
+  }
+  totals.checks = checkTotals;
+  return { scenarios, totals, anyResult };
+}
+
+function noResultsError(runs, report) {
+  const r = runs[runs.length - 1];
+  const err = new ConformanceSetupError(
+    `the conformance suite produced no results (exit ${r.code ?? r.signal}${r.timedOut ? ", timed out" : ""}):\n` +
+      `${tail(r.stderr || r.stdout)}`,
+  );
+  err.noResults = true;
+  err.report = report;
+  return err;
 }
 
 /**
@@ -325,52 +414,11 @@ export async function runConformance(opts) {
       for (const n of announced) if (!expected.includes(n)) expected.push(n);
     }
 
-    const fromFiles = readResultsDir(resultsDir, started - 1000);
-    const fromSummary = new Map();
-    for (const r of runs) for (const [k, v] of parseSummary(r.stdout)) fromSummary.set(k, v);
-
-    const scenarios = {};
-    for (const name of expected) {
-      const checks = fromFiles.get(name);
-      if (checks) {
-        scenarios[name] = summariseChecks(checks);
-        continue;
-      }
-      // No checks.json: the suite caught an exception (it then reports a synthetic FAILURE in its
-      // summary), or the scenario never finished (timeout / crash).
-      const s = fromSummary.get(name);
-      if (s) {
-        scenarios[name] = {
-          status: s.failed > 0 ? "failed" : "passed",
-          checks: { passed: s.passed, failed: s.failed, warning: 0 },
-          details: [
-            { id: name, status: "FAILURE", message: "scenario threw; no checks.json (see --verbose)" },
-          ],
-        };
-        continue;
-      }
-      const run = runs.find((r) => r.scenario === name) ?? runs[0];
-      const why = run.timedOut
-        ? "timed out"
-        : run.spawnError
-          ? `spawn error: ${run.spawnError.message}`
-          : `no result (suite exit ${run.code ?? run.signal})`;
-      scenarios[name] = {
-        status: "error",
-        checks: { passed: 0, failed: 0, warning: 0 },
-        details: [],
-        error: why,
-      };
-    }
-
-    const anyResult = Object.values(scenarios).some((s) => s.status !== "error");
-    const totals = { scenarios: expected.length, passed: 0, warning: 0, failed: 0, error: 0 };
-    const checkTotals = { passed: 0, failed: 0, warning: 0 };
-    for (const s of Object.values(scenarios)) {
-      totals[s.status]++;
-      for (const k of Object.keys(checkTotals)) checkTotals[k] += s.checks[k];
-    }
-    totals.checks = checkTotals;
+    const { scenarios, totals, anyResult } = summariseRuns(
+      expected,
+      runs,
+      readResultsDir(resultsDir, started - 1000),
+    );
 
     const report = {
       url: opts.url,
@@ -384,26 +432,205 @@ export async function runConformance(opts) {
     };
     if (inject) report.injectedHeaders = Object.keys(headers);
     if (keep) report.resultsDir = resultsDir;
-    if (!anyResult) {
-      const r = runs[runs.length - 1];
-      const err = new ConformanceSetupError(
-        `the conformance suite produced no results (exit ${r.code ?? r.signal}${r.timedOut ? ", timed out" : ""}):\n` +
-          `${tail(r.stderr || r.stdout)}`,
-      );
-      err.noResults = true;
-      err.report = report;
-      throw err;
-    }
+    if (!anyResult) throw noResultsError(runs, report);
     return report;
   } finally {
     if (!keep) rmSync(resultsDir, { recursive: true, force: true });
   }
 }
 
-function formatTable(report) {
+const NODE22_PACKAGE = join(ROOT, "tools/node22");
+
+/** A loopback port that was free a moment ago (for the suite's OAuth callback server). */
+async function freePort() {
+  const server = createServer();
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address();
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+/** RFC 8414 §3: metadata URL of an issuer (well-known segment inserted before any path). */
+function metadataUrl(issuer) {
+  const u = new URL(issuer);
+  const path = u.pathname === "/" ? "" : u.pathname.replace(/\/$/, "");
+  return `${u.origin}/.well-known/oauth-authorization-server${path}`;
+}
+
+/**
+ * Registers a public client (PKCE, token_endpoint_auth_method none) whose one redirect URI is the
+ * suite's callback, by Dynamic Client Registration (RFC 7591) as an MCP client would.
+ */
+export async function registerLoopbackClient(issuer, callbackUrl) {
+  const metaRes = await fetch(metadataUrl(issuer));
+  if (!metaRes.ok) throw new ConformanceSetupError(`${metadataUrl(issuer)}: HTTP ${metaRes.status}`);
+  const meta = await metaRes.json();
+  if (typeof meta.registration_endpoint !== "string") {
+    throw new ConformanceSetupError(
+      `${issuer} has no registration_endpoint; register a client with redirect URI ${callbackUrl} and pass --client-id`,
+    );
+  }
+  const res = await fetch(meta.registration_endpoint, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      client_name: "MCP conformance suite (authorization server scenarios)",
+      application_type: "native",
+      redirect_uris: [callbackUrl],
+      token_endpoint_auth_method: "none",
+      grant_types: ["authorization_code"],
+      response_types: ["code"],
+    }),
+  });
+  const body = await res.json().catch(() => ({}));
+  if (res.status !== 201 || typeof body.client_id !== "string") {
+    throw new ConformanceSetupError(`client registration failed: HTTP ${res.status} ${JSON.stringify(body)}`);
+  }
+  return body.client_id;
+}
+
+/** The authorization request the suite prints for "the browser", if `line` is one. */
+function authorizationRequestIn(line, callbackUrl) {
+  const url = URL.parse(line.trim());
+  if (url === null || !/^https?:$/.test(url.protocol)) return null;
+  return url.searchParams.get("response_type") === "code" &&
+    url.searchParams.get("redirect_uri") === callbackUrl
+    ? url
+    : null;
+}
+
+/** The suite's own "=== SUMMARY ===" block, verbatim (ANSI colours removed). */
+function suiteSummaryOf(stdout) {
+  const text = stripAnsi(stdout);
+  const idx = text.lastIndexOf("=== SUMMARY ===");
+  return idx < 0 ? null : text.slice(idx).trim();
+}
+
+/**
+ * Run the authorization server scenarios (conformance >= 0.2.0, from tools/node22) against the issuer
+ * `url`. The authorization-code-grant scenario waits for a browser: `signIn(authorizationUrl)` plays
+ * it and resolves to the authorization response URL (the redirect to the suite's callback, with code,
+ * state and iss), which this runner then delivers. Without `signIn` the URL is printed to stderr for a
+ * person to open. A sign-in that throws is reported to the suite as an authorization error, so the
+ * scenario fails at once with the reason instead of waiting out its five minutes.
+ * @param {{ url: string, resource?: string, clientId?: string, callbackPort?: number,
+ *   specVersion?: string, timeoutMs?: number, resultsDir?: string, onOutput?: (chunk) => void,
+ *   signIn?: (authorizationUrl: URL) => Promise<URL> }} opts
+ */
+export async function runAuthorizationConformance(opts) {
+  const started = Date.now();
+  const node = findNode22();
+  if (!existsSync(node)) throw new ConformanceSetupError(`Node binary not found: ${node}`);
+  const { cli, version } = findConformanceCli(NODE22_PACKAGE);
+  const keep = Boolean(opts.resultsDir);
+  const resultsDir = keep ? resolve(opts.resultsDir) : mkdtempSync(join(tmpdir(), "portcullis-conformance-"));
+  const spec = opts.specVersion ? ["--spec-version", opts.specVersion] : [];
+  try {
+    const list = await runProcess(node, [cli, "list", "--authorization", ...spec], { timeoutMs: 60_000 });
+    const expected = list.code === 0 ? parseList(list.stdout, /^Authorization server scenarios/) : [];
+    if (expected.length === 0) {
+      throw new ConformanceSetupError(
+        `could not list authorization server scenarios with ${node} ${cli} (exit ${list.code}` +
+          `${list.spawnError ? `, ${list.spawnError.message}` : ""}):\n${tail(list.stderr || list.stdout)}`,
+      );
+    }
+    const port = opts.callbackPort ?? (await freePort());
+    const callbackUrl = `http://127.0.0.1:${port}/callback`;
+    const clientId = opts.clientId ?? (await registerLoopbackClient(opts.url, callbackUrl));
+    const args = [cli, "authorization", "--url", opts.url, "--client-id", clientId, "--port", String(port)];
+    if (opts.resource) args.push("--resource", opts.resource);
+    args.push("-o", resultsDir, ...spec);
+
+    const signIns = [];
+    const browsing = [];
+    // The suite prints the authorization URL before its callback server is listening, and says
+    // when it is; a quick sign-in must not knock on a closed port.
+    let callbackListening;
+    const callbackReady = new Promise((r) => {
+      callbackListening = r;
+    });
+    let pendingLine = "";
+    const onOutput = (chunk) => {
+      opts.onOutput?.(chunk);
+      const lines = (pendingLine + chunk).split("\n");
+      pendingLine = lines.pop() ?? "";
+      for (const line of lines) {
+        if (stripAnsi(line).trim() === `Callback server started: http://127.0.0.1:${port}`)
+          callbackListening();
+        const start = authorizationRequestIn(stripAnsi(line), callbackUrl);
+        if (start === null) continue;
+        if (!opts.signIn) {
+          process.stderr.write(`Open this URL in a browser and sign in:\n${start.href}\n`);
+          continue;
+        }
+        browsing.push(
+          (async () => {
+            let redirect;
+            let outcome;
+            try {
+              redirect = await opts.signIn(start);
+              outcome = { ok: true };
+            } catch (err) {
+              outcome = { ok: false, error: String(err?.message ?? err) };
+              redirect = new URL(callbackUrl);
+              redirect.searchParams.set("error", "conformance_runner_sign_in_failed");
+              redirect.searchParams.set("error_description", outcome.error.slice(0, 500));
+            }
+            await Promise.race([callbackReady, new Promise((r) => setTimeout(r, 10_000).unref())]);
+            try {
+              await (await fetch(redirect)).arrayBuffer();
+            } catch (err) {
+              outcome = {
+                ok: false,
+                error: `delivering the redirect to the suite failed: ${err?.message ?? err}`,
+              };
+            }
+            signIns.push(outcome);
+          })(),
+        );
+      }
+    };
+    const run = await runProcess(node, args, {
+      timeoutMs: opts.timeoutMs ?? (opts.signIn ? 120_000 : 330_000),
+      onOutput,
+    });
+    await Promise.all(browsing);
+    const runs = [{ scenario: null, ...run }];
+    const { scenarios, totals, anyResult } = summariseRuns(
+      expected,
+      runs,
+      readResultsDir(resultsDir, started - 1000, "authorization-server"),
+    );
+    const report = {
+      kind: "authorization",
+      url: opts.url,
+      resource: opts.resource ?? null,
+      clientId,
+      specVersion: opts.specVersion ?? null,
+      conformanceVersion: version,
+      node,
+      durationMs: Date.now() - started,
+      complete: totals.error === 0,
+      totals,
+      scenarios,
+      signIns,
+      suiteSummary: suiteSummaryOf(run.stdout),
+    };
+    if (keep) report.resultsDir = resultsDir;
+    if (!anyResult) throw noResultsError(runs, report);
+    return report;
+  } finally {
+    if (!keep) rmSync(resultsDir, { recursive: true, force: true });
+  }
+}
+
+export function formatTable(report) {
   const lines = [];
   lines.push(
-    `MCP conformance ${report.conformanceVersion} server scenarios (suite: ${report.suite}) against ${report.url}`,
+    report.kind === "authorization"
+      ? `MCP conformance ${report.conformanceVersion} authorization server scenarios` +
+          `${report.specVersion ? ` (spec ${report.specVersion})` : ""} against ${report.url}`
+      : `MCP conformance ${report.conformanceVersion} server scenarios (suite: ${report.suite}) against ${report.url}`,
   );
   const width = Math.max(...Object.keys(report.scenarios).map((n) => n.length));
   const tag = { passed: "PASS", warning: "WARN", failed: "FAIL", error: "ERR " };
@@ -427,6 +654,21 @@ function formatTable(report) {
   return lines.join("\n");
 }
 
+/**
+ * With PORTCULLIS_CONFORMANCE_USER / _PASSWORD: a headless browser for the built-in authorization
+ * server's sign-in and consent forms (the test helper, compiled by `npx tsc`).
+ */
+async function headlessSignInFromEnv() {
+  const username = process.env.PORTCULLIS_CONFORMANCE_USER;
+  const password = process.env.PORTCULLIS_CONFORMANCE_PASSWORD;
+  if (!username || !password) return undefined;
+  const helper = join(ROOT, "dist/test/helpers/browserLogin.js");
+  if (!existsSync(helper))
+    throw new ConformanceSetupError(`${helper} not found (run: npx tsc -p tsconfig.json)`);
+  const { signInAndConsent } = await import(pathToFileURL(helper).href);
+  return (start) => signInAndConsent(start, { user: { username, password } });
+}
+
 const isMain = process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href;
 if (isMain) {
   let values;
@@ -443,6 +685,10 @@ if (isMain) {
         "spec-version": { type: "string" },
         "results-dir": { type: "string" },
         header: { type: "string", multiple: true },
+        authorization: { type: "boolean", default: false },
+        resource: { type: "string" },
+        "client-id": { type: "string" },
+        "callback-port": { type: "string" },
         verbose: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
@@ -454,7 +700,9 @@ if (isMain) {
   const usage =
     "usage: node scripts/conformance.mjs --url http://127.0.0.1:PORT/mcp [--json] [--suite all|active|pending]\n" +
     "       [--scenario NAME ...] [--isolate] [--timeout MS] [--scenario-timeout MS] [--spec-version V]\n" +
-    '       [--results-dir DIR] [--header "Name: value" ...] [--verbose]\n';
+    '       [--results-dir DIR] [--header "Name: value" ...] [--verbose]\n' +
+    "       node scripts/conformance.mjs --authorization --url ISSUER [--resource URL] [--client-id ID]\n" +
+    "       [--callback-port N] [--spec-version V] [--timeout MS] [--results-dir DIR] [--json] [--verbose]\n";
   if (values.help) {
     process.stdout.write(usage);
     process.exit(0);
@@ -469,18 +717,31 @@ if (isMain) {
     process.exit(2);
   }
   try {
-    const report = await runConformance({
-      url: values.url,
-      suite: values.suite,
-      scenarios: values.scenario,
-      isolate: values.isolate,
-      timeoutMs: num(values.timeout),
-      scenarioTimeoutMs: num(values["scenario-timeout"]),
-      specVersion: values["spec-version"],
-      resultsDir: values["results-dir"],
-      headers: values.header,
-      onOutput: values.verbose ? (d) => process.stderr.write(d) : undefined,
-    });
+    const report = values.authorization
+      ? await runAuthorizationConformance({
+          url: values.url,
+          resource: values.resource,
+          clientId: values["client-id"],
+          callbackPort: num(values["callback-port"]),
+          timeoutMs: num(values.timeout),
+          specVersion: values["spec-version"],
+          resultsDir: values["results-dir"],
+          signIn: await headlessSignInFromEnv(),
+          onOutput: values.verbose ? (d) => process.stderr.write(d) : undefined,
+        })
+      : await runConformance({
+          url: values.url,
+          suite: values.suite,
+          scenarios: values.scenario,
+          isolate: values.isolate,
+          timeoutMs: num(values.timeout),
+          scenarioTimeoutMs: num(values["scenario-timeout"]),
+          specVersion: values["spec-version"],
+          resultsDir: values["results-dir"],
+          headers: values.header,
+          onOutput: values.verbose ? (d) => process.stderr.write(d) : undefined,
+        });
+    if (report.suiteSummary && !values.json) process.stdout.write(`${report.suiteSummary}\n\n`);
     process.stdout.write(`${values.json ? JSON.stringify(report) : formatTable(report)}\n`);
     process.exit(0);
   } catch (err) {
