@@ -17,17 +17,15 @@
  * - state in the gateway's SQL store (./adapter.ts), signing keys sealed at rest
  *   (./signingKeys.ts), local users (./users.ts), sign-in and consent pages (./interactions.ts).
  */
-import { createHash } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { createLocalJWKSet, type JWK, type JWTPayload, errors as joseErrors, jwtVerify } from "jose";
+import type { JWK } from "jose";
 import type { Kysely } from "kysely";
 import type { Logger } from "pino";
 import type { TokenCheck } from "../authn/oauthToken.js";
-import type { Principal } from "../authn/principal.js";
-import { compileScopes } from "../authz/scope.js";
 import type { Store } from "../store/types.js";
 import { type AbuseLimitSettings, createAbuseLimits, DEFAULT_ABUSE_LIMITS } from "./abuseLimits.js";
-import { grantIsLive, purgeExpired, sqlAdapter } from "./adapter.js";
+import { AccessTokenVerifier } from "./accessTokens.js";
+import { purgeExpired, sqlAdapter } from "./adapter.js";
 import { auditClientCredentials } from "./clientCredentialsAudit.js";
 import { rememberConsentForAssuredClients } from "./consentPolicy.js";
 import type { ResourceAccess } from "./consentSummary.js";
@@ -52,11 +50,11 @@ import {
   withMachineClients,
 } from "./machineClients.js";
 import { loadOidcProvider, type OidcClient, type OidcContext, type OidcGrant } from "./oidcProvider.js";
+import { preReadRegistration, redirectUriProblem, registrationThrottled } from "./registration.js";
 import { DEFAULT_MAX_BYTES, type SafeFetchPolicy, safeFetch } from "./safeFetch.js";
 import { deriveKey } from "./secrets.js";
 import {
   loadSigningKeys,
-  publicJwk,
   SIGNING_KEY_RELOAD_SECONDS,
   type SigningKey,
   signingKeySetVersion,
@@ -131,21 +129,6 @@ const EXACT_PATHS = new Set([
 /** `/auth/:uid` is where an interaction resumes. */
 const PREFIXES = ["/auth/", INTERACTION_PREFIX];
 
-export const REGISTRATION_BODY_LIMIT = 16 * 1024;
-const TOKEN_CACHE_SIZE = 10_000;
-const JWKS_RELOAD_COOLDOWN_MS = 30_000;
-const CLOCK_TOLERANCE_SECONDS = 5;
-const ALL_SERVERS = compileScopes(["*"]);
-
-interface CachedToken {
-  principal: Principal;
-  audience: string;
-  /** Null for a client_credentials token (no grant): its machine client's liveness applies instead. */
-  grantId: string | null;
-  machineClientId: string | null;
-  until: number;
-}
-
 export class AuthorizationServerConfigError extends Error {
   override name = "AuthorizationServerConfigError";
 }
@@ -209,89 +192,9 @@ async function discoverUpstream(
   }
 }
 
-const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
-
 /** oidc-provider's `jwks`: retired keys are published for verification only. */
 function jwksOf(keys: SigningKey[]): { keys: JWK[] } {
   return { keys: keys.map((k) => (k.retiredAt === null ? k.jwk : { ...k.jwk, key_ops: ["verify"] })) };
-}
-
-/** RFC 7591 §3.2.2 error response. */
-function registrationError(res: ServerResponse, code: string, description: string): void {
-  res.writeHead(400, { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" });
-  res.end(JSON.stringify({ error: code, error_description: description }));
-}
-
-/**
- * Too many registrations from one address (RFC 7591 §5, storage exhaustion): an RFC 7591
- * §3.2.2-shaped body with OAuth's `temporarily_unavailable`, as 429 with Retry-After.
- */
-function registrationThrottled(req: IncomingMessage, res: ServerResponse, retryAfter: number): void {
-  res.writeHead(429, {
-    "content-type": "application/json; charset=utf-8",
-    "cache-control": "no-store",
-    "retry-after": String(retryAfter),
-  });
-  res.end(
-    JSON.stringify({
-      error: "temporarily_unavailable",
-      error_description: `too many registrations from this address; retry after ${retryAfter} seconds`,
-    }),
-  );
-  req.resume(); // the body is not read
-}
-
-/**
- * Reads a registration body (RFC 7591 §3.1) with a size limit and checks it is a JSON object
- * before oidc-provider sees it; oidc-provider then uses the buffered body.
- */
-async function preReadRegistration(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
-  const type = (req.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase();
-  if (type !== "application/json") {
-    registrationError(res, "invalid_client_metadata", "the registration request must be application/json");
-    return false;
-  }
-  const declared = Number(req.headers["content-length"]);
-  if (Number.isFinite(declared) && declared > REGISTRATION_BODY_LIMIT) {
-    res.setHeader("connection", "close");
-    registrationError(
-      res,
-      "invalid_client_metadata",
-      `the registration request exceeds ${REGISTRATION_BODY_LIMIT} bytes`,
-    );
-    req.resume();
-    return false;
-  }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > REGISTRATION_BODY_LIMIT) {
-      res.setHeader("connection", "close");
-      registrationError(
-        res,
-        "invalid_client_metadata",
-        `the registration request exceeds ${REGISTRATION_BODY_LIMIT} bytes`,
-      );
-      req.resume();
-      return false;
-    }
-    chunks.push(chunk as Buffer);
-  }
-  const body = Buffer.concat(chunks);
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(body.toString("utf8"));
-  } catch {
-    registrationError(res, "invalid_client_metadata", "the registration request is not valid JSON");
-    return false;
-  }
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
-    registrationError(res, "invalid_client_metadata", "the registration request must be a JSON object");
-    return false;
-  }
-  (req as IncomingMessage & { body?: Buffer }).body = body;
-  return true;
 }
 
 export async function createAuthorizationServer(
@@ -313,25 +216,6 @@ export async function createAuthorizationServer(
   const { default: Provider, errors, interactionPolicy } = await loadOidcProvider();
   const policy = interactionPolicy.base();
   rememberConsentForAssuredClients(policy);
-
-  const redirectUriProblem = (uri: string, applicationType: string): string | null => {
-    const url = URL.parse(uri);
-    if (url === null) return "is not a URL";
-    if (url.hash !== "") return "must not contain a fragment";
-    if (url.protocol === "https:") return null;
-    if (url.protocol === "http:") {
-      if (!LOOPBACK_HOSTS.has(url.hostname)) return "must use https (http is allowed for loopback only)";
-      if (environment !== "dev" && applicationType !== "native") {
-        return "http loopback redirects are for native clients (application_type native) or the dev environment";
-      }
-      return null;
-    }
-    if (applicationType !== "native")
-      return "custom URI schemes are for native clients (application_type native)";
-    if (/^(javascript|data|file|vbscript|blob):$/.test(url.protocol))
-      return `${url.protocol} is never allowed`;
-    return null;
-  };
 
   const configuration: Record<string, unknown> = {
     adapter: withMachineClients(
@@ -474,7 +358,7 @@ export async function createAuthorizationServer(
         if (!Array.isArray(uris)) return;
         const applicationType = String(metadata.application_type ?? "web");
         for (const uri of uris) {
-          const problem = redirectUriProblem(String(uri), applicationType);
+          const problem = redirectUriProblem(String(uri), applicationType, environment);
           if (problem !== null) throw new errors.InvalidRedirectUri(`redirect_uri ${String(uri)} ${problem}`);
         }
       },
@@ -560,7 +444,7 @@ export async function createAuthorizationServer(
     reportUnauthorizedClient(built); // before callback(): Koa composes middleware there
     built.on("grant.revoked", (_ctx, grantId) => {
       if (typeof grantId !== "string") return;
-      noteRevoked(grantId);
+      tokens.noteRevoked(grantId);
       // Tell the other replicas: their caches drop and re-check grants (fail closed meanwhile).
       opts.store
         .mutateCredentials(async () => true)
@@ -571,26 +455,24 @@ export async function createAuthorizationServer(
     return built;
   };
 
-  /** Grants revoked in this process (reuse detection, RFC 7009), for the synchronous cache check. */
-  const revokedGrants = new Map<string, number>();
-  const noteRevoked = (grantId: string) => {
-    const now = Date.now();
-    revokedGrants.set(grantId, now);
-    const horizon = now - (accessTtl + CLOCK_TOLERANCE_SECONDS + 60) * 1000;
-    for (const [id, at] of revokedGrants) {
-      if (at >= horizon) break;
-      revokedGrants.delete(id);
-    }
-  };
-  let provider = buildProvider(signingKeys);
-  let providerCallback = provider.callback();
-
   /** Set by the store's change feed: some credential changed somewhere (grant revoked, keys rotated). */
   let credentialsChanged = false;
   const machineClients = new MachineClientRoster(opts.store, db, () => {
     credentialsChanged = true;
   });
   await machineClients.start();
+  const tokens = new AccessTokenVerifier({
+    issuer,
+    environment,
+    resources: new Set(resources.keys()),
+    db,
+    secret: opts.secret,
+    keys: signingKeys,
+    machineClients,
+    accessTokenTtlSeconds: accessTtl,
+  });
+  let provider = buildProvider(signingKeys);
+  let providerCallback = provider.callback();
 
   const signInDeps =
     upstreamLogin === null
@@ -617,19 +499,6 @@ export async function createAuthorizationServer(
     resourceAccess: (resource: string) => accessByResource.get(resource),
   };
 
-  // Verification keys: the published set, reloaded from the store when a token names an unknown kid.
-  const buildKeySet = (keys: SigningKey[]) =>
-    createLocalJWKSet({ keys: keys.map((k) => publicJwk(k.jwk) as JWK) });
-  let keySet = buildKeySet(signingKeys);
-  let lastReload = Date.now();
-  const reloadKeys = async (): Promise<boolean> => {
-    if (Date.now() - lastReload < JWKS_RELOAD_COOLDOWN_MS) return false;
-    lastReload = Date.now();
-    signingKeys = await loadSigningKeys(db, opts.secret);
-    keySet = buildKeySet(signingKeys);
-    return true;
-  };
-
   /** Rebuilds the verification key set and the provider when the stored key set changed. */
   let keySetVersion = await signingKeySetVersion(db);
   let keyCheck: Promise<void> | null = null;
@@ -639,14 +508,12 @@ export async function createAuthorizationServer(
       if (version === keySetVersion) return;
       keySetVersion = version;
       signingKeys = await loadSigningKeys(db, opts.secret);
-      keySet = buildKeySet(signingKeys);
-      lastReload = Date.now();
+      tokens.useKeys(signingKeys);
       const next = buildProvider(signingKeys);
       provider = next;
       providerCallback = next.callback();
       interactionDeps.provider = next;
       if (signInDeps !== null) signInDeps.provider = next;
-      cache.clear();
       log.info(
         { event: "oauth.signing_keys_reloaded", kids: signingKeys.map((k) => k.kid) },
         "signing keys reloaded",
@@ -666,132 +533,10 @@ export async function createAuthorizationServer(
     const pending = machineClients.refresh();
     if (!credentialsChanged) return pending;
     credentialsChanged = false;
-    cache.clear();
+    tokens.forgetVerified();
     // The first check after a change waits for a rotation to be followed (a compromised key's
     // tokens must not pass even once); changes are rare, so this costs nothing in the steady state.
     return Promise.all([pending, followKeyRotation()]).then(() => undefined);
-  };
-
-  const cache = new Map<string, CachedToken>();
-  const remember = (key: string, entry: CachedToken) => {
-    if (cache.size >= TOKEN_CACHE_SIZE) {
-      const oldest = cache.keys().next().value;
-      if (oldest !== undefined) cache.delete(oldest);
-    }
-    cache.set(key, entry);
-  };
-
-  const principalOf = (payload: JWTPayload & Record<string, unknown>): Principal => {
-    const sub = String(payload.sub);
-    const scopes = typeof payload.scope === "string" ? payload.scope.split(" ").filter(Boolean) : [];
-    return {
-      id: `oauth:${issuer}#${sub}`,
-      kind: payload.client_id === sub ? "service" : "user",
-      method: "oauth",
-      name:
-        typeof payload.email === "string"
-          ? payload.email
-          : typeof payload.preferred_username === "string"
-            ? payload.preferred_username
-            : sub,
-      environment,
-      credentialId: typeof payload.jti === "string" ? payload.jti : null,
-      scopes: ALL_SERVERS,
-      oauthScopes: new Set(scopes),
-      groups: Array.isArray(payload.groups) ? payload.groups.map(String) : [],
-      expiresAt: typeof payload.exp === "number" ? new Date(payload.exp * 1000) : null,
-    };
-  };
-
-  /** Call machineClients.refresh() first for a machine client's token. */
-  const check = (entry: CachedToken, resource: string): TokenCheck => {
-    if (entry.grantId !== null && revokedGrants.has(entry.grantId)) {
-      return {
-        ok: false,
-        reason: "the token's grant was revoked",
-        credentialId: entry.principal.credentialId,
-      };
-    }
-    if (entry.machineClientId !== null) {
-      const status = machineClients.status(entry.machineClientId);
-      if (!status.ok) return { ok: false, reason: status.reason, credentialId: entry.principal.credentialId };
-    }
-    if (entry.audience !== resource) {
-      return {
-        ok: false,
-        reason: `token audience ${entry.audience} is not this resource`,
-        credentialId: entry.principal.credentialId,
-      };
-    }
-    return { ok: true, principal: entry.principal };
-  };
-
-  const verifyUncached = async (token: string, key: string, resource: string): Promise<TokenCheck> => {
-    let payload: JWTPayload & Record<string, unknown>;
-    const verify = () =>
-      jwtVerify(token, keySet, {
-        issuer,
-        typ: "at+jwt",
-        algorithms: ["ES256", "RS256"],
-        clockTolerance: CLOCK_TOLERANCE_SECONDS,
-        requiredClaims: ["exp", "iat", "jti", "sub", "aud", "client_id"],
-      });
-    try {
-      try {
-        ({ payload } = await verify());
-      } catch (err) {
-        if (!(err instanceof joseErrors.JWKSNoMatchingKey) || !(await reloadKeys())) throw err;
-        ({ payload } = await verify());
-      }
-    } catch (err) {
-      const reason = err instanceof joseErrors.JOSEError ? `${err.code}: ${err.message}` : String(err);
-      return { ok: false, reason: `JWT rejected: ${reason}`, credentialId: null };
-    }
-    const audience = payload.aud;
-    const grantId = payload.grant_id;
-    if (typeof audience !== "string" || !resources.has(audience)) {
-      return {
-        ok: false,
-        reason: "token audience is not exactly one resource of this gateway",
-        credentialId: null,
-      };
-    }
-    if (typeof grantId !== "string") {
-      // Only client_credentials tokens have no grant (RFC 6749 §4.4), and only machine clients get them.
-      const clientId = payload.client_id;
-      if (clientId !== payload.sub || !isMachineClientId(clientId))
-        return { ok: false, reason: "token carries no grant", credentialId: null };
-      await machineClients.refresh();
-      const status = machineClients.status(clientId);
-      const principal = principalOf(payload);
-      if (status.ok) principal.name = status.client.name;
-      const entry: CachedToken = {
-        principal,
-        audience,
-        grantId: null,
-        machineClientId: clientId,
-        until: (payload.exp as number) * 1000,
-      };
-      if (status.ok) remember(key, entry);
-      return check(entry, resource);
-    }
-    const entry: CachedToken = {
-      principal: principalOf(payload),
-      audience,
-      grantId,
-      machineClientId: null,
-      until: (payload.exp as number) * 1000,
-    };
-    if (!(await grantIsLive(db, grantId))) {
-      noteRevoked(grantId);
-      return {
-        ok: false,
-        reason: "the token's grant was revoked",
-        credentialId: entry.principal.credentialId,
-      };
-    }
-    remember(key, entry);
-    return check(entry, resource);
   };
 
   const purgeTimer = setInterval(() => {
@@ -871,23 +616,13 @@ export async function createAuthorizationServer(
           credentialId: null,
         };
       }
-      const key = createHash("sha256").update(token).digest("base64url");
-      const hit = cache.get(key);
-      if (hit !== undefined) {
-        if (hit.until + CLOCK_TOLERANCE_SECONDS * 1000 > Date.now()) {
-          return pending === undefined ? check(hit, resource) : pending.then(() => check(hit, resource));
-        }
-        cache.delete(key);
-      }
-      return pending === undefined
-        ? verifyUncached(token, key, resource)
-        : pending.then(() => verifyUncached(token, key, resource));
+      return tokens.verify(token, resource, pending);
     },
 
     async close(): Promise<void> {
       clearInterval(purgeTimer);
       clearInterval(keyTimer);
-      cache.clear();
+      tokens.forgetVerified();
       await machineClients.close();
     },
   };
