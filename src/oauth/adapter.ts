@@ -63,7 +63,16 @@ export class ReplayDetected extends Error {
 }
 
 /** Returns the adapter constructor oidc-provider instantiates once per model name. */
-export function sqlAdapter(db: Kysely<OAuthDatabase>, now: () => number = Date.now): OidcAdapterClass {
+/**
+ * `onGrantRevoked` runs (and is awaited) when a grant's record is destroyed (revoked), before
+ * oidc-provider answers: the revocation is announced to other replicas before the client
+ * hears it succeeded.
+ */
+export function sqlAdapter(
+  db: Kysely<OAuthDatabase>,
+  now: () => number = Date.now,
+  onGrantRevoked: (grantId: string) => Promise<void> = async () => {},
+): OidcAdapterClass {
   return class SqlAdapter implements OidcAdapter {
     constructor(private readonly model: string) {}
 
@@ -150,6 +159,8 @@ export function sqlAdapter(db: Kysely<OAuthDatabase>, now: () => number = Date.n
 
     async destroy(id: string): Promise<void> {
       await db.deleteFrom("oauth_payloads").where("model", "=", this.model).where("id", "=", id).execute();
+      // oidc-provider revokes a grant by destroying its record (helpers/revoke.js).
+      if (this.model === "Grant") await onGrantRevoked(id);
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {

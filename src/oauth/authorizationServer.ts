@@ -219,7 +219,10 @@ export async function createAuthorizationServer(
 
   const configuration: Record<string, unknown> = {
     adapter: withMachineClients(
-      sqlAdapter(db),
+      // Announced before the revocation is answered, so no replica accepts the grant's tokens after.
+      sqlAdapter(db, Date.now, async () => {
+        await opts.store.mutateCredentials(async () => true);
+      }),
       db,
       deriveKey(opts.secret, "client-secret-encryption"),
       new Set(allScopes),
@@ -445,10 +448,6 @@ export async function createAuthorizationServer(
     built.on("grant.revoked", (_ctx, grantId) => {
       if (typeof grantId !== "string") return;
       tokens.noteRevoked(grantId);
-      // Tell the other replicas: their caches drop and re-check grants (fail closed meanwhile).
-      opts.store
-        .mutateCredentials(async () => true)
-        .catch((err: unknown) => log.error({ err }, "could not announce a grant revocation"));
     });
     built.on("server_error", (_ctx, error) => log.error({ err: error }, "authorization server error"));
     auditClientCredentials(built, opts.store, issuer, environment, log);
