@@ -21,6 +21,10 @@ export const RpcCode = {
   /** MCP 2026-07-28 transport: header/body disagreement. */
   HeaderMismatch: -32020,
   UnsupportedProtocolVersion: -32022,
+  /** Implementation-defined (-32040..-32049): policy refusals; `data.decisionId` finds the audit record. */
+  PolicyDenied: -32040,
+  ReviewRequired: -32041,
+  ToolChanged: -32042,
 } as const;
 
 export type JsonRpcId = string | number | null;
@@ -84,6 +88,24 @@ export function insufficientScope(
 
 export function forbidden(reason: string): GatewayError {
   return new GatewayError(403, RpcCode.Forbidden, "Forbidden", reason);
+}
+
+/**
+ * A policy refusal: generic message and the decision id the operator can look up; the rule
+ * text and ids stay in the audit log.
+ */
+export function policyRefusal(
+  kind: "deny" | "review" | "tool-changed",
+  decisionId: string,
+  reason: string,
+): GatewayError {
+  const [code, message] =
+    kind === "deny"
+      ? [RpcCode.PolicyDenied, "Forbidden by policy"]
+      : kind === "review"
+        ? [RpcCode.ReviewRequired, "This call needs human review, which is not available on this gateway yet"]
+        : [RpcCode.ToolChanged, "This tool changed since it was approved; an operator must review it"];
+  return new GatewayError(403, code, `${message} (decision ${decisionId})`, reason, { decisionId });
 }
 
 export interface ErrorReply {

@@ -38,6 +38,7 @@ export function anonymousPrincipal(environment: string): Principal {
     scopes: null,
     oauthScopes: null,
     groups: [],
+    issuedAt: null,
     expiresAt: null,
   };
 }

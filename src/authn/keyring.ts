@@ -78,6 +78,7 @@ export class Keyring {
               scopes: compileScopes(record.scopes),
               oauthScopes: null,
               groups: [],
+              issuedAt: record.createdAt,
               expiresAt: record.expiresAt,
             },
           });

@@ -222,6 +222,7 @@ export class OAuthTokenVerifier implements AccessTokenVerifier {
       scopes: ALL_SERVERS,
       oauthScopes: new Set(scopes),
       groups,
+      issuedAt: typeof claims.iat === "number" ? new Date(claims.iat * 1000) : null,
       expiresAt: typeof claims.exp === "number" ? new Date(claims.exp * 1000) : null,
     };
   }

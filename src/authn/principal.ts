@@ -22,5 +22,7 @@ export interface Principal {
   oauthScopes: ReadonlySet<string> | null;
   /** Group memberships asserted by the identity provider. */
   groups: readonly string[];
+  /** When the credential was issued (API key created, token `iat`); policy reads its age. */
+  issuedAt: Date | null;
   expiresAt: Date | null;
 }

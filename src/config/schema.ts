@@ -39,6 +39,20 @@ const ServerScopes = z
   })
   .prefault({});
 
+/**
+ * Operator pins for tools whose annotations are missing or not to be trusted (annotations
+ * come from the server): the risk tier and open-world flag policy sees for that tool.
+ */
+const ToolPins = z
+  .record(
+    z.string().min(1),
+    z.strictObject({
+      tier: z.enum(["read", "write", "destructive"]),
+      openWorld: z.boolean().optional(),
+    }),
+  )
+  .default({});
+
 const StdioServer = z.strictObject({
   transport: z.literal("stdio"),
   command: z.string().min(1),
@@ -56,6 +70,7 @@ const StdioServer = z.strictObject({
   /** Explicit anonymous access (no credential). Refused at startup in a prod environment. */
   anonymous: z.boolean().default(false),
   oauth: ServerScopes,
+  tools: ToolPins,
 });
 
 const HttpServer = z.strictObject({
@@ -68,6 +83,7 @@ const HttpServer = z.strictObject({
   connections: z.number().int().positive().default(128),
   anonymous: z.boolean().default(false),
   oauth: ServerScopes,
+  tools: ToolPins,
 });
 
 export const UpstreamServer = z.discriminatedUnion("transport", [StdioServer, HttpServer]);
@@ -231,6 +247,26 @@ export const Config = z.strictObject({
   log: z
     .strictObject({
       level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    })
+    .prefault({}),
+  /**
+   * Policy-as-code decided on every request (docs/policy.md). `paths`: policy files or
+   * directories; absent = the built-in default pack (policies/default), which the operator can
+   * copy and edit.
+   */
+  policy: z
+    .strictObject({
+      paths: z.array(z.string().min(1)).min(1).optional(),
+    })
+    .prefault({}),
+  /**
+   * Tool pinning: the hash of every tool definition is recorded the first time it is seen.
+   * When a server changes a tool: `flag` records it in the audit log; `block` also refuses the
+   * tool until an operator runs `portcullis tools accept`.
+   */
+  pinning: z
+    .strictObject({
+      onChange: z.enum(["flag", "block"]).default("flag"),
     })
     .prefault({}),
   /** OAuth for MCP clients: the built-in authorization server or an external one. Absent: API keys only. */

@@ -136,6 +136,7 @@ export class AccessTokenVerifier {
       scopes: ALL_SERVERS,
       oauthScopes: new Set(scopes),
       groups: Array.isArray(payload.groups) ? payload.groups.map(String) : [],
+      issuedAt: typeof payload.iat === "number" ? new Date(payload.iat * 1000) : null,
       expiresAt: typeof payload.exp === "number" ? new Date(payload.exp * 1000) : null,
     };
   }

@@ -37,6 +37,10 @@ export interface AuditLogTable {
   latency_us: number;
   /** JSON object or null. */
   detail: string | null;
+  decision_id: string | null;
+  policy_version: string | null;
+  /** JSON array of rule ids, or null. */
+  rule_ids: string | null;
 }
 
 export interface SettingsTable {
@@ -109,6 +113,9 @@ export function auditToRow(record: AuditRecord): NewAuditRow {
     reason: record.reason,
     latency_us: Math.round(record.latencyUs),
     detail: record.detail === null ? null : JSON.stringify(record.detail),
+    decision_id: record.decisionId ?? null,
+    policy_version: record.policyVersion ?? null,
+    rule_ids: record.ruleIds === undefined || record.ruleIds === null ? null : JSON.stringify(record.ruleIds),
   };
 }
 
@@ -127,5 +134,8 @@ export function rowToAudit(row: AuditRow): StoredAuditRecord {
     reason: row.reason,
     latencyUs: row.latency_us,
     detail: row.detail === null ? null : (JSON.parse(row.detail) as Record<string, unknown>),
+    decisionId: row.decision_id,
+    policyVersion: row.policy_version,
+    ruleIds: row.rule_ids === null ? null : (JSON.parse(row.rule_ids) as string[]),
   };
 }

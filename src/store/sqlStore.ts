@@ -179,13 +179,16 @@ export abstract class SqlStore implements Store {
   }
 
   /** Newest first; at most `limit` records (default DEFAULT_AUDIT_LIMIT). */
-  async listAudit(opts: { limit?: number; credentialId?: string } = {}): Promise<StoredAuditRecord[]> {
+  async listAudit(
+    opts: { limit?: number; credentialId?: string; decisionId?: string } = {},
+  ): Promise<StoredAuditRecord[]> {
     const limit = opts.limit ?? DEFAULT_AUDIT_LIMIT;
     if (!Number.isSafeInteger(limit) || limit < 0) {
       throw new RangeError(`listAudit: limit must be a non-negative integer, got ${limit}`);
     }
     let q = this.db.selectFrom("audit_log").selectAll().orderBy("seq", "desc").limit(limit);
     if (opts.credentialId !== undefined) q = q.where("credential_id", "=", opts.credentialId);
+    if (opts.decisionId !== undefined) q = q.where("decision_id", "=", opts.decisionId);
     return (await q.execute()).map(rowToAudit);
   }
 

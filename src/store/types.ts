@@ -40,12 +40,16 @@ export interface AuditRecord {
   server: string | null;
   rpcMethod: string | null;
   tool: string | null;
-  decision: "allow" | "deny";
+  decision: "allow" | "deny" | "review";
   /** Precise reason (never shown to the client). */
   reason: string;
   latencyUs: number;
   /** Free-form extra facts, e.g. `{ keyEnvironment: "prod" }`. Never a secret. */
   detail: Record<string, unknown> | null;
+  /** Policy decisions: the id the client was given, the rules that decided, the policy set's version. */
+  decisionId?: string | null;
+  ruleIds?: string[] | null;
+  policyVersion?: string | null;
 }
 
 export interface StoredAuditRecord extends AuditRecord {
@@ -86,7 +90,11 @@ export interface Store {
   /** Inserts a batch of audit records in one transaction. */
   appendAudit(records: AuditRecord[]): Promise<void>;
   /** Newest first. */
-  listAudit(opts?: { limit?: number; credentialId?: string }): Promise<StoredAuditRecord[]>;
+  listAudit(opts?: {
+    limit?: number;
+    credentialId?: string;
+    decisionId?: string;
+  }): Promise<StoredAuditRecord[]>;
 
   /** Small key/value settings (e.g. the generated server secret's fingerprint). */
   getSetting(key: string): Promise<string | undefined>;

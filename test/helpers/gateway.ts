@@ -15,6 +15,10 @@ export const DEMO_SERVER = resolve("dist/src/demo/server.js");
 export const EVERYTHING_SERVER = resolve(
   "node_modules/@modelcontextprotocol/server-everything/dist/index.js",
 );
+/** Allows every request: for tests of everything but policy. */
+export const ALLOW_ALL_POLICY = resolve("test/fixtures/policies/allow-all.yaml");
+/** The policy pack the gateway uses when the config names none. */
+export const DEFAULT_POLICY_PACK = resolve("policies/default");
 const execFileP = promisify(execFile);
 
 export function tempDir(prefix = "portcullis-test-"): string {
@@ -62,7 +66,13 @@ export async function runCli(
 export async function startGateway(opts: GatewayOptions): Promise<RunningGateway> {
   const dir = opts.dir ?? tempDir();
   const configFile = join(dir, "portcullis.yaml");
-  writeFileSync(configFile, stringify({ dataDir: join(dir, "data"), listen: { port: 0 }, ...opts.config }));
+  // Tests of forwarding, sessions and OAuth run under an allow-all policy; tests of policy set
+  // `policy` themselves (the default pack, or their own files).
+  const policy = opts.config.policy === undefined ? { policy: { paths: [ALLOW_ALL_POLICY] } } : {};
+  writeFileSync(
+    configFile,
+    stringify({ dataDir: join(dir, "data"), listen: { port: 0 }, ...policy, ...opts.config }),
+  );
   const proc = spawn(process.execPath, [CLI, "start", "--config", configFile, ...(opts.flags ?? [])], {
     env: { ...process.env, ...opts.env },
     stdio: ["ignore", "pipe", "pipe"],

@@ -51,10 +51,13 @@ function auditRecord(i: number, credentialId: string | null): AuditRecord {
     server: "github",
     rpcMethod: "tools/call",
     tool: i % 2 === 0 ? "create_issue" : null,
-    decision: i % 3 === 0 ? "deny" : "allow",
+    decision: i % 3 === 0 ? "deny" : i % 5 === 0 ? "review" : "allow",
     reason: `reason ${i}`,
     latencyUs: 40 + i,
     detail: i % 2 === 0 ? { i, keyEnvironment: "prod", nested: { list: [1, "two", null] } } : null,
+    decisionId: i % 2 === 0 ? `d-${i}` : null,
+    ruleIds: i % 2 === 0 ? ["read-tier-tools", `rule-${i}`] : null,
+    policyVersion: i % 2 === 0 ? "p-1a2b3c" : null,
   };
 }
 
@@ -198,6 +201,9 @@ function storeSuite(kind: "sqlite" | "postgres", makeBackend: () => Promise<Back
     const { seq, ...last } = newest[0] ?? assert.fail("no records");
     assert.equal(typeof seq, "number");
     assert.deepEqual(last, batch[99]);
+
+    const [byDecision] = await store.listAudit({ decisionId: "d-42" });
+    assert.equal(byDecision?.reason, "reason 42", "an operator finds a refusal by its decision id");
 
     const forA = await store.listAudit({ credentialId: a, limit: 1000 });
     assert.equal(forA.length, 25);
