@@ -17,7 +17,9 @@ import { Pool } from "undici";
 import { stringify } from "yaml";
 import { type AuthnCost, measureAuthn } from "./authn.js";
 import { type FirstConnection, measureFirstConnection } from "./firstConnection.js";
+import { type ListFilterCost, measureListFilter, measurePolicy, type PolicyCost } from "./policy.js";
 
+const ECHO_PINS = { echo: { tier: "read", openWorld: false } };
 const args = new Set(process.argv.slice(2));
 const QUICK = args.has("--quick");
 const JSON_OUT = args.has("--json");
@@ -239,9 +241,16 @@ async function main(): Promise<void> {
       oauth: { mode: "builtin" },
       listen: { host: "127.0.0.1", port: await freePort() },
       log: { level: "info" },
+      // The default policy pack is on (no `policy` key); the echo fixture has no annotations,
+      // so the operator pins its tier, as they would for any unannotated read-only tool.
       servers: {
-        "echo-http": { transport: "http", url: directUrl },
-        "echo-stdio": { transport: "stdio", command: process.execPath, args: [ECHO, "stdio"] },
+        "echo-http": { transport: "http", url: directUrl, tools: ECHO_PINS },
+        "echo-stdio": {
+          transport: "stdio",
+          command: process.execPath,
+          args: [ECHO, "stdio"],
+          tools: ECHO_PINS,
+        },
       },
     };
     const configFile = join(work, "portcullis.yaml");
@@ -315,6 +324,8 @@ async function main(): Promise<void> {
     ];
     progress("measuring per-request authentication cost (API key vs cached OAuth token)");
     const authn = await measureAuthn(QUICK);
+    progress("measuring policy decisions (200 rules) and filtering a 500-tool list");
+    const policy = { ...measurePolicy(QUICK ? 5_000 : 20_000), ...measureListFilter(QUICK ? 100 : 500) };
     const rows: Row[] = [];
     progress("measuring latency at concurrency 1 (interleaved rounds)");
     const latency = await measureLatency(targets);
@@ -347,6 +358,8 @@ async function main(): Promise<void> {
       oauthWithin2UsOfApiKey: authn.oauthMinusApiKeyUs <= 2,
       authnAtMost5Us: authn.apiKeyUs.p50 <= 5 && authn.oauthCachedUs.p50 <= 5,
       firstConnectionUnder50ms: firstConnection.p50Ms < 50,
+      policyDecisionP99AtMost10us: policy.decisionP99Us <= 10,
+      listFilter500ToolsAtMost1ms: policy.listFilterP99Ms <= 1,
     };
     const result = {
       date: new Date().toISOString(),
@@ -359,13 +372,14 @@ async function main(): Promise<void> {
       rows: rows.map((r) => ({ ...r, p50Ms: round(r.p50Ms), p99Ms: round(r.p99Ms), rps: Math.round(r.rps) })),
       authn,
       firstConnection,
+      policy,
       summary,
       targetsMet,
     };
     mkdirSync("bench/results", { recursive: true });
     writeFileSync("bench/results/latest.json", `${JSON.stringify(result, null, 2)}\n`);
     if (JSON_OUT) process.stdout.write(`${JSON.stringify(result)}\n`);
-    else process.stdout.write(renderTable(result.rows, summary, targetsMet, authn, firstConnection));
+    else process.stdout.write(renderTable(result.rows, summary, targetsMet, authn, firstConnection, policy));
   } finally {
     for (const c of children) c.kill("SIGTERM");
     rmSync(work, { recursive: true, force: true });
@@ -382,6 +396,7 @@ function renderTable(
   met: Record<string, boolean>,
   authn: AuthnCost,
   first: FirstConnection,
+  policy: PolicyCost & ListFilterCost,
 ): string {
   const head = ["target", "p50 ms (c=1)", "p99 ms (c=1)", `req/s (c=${CONCURRENCY})`, "errors"];
   const body = rows.map((r) => [
@@ -408,6 +423,9 @@ function renderTable(
   );
   lines.push(
     `OAuth (built-in AS token) through Portcullis: ${summary.oauthAddedP50Ms} ms over direct at p50, ${summary.oauthMinusApiKeyP50Ms} ms vs the API key`,
+  );
+  lines.push(
+    `Policy decision (${policy.rules} rules): p50 ${policy.decisionP50Us} µs, p99 ${policy.decisionP99Us} µs (target p99 ≤ 10); filtering a ${policy.tools}-tool list: p50 ${policy.listFilterP50Ms} ms, p99 ${policy.listFilterP99Ms} ms (target ≤ 1)`,
   );
   lines.push(
     `New OAuth client, first connection (${first.steps.join(" → ")}): p50 ${first.p50Ms} ms, p90 ${first.p90Ms} ms over ${first.runs} runs (target < 50 ms)`,

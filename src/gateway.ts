@@ -8,13 +8,17 @@ import { AuditWriter } from "./audit/writer.js";
 import { Keyring } from "./authn/keyring.js";
 import { type OAuthRuntime, OAuthTokenVerifier } from "./authn/oauthToken.js";
 import { serverSecret } from "./authn/serverSecret.js";
+import { configuredPolicyPaths } from "./authz/policy/defaultPack.js";
+import { PolicyError } from "./authz/policy/types.js";
+import { PolicyWatcher } from "./authz/policy/watch.js";
+import { ToolCatalogue, type ToolChange } from "./authz/toolCatalogue.js";
 import type { LoadedConfig } from "./config/load.js";
 import { ConfigError, readSecret } from "./config/load.js";
 import type { BuiltinOAuthConfig } from "./config/schema.js";
 import { HttpUpstream } from "./forward/http.js";
 import { SessionBindings } from "./forward/sessions.js";
 import { StdioUpstream } from "./forward/stdio/bridge.js";
-import { buildApp, type Route } from "./listener/app.js";
+import { type Authorization, buildApp, type Route } from "./listener/app.js";
 import {
   type AuthorizationServer,
   AuthorizationServerConfigError,
@@ -91,11 +95,77 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
       toolScopes: server.oauth.tools,
     });
   }
+  const metrics = createMetrics();
+  // Policy first: a policy that does not compile stops startup before anything listens.
+  let policy: PolicyWatcher;
+  try {
+    policy = new PolicyWatcher(configuredPolicyPaths(config.policy.paths, loaded.source), {
+      onReload: (next) => {
+        metrics.policyValid.set(1);
+        log.info(
+          { event: "policy.reloaded", version: next.version, rules: next.ruleCount },
+          "policy reloaded",
+        );
+      },
+      onError: (err) => {
+        metrics.policyValid.set(0);
+        metrics.policyReloadErrors.inc();
+        log.error(
+          { event: "policy.reload_refused", file: err.file, line: err.line, detail: err.detail },
+          `policy change refused, the previous policy stays in force: ${err.message}`,
+        );
+      },
+    });
+  } catch (err) {
+    if (err instanceof PolicyError) throw new ConfigError(`policy: ${err.message}`);
+    throw err;
+  }
+  metrics.policyValid.set(1);
   const store = await openStore(storeSpec);
   const keyring = new Keyring(store, secret, config.environment);
   await keyring.start();
   const audit = new AuditWriter(store, log, config.audit.flushIntervalMs, config.audit.maxBatch);
-  const metrics = createMetrics();
+  const auditToolChanges = (changes: readonly ToolChange[]) => {
+    for (const c of changes) {
+      const action = c.blocked ? "blocked until an operator accepts it" : "flagged";
+      log.warn(
+        { event: "tool.changed", server: c.server, tool: c.tool, fields: c.fields },
+        `tool definition changed: ${action}`,
+      );
+      audit.record({
+        at: c.at,
+        environment: config.environment,
+        principal: null,
+        method: null,
+        credentialId: null,
+        server: c.server,
+        rpcMethod: "tools/list",
+        tool: c.tool,
+        decision: c.blocked ? "deny" : "allow",
+        reason: `tool definition changed since it was pinned (${c.fields.join(", ")}): ${action}`,
+        latencyUs: 0,
+        detail: {
+          event: "tool.changed",
+          fields: c.fields,
+          pinnedHash: c.pinnedHash,
+          previousHash: c.previousHash,
+          currentHash: c.currentHash,
+        },
+      });
+    }
+  };
+  const catalogue = await ToolCatalogue.open(store, {
+    onChange: config.pinning.onChange,
+    operatorTiers: Object.fromEntries(Object.entries(config.servers).map(([name, s]) => [name, s.tools])),
+    onStoreChange: auditToolChanges,
+    onError: (err) => log.warn({ err }, "tool pin store: retrying"),
+  });
+  const authorization: Authorization = {
+    policy: () => policy.current(),
+    tools: catalogue,
+    observeTools: (server, tools) => auditToolChanges(catalogue.observe(server, tools).changed),
+    blocked: (server, tool) => catalogue.blocked(server, tool),
+  };
   let closing = false;
   const oauth: OAuthRuntime = { verifier: null, authorizationServers: [], server: null };
   if (config.oauth?.mode === "external") {
@@ -110,6 +180,7 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
   let baseUrl = config.publicUrl?.replace(/\/$/, "") ?? "";
   const app = buildApp({
     config,
+    authorization,
     routes,
     keyring,
     audit,
@@ -178,6 +249,8 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
       await Promise.all([...routes.values()].map((r) => r.upstream.close()));
       await authorizationServer?.close();
       sessions.close();
+      policy.close();
+      await catalogue.close();
       await audit.close();
       await keyring.flushUsage().catch(() => {});
       await keyring.close();

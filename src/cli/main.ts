@@ -17,7 +17,9 @@ import { createLogger } from "../telemetry/log.js";
 import { VERSION } from "../version.js";
 import { welcomeBanner } from "./banner.js";
 import { registerClientCommands } from "./clients.js";
+import { registerPolicyCommands } from "./policy.js";
 import { registerSigningKeyCommands } from "./signingKeys.js";
+import { registerToolCommands } from "./tools.js";
 import { generatePassword, registerUserCommands } from "./users.js";
 
 interface CommonOpts {
@@ -264,6 +266,8 @@ export function buildCli(): Command {
 
   registerUserCommands(program, { withStoreOptions, withStore, print });
   registerClientCommands(program, { withStoreOptions, withStore, print });
+  registerToolCommands(program, { withStoreOptions, withStore, print });
+  registerPolicyCommands(program, { withStoreOptions, withStore, print });
 
   const oauth = program.command("oauth").description("the built-in OAuth authorization server");
   registerSigningKeyCommands(oauth, {

@@ -1,22 +1,34 @@
 /**
- * Rewrites of upstream results the gateway owns: tools/list filtered to what the caller may
- * use, and filtered lists marked `cacheScope: "private"` (MCP 2026-07-28 CacheableResult)
- * so no shared cache can hand one caller's view to another.
+ * Rewrites of upstream results the gateway owns: lists (tools, prompts, resources, resource
+ * templates) filtered to what the caller may use, and marked `cacheScope: "private"` (MCP
+ * 2026-07-28 CacheableResult) so no shared cache can hand one caller's view to another.
  */
 import type { JsonObject } from "../classify/message.js";
 import type { ListFilter } from "./upstream.js";
 
+/** The array each list result carries and the field that names an entry. */
+const LISTS: Readonly<Record<string, { field: string; key: string }>> = {
+  "tools/list": { field: "tools", key: "name" },
+  "prompts/list": { field: "prompts", key: "name" },
+  "resources/list": { field: "resources", key: "uri" },
+  "resources/templates/list": { field: "resourceTemplates", key: "uriTemplate" },
+};
+
+export function isListMethod(method: string | null): boolean {
+  return method !== null && method in LISTS;
+}
+
 export function filterResult(method: string | null, result: JsonObject, filter: ListFilter): JsonObject {
-  if (method === "tools/list" && Array.isArray(result.tools)) {
-    const tools = (result.tools as JsonObject[]).filter(
-      (t) => typeof t?.name === "string" && filter.tool(t.name),
-    );
-    return { ...result, tools, cacheScope: "private" };
-  }
-  if (method === "resources/list" || method === "prompts/list" || method === "resources/templates/list") {
-    return { ...result, cacheScope: "private" };
-  }
-  return result;
+  const list = method === null ? undefined : LISTS[method];
+  if (list === undefined) return result;
+  const entries = result[list.field];
+  if (!Array.isArray(entries)) return { ...result, cacheScope: "private" };
+  if (method === "tools/list") filter.observeTools?.(entries);
+  const kept = entries.filter((e: unknown) => {
+    const name = e !== null && typeof e === "object" ? (e as JsonObject)[list.key] : undefined;
+    return typeof name === "string" && filter.visible(method as string, name);
+  });
+  return { ...result, [list.field]: kept, cacheScope: "private" };
 }
 
 /** Applies filterResult to a JSON-RPC response message if it answers `id`. */

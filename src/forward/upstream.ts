@@ -8,8 +8,10 @@ import type { Principal } from "../authn/principal.js";
 import type { ClassifiedMessage } from "../classify/message.js";
 
 export interface ListFilter {
-  /** Keep a tool in tools/list. */
-  tool(name: string): boolean;
+  /** Keep this entry (tool or prompt name, resource URI or URI template) in a list result. */
+  visible(listMethod: string, name: string): boolean;
+  /** Sees every tool definition of a tools/list result before filtering (tool pinning). */
+  observeTools?(tools: readonly unknown[]): void;
 }
 
 export interface PostExchange {

@@ -4,6 +4,7 @@
  * authenticate → classify → check mirrored headers → authorize (scope) → forward, and
  * every decision becomes one audit record.
  */
+import { randomBytes } from "node:crypto";
 import { createServer, type ServerResponse } from "node:http";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import type { Logger } from "pino";
@@ -12,7 +13,14 @@ import { anonymousPrincipal, authenticate } from "../authn/authenticate.js";
 import type { Keyring } from "../authn/keyring.js";
 import type { OAuthRuntime } from "../authn/oauthToken.js";
 import type { Principal } from "../authn/principal.js";
+import {
+  authorizeRequest,
+  entryVisible,
+  type RequestContext,
+  type ToolFactsSource,
+} from "../authz/authorize.js";
 import { missingScopes } from "../authz/oauthScopes.js";
+import type { CompiledPolicy, PolicyDecision } from "../authz/policy/types.js";
 import { allowsServer, allowsTool, restrictsTools } from "../authz/scope.js";
 import { checkMirroredHeaders } from "../classify/headers.js";
 import { type ClassifiedMessage, classifyMessage } from "../classify/message.js";
@@ -24,10 +32,12 @@ import {
   insufficientScope,
   type JsonRpcId,
   missingCredential,
+  policyRefusal,
   RpcCode,
   unauthorized,
 } from "../errors.js";
-import type { Upstream } from "../forward/upstream.js";
+import { isListMethod } from "../forward/results.js";
+import type { ListFilter, Upstream } from "../forward/upstream.js";
 import { type Metrics, methodLabel } from "../telemetry/metrics.js";
 import { allowedHostnames, hostGuard } from "./hostCheck.js";
 
@@ -39,8 +49,20 @@ export interface Route {
   toolScopes: Readonly<Record<string, readonly string[]>>;
 }
 
+/** Request-time authorization: the policy in force and what is known of each server's tools. */
+export interface Authorization {
+  /** The current compiled policy (hot-reloaded). */
+  policy(): CompiledPolicy;
+  tools: ToolFactsSource;
+  /** Sees the tool definitions of a tools/list result (tool pinning). */
+  observeTools(server: string, tools: readonly unknown[]): void;
+  /** True while a changed tool waits for an operator's acceptance (pinning.onChange: block). */
+  blocked(server: string, tool: string): boolean;
+}
+
 export interface AppDeps {
   config: Config;
+  authorization: Authorization;
   routes: Map<string, Route>;
   keyring: Keyring;
   audit: AuditWriter;
@@ -69,10 +91,21 @@ interface Decision {
   server: string;
   msg: ClassifiedMessage | null;
   started: number;
+  /** Set once policy decided: what the audit record and the client's error carry. */
+  policy?: { decisionId: string; ruleIds: string[]; version: string };
+}
+
+/** A short id the client is given with a refusal and the operator finds in the audit log. */
+function newDecisionId(): string {
+  return randomBytes(9).toString("base64url");
+}
+
+function headerValue(value: string | string[] | undefined): string | null {
+  return typeof value === "string" ? value : null;
 }
 
 export function buildApp(deps: AppDeps): FastifyInstance {
-  const { config, routes, keyring, audit, metrics, log } = deps;
+  const { config, routes, keyring, audit, metrics, log, authorization } = deps;
   const environment = config.environment;
   const anonymous = anonymousPrincipal(environment);
   const { oauth } = deps;
@@ -123,7 +156,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
 
   function auditDecision(
     d: Decision,
-    decision: "allow" | "deny",
+    decision: "allow" | "deny" | "review",
     reason: string,
     detail: Record<string, unknown> | null,
     credentialId?: string | null,
@@ -141,6 +174,9 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       reason,
       latencyUs: Math.round((performance.now() - d.started) * 1000),
       detail,
+      decisionId: d.policy?.decisionId ?? null,
+      ruleIds: d.policy?.ruleIds ?? null,
+      policyVersion: d.policy?.version ?? null,
     });
   }
 
@@ -249,6 +285,16 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       msg = classifyMessage(typeof req.body === "string" ? req.body : "");
       d.msg = msg;
       checkMirroredHeaders(req.headers, msg);
+      // JSON-RPC 2.0 §4.1: a server runs a request without an id (a notification) and does not
+      // reply. Only notifications/* may go without one; anything else would skip policy.
+      if (msg.kind === "notification" && !msg.method?.startsWith("notifications/")) {
+        throw new GatewayError(
+          400,
+          RpcCode.InvalidRequest,
+          "Invalid Request",
+          `${msg.method} sent without an id: only notifications/* may be sent as notifications`,
+        );
+      }
     } catch (err) {
       auditDecision(d, "deny", err instanceof GatewayError ? err.reason : "classification failed", null);
       refuse(d, res, err);
@@ -289,10 +335,56 @@ export function buildApp(deps: AppDeps): FastifyInstance {
         return;
       }
     }
-    const filter = restrictsTools(scopes, d.server)
-      ? { tool: (name: string) => allowsTool(scopes, d.server, name) }
-      : null;
-    auditDecision(d, "allow", "credential valid and in scope", null);
+    const ctx: RequestContext = {
+      environment,
+      sourceAddress: req.socket.remoteAddress ?? null,
+      protocolVersion: msg.metaProtocolVersion ?? headerValue(req.headers["mcp-protocol-version"]),
+      now: new Date(),
+    };
+    const policy = authorization.policy();
+    let reason = "credential valid and in scope";
+    if (msg.kind === "request" && msg.method !== null) {
+      const decisionId = newDecisionId();
+      if (msg.method === "tools/call" && authorization.blocked(d.server, msg.name as string)) {
+        d.policy = { decisionId, ruleIds: [], version: policy.version };
+        const why = `tool ${msg.name} changed since it was pinned; blocked until an operator accepts it`;
+        auditDecision(d, "deny", why, null);
+        refuse(d, res, policyRefusal("tool-changed", decisionId, why), msg.id);
+        return;
+      }
+      let decision: PolicyDecision;
+      try {
+        decision = authorizeRequest(policy, principal, d.server, msg, authorization.tools, ctx).decision;
+      } catch (err) {
+        // Fail closed: a fault in policy evaluation is a refusal (and a 500 the operator sees).
+        log.error({ err, server: d.server }, "policy evaluation failed: refusing");
+        d.policy = { decisionId, ruleIds: [], version: policy.version };
+        auditDecision(d, "deny", "policy evaluation failed", null);
+        refuse(d, res, err, msg.id);
+        return;
+      }
+      d.policy = { decisionId, ruleIds: decision.ruleIds, version: decision.policyVersion };
+      metrics.decisions.inc({ effect: decision.effect });
+      if (decision.effect !== "allow") {
+        auditDecision(d, decision.effect, decision.reason, null);
+        refuse(d, res, policyRefusal(decision.effect, decisionId, decision.reason), msg.id);
+        return;
+      }
+      reason = decision.reason;
+    }
+    const scoped = restrictsTools(scopes, d.server);
+    const filter: ListFilter | null =
+      msg.kind === "request" && isListMethod(msg.method)
+        ? {
+            visible: (list, name) =>
+              (list !== "tools/list" ||
+                ((!scoped || allowsTool(scopes, d.server, name)) &&
+                  !authorization.blocked(d.server, name))) &&
+              entryVisible(policy, principal, d.server, list, name, authorization.tools, ctx),
+            observeTools: (tools) => authorization.observeTools(d.server, tools),
+          }
+        : null;
+    auditDecision(d, "allow", reason, null);
     const controller = new AbortController();
     res.on("close", () => {
       if (!res.writableFinished) controller.abort();

@@ -6,6 +6,7 @@
 import type { Kysely, Transaction } from "kysely";
 import { migrateToLatest, type StoreDialect } from "./migrations/index.js";
 import { auditToRow, type Database, keyToRow, rowToAudit, rowToKey } from "./rows.js";
+import { acceptedRow, rowToToolPin, sightedRow, type ToolPinRow, type ToolPinsDatabase } from "./toolPins.js";
 import type {
   ApiKeyRecord,
   AuditRecord,
@@ -14,6 +15,11 @@ import type {
   NewApiKey,
   Store,
   StoredAuditRecord,
+  ToolAcceptOutcome,
+  ToolAcceptRequest,
+  ToolPinRecord,
+  ToolPinStatus,
+  ToolSighting,
 } from "./types.js";
 
 /** Rows per INSERT statement: keeps audit batches under both dialects' bind-parameter limits. */
@@ -208,4 +214,156 @@ export abstract class SqlStore implements Store {
       .onConflict((oc) => oc.column("key").doUpdateSet({ value: (eb) => eb.ref("excluded.value") }))
       .execute();
   }
+
+  /** The tool_pins table (migration 004) lives beside the core tables. */
+  private get pins(): Kysely<ToolPinsDatabase> {
+    return this.db as unknown as Kysely<ToolPinsDatabase>;
+  }
+
+  async listToolPins(opts: { server?: string; status?: ToolPinStatus } = {}): Promise<ToolPinRecord[]> {
+    let q = this.pins.selectFrom("tool_pins").selectAll().orderBy("server").orderBy("tool");
+    if (opts.server !== undefined) q = q.where("server", "=", opts.server);
+    if (opts.status !== undefined) q = q.where("status", "=", opts.status);
+    return (await q.execute()).map(rowToToolPin);
+  }
+
+  async getToolPin(server: string, tool: string): Promise<ToolPinRecord | undefined> {
+    const row = await this.pins
+      .selectFrom("tool_pins")
+      .selectAll()
+      .where("server", "=", server)
+      .where("tool", "=", tool)
+      .executeTakeFirst();
+    return row === undefined ? undefined : rowToToolPin(row);
+  }
+
+  async toolPinsRevision(): Promise<number> {
+    const row = await this.pins
+      .selectFrom("revisions")
+      .select("value")
+      .where("name", "=", "tool_pins")
+      .executeTakeFirstOrThrow(() => new Error("store schema is missing the 'tool_pins' revision row"));
+    return Number(row.value);
+  }
+
+  /**
+   * Every tool-pin write first bumps the `tool_pins` revision: that takes the writer lock
+   * (SQLite) or the row lock (PostgreSQL) before anything is read, so writers in several
+   * processes apply the pinning rule one after another to current rows.
+   */
+  private async lockToolPins(trx: Transaction<ToolPinsDatabase>): Promise<void> {
+    const res = await trx
+      .updateTable("revisions")
+      .set((eb) => ({ value: eb("value", "+", 1) }))
+      .where("name", "=", "tool_pins")
+      .executeTakeFirst();
+    if (res.numUpdatedRows === 0n) throw new Error("store schema is missing the 'tool_pins' revision row");
+  }
+
+  async recordToolSightings(sightings: ToolSighting[]): Promise<ToolPinRecord[]> {
+    if (sightings.length === 0) return [];
+    const result = new Map<string, ToolPinRow>();
+    await this.mutateKeys(async (t) => {
+      const trx = t as unknown as Transaction<ToolPinsDatabase>;
+      result.clear();
+      await this.lockToolPins(trx);
+      const servers = [...new Set(sightings.map((s) => s.server))];
+      const rows = new Map<string, ToolPinRow>();
+      const existing = await trx.selectFrom("tool_pins").selectAll().where("server", "in", servers).execute();
+      for (const row of existing) rows.set(pinKey(row.server, row.tool), row);
+      const inserts = new Map<string, ToolPinRow>();
+      const updates = new Map<string, ToolPinRow>();
+      for (const s of sightings) {
+        const key = pinKey(s.server, s.tool);
+        const row = rows.get(key);
+        const next = sightedRow(row, s);
+        if (next !== null) {
+          rows.set(key, next);
+          if (inserts.has(key) || row === undefined) inserts.set(key, next);
+          else updates.set(key, next);
+        }
+        result.set(key, next ?? (row as ToolPinRow));
+      }
+      const fresh = [...inserts.values()];
+      for (let i = 0; i < fresh.length; i += PIN_CHUNK) {
+        await trx
+          .insertInto("tool_pins")
+          .values(fresh.slice(i, i + PIN_CHUNK))
+          .execute();
+      }
+      for (const row of updates.values()) await updateToolPin(trx, row);
+      // New pins are no news to other processes (each pins what it sees); changes are.
+      return updates.size > 0;
+    });
+    return [...result.values()].map(rowToToolPin);
+  }
+
+  async acceptToolPins(
+    requests: ToolAcceptRequest[],
+    opts: { at: Date; by: string | null },
+  ): Promise<ToolAcceptOutcome[]> {
+    const outcomes: ToolAcceptOutcome[] = [];
+    if (requests.length === 0) return outcomes;
+    await this.mutateKeys(async (t) => {
+      const trx = t as unknown as Transaction<ToolPinsDatabase>;
+      outcomes.length = 0;
+      await this.lockToolPins(trx);
+      let accepted = false;
+      for (const req of requests) {
+        const row = await trx
+          .selectFrom("tool_pins")
+          .selectAll()
+          .where("server", "=", req.server)
+          .where("tool", "=", req.tool)
+          .executeTakeFirst();
+        const base = { server: req.server, tool: req.tool };
+        if (row === undefined) {
+          outcomes.push({ ...base, outcome: "unknown", previousHash: null, record: null });
+        } else if (req.expectedHash !== undefined && req.expectedHash !== row.current_hash) {
+          outcomes.push({
+            ...base,
+            outcome: "hash_mismatch",
+            previousHash: row.pinned_hash,
+            record: rowToToolPin(row),
+          });
+        } else if (row.status === "pinned") {
+          outcomes.push({
+            ...base,
+            outcome: "already_pinned",
+            previousHash: row.pinned_hash,
+            record: rowToToolPin(row),
+          });
+        } else {
+          const next = acceptedRow(row, opts.at, opts.by);
+          await updateToolPin(trx, next);
+          accepted = true;
+          outcomes.push({
+            ...base,
+            outcome: "accepted",
+            previousHash: row.pinned_hash,
+            record: rowToToolPin(next),
+          });
+        }
+      }
+      return accepted;
+    });
+    return outcomes;
+  }
+}
+
+/** Tool pins per INSERT statement (11 columns): under both dialects' bind-parameter limits. */
+const PIN_CHUNK = 500;
+
+function pinKey(server: string, tool: string): string {
+  return JSON.stringify([server, tool]);
+}
+
+async function updateToolPin(trx: Transaction<ToolPinsDatabase>, row: ToolPinRow): Promise<void> {
+  const { server, tool, ...rest } = row;
+  await trx
+    .updateTable("tool_pins")
+    .set(rest)
+    .where("server", "=", server)
+    .where("tool", "=", tool)
+    .execute();
 }

@@ -100,6 +100,28 @@ export interface Store {
   getSetting(key: string): Promise<string | undefined>;
   setSetting(key: string, value: string): Promise<void>;
 
+  /** Tool pins (migration 004), ordered by server then tool. */
+  listToolPins(opts?: { server?: string; status?: ToolPinStatus }): Promise<ToolPinRecord[]>;
+  getToolPin(server: string, tool: string): Promise<ToolPinRecord | undefined>;
+  /** Bumped by every tool-pin write: a cache whose revision has not moved need not reload. */
+  toolPinsRevision(): Promise<number>;
+  /**
+   * Applies tool sightings in order, in one transaction: an unknown tool is pinned to the
+   * sighted definition; a definition different from the one last recorded becomes the
+   * current one and marks the tool `changed` (the pin is kept until accepted). Any update
+   * of an existing pin is announced on the change feed (watchKeys) in the same transaction.
+   * Returns the resulting record of every sighted tool.
+   */
+  recordToolSightings(sightings: ToolSighting[]): Promise<ToolPinRecord[]>;
+  /**
+   * Makes each changed tool's current definition its pin, in one transaction, announced on
+   * the change feed when anything was accepted. One outcome per request, in order.
+   */
+  acceptToolPins(
+    requests: ToolAcceptRequest[],
+    opts: { at: Date; by: string | null },
+  ): Promise<ToolAcceptOutcome[]>;
+
   /**
    * Registers a callback fired when another process changed keys (revocation fan-out).
    * SQLite: a cheap synchronous check the caller runs before trusting its cache
@@ -115,4 +137,58 @@ export interface KeyWatch {
   /** False when changes can no longer be observed; callers must refuse credentials. */
   healthy(): boolean;
   close(): Promise<void>;
+}
+
+/** `pinned`: the server serves the accepted definition; `changed`: it serves another one. */
+export type ToolPinStatus = "pinned" | "changed";
+
+/** The hashed part of an MCP tool definition: name, title, description, schemas, annotations. */
+export type ToolDefinition = Readonly<Record<string, unknown>>;
+
+/** One tool of one server, as pinned (migration 004, table `tool_pins`). */
+export interface ToolPinRecord {
+  server: string;
+  tool: string;
+  status: ToolPinStatus;
+  firstSeenAt: Date;
+  /** SHA-256 (hex) of the accepted definition's canonical JSON. */
+  pinnedHash: string;
+  pinnedDefinition: ToolDefinition;
+  /** The definition the server served last; the pinned one unless the status is `changed`. */
+  currentHash: string;
+  currentDefinition: ToolDefinition;
+  /** Last time the server served a definition that differed from the one recorded before. */
+  changedAt: Date | null;
+  /** Last acceptance by an operator; null while the pin is the first sighting. */
+  acceptedAt: Date | null;
+  acceptedBy: string | null;
+}
+
+/** A server listed a tool with this definition. */
+export interface ToolSighting {
+  server: string;
+  tool: string;
+  /** SHA-256 (hex) of `definition`. */
+  hash: string;
+  /** Canonical JSON (sorted keys) of the definition. */
+  definition: string;
+  at: Date;
+}
+
+export interface ToolAcceptRequest {
+  server: string;
+  tool: string;
+  /** Accept only if the current definition still has this hash (what the operator reviewed). */
+  expectedHash?: string | undefined;
+}
+
+export interface ToolAcceptOutcome {
+  server: string;
+  tool: string;
+  /** `hash_mismatch`: the server changed the tool again after the operator's review. */
+  outcome: "accepted" | "already_pinned" | "unknown" | "hash_mismatch";
+  /** The pin before this call (null when the tool is unknown). */
+  previousHash: string | null;
+  /** The record after this call (null when the tool is unknown). */
+  record: ToolPinRecord | null;
 }

@@ -7,6 +7,11 @@ export interface Metrics {
   duration: Histogram<"server" | "method">;
   auditPending: Gauge;
   upstreamProcesses: Gauge<"server">;
+  /** Policy reloads refused because a file did not compile (the previous policy stays). */
+  policyReloadErrors: Counter;
+  /** 1 while the files on disk compile, 0 while the gateway runs an older valid policy. */
+  policyValid: Gauge;
+  decisions: Counter<"effect">;
 }
 
 const KNOWN_METHODS = new Set([
@@ -63,6 +68,22 @@ export function createMetrics(): Metrics {
       name: "portcullis_upstream_processes",
       help: "Running stdio upstream child processes",
       labelNames: ["server"],
+      registers: [registry],
+    }),
+    policyReloadErrors: new Counter({
+      name: "portcullis_policy_reload_errors_total",
+      help: "Policy changes refused because a file did not compile; the last valid policy stays in force",
+      registers: [registry],
+    }),
+    policyValid: new Gauge({
+      name: "portcullis_policy_files_valid",
+      help: "1 when the policy files on disk compile, 0 when the gateway still runs an older valid policy",
+      registers: [registry],
+    }),
+    decisions: new Counter({
+      name: "portcullis_policy_decisions_total",
+      help: "Policy decisions by effect",
+      labelNames: ["effect"],
       registers: [registry],
     }),
   };

@@ -131,6 +131,10 @@ describe("built-in OAuth on the embedded default", () => {
     const transport = new StreamableHTTPClientTransport(url, { authProvider: provider });
     await client.connect(transport);
     try {
+      // As MCP clients do, list first: the gateway learns each tool's risk tier from the list
+      // (a tool it has never seen counts as destructive under the default policy pack).
+      const { tools } = await client.listTools();
+      assert.ok(tools.some((t) => t.name === "echo"));
       const result = await client.callTool({ name: "echo", arguments: { text: "signed in" } });
       assert.match(JSON.stringify(result), /signed in/);
     } finally {

@@ -60,10 +60,18 @@ describe("quick start: `portcullis start` on the embedded default", () => {
       const call = modern(1, "tools/list", {}, key);
       const res = await rpc(`${first.url}/mcp/demo`, call.body, call.headers);
       assert.equal(res.status, 200);
-      const tools = (res.json.result as { tools: { name: string; annotations: Record<string, boolean> }[] })
-        .tools;
-      assert.ok(tools.some((t) => t.annotations.destructiveHint === true));
-      assert.ok(tools.some((t) => t.annotations.openWorldHint === true));
+      const result = res.json.result as { tools: { name: string; annotations: Record<string, boolean> }[] };
+      // The default policy pack is on: an API key sees (and may call) only read-tier tools.
+      assert.ok(result.tools.length > 0);
+      assert.ok(
+        result.tools.every((t) => t.annotations.readOnlyHint === true),
+        JSON.stringify(result.tools),
+      );
+      assert.equal((result as { cacheScope?: string }).cacheScope, "private");
+      const write = modern(3, "tools/call", { name: "add_note", arguments: { title: "t", body: "b" } }, key);
+      const refusedWrite = await rpc(`${first.url}/mcp/demo`, write.body, write.headers);
+      assert.equal(refusedWrite.status, 403);
+      assert.equal((refusedWrite.json.error as { code: number }).code, -32040);
       const anon = modern(2, "tools/list");
       const refused = await rpc(`${first.url}/mcp/demo`, anon.body, anon.headers);
       assert.equal(refused.status, 401);

@@ -3,7 +3,7 @@
  * shipped as ordinary files so an operator can read, copy and edit them.
  */
 import { existsSync, readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 function packageRoot(): string {
@@ -22,3 +22,16 @@ function packageRoot(): string {
 }
 
 export const DEFAULT_POLICY_PACK = join(packageRoot(), "policies", "default");
+
+/**
+ * The policy files a configuration names (`policy.paths`, relative to the config file's
+ * directory), or the default pack when it names none.
+ */
+export function configuredPolicyPaths(
+  paths: readonly string[] | undefined,
+  configFile: string | null,
+): string[] {
+  if (paths === undefined) return [DEFAULT_POLICY_PACK];
+  const base = configFile === null ? process.cwd() : dirname(resolve(configFile));
+  return paths.map((p) => resolve(base, p));
+}

@@ -8,6 +8,7 @@ import { type Kysely, type Migration, type MigrationProvider, Migrator } from "k
 import { initial } from "./001_initial.js";
 import { oauth } from "./002_oauth.js";
 import { machineClients } from "./003_machine_clients.js";
+import { toolPins } from "./004_tool_pins.js";
 import { auditDecisions } from "./005_audit_decisions.js";
 
 export type StoreDialect = "sqlite" | "postgres";
@@ -17,6 +18,7 @@ export function migrations(dialect: StoreDialect): Record<string, Migration> {
     "001_initial": initial(dialect),
     "002_oauth": oauth(dialect),
     "003_machine_clients": machineClients(dialect),
+    "004_tool_pins": toolPins(dialect),
     "005_audit_decisions": auditDecisions(dialect),
   };
 }
