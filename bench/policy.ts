@@ -136,7 +136,7 @@ export function measureListFilter(samples = 500): ListFilterCost {
   const filter = () =>
     tools.filter(
       (t) =>
-        policy.decide({
+        policy.effect({
           ...caller,
           action: { method: "tools/call" },
           resource: {
@@ -147,7 +147,7 @@ export function measureListFilter(samples = 500): ListFilterCost {
             openWorld: t.openWorld,
             annotations: {},
           },
-        }).effect !== "deny",
+        }) !== "deny",
     ).length;
   let sink = 0;
   for (let i = 0; i < 50; i++) sink += filter();

@@ -100,8 +100,9 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
   let policy: PolicyWatcher;
   try {
     policy = new PolicyWatcher(configuredPolicyPaths(config.policy.paths, loaded.source), {
+      // A file reverted to the policy in force compiles again without a new version.
+      onValid: () => metrics.policyValid.set(1),
       onReload: (next) => {
-        metrics.policyValid.set(1);
         log.info(
           { event: "policy.reloaded", version: next.version, rules: next.ruleCount },
           "policy reloaded",
@@ -144,6 +145,7 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
         decision: c.blocked ? "deny" : "allow",
         reason: `tool definition changed since it was pinned (${c.fields.join(", ")}): ${action}`,
         latencyUs: 0,
+        policyVersion: policy.current().version,
         detail: {
           event: "tool.changed",
           fields: c.fields,

@@ -140,5 +140,5 @@ export function entryVisible(
   const entry = LIST_ENTRY_METHOD[listMethod];
   if (entry === undefined) return true;
   const resource = resourceFacts(server, entry.method, name, tools);
-  return policy.decide(policyInput(principal, entry.method, resource, EMPTY, ctx)).effect !== "deny";
+  return policy.effect(policyInput(principal, entry.method, resource, EMPTY, ctx)) !== "deny";
 }

@@ -176,7 +176,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       detail,
       decisionId: d.policy?.decisionId ?? null,
       ruleIds: d.policy?.ruleIds ?? null,
-      policyVersion: d.policy?.version ?? null,
+      // Every record names the policy in force, also for refusals decided before policy ran.
+      policyVersion: d.policy?.version ?? authorization.policy().version,
     });
   }
 

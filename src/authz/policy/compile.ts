@@ -173,6 +173,20 @@ class Policy implements CompiledPolicy {
     return c;
   }
 
+  /** Only the effect: stops at the first matching rule of each stage (list filtering). */
+  effect(input: PolicyInput): Effect {
+    const ev = new Evaluation(input);
+    const c = this.candidates(input, ev);
+    for (const r of c.deny) {
+      if (!restHolds(r, ev)) continue;
+      const w = r.when?.evaluate(ev.bindings());
+      if (!(w?.ok && !w.value)) return "deny";
+    }
+    for (const r of c.review) if (ruleMatches(r, ev)) return "review";
+    for (const r of c.allow) if (ruleMatches(r, ev)) return "allow";
+    return "deny";
+  }
+
   decide(input: PolicyInput): PolicyDecision {
     const ev = new Evaluation(input);
     const c = this.candidates(input, ev);

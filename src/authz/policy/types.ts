@@ -90,6 +90,8 @@ export interface CompiledPolicy {
   /** Files it was compiled from. */
   readonly sources: readonly string[];
   decide(input: PolicyInput): PolicyDecision;
+  /** The effect `decide` would return, without collecting rule ids (cheaper: list filtering). */
+  effect(input: PolicyInput): Effect;
   explain(input: PolicyInput): { decision: PolicyDecision; trace: RuleTrace[] };
 }
 

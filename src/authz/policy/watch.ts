@@ -19,6 +19,8 @@ export interface PolicyWatcherOptions {
   onReload?: (policy: CompiledPolicy) => void;
   /** A change did not compile (or a watch failed); the previous policy is still current. */
   onError?: (err: PolicyError) => void;
+  /** The files on disk compile again (after an error), whether or not the version changed. */
+  onValid?: () => void;
 }
 
 export class PolicyWatcher {
@@ -74,6 +76,7 @@ export class PolicyWatcher {
       this.report(err instanceof PolicyError ? err : new PolicyError(this.paths.join(","), 1, String(err)));
       return false;
     }
+    this.options.onValid?.();
     if (next.version === this.policy.version) return true;
     this.policy = next;
     this.options.onReload?.(next);
