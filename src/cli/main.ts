@@ -19,6 +19,7 @@ import { welcomeBanner } from "./banner.js";
 import { registerClientCommands } from "./clients.js";
 import { registerPolicyCommands } from "./policy.js";
 import { registerSigningKeyCommands } from "./signingKeys.js";
+import { table } from "./table.js";
 import { registerToolCommands } from "./tools.js";
 import { generatePassword, registerUserCommands } from "./users.js";
 
@@ -77,20 +78,6 @@ async function withStore<T>(
 
 function print(json: boolean | undefined, value: unknown, human: () => string): void {
   process.stdout.write(json ? `${JSON.stringify(value)}\n` : `${human()}\n`);
-}
-
-function table(rows: Record<string, unknown>[], cols: string[]): string {
-  if (rows.length === 0) return "(no keys)";
-  const cells = rows.map((r) =>
-    cols.map((c) => (Array.isArray(r[c]) ? (r[c] as unknown[]).join(",") : String(r[c] ?? "-"))),
-  );
-  const widths = cols.map((c, i) => Math.max(c.length, ...cells.map((row) => (row[i] as string).length)));
-  const line = (vals: string[]) =>
-    vals
-      .map((v, i) => v.padEnd(widths[i] as number))
-      .join("  ")
-      .trimEnd();
-  return [line(cols), ...cells.map(line)].join("\n");
 }
 
 function humanKey(k: Record<string, unknown>): string {
@@ -193,16 +180,11 @@ export function buildCli(): Command {
       await withStore(opts, async (store) => {
         const list = (await store.listKeys({ includeRevoked: Boolean(opts.all) })).map((k) => describeKey(k));
         print(opts.json, list, () =>
-          table(list, [
-            "id",
-            "name",
-            "environment",
-            "status",
-            "scopes",
-            "expiresAt",
-            "lastUsedAt",
-            "useCount",
-          ]),
+          table(
+            list,
+            ["id", "name", "environment", "status", "scopes", "expiresAt", "lastUsedAt", "useCount"],
+            "(no keys)",
+          ),
         );
       });
     });

@@ -19,7 +19,7 @@
 import { readFileSync } from "node:fs";
 import { isAbsolute, relative, resolve } from "node:path";
 import { type Command, Option } from "commander";
-import { isMap, isScalar, isSeq, LineCounter, type Node, type ParsedNode, parseDocument } from "yaml";
+import { LineCounter, type Node, parseDocument } from "yaml";
 import { z } from "zod";
 import { resourceFacts } from "../authz/authorize.js";
 import { loadPolicyFiles } from "../authz/policy/compile.js";
@@ -36,6 +36,7 @@ import {
 import { riskTierOf, type TierPin } from "../authz/riskTier.js";
 import { ConfigError, type LoadedConfig, loadConfig } from "../config/load.js";
 import type { Config } from "../config/schema.js";
+import { lineOf, nodeAt } from "../config/yamlLocation.js";
 import type { Store, StoredAuditRecord } from "../store/types.js";
 
 export interface PolicyCliDeps {
@@ -310,32 +311,6 @@ async function reportingPolicyErrors(json: boolean | undefined, fn: () => Promis
 
 // ---------------------------------------------------------------------------------------
 // Cases files: YAML with line numbers, zod errors located at file:line.
-
-function lineOf(node: Node | null | undefined, lc: LineCounter): number {
-  const start = (node as ParsedNode | null | undefined)?.range?.[0];
-  return start === undefined ? 1 : lc.linePos(start).line;
-}
-
-/** The deepest node along `path` (the key node itself for a trailing unknown key). */
-function nodeAt(root: Node | null, path: readonly PropertyKey[], key?: string): Node | null {
-  let node: Node | null = root;
-  for (const seg of path) {
-    if (isMap(node)) {
-      const pair = node.items.find((p) => isScalar(p.key) && p.key.value === seg);
-      if (!pair) return node;
-      node = (pair.value as Node | null) ?? (pair.key as Node);
-    } else if (isSeq(node) && typeof seg === "number") {
-      const item = node.items[seg] as Node | undefined;
-      if (!item) return node;
-      node = item;
-    } else return node;
-  }
-  if (key !== undefined && isMap(node)) {
-    const pair = node.items.find((p) => isScalar(p.key) && p.key.value === key);
-    if (pair) return pair.key as Node;
-  }
-  return node;
-}
 
 function caseLabel(index: number, name: string | undefined): string {
   return name === undefined ? `case #${index + 1}` : `case #${index + 1} "${name}"`;

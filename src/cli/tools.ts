@@ -13,6 +13,7 @@ import { canonicalJson, definitionChanges, PINNED_FIELDS, recordRisk } from "../
 import { ConfigError } from "../config/load.js";
 import type { Config } from "../config/schema.js";
 import type { Store, ToolAcceptOutcome, ToolDefinition, ToolPinRecord } from "../store/types.js";
+import { table } from "./table.js";
 
 export interface ToolsCliDeps {
   withStoreOptions(cmd: Command): Command;
@@ -53,17 +54,6 @@ function describe(r: ToolPinRecord, config: Config): Record<string, unknown> {
     acceptedAt: iso(r.acceptedAt),
     acceptedBy: r.acceptedBy,
   };
-}
-
-function table(rows: Record<string, unknown>[], cols: string[]): string {
-  const cells = rows.map((r) => cols.map((c) => String(r[c] ?? "-")));
-  const widths = cols.map((c, i) => Math.max(c.length, ...cells.map((row) => (row[i] as string).length)));
-  const line = (vals: string[]) =>
-    vals
-      .map((v, i) => v.padEnd(widths[i] as number))
-      .join("  ")
-      .trimEnd();
-  return [line(cols), ...cells.map(line)].join("\n");
 }
 
 /** Longest common subsequence table walk: the edit script turning `a` into `b`. */

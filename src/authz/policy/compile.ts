@@ -28,7 +28,8 @@
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { isMap, isScalar, isSeq, LineCounter, type Node, type ParsedNode, parseDocument, Scalar } from "yaml";
+import { LineCounter, type Node, parseDocument, Scalar } from "yaml";
+import { lineOf, nodeAt } from "../../config/yamlLocation.js";
 import { type CompiledCondition, ConditionBindings, ConditionError, compileCondition } from "./condition.js";
 import { compileNamePatterns, type NameTest } from "./glob.js";
 import { normaliseName } from "./normalise.js";
@@ -376,33 +377,6 @@ function compileMatch(match: RuleMatch, effect: Effect): FieldCheck[] {
 
 /** Order used by decide(): Set lookups before name normalisation and regular expressions. */
 const COST: Partial<Record<keyof RuleMatch, number>> = { groups: 1, tools: 2 };
-
-/** Where a YAML node starts, 1-based. */
-function lineOf(node: Node | null | undefined, lc: LineCounter): number {
-  const start = (node as ParsedNode | null | undefined)?.range?.[0];
-  return start === undefined ? 1 : lc.linePos(start).line;
-}
-
-/** The deepest node along `path`, and for an unknown key the key node itself. */
-function nodeAt(root: Node | null, path: readonly PropertyKey[], key?: string): Node | null {
-  let node: Node | null = root;
-  for (const seg of path) {
-    if (isMap(node)) {
-      const pair = node.items.find((p) => isScalar(p.key) && p.key.value === seg);
-      if (!pair) return node;
-      node = (pair.value as Node | null) ?? (pair.key as Node);
-    } else if (isSeq(node) && typeof seg === "number") {
-      const item = node.items[seg] as Node | undefined;
-      if (!item) return node;
-      node = item;
-    } else return node;
-  }
-  if (key !== undefined && isMap(node)) {
-    const pair = node.items.find((p) => isScalar(p.key) && p.key.value === key);
-    if (pair) return pair.key as Node;
-  }
-  return node;
-}
 
 function pathText(path: readonly PropertyKey[]): string {
   let s = "";
