@@ -371,7 +371,8 @@ async function main(): Promise<void> {
       concurrency: CONCURRENCY,
       rows: rows.map((r) => ({ ...r, p50Ms: round(r.p50Ms), p99Ms: round(r.p99Ms), rps: Math.round(r.rps) })),
       authn,
-      firstConnection,
+      // The access token was only a means to the OAuth rows: never written out.
+      firstConnection: { ...firstConnection, accessToken: undefined },
       policy,
       summary,
       targetsMet,
