@@ -103,7 +103,7 @@ export function policyRefusal(
     kind === "deny"
       ? [RpcCode.PolicyDenied, "Forbidden by policy"]
       : kind === "review"
-        ? [RpcCode.ReviewRequired, "This call needs human review, which is not available on this gateway yet"]
+        ? [RpcCode.ReviewRequired, "This call needs human review, which this method cannot wait for"]
         : [RpcCode.ToolChanged, "This tool changed since it was approved; an operator must review it"];
   return new GatewayError(403, code, `${message} (decision ${decisionId})`, reason, { decisionId });
 }

@@ -25,6 +25,8 @@ import {
   createAuthorizationServer,
   type LoginOptions,
 } from "./oauth/authorizationServer.js";
+import { ReviewGate } from "./review/gate.js";
+import { registerReviewLinkRoutes } from "./review/linkPages.js";
 import { openStore } from "./store/open.js";
 import type { Store } from "./store/types.js";
 import { createMetrics } from "./telemetry/metrics.js";
@@ -73,6 +75,9 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
   const { config, storeSpec } = loaded;
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const secret = serverSecret(config, { create: true });
+  const reviewWebhookSecret = config.review.webhook
+    ? readSecret(config.review.webhook.secret, "review.webhook.secret")
+    : null;
   const sessions = new SessionBindings();
   const routes = new Map<string, Route>();
   // Resolve every secret before anything starts, so a missing one fails startup.
@@ -169,6 +174,17 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
     blocked: (server, tool) => catalogue.blocked(server, tool),
   };
   let closing = false;
+  const review = new ReviewGate({
+    store,
+    config: config.review,
+    environment: config.environment,
+    secret,
+    log,
+    record: (entry) => audit.record(entry),
+    baseUrl: () => baseUrl,
+    webhookSecret: reviewWebhookSecret,
+  });
+  review.start();
   const oauth: OAuthRuntime = { verifier: null, authorizationServers: [], server: null };
   if (config.oauth?.mode === "external") {
     const { introspection } = config.oauth;
@@ -191,7 +207,9 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
     oauth,
     baseUrl: () => baseUrl,
     ready: () => !closing,
+    review,
   });
+  registerReviewLinkRoutes(app, review);
   const usageTimer = setInterval(() => {
     keyring.flushUsage().catch((err: unknown) => log.warn({ err }, "could not record key usage"));
   }, 1000);
@@ -248,6 +266,7 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
       closing = true;
       clearInterval(usageTimer);
       await app.close();
+      await review.close();
       await Promise.all([...routes.values()].map((r) => r.upstream.close()));
       await authorizationServer?.close();
       sessions.close();

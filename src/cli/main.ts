@@ -15,6 +15,7 @@ import { openStore } from "../store/open.js";
 import type { Store } from "../store/types.js";
 import { createLogger } from "../telemetry/log.js";
 import { VERSION } from "../version.js";
+import { registerApprovalCommands } from "./approvals.js";
 import { welcomeBanner } from "./banner.js";
 import { registerClientCommands } from "./clients.js";
 import { registerPolicyCommands } from "./policy.js";
@@ -250,6 +251,7 @@ export function buildCli(): Command {
   registerClientCommands(program, { withStoreOptions, withStore, print });
   registerToolCommands(program, { withStoreOptions, withStore, print });
   registerPolicyCommands(program, { withStoreOptions, withStore, print });
+  registerApprovalCommands(program, { withStoreOptions, withStore, print });
 
   const oauth = program.command("oauth").description("the built-in OAuth authorization server");
   registerSigningKeyCommands(oauth, {

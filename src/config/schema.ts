@@ -269,6 +269,33 @@ export const Config = z.strictObject({
       onChange: z.enum(["flag", "block"]).default("flag"),
     })
     .prefault({}),
+  /**
+   * Runtime review of calls policy decides `review` for (docs/review.md). A rule's own
+   * `review.timeoutSeconds` wins over `defaultTimeoutSeconds`. `webhook`: where new approvals
+   * are announced (JSON, signed with the secret), with signed approve/deny links valid for
+   * `linkLifetimeSeconds` (never past the approval's deadline).
+   */
+  review: z
+    .strictObject({
+      defaultTimeoutSeconds: z.number().int().min(1).max(86_400).default(300),
+      /** How long a 2026-07-28 client's retry waits for a decision before hearing "still pending". */
+      retryHoldSeconds: z.number().int().min(0).max(60).default(20),
+      /** Progress notifications (2025-x clients holding the call open) every this many seconds. */
+      progressIntervalSeconds: z.number().int().min(1).max(60).default(5),
+      linkLifetimeSeconds: z
+        .number()
+        .int()
+        .min(60)
+        .max(7 * 86_400)
+        .default(3600),
+      webhook: z
+        .strictObject({
+          url: z.url({ protocol: /^https?$/ }),
+          secret: SecretRef,
+        })
+        .optional(),
+    })
+    .prefault({}),
   /** OAuth for MCP clients: the built-in authorization server or an external one. Absent: API keys only. */
   oauth: z.discriminatedUnion("mode", [BuiltinOAuth, ExternalOAuth]).optional(),
   servers: z.record(ServerName, UpstreamServer).default({}),

@@ -38,6 +38,7 @@ import {
 } from "../errors.js";
 import { isListMethod } from "../forward/results.js";
 import type { ListFilter, Upstream } from "../forward/upstream.js";
+import type { ReviewGate } from "../review/gate.js";
 import { type Metrics, methodLabel } from "../telemetry/metrics.js";
 import { allowedHostnames, hostGuard } from "./hostCheck.js";
 
@@ -73,6 +74,8 @@ export interface AppDeps {
   /** The public base URL (known once listening when the port is picked by the OS). */
   baseUrl(): string;
   ready(): boolean;
+  /** Runtime review (src/review/): holds calls policy decides `review` for; null refuses them. */
+  review?: ReviewGate | null;
 }
 
 /** Methods that stay within a tool-scoped key's reach (lists are filtered for it). */
@@ -344,6 +347,9 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     };
     const policy = authorization.policy();
     let reason = "credential valid and in scope";
+    /** Where the reply goes: the client's response, or the stream of a call held for review. */
+    let out: ServerResponse = res;
+    let reviewed = false;
     if (msg.kind === "request" && msg.method !== null) {
       const decisionId = newDecisionId();
       if (msg.method === "tools/call" && authorization.blocked(d.server, msg.name as string)) {
@@ -366,7 +372,33 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       }
       d.policy = { decisionId, ruleIds: decision.ruleIds, version: decision.policyVersion };
       metrics.decisions.inc({ effect: decision.effect });
-      if (decision.effect !== "allow") {
+      const review = deps.review ?? null;
+      if (decision.effect === "review" && review !== null && review.handles(msg)) {
+        let held: Awaited<ReturnType<ReviewGate["handle"]>>;
+        try {
+          held = await review.handle({
+            principal,
+            server: d.server,
+            msg,
+            decision,
+            decisionId,
+            protocolVersion: ctx.protocolVersion,
+            accept: headerValue(req.headers.accept) ?? "",
+            res,
+            audit: (effect, why, detail) => auditDecision(d, effect, why, detail),
+          });
+        } catch (err) {
+          log.error({ err, server: d.server }, "review failed: refusing");
+          refuse(d, res, err, msg.id);
+          return;
+        }
+        if (held.kind === "replied") return finish(d, held.label);
+        if (held.kind === "refuse") return refuse(d, res, held.error, msg.id);
+        msg = held.msg;
+        out = held.res;
+        reason = held.reason;
+        reviewed = true;
+      } else if (decision.effect !== "allow") {
         auditDecision(d, decision.effect, decision.reason, null);
         refuse(d, res, policyRefusal(decision.effect, decisionId, decision.reason), msg.id);
         return;
@@ -385,7 +417,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
             observeTools: (tools) => authorization.observeTools(d.server, tools),
           }
         : null;
-    auditDecision(d, "allow", reason, null);
+    // A reviewed call's forwarding was audited when its approval was consumed.
+    if (!reviewed) auditDecision(d, "allow", reason, null);
     const controller = new AbortController();
     res.on("close", () => {
       if (!res.writableFinished) controller.abort();
@@ -395,14 +428,14 @@ export function buildApp(deps: AppDeps): FastifyInstance {
         principal,
         msg,
         headers: req.headers,
-        res,
+        res: out,
         filter,
         signal: controller.signal,
       });
-      finish(d, res.statusCode < 400 ? "allowed" : String(res.statusCode));
+      finish(d, out.statusCode < 400 ? "allowed" : String(out.statusCode));
     } catch (err) {
       if (err instanceof GatewayError) log.warn({ server: d.server, reason: err.reason }, err.message);
-      refuse(d, res, err, msg.id);
+      refuse(d, out, err, msg.id);
     }
   }
 

@@ -4,15 +4,21 @@
  * other processes, and watch for theirs (see ./sqlite.ts and ./postgres.ts).
  */
 import type { Kysely, Transaction } from "kysely";
+import { type ApprovalsDatabase, approvalToRow, rowToApproval } from "./approvals.js";
 import { migrateToLatest, type StoreDialect } from "./migrations/index.js";
 import { auditToRow, type Database, keyToRow, rowToAudit, rowToKey } from "./rows.js";
 import { acceptedRow, rowToToolPin, sightedRow, type ToolPinRow, type ToolPinsDatabase } from "./toolPins.js";
 import type {
   ApiKeyRecord,
+  ApprovalDecision,
+  ApprovalDecisionOutcome,
+  ApprovalRecord,
+  ApprovalStatus,
   AuditRecord,
   KeyUsage,
   KeyWatch,
   NewApiKey,
+  NewApproval,
   Store,
   StoredAuditRecord,
   ToolAcceptOutcome,
@@ -348,6 +354,95 @@ export abstract class SqlStore implements Store {
       return accepted;
     });
     return outcomes;
+  }
+
+  /** The approvals table (migration 007). */
+  private get approvalsDb(): Kysely<ApprovalsDatabase> {
+    return this.db as unknown as Kysely<ApprovalsDatabase>;
+  }
+
+  async insertApproval(approval: NewApproval): Promise<void> {
+    await this.approvalsDb.insertInto("approvals").values(approvalToRow(approval)).execute();
+  }
+
+  async getApproval(id: string): Promise<ApprovalRecord | undefined> {
+    const row = await this.approvalsDb
+      .selectFrom("approvals")
+      .selectAll()
+      .where("id", "=", id)
+      .executeTakeFirst();
+    return row === undefined ? undefined : rowToApproval(row);
+  }
+
+  async listApprovals(opts: { status?: ApprovalStatus; limit?: number } = {}): Promise<ApprovalRecord[]> {
+    const limit = opts.limit ?? DEFAULT_AUDIT_LIMIT;
+    if (!Number.isSafeInteger(limit) || limit < 0) {
+      throw new RangeError(`listApprovals: limit must be a non-negative integer, got ${limit}`);
+    }
+    let q = this.approvalsDb
+      .selectFrom("approvals")
+      .selectAll()
+      .orderBy("created_at", "desc")
+      .orderBy("id")
+      .limit(limit);
+    if (opts.status !== undefined) q = q.where("status", "=", opts.status);
+    return (await q.execute()).map(rowToApproval);
+  }
+
+  /**
+   * Every approval state change is a conditional UPDATE (so two deciders, or two consumers,
+   * cannot both win) inside mutateCredentials: running gateways waiting on the approval hear
+   * of it through the change feed (SQLite data_version, PostgreSQL NOTIFY).
+   */
+  async decideApproval(id: string, d: ApprovalDecision): Promise<ApprovalDecisionOutcome> {
+    const at = d.at.getTime();
+    const changed = await this.mutateCredentials<ApprovalsDatabase>(async (trx) => {
+      const res = await trx
+        .updateTable("approvals")
+        .set({
+          status: d.decision,
+          decided_at: at,
+          decided_by: d.by,
+          decided_via: d.via,
+          reason: d.reason,
+          ...(d.decision === "approved" && d.expiresAt !== undefined
+            ? { expires_at: d.expiresAt.getTime() }
+            : {}),
+        })
+        .where("id", "=", id)
+        .where("status", "=", "pending")
+        .where("expires_at", ">", at)
+        .executeTakeFirst();
+      return res.numUpdatedRows > 0n;
+    });
+    const record = (await this.getApproval(id)) ?? null;
+    return { outcome: changed ? "decided" : record === null ? "unknown" : "not_pending", record };
+  }
+
+  consumeApproval(id: string, at: Date): Promise<boolean> {
+    return this.mutateCredentials<ApprovalsDatabase>(async (trx) => {
+      const res = await trx
+        .updateTable("approvals")
+        .set({ status: "consumed", consumed_at: at.getTime() })
+        .where("id", "=", id)
+        .where("status", "=", "approved")
+        .where("expires_at", ">", at.getTime())
+        .executeTakeFirst();
+      return res.numUpdatedRows > 0n;
+    });
+  }
+
+  expireApproval(id: string, at: Date): Promise<boolean> {
+    return this.mutateCredentials<ApprovalsDatabase>(async (trx) => {
+      const res = await trx
+        .updateTable("approvals")
+        .set({ status: "expired" })
+        .where("id", "=", id)
+        .where("status", "in", ["pending", "approved"])
+        .where("expires_at", "<=", at.getTime())
+        .executeTakeFirst();
+      return res.numUpdatedRows > 0n;
+    });
   }
 }
 

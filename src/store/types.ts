@@ -62,7 +62,7 @@ export interface KeyUsage {
   count: number;
 }
 
-export interface Store {
+export interface Store extends ApprovalStore {
   readonly kind: "sqlite" | "postgres";
   /** Applies pending numbered migrations; idempotent. */
   migrate(): Promise<void>;
@@ -191,4 +191,78 @@ export interface ToolAcceptOutcome {
   previousHash: string | null;
   /** The record after this call (null when the tool is unknown). */
   record: ToolPinRecord | null;
+}
+
+/** Runtime review (migration 007): the life of one approval. */
+export type ApprovalStatus = "pending" | "approved" | "denied" | "expired" | "consumed";
+/** Where an approver acted. */
+export type ApprovalChannel = "console" | "cli" | "webhook";
+
+/** One approval, bound to the exact call it was asked for (src/review/). */
+export interface ApprovalRecord {
+  /** `apr_` + 16 base62 characters; shown to the caller and the approver. */
+  id: string;
+  status: ApprovalStatus;
+  environment: string;
+  /** The caller: principal id (the binding), name and authentication method (for approvers). */
+  principalId: string;
+  principalName: string;
+  principalMethod: string;
+  credentialId: string | null;
+  server: string;
+  rpcMethod: string;
+  /** Tool or prompt name, or resource URI. */
+  tool: string;
+  /** SHA-256 (hex) of the canonical JSON of the call's arguments. */
+  argumentsHash: string;
+  /** What an approver is shown: secrets masked, large values hashed. */
+  argumentsSummary: Record<string, unknown>;
+  /** The policy decision that asked for review. */
+  decisionId: string | null;
+  ruleIds: string[];
+  policyVersion: string | null;
+  createdAt: Date;
+  /** Pending: decided by then or expired. Approved: consumed by then or unusable. */
+  expiresAt: Date;
+  decidedAt: Date | null;
+  decidedBy: string | null;
+  decidedVia: ApprovalChannel | null;
+  /** The approver's reason (a denial's explanation). */
+  reason: string | null;
+  consumedAt: Date | null;
+}
+
+export type NewApproval = Omit<
+  ApprovalRecord,
+  "status" | "decidedAt" | "decidedBy" | "decidedVia" | "reason" | "consumedAt"
+>;
+
+export interface ApprovalDecision {
+  decision: "approved" | "denied";
+  by: string;
+  via: ApprovalChannel;
+  at: Date;
+  reason: string | null;
+  /** Approved only: the consumption deadline (never earlier than the pending deadline). */
+  expiresAt?: Date;
+}
+
+/** The one store write a decision makes; `not_pending` covers decided, consumed and expired. */
+export interface ApprovalDecisionOutcome {
+  outcome: "decided" | "unknown" | "not_pending";
+  record: ApprovalRecord | null;
+}
+
+/** Approval methods of the Store (migration 007); every state change is announced on the change feed. */
+export interface ApprovalStore {
+  insertApproval(approval: NewApproval): Promise<void>;
+  getApproval(id: string): Promise<ApprovalRecord | undefined>;
+  /** Newest first. */
+  listApprovals(opts?: { status?: ApprovalStatus; limit?: number }): Promise<ApprovalRecord[]>;
+  /** pending → approved | denied, only while pending and unexpired at `d.at`. */
+  decideApproval(id: string, d: ApprovalDecision): Promise<ApprovalDecisionOutcome>;
+  /** approved → consumed, only while unexpired at `at`: true for exactly one caller. */
+  consumeApproval(id: string, at: Date): Promise<boolean>;
+  /** pending → expired once past its deadline at `at`: true for the caller that expired it. */
+  expireApproval(id: string, at: Date): Promise<boolean>;
 }

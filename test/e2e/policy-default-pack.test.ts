@@ -46,6 +46,21 @@ async function listTools(gw: RunningGateway, credential: string) {
 }
 
 /** Asserts a policy refusal: HTTP 403, the JSON-RPC code, a decision id and no rule text. */
+/** A 2026-07-28 call held for review: an input_required result naming the approval; the decision id. */
+function heldForReview(res: Awaited<ReturnType<typeof rpc>>): string {
+  assert.equal(res.status, 200, res.text);
+  const result = res.json.result as {
+    resultType?: string;
+    _meta?: Record<string, { decisionId?: string; approvalId?: string }>;
+  };
+  assert.equal(result.resultType, "input_required", res.text);
+  const review = result._meta?.["portcullis/review"];
+  assert.match(review?.approvalId ?? "", /^apr_/, res.text);
+  assert.ok(review?.decisionId, res.text);
+  assert.doesNotMatch(res.text, /rule|tier|scope/i, "the client never sees the policy's reasoning");
+  return review.decisionId;
+}
+
 function refusal(res: Awaited<ReturnType<typeof rpc>>, code: number): string {
   assert.equal(res.status, 403, res.text);
   const error = res.json.error as RpcError;
@@ -123,9 +138,9 @@ describe("default policy pack (dev)", () => {
     assert.equal(note.title, "from alice");
   });
 
-  it("holds a destructive call by a person for review (-32041)", async () => {
+  it("holds a destructive call by a person for review (input_required, pending approval)", async () => {
     const res = await call(gw, userToken, "tools/call", { name: "delete_note", arguments: { id: "n1" } });
-    const decisionId = refusal(res, -32041);
+    const decisionId = heldForReview(res);
     const record = await auditOf(gw, decisionId);
     assert.equal(record.decision, "review");
     assert.equal(record.tool, "delete_note");
@@ -185,7 +200,7 @@ describe("default policy pack (prod)", () => {
       name: "fetch_weather",
       arguments: { city: "Oslo" },
     });
-    const reviewDecision = refusal(openWorld, -32041);
+    const reviewDecision = heldForReview(openWorld);
     assert.deepEqual((await auditOf(gw, reviewDecision)).ruleIds, ["prod-open-world-needs-review"]);
   });
 });

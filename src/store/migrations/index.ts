@@ -10,6 +10,7 @@ import { oauth } from "./002_oauth.js";
 import { machineClients } from "./003_machine_clients.js";
 import { toolPins } from "./004_tool_pins.js";
 import { auditDecisions } from "./005_audit_decisions.js";
+import { approvals } from "./007_approvals.js";
 
 export type StoreDialect = "sqlite" | "postgres";
 
@@ -20,6 +21,7 @@ export function migrations(dialect: StoreDialect): Record<string, Migration> {
     "003_machine_clients": machineClients(dialect),
     "004_tool_pins": toolPins(dialect),
     "005_audit_decisions": auditDecisions(dialect),
+    "007_approvals": approvals(dialect),
   };
 }
 

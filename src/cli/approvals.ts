@@ -1,0 +1,131 @@
+/**
+ * `portcullis approvals list|approve|deny`: the approvers' command line for runtime review
+ * (src/review/). A decision is one store write announced on the change feed, so the gateway
+ * holding the call (or answering the client's retry) hears of it within a fraction of a
+ * second, and one audit record naming who decided. The caller of a call can never decide it
+ * (separation of duties): `--by` is compared with every name the caller is known by.
+ */
+import type { Command } from "commander";
+import { ConfigError } from "../config/load.js";
+import type { Config } from "../config/schema.js";
+import { APPROVAL_ID } from "../review/binding.js";
+import { decideApproval } from "../review/decide.js";
+import type { ApprovalRecord, Store } from "../store/types.js";
+import { table } from "./table.js";
+
+export interface ApprovalsCliDeps {
+  withStoreOptions(cmd: Command): Command;
+  withStore<T>(opts: object, fn: (store: Store, loaded: { config: Config }) => Promise<T>): Promise<T>;
+  print(json: boolean | undefined, value: unknown, human: () => string): void;
+}
+
+/** Bad operator input or a refused decision; exits 2 like every usage error. */
+export class ApprovalInputError extends ConfigError {
+  override name = "ApprovalInputError";
+}
+
+function iso(d: Date | null): string | null {
+  return d === null ? null : d.toISOString();
+}
+
+/** A pending approval past its deadline is shown as expired (the gateway records it so). */
+function describeApproval(a: ApprovalRecord, now = Date.now()): Record<string, unknown> {
+  const status = a.status === "pending" && a.expiresAt.getTime() <= now ? "expired" : a.status;
+  return {
+    id: a.id,
+    status,
+    environment: a.environment,
+    caller: a.principalName,
+    callerId: a.principalId,
+    callerMethod: a.principalMethod,
+    server: a.server,
+    method: a.rpcMethod,
+    tool: a.tool,
+    arguments: a.argumentsSummary,
+    argumentsHash: a.argumentsHash,
+    decisionId: a.decisionId,
+    ruleIds: a.ruleIds,
+    createdAt: iso(a.createdAt),
+    expiresAt: iso(a.expiresAt),
+    decidedAt: iso(a.decidedAt),
+    decidedBy: a.decidedBy,
+    decidedVia: a.decidedVia,
+    reason: a.reason,
+    consumedAt: iso(a.consumedAt),
+  };
+}
+
+function humanApproval(view: Record<string, unknown>): string {
+  return Object.entries(view)
+    .map(
+      ([k, v]) =>
+        `${k.padEnd(14)} ${v !== null && typeof v === "object" ? JSON.stringify(v) : String(v ?? "-")}`,
+    )
+    .join("\n");
+}
+
+export function registerApprovalCommands(program: Command, deps: ApprovalsCliDeps): void {
+  const { withStoreOptions, withStore, print } = deps;
+  const approvals = program
+    .command("approvals")
+    .description("runtime review: list, approve and deny held calls");
+
+  withStoreOptions(approvals.command("list"))
+    .description("list approvals, newest first")
+    .option("--pending", "only calls still waiting for a decision")
+    .option("--limit <n>", "at most this many", "100")
+    .option("--json", "print a JSON array")
+    .action(async (opts: { pending?: boolean; limit: string; json?: boolean }) => {
+      const limit = Number(opts.limit);
+      if (!Number.isInteger(limit) || limit < 1)
+        throw new ApprovalInputError("--limit must be a positive integer");
+      await withStore(opts, async (store) => {
+        const now = Date.now();
+        const list = (await store.listApprovals(opts.pending ? { status: "pending", limit } : { limit }))
+          .filter((a) => !opts.pending || a.expiresAt.getTime() > now)
+          .map((a) => describeApproval(a, now));
+        print(opts.json, list, () =>
+          table(
+            list.map((v) => ({ ...v, tool: `${v.server}/${v.tool}` })),
+            ["id", "status", "caller", "tool", "createdAt", "expiresAt", "decidedBy"],
+            opts.pending ? "(no pending approvals)" : "(no approvals)",
+          ),
+        );
+      });
+    });
+
+  for (const action of ["approve", "deny"] as const) {
+    withStoreOptions(approvals.command(action))
+      .description(action === "approve" ? "approve a held call (it runs once)" : "deny a held call")
+      .argument("<id>", "approval id (apr_…)")
+      .requiredOption("--by <name>", "who decides (recorded; never the caller)")
+      .option("--reason <text>", "why (recorded in the audit log)")
+      .option("--json", "print one JSON object")
+      .action(async (id: string, opts: { by: string; reason?: string; json?: boolean }) => {
+        if (!APPROVAL_ID.test(id))
+          throw new ApprovalInputError(`'${id}' is not an approval id (apr_ and 16 letters/digits)`);
+        const by = opts.by.trim();
+        if (by.length === 0 || by.length > 200)
+          throw new ApprovalInputError("--by must name the approver (1-200 characters)");
+        await withStore(opts, async (store) => {
+          const outcome = await decideApproval(
+            store,
+            id,
+            action === "approve" ? "approved" : "denied",
+            { name: by, via: "cli" },
+            {
+              reason: opts.reason ?? null,
+              audit: (record) => store.appendAudit([record]),
+            },
+          );
+          if (!outcome.ok) throw new ApprovalInputError(outcome.message);
+          const view = describeApproval(outcome.record);
+          print(
+            opts.json,
+            view,
+            () => `${action === "approve" ? "approved" : "denied"} ${id}\n\n${humanApproval(view)}`,
+          );
+        });
+      });
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * Runtime review for 2025-11-25 clients: the call is held open on an SSE response with
+ * progress notifications naming the approval until an approver decides (CLI, in another
+ * process) or the review times out, which ends in a JSON-RPC error naming the approval id.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { McpError } from "@modelcontextprotocol/sdk/types.js";
+import { cleanup, type RunningGateway } from "../helpers/gateway.js";
+import { approvals, pendingApproval, startReviewGateway } from "../review/fixtures.js";
+
+describe("runtime review: 2025-11-25 clients are held open until the decision", () => {
+  let gw: RunningGateway;
+  let key: string;
+
+  before(async () => {
+    gw = await startReviewGateway();
+    key = (await gw.cli(["keys", "create", "--name", "legacy-agent"])).key as string;
+  });
+  after(async () => {
+    await gw.stop();
+    cleanup(gw.dir);
+  });
+
+  async function v1(): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
+    const transport = new StreamableHTTPClientTransport(new URL(gw.endpoint("demo")), {
+      requestInit: { headers: { authorization: `Bearer ${key}` } },
+    });
+    const client = new Client({ name: "v1-review", version: "1.0.0" });
+    await client.connect(transport);
+    assert.equal(transport.protocolVersion, "2025-11-25");
+    return { client, transport };
+  }
+
+  it("holds the call with progress notifications; approved via the CLI, the client receives the result", async () => {
+    const { client, transport } = await v1();
+    try {
+      const added = await client.callTool({ name: "add_note", arguments: { title: "x", body: "y" } });
+      const note = JSON.parse((added.content as { text: string }[])[0]?.text as string).note.id as string;
+      const progress: { progress: number; message?: string }[] = [];
+      const pending = client.callTool({ name: "delete_note", arguments: { id: note } }, undefined, {
+        onprogress: (p) => progress.push(p),
+        resetTimeoutOnProgress: true,
+      });
+      const approval = await pendingApproval(gw, "delete_note");
+      await new Promise((r) => setTimeout(r, 1500));
+      await approvals(gw, ["approve", String(approval.id), "--by", "alice-operator"]);
+      const result = await pending;
+      assert.deepEqual(JSON.parse((result.content as { text: string }[])[0]?.text as string), {
+        deleted: note,
+      });
+      assert.ok(progress.length >= 1, "progress notifications while held");
+      assert.ok(
+        progress.every((p) => p.message?.includes(String(approval.id))),
+        JSON.stringify(progress),
+      );
+      const list = (await approvals(gw, ["list"])) as Record<string, unknown>[];
+      assert.equal(list.find((a) => a.id === approval.id)?.status, "consumed");
+    } finally {
+      await transport.terminateSession().catch(() => {});
+      await client.close();
+    }
+  });
+
+  it("a denied call ends in a JSON-RPC error naming the approval id", async () => {
+    const { client, transport } = await v1();
+    try {
+      const pending = client.callTool({ name: "delete_note", arguments: { id: "n77" } }).then(
+        () => assert.fail("a denied call must not succeed"),
+        (err: unknown) => err,
+      );
+      const approval = await pendingApproval(gw, "delete_note");
+      await approvals(gw, ["deny", String(approval.id), "--by", "bob-operator", "--reason", "no"]);
+      const err = await pending;
+      assert.ok(err instanceof McpError, String(err));
+      assert.equal(err.code, -32041);
+      assert.match(err.message, new RegExp(String(approval.id)));
+      assert.match(err.message, /denied/);
+    } finally {
+      await transport.terminateSession().catch(() => {});
+      await client.close();
+    }
+  });
+
+  it("a review nobody decides times out with a JSON-RPC error naming the approval id", async () => {
+    const { client, transport } = await v1();
+    try {
+      const started = Date.now();
+      const err = await client.callTool({ name: "reset_notebook", arguments: { confirm: true } }).then(
+        () => assert.fail("an undecided call must not run"),
+        (e: unknown) => e,
+      );
+      assert.ok(err instanceof McpError, String(err));
+      assert.equal(err.code, -32041);
+      assert.match(err.message, /timed out/);
+      const id = /apr_[0-9A-Za-z]{16}/.exec(err.message)?.[0];
+      assert.ok(id, err.message);
+      assert.ok(Date.now() - started >= 1800, "held until the 2 s review deadline");
+      const list = (await approvals(gw, ["list"])) as Record<string, unknown>[];
+      assert.equal(list.find((a) => a.id === id)?.status, "expired");
+    } finally {
+      await transport.terminateSession().catch(() => {});
+      await client.close();
+    }
+  });
+
+  it("a client that goes away stops waiting; the approval stays for the audit", async () => {
+    const { client, transport } = await v1();
+    const controller = new AbortController();
+    const pending = client
+      .callTool({ name: "delete_note", arguments: { id: "n55" } }, undefined, { signal: controller.signal })
+      .catch((e: unknown) => e);
+    const approval = await pendingApproval(gw, "delete_note");
+    controller.abort();
+    await pending;
+    await transport.terminateSession().catch(() => {});
+    await client.close();
+    const list = (await approvals(gw, ["list"])) as Record<string, unknown>[];
+    assert.equal(list.find((a) => a.id === approval.id)?.status, "pending");
+    await approvals(gw, ["deny", String(approval.id), "--by", "bob-operator"]);
+  });
+});
