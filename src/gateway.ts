@@ -15,6 +15,8 @@ import { ToolCatalogue, type ToolChange } from "./authz/toolCatalogue.js";
 import type { LoadedConfig } from "./config/load.js";
 import { ConfigError, readSecret } from "./config/load.js";
 import type { BuiltinOAuthConfig } from "./config/schema.js";
+import { registerConsole } from "./console/routes.js";
+import { consoleClient } from "./console/signIn.js";
 import { HttpUpstream } from "./forward/http.js";
 import { SessionBindings } from "./forward/sessions.js";
 import { StdioUpstream } from "./forward/stdio/bridge.js";
@@ -73,6 +75,12 @@ function loginOptions(login: NonNullable<BuiltinOAuthConfig["login"]>): LoginOpt
 
 export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<Gateway> {
   const { config, storeSpec } = loaded;
+  // The admin console signs users in through the built-in authorization server (docs/console.md).
+  const consoleEnabled = config.console.enabled ?? config.oauth?.mode === "builtin";
+  if (consoleEnabled && config.oauth?.mode !== "builtin")
+    throw new ConfigError(
+      "console.enabled: the console needs oauth.mode: builtin (or set console.enabled: false)",
+    );
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const secret = serverSecret(config, { create: true });
   const reviewWebhookSecret = config.review.webhook
@@ -210,6 +218,18 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
     review,
   });
   registerReviewLinkRoutes(app, review);
+  if (consoleEnabled)
+    registerConsole(app, {
+      config,
+      store,
+      secret,
+      review,
+      audit,
+      policy: () => policy.current(),
+      baseUrl: () => baseUrl,
+      signInReady: () => oauth.server !== null,
+      log,
+    });
   const usageTimer = setInterval(() => {
     keyring.flushUsage().catch((err: unknown) => log.warn({ err }, "could not record key usage"));
   }, 1000);
@@ -239,6 +259,7 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
         refreshTokenTtlSeconds: config.oauth.refreshTokenTtlSeconds,
         limits: config.oauth.limits,
         ...(config.oauth.login === undefined ? {} : { login: loginOptions(config.oauth.login) }),
+        ...(consoleEnabled ? { consoleClient: consoleClient(secret, url) } : {}),
         log,
       });
     } catch (err) {

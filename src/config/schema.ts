@@ -296,6 +296,18 @@ export const Config = z.strictObject({
         .optional(),
     })
     .prefault({}),
+  /**
+   * The admin web console at /console (docs/console.md). Sign-in goes through the built-in
+   * authorization server, so it needs `oauth.mode: builtin`; `enabled` defaults to on exactly
+   * then. Only users in one of `adminGroups` get in; a session lasts `sessionMinutes`.
+   */
+  console: z
+    .strictObject({
+      enabled: z.boolean().optional(),
+      adminGroups: z.array(z.string().min(1)).min(1).default(["admins"]),
+      sessionMinutes: z.number().int().min(1).max(720).default(30),
+    })
+    .prefault({}),
   /** OAuth for MCP clients: the built-in authorization server or an external one. Absent: API keys only. */
   oauth: z.discriminatedUnion("mode", [BuiltinOAuth, ExternalOAuth]).optional(),
   servers: z.record(ServerName, UpstreamServer).default({}),

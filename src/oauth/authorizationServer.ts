@@ -86,6 +86,19 @@ export interface AuthorizationServerOptions {
   login?: LoginOptions;
   /** Limits on password guessing and registration floods. Default: DEFAULT_ABUSE_LIMITS. */
   limits?: AbuseLimitSettings;
+  /** The admin console (src/console/) as a first-party confidential client; absent: no console. */
+  consoleClient?: FirstPartyClient;
+}
+
+/**
+ * A client that is part of the gateway itself (the admin console): registered statically,
+ * its redirect URI on the issuer's own origin, asking only for `openid` (no resource, no
+ * access to an MCP endpoint) and never shown a consent page: the user signs in, nothing more.
+ */
+export interface FirstPartyClient {
+  clientId: string;
+  clientSecret: string;
+  redirectUri: string;
 }
 
 /** Sign-in delegated to an upstream OpenID Provider; the redirect URI is `<issuer>/oauth/callback`. */
@@ -211,6 +224,8 @@ export async function createAuthorizationServer(
   const allScopes = [...new Set(opts.resources.flatMap((r) => r.scopes))];
   const fetchPolicy: SafeFetchPolicy = { environment, maxBytes: DEFAULT_MAX_BYTES };
   const upstreamLogin = await discoverUpstream(opts, issuer);
+  const firstParty = opts.consoleClient;
+  const isFirstParty = (clientId: unknown) => firstParty !== undefined && clientId === firstParty.clientId;
 
   let signingKeys: SigningKey[] = await loadSigningKeys(db, opts.secret);
   const { default: Provider, errors, interactionPolicy } = await loadOidcProvider();
@@ -242,6 +257,19 @@ export async function createAuthorizationServer(
       short: { httpOnly: true, sameSite: "lax", secure: https },
     },
     scopes: ["openid", ...allScopes],
+    clients:
+      firstParty === undefined
+        ? []
+        : [
+            {
+              client_id: firstParty.clientId,
+              client_secret: firstParty.clientSecret,
+              redirect_uris: [firstParty.redirectUri],
+              grant_types: ["authorization_code"],
+              response_types: ["code"],
+              token_endpoint_auth_method: "client_secret_basic",
+            },
+          ],
     responseTypes: ["code"],
     // OAuth 2.1 §4.1.3: redirect_uri is always sent and compared exactly.
     allowOmittingSingleRegisteredRedirectUri: false,
@@ -297,7 +325,14 @@ export async function createAuthorizationServer(
         ctx.oidc.result?.consent?.grantId ??
         ctx.oidc.session?.grantIdFor(client.clientId) ??
         (accountId === undefined ? undefined : await rememberedGrantId(db, accountId, client.clientId));
-      if (grantId === undefined) return undefined;
+      if (grantId === undefined) {
+        if (!isFirstParty(client.clientId) || accountId === undefined) return undefined;
+        // The console asks for `openid` only: signing in is the whole decision.
+        const fresh: OidcGrant = new provider.Grant({ clientId: client.clientId, accountId });
+        fresh.addOIDCScope("openid");
+        await fresh.save();
+        return fresh;
+      }
       const grant: OidcGrant | undefined = await provider.Grant.find(grantId);
       if (grant === undefined || grant.accountId !== accountId || grant.clientId !== client.clientId)
         return undefined;
@@ -346,6 +381,8 @@ export async function createAuthorizationServer(
           throw new errors.InvalidClientMetadata(`${key} must be a string`);
         }
         if (key !== "software_id") return;
+        // The console's redirect URI is on the issuer's own origin (FirstPartyClient above).
+        if (isFirstParty(metadata.client_id)) return;
         // MCP "oauth-client-credentials": clients for it are created by the operator, never self-registered.
         const grantTypes = metadata.grant_types;
         if (
@@ -401,7 +438,9 @@ export async function createAuthorizationServer(
         enabled: true,
         // RFC 8707 §2: the authorization request must name the resource; at the token
         // endpoint the granted one is used when the client repeats none.
-        async defaultResource(ctx: OidcContext, _client: unknown, oneOf?: string[]) {
+        async defaultResource(ctx: OidcContext, client: OidcClient | undefined, oneOf?: string[]) {
+          // The console signs users in (`openid`) and never receives a token for an MCP endpoint.
+          if (isFirstParty(client?.clientId) && oneOf === undefined) return undefined;
           if (Array.isArray(oneOf)) {
             if (oneOf.length === 1) return oneOf[0];
             throw new errors.InvalidTarget("exactly one resource must be requested for an access token");

@@ -1,0 +1,114 @@
+/**
+ * The console session: a short-lived, HMAC-signed cookie (`v1.<payload>.<mac>`) naming the
+ * signed-in user, HttpOnly and SameSite=Strict, `__Host-` prefixed on https (RFC 6265bis
+ * §4.1.3.2: Secure, Path=/, no Domain). Stateless, so every replica accepts it; the user is
+ * re-read from the store on every request, so removing a user or their admin group ends
+ * their console access at once. CSRF tokens (OWASP "synchronizer token", HMAC variant) are
+ * bound to the session id.
+ */
+import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from "node:crypto";
+
+export interface ConsoleSession {
+  /** Random per sign-in: CSRF tokens are bound to it. */
+  sid: string;
+  /** The built-in authorization server's subject (the local user id). */
+  sub: string;
+  /** Expiry, epoch seconds. */
+  exp: number;
+}
+
+/** Keys for the console, derived from the server secret (HKDF, one purpose each). */
+export function consoleKey(
+  secret: Buffer,
+  purpose: "session" | "csrf" | "login-state" | "client-secret",
+): Buffer {
+  return Buffer.from(hkdfSync("sha256", secret, "portcullis-console", `portcullis console ${purpose}`, 32));
+}
+
+function mac(key: Buffer, payload: string): string {
+  return createHmac("sha256", key).update(payload).digest("base64url");
+}
+
+function equal(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/** Signs a JSON value into a cookie value. */
+export function seal(key: Buffer, value: object): string {
+  const payload = Buffer.from(JSON.stringify(value)).toString("base64url");
+  return `v1.${payload}.${mac(key, payload)}`;
+}
+
+/** The value when the signature holds and `exp` (epoch seconds) is in the future; null otherwise. */
+export function unseal<T extends { exp: number }>(
+  key: Buffer,
+  cookie: string | undefined,
+  now = Date.now(),
+): T | null {
+  if (cookie === undefined) return null;
+  const [version, payload, tag] = cookie.split(".");
+  if (version !== "v1" || payload === undefined || tag === undefined || !equal(tag, mac(key, payload)))
+    return null;
+  try {
+    const value = JSON.parse(Buffer.from(payload, "base64url").toString("utf8")) as T;
+    return typeof value.exp === "number" && value.exp * 1000 > now ? value : null;
+  } catch {
+    return null;
+  }
+}
+
+export function newSession(sub: string, minutes: number, now = Date.now()): ConsoleSession {
+  return { sid: randomBytes(16).toString("base64url"), sub, exp: Math.floor(now / 1000) + minutes * 60 };
+}
+
+export function csrfToken(key: Buffer, session: ConsoleSession): string {
+  return mac(key, `csrf:${session.sid}`);
+}
+
+export function csrfValid(
+  key: Buffer,
+  session: ConsoleSession,
+  presented: string | null | undefined,
+): boolean {
+  return typeof presented === "string" && equal(presented, csrfToken(key, session));
+}
+
+export interface CookieNames {
+  session: string;
+  login: string;
+  secure: boolean;
+}
+
+/** `__Host-` names when the gateway is reached over https; plain names on http (dev). */
+export function cookieNames(baseUrl: string): CookieNames {
+  const secure = baseUrl.startsWith("https://");
+  return secure
+    ? { session: "__Host-portcullis_console", login: "__Host-portcullis_console_login", secure }
+    : { session: "portcullis_console", login: "portcullis_console_login", secure };
+}
+
+export function setCookie(
+  name: string,
+  value: string,
+  opts: { maxAge: number; secure: boolean; sameSite: "Strict" | "Lax" },
+): string {
+  return [
+    `${name}=${value}`,
+    "Path=/",
+    `Max-Age=${opts.maxAge}`,
+    "HttpOnly",
+    `SameSite=${opts.sameSite}`,
+    ...(opts.secure ? ["Secure"] : []),
+  ].join("; ");
+}
+
+export function readCookie(header: string | undefined, name: string): string | undefined {
+  if (header === undefined) return undefined;
+  for (const part of header.split(";")) {
+    const eq = part.indexOf("=");
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}
