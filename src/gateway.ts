@@ -138,7 +138,12 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
   const store = await openStore(storeSpec);
   const keyring = new Keyring(store, secret, config.environment);
   await keyring.start();
-  const audit = new AuditWriter(store, log, config.audit.flushIntervalMs, config.audit.maxBatch);
+  const audit = await AuditWriter.open(
+    store,
+    log,
+    { ...config.audit, environment: config.environment },
+    secret,
+  );
   const auditToolChanges = (changes: readonly ToolChange[]) => {
     for (const c of changes) {
       const action = c.blocked ? "blocked until an operator accepts it" : "flagged";

@@ -1,60 +1,294 @@
 /**
- * Group commit for audit records: the request path only pushes onto an array; a timer
- * writes the batch in one transaction every `flushIntervalMs` (or sooner when it fills).
- * A failed write is retried with the next batch and logged; records are never dropped
- * silently (the count of unwritten records is exported as a metric).
+ * The one ordered writer of this process's audit chain (src/audit/chain.ts).
+ *
+ * - `record()` (read tier, refusals, administrative events): the request path only pushes
+ *   onto the queue; a timer writes the queue in one transaction every `flushIntervalMs`
+ *   (50 ms by default), or sooner when it fills (group commit).
+ * - `recordDurable()` (write- and destructive-tier calls, before they are forwarded): the same
+ *   queue, flushed at once; resolves only when the transaction holding the record committed,
+ *   rejects when it failed (the caller then refuses the call: fail closed).
+ *
+ * Both paths go through one queue and one flush at a time, so records are chained in the
+ * order they were handed over and the chain never forks. Arguments are redacted in the flush
+ * (secretlint is too slow for the request path). A failed group-commit batch is retried with
+ * the next one and logged (the unwritten count is exported as a metric); after any failure the
+ * chain's tail is re-read from the store before the next write, so an ambiguous commit cannot
+ * fork the chain either. Every `checkpointEvery` records or `checkpointIntervalSeconds`, and at
+ * close, the flush also stores a signed checkpoint (src/audit/checkpoints.ts).
  */
+import { hostname } from "node:os";
 import type { Logger } from "pino";
-import type { AuditRecord, Store } from "../store/types.js";
+import { chainedAuditToRow } from "../store/rows.js";
+import type { AuditCheckpoint, AuditRecord, ChainedAuditRecord, Store } from "../store/types.js";
+import { auditRecordHash, GENESIS_HASH, type HashedAuditFields, newChainId } from "./chain.js";
+import { type CheckpointSigner, loadCheckpointSigner } from "./checkpoints.js";
+import {
+  type ArgumentsMode,
+  type ArgumentsRedactor,
+  createArgumentsRedactor,
+  DEFAULT_REDACTION_LIMITS,
+  type RedactionLimits,
+} from "./redact.js";
+import { purgeExpiredAudit } from "./retention.js";
+
+export interface AuditWriterOptions {
+  flushIntervalMs: number;
+  maxBatch: number;
+  /** A signed checkpoint after this many records … */
+  checkpointEvery: number;
+  /** … or this many seconds after the last one, whichever comes first (when records were written). */
+  checkpointIntervalSeconds: number;
+  /** Purge records older than this many days (whole checkpointed ranges only); unset keeps all. */
+  retentionDays?: number | undefined;
+  arguments: ArgumentsMode;
+  redaction?: RedactionLimits;
+  /** Environment named in the records the writer makes itself (retention). */
+  environment?: string;
+}
+
+interface Pending {
+  entry: AuditRecord;
+  durable: { resolve(): void; reject(err: unknown): void } | null;
+}
+
+/** How often retention runs when `retentionDays` is set. */
+const RETENTION_EVERY_MS = 3600_000;
 
 export class AuditWriter {
-  private queue: AuditRecord[] = [];
+  private queue: Pending[] = [];
   private timer: NodeJS.Timeout | null = null;
   private flushing: Promise<void> | null = null;
+  private checkpointTimer: NodeJS.Timeout | null = null;
+  private retentionTimer: NodeJS.Timeout | null = null;
+  private seq = 0;
+  private lastHash = GENESIS_HASH;
+  private checkpointSeq = 0;
+  private lastCheckpointAt = Date.now();
+  private resync = false;
+  private forceCheckpoint = false;
+  private closed = false;
 
-  constructor(
+  private constructor(
     private readonly store: Store,
     private readonly log: Logger,
-    private readonly flushIntervalMs: number,
-    private readonly maxBatch: number,
+    private readonly opts: AuditWriterOptions,
+    readonly chain: string,
+    private readonly signer: CheckpointSigner,
+    private readonly redactor: ArgumentsRedactor,
   ) {}
 
+  /**
+   * Opens a new chain for this process (registered in `audit_chains`), loads or creates the
+   * checkpoint key (sealed under `secret`), and starts the checkpoint and retention timers.
+   */
+  static async open(
+    store: Store,
+    log: Logger,
+    opts: AuditWriterOptions,
+    secret: Buffer,
+  ): Promise<AuditWriter> {
+    const signer = await loadCheckpointSigner(store, secret);
+    const redactor = await createArgumentsRedactor(
+      opts.arguments,
+      opts.redaction ?? DEFAULT_REDACTION_LIMITS,
+    );
+    const chain = newChainId();
+    await store.insertAuditChain({
+      chain,
+      startedAt: new Date(),
+      host: hostname(),
+      pid: process.pid,
+      anchorSeq: 0,
+      anchorHash: GENESIS_HASH,
+    });
+    const writer = new AuditWriter(store, log, opts, chain, signer, redactor);
+    writer.checkpointTimer = setInterval(() => {
+      if (writer.seq > writer.checkpointSeq || writer.queue.length > 0) {
+        writer.forceCheckpoint = true;
+        void writer.flush();
+      }
+    }, opts.checkpointIntervalSeconds * 1000);
+    writer.checkpointTimer.unref();
+    if (opts.retentionDays !== undefined) {
+      const run = () =>
+        void writer.purgeExpired().catch((err: unknown) => log.warn({ err }, "audit retention failed"));
+      writer.retentionTimer = setInterval(run, RETENTION_EVERY_MS);
+      writer.retentionTimer.unref();
+      setImmediate(run);
+    }
+    log.info({ event: "audit.chain", chain, keyId: signer.keyId }, "audit chain opened");
+    return writer;
+  }
+
+  /** Records not yet committed. */
   get pending(): number {
     return this.queue.length;
   }
 
+  /** Group commit: written within `flushIntervalMs`. */
   record(entry: AuditRecord): void {
-    this.queue.push(entry);
-    if (this.queue.length >= this.maxBatch) void this.flush();
+    this.queue.push({ entry, durable: null });
+    if (this.queue.length >= this.opts.maxBatch) void this.flush();
     else if (this.timer === null) {
       this.timer = setTimeout(() => {
         this.timer = null;
         void this.flush();
-      }, this.flushIntervalMs);
+      }, this.opts.flushIntervalMs);
       this.timer.unref();
     }
   }
 
+  /**
+   * Resolves once the record is committed (with every record handed over before it); rejects
+   * when the write failed: the caller must then not go ahead with the call it records.
+   */
+  recordDurable(entry: AuditRecord): Promise<void> {
+    if (this.closed) return Promise.reject(new Error("audit writer is closed"));
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ entry, durable: { resolve, reject } });
+      void this.flush();
+    });
+  }
+
   flush(): Promise<void> {
     if (this.flushing) return this.flushing.then(() => this.flush());
-    if (this.queue.length === 0) return Promise.resolve();
-    const batch = this.queue;
-    this.queue = [];
-    this.flushing = this.store
-      .appendAudit(batch)
-      .catch((err: unknown) => {
-        this.log.error({ err, records: batch.length }, "audit write failed; will retry");
-        this.queue = batch.concat(this.queue);
-      })
-      .finally(() => {
-        this.flushing = null;
+    const checkpointOnly = this.forceCheckpoint && this.seq > this.checkpointSeq;
+    if (this.queue.length === 0 && !checkpointOnly) return Promise.resolve();
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    const batch = this.queue.splice(0, this.opts.maxBatch);
+    const written = this.write(batch);
+    this.flushing = written.then(
+      () => {},
+      () => {},
+    );
+    this.flushing = this.flushing.finally(() => {
+      this.flushing = null;
+    });
+    // Whatever arrived meanwhile goes next, at once; after a failure the retry timer decides.
+    return written.then((ok) => (ok && this.queue.length > 0 ? this.flush() : undefined));
+  }
+
+  private async write(batch: Pending[]): Promise<boolean> {
+    try {
+      if (this.resync) {
+        const tail = await this.store.auditChainTail(this.chain);
+        this.seq = tail?.chainSeq ?? 0;
+        this.lastHash = tail?.hash ?? GENESIS_HASH;
+        const checkpoints = await this.store.listAuditCheckpoints(this.chain);
+        this.checkpointSeq = checkpoints.at(-1)?.chainSeq ?? 0;
+        this.resync = false;
+      }
+      const args = await this.redactor.redact(batch.map((p) => p.entry.arguments));
+      let seq = this.seq;
+      let prev = this.lastHash;
+      const records: ChainedAuditRecord[] = batch.map((p, i) => {
+        seq += 1;
+        const record: ChainedAuditRecord = {
+          ...p.entry,
+          arguments: args[i] ?? null,
+          chain: this.chain,
+          chainSeq: seq,
+          prevHash: prev,
+          hash: "",
+        };
+        record.hash = auditRecordHash(prev, chainedAuditToRow(record) as HashedAuditFields);
+        prev = record.hash;
+        return record;
       });
-    return this.flushing;
+      const checkpoints: AuditCheckpoint[] = [];
+      const now = Date.now();
+      if (
+        seq > this.checkpointSeq &&
+        (this.forceCheckpoint ||
+          seq - this.checkpointSeq >= this.opts.checkpointEvery ||
+          now - this.lastCheckpointAt >= this.opts.checkpointIntervalSeconds * 1000)
+      ) {
+        checkpoints.push(
+          this.signer.sign({ chain: this.chain, chainSeq: seq, hash: prev, count: seq, at: new Date(now) }),
+        );
+      }
+      // No await between hashing and the row mapping inside appendAuditChain: what is hashed is what is stored.
+      await this.store.appendAuditChain(records, checkpoints);
+      this.seq = seq;
+      this.lastHash = prev;
+      for (const c of checkpoints) {
+        this.checkpointSeq = c.chainSeq;
+        this.lastCheckpointAt = now;
+        this.forceCheckpoint = false;
+        // A copy outside the store: a truncated store cannot also erase what the log shipped.
+        this.log.info(
+          {
+            event: "audit.checkpoint",
+            chain: c.chain,
+            seq: c.chainSeq,
+            hash: c.hash,
+            keyId: c.keyId,
+            signature: c.signature,
+          },
+          "audit checkpoint",
+        );
+      }
+      for (const p of batch) p.durable?.resolve();
+      return true;
+    } catch (err) {
+      this.resync = true;
+      const retried = batch.filter((p) => p.durable === null);
+      this.log.error(
+        { err, records: batch.length, retried: retried.length },
+        "audit write failed; group-committed records will be retried, durable ones refused",
+      );
+      for (const p of batch) p.durable?.reject(err);
+      this.queue = retried.concat(this.queue);
+      if (retried.length > 0 && this.timer === null && !this.closed) {
+        this.timer = setTimeout(() => {
+          this.timer = null;
+          void this.flush();
+        }, this.opts.flushIntervalMs);
+        this.timer.unref();
+      }
+      return false;
+    }
+  }
+
+  /** Stores a signed checkpoint of everything written so far (when anything was). */
+  checkpoint(): Promise<void> {
+    this.forceCheckpoint = true;
+    return this.flush();
+  }
+
+  /** Retention (`retentionDays`): see src/audit/retention.ts. Records what it purged. */
+  async purgeExpired(now = new Date()): Promise<number> {
+    if (this.opts.retentionDays === undefined) return 0;
+    const result = await purgeExpiredAudit(this.store, this.opts.retentionDays, now);
+    if (result.records > 0) {
+      this.record({
+        at: now,
+        environment: this.opts.environment ?? "-",
+        principal: null,
+        method: null,
+        credentialId: null,
+        server: null,
+        rpcMethod: null,
+        tool: null,
+        decision: "allow",
+        reason: `retention: purged ${result.records} audit records older than ${this.opts.retentionDays} days`,
+        latencyUs: 0,
+        detail: { event: "audit.retention", ...result },
+      });
+    }
+    return result.records;
   }
 
   async close(): Promise<void> {
-    if (this.timer) clearTimeout(this.timer);
+    for (const t of [this.timer, this.checkpointTimer, this.retentionTimer]) {
+      if (t) clearTimeout(t);
+    }
     this.timer = null;
     await this.flush();
+    await this.checkpoint();
+    this.closed = true;
   }
 }

@@ -16,6 +16,7 @@ import type { Store } from "../store/types.js";
 import { createLogger } from "../telemetry/log.js";
 import { VERSION } from "../version.js";
 import { registerApprovalCommands } from "./approvals.js";
+import { registerAuditCommands } from "./audit.js";
 import { welcomeBanner } from "./banner.js";
 import { registerClientCommands } from "./clients.js";
 import { registerPolicyCommands } from "./policy.js";
@@ -252,6 +253,7 @@ export function buildCli(): Command {
   registerToolCommands(program, { withStoreOptions, withStore, print });
   registerPolicyCommands(program, { withStoreOptions, withStore, print });
   registerApprovalCommands(program, { withStoreOptions, withStore, print });
+  registerAuditCommands(program, { withStoreOptions, withStore, print });
 
   const oauth = program.command("oauth").description("the built-in OAuth authorization server");
   registerSigningKeyCommands(oauth, {

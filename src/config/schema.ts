@@ -242,6 +242,22 @@ export const Config = z.strictObject({
     .strictObject({
       flushIntervalMs: z.number().int().positive().default(50),
       maxBatch: z.number().int().positive().default(1000),
+      /** A signed checkpoint (docs/audit.md) after this many records of a chain … */
+      checkpointEvery: z.number().int().positive().default(1000),
+      /** … or this many seconds after the previous one, whichever comes first. */
+      checkpointIntervalSeconds: z.number().int().positive().default(60),
+      /** Purge records older than this many days, by whole checkpointed ranges. Unset: keep forever. */
+      retentionDays: z.number().int().positive().optional(),
+      /** How a call's arguments are kept: as sent, secrets masked and large values hashed, a hash, or not at all. */
+      arguments: z.enum(["full", "redacted", "hashed", "none"]).default("redacted"),
+      /** Limits of the `redacted` form: longer strings, larger or deeper nested values are replaced by their SHA-256. */
+      redaction: z
+        .strictObject({
+          maxStringLength: z.number().int().positive().default(256),
+          maxValueBytes: z.number().int().positive().default(4096),
+          maxDepth: z.number().int().positive().default(8),
+        })
+        .prefault({}),
     })
     .prefault({}),
   log: z

@@ -20,7 +20,7 @@ import {
   type ToolFactsSource,
 } from "../authz/authorize.js";
 import { missingScopes } from "../authz/oauthScopes.js";
-import type { CompiledPolicy, PolicyDecision } from "../authz/policy/types.js";
+import type { CompiledPolicy, PolicyDecision, RiskTier } from "../authz/policy/types.js";
 import { allowsServer, allowsTool, restrictsTools } from "../authz/scope.js";
 import { checkMirroredHeaders } from "../classify/headers.js";
 import { type ClassifiedMessage, classifyMessage } from "../classify/message.js";
@@ -39,6 +39,7 @@ import {
 import { isListMethod } from "../forward/results.js";
 import type { ListFilter, Upstream } from "../forward/upstream.js";
 import type { ReviewGate } from "../review/gate.js";
+import type { AuditRecord } from "../store/types.js";
 import { type Metrics, methodLabel } from "../telemetry/metrics.js";
 import { allowedHostnames, hostGuard } from "./hostCheck.js";
 
@@ -157,14 +158,15 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("*", { parseAs: "string" }, (_req, body, done) => done(null, body));
 
-  function auditDecision(
+  function auditEntry(
     d: Decision,
     decision: "allow" | "deny" | "review",
     reason: string,
     detail: Record<string, unknown> | null,
     credentialId?: string | null,
-  ): void {
-    audit.record({
+  ): AuditRecord {
+    const params = d.msg?.message.params;
+    return {
       at: new Date(),
       environment,
       principal: d.principal?.id ?? null,
@@ -181,7 +183,22 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       ruleIds: d.policy?.ruleIds ?? null,
       // Every record names the policy in force, also for refusals decided before policy ran.
       policyVersion: d.policy?.version ?? authorization.policy().version,
-    });
+      // Raw here; the writer redacts (secrets masked, large values hashed) when it writes.
+      arguments:
+        params !== null && typeof params === "object"
+          ? (params as Record<string, unknown>).arguments
+          : undefined,
+    };
+  }
+
+  function auditDecision(
+    d: Decision,
+    decision: "allow" | "deny" | "review",
+    reason: string,
+    detail: Record<string, unknown> | null,
+    credentialId?: string | null,
+  ): void {
+    audit.record(auditEntry(d, decision, reason, detail, credentialId));
   }
 
   function finish(d: Decision, outcome: string): void {
@@ -347,6 +364,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     };
     const policy = authorization.policy();
     let reason = "credential valid and in scope";
+    /** The target tool's risk tier: write and destructive calls are recorded durably before forwarding. */
+    let tier: RiskTier | null = null;
     /** Where the reply goes: the client's response, or the stream of a call held for review. */
     let out: ServerResponse = res;
     let reviewed = false;
@@ -361,7 +380,9 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       }
       let decision: PolicyDecision;
       try {
-        decision = authorizeRequest(policy, principal, d.server, msg, authorization.tools, ctx).decision;
+        const authz = authorizeRequest(policy, principal, d.server, msg, authorization.tools, ctx);
+        decision = authz.decision;
+        tier = authz.resource.tier;
       } catch (err) {
         // Fail closed: a fault in policy evaluation is a refusal (and a 500 the operator sees).
         log.error({ err, server: d.server }, "policy evaluation failed: refusing");
@@ -418,7 +439,28 @@ export function buildApp(deps: AppDeps): FastifyInstance {
           }
         : null;
     // A reviewed call's forwarding was audited when its approval was consumed.
-    if (!reviewed) auditDecision(d, "allow", reason, null);
+    if (!reviewed) {
+      if (tier === "write" || tier === "destructive") {
+        // Durable before it runs: a crash right after forwarding cannot lose the record.
+        try {
+          await audit.recordDurable(auditEntry(d, "allow", reason, null));
+        } catch (err) {
+          log.error({ err, server: d.server }, "cannot record a write-tier call durably: refusing");
+          refuse(
+            d,
+            res,
+            new GatewayError(
+              503,
+              RpcCode.UpstreamUnavailable,
+              "Service unavailable",
+              "audit store unavailable",
+            ),
+            msg.id,
+          );
+          return;
+        }
+      } else auditDecision(d, "allow", reason, null);
+    }
     const controller = new AbortController();
     res.on("close", () => {
       if (!res.writableFinished) controller.abort();

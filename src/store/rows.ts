@@ -5,7 +5,16 @@
  * objects are JSON text, so one mapping serves both.
  */
 import type { Generated } from "kysely";
-import type { ApiKeyRecord, AuditRecord, NewApiKey, StoredAuditRecord } from "./types.js";
+import type {
+  ApiKeyRecord,
+  AuditChainInfo,
+  AuditCheckpoint,
+  AuditRecord,
+  AuditSigningKeyRecord,
+  ChainedAuditRecord,
+  NewApiKey,
+  StoredAuditRecord,
+} from "./types.js";
 
 export interface ApiKeysTable {
   id: string;
@@ -41,6 +50,39 @@ export interface AuditLogTable {
   policy_version: string | null;
   /** JSON array of rule ids, or null. */
   rule_ids: string | null;
+  /** Hash chain (migration 006); null on records written before it. */
+  chain: string | null;
+  chain_seq: number | null;
+  prev_hash: string | null;
+  hash: string | null;
+  /** Redacted arguments, JSON text, or null. */
+  arguments: string | null;
+}
+
+export interface AuditChainsTable {
+  chain: string;
+  started_at: number;
+  host: string;
+  pid: number;
+  anchor_seq: number;
+  anchor_hash: string;
+}
+
+export interface AuditCheckpointsTable {
+  chain: string;
+  chain_seq: number;
+  hash: string;
+  count: number;
+  at: number;
+  key_id: string;
+  signature: string;
+}
+
+export interface AuditSigningKeysTable {
+  id: string;
+  public_key: string;
+  private_key_sealed: string;
+  created_at: number;
 }
 
 export interface SettingsTable {
@@ -56,6 +98,9 @@ export interface RevisionsTable {
 export interface Database {
   api_keys: ApiKeysTable;
   audit_log: AuditLogTable;
+  audit_chains: AuditChainsTable;
+  audit_checkpoints: AuditCheckpointsTable;
+  audit_signing_keys: AuditSigningKeysTable;
   settings: SettingsTable;
   revisions: RevisionsTable;
 }
@@ -116,6 +161,67 @@ export function auditToRow(record: AuditRecord): NewAuditRow {
     decision_id: record.decisionId ?? null,
     policy_version: record.policyVersion ?? null,
     rule_ids: record.ruleIds === undefined || record.ruleIds === null ? null : JSON.stringify(record.ruleIds),
+    chain: null,
+    chain_seq: null,
+    prev_hash: null,
+    hash: null,
+    arguments: null,
+  };
+}
+
+/** A chained record's row: the columns src/audit/chain.ts hashes, exactly as they are stored. */
+export function chainedAuditToRow(record: ChainedAuditRecord): NewAuditRow {
+  return {
+    ...auditToRow({ ...record, arguments: undefined }),
+    chain: record.chain,
+    chain_seq: record.chainSeq,
+    prev_hash: record.prevHash,
+    hash: record.hash,
+    arguments: record.arguments,
+  };
+}
+
+export function rowToAuditChain(row: AuditChainsTable): AuditChainInfo {
+  return {
+    chain: row.chain,
+    startedAt: date(row.started_at),
+    host: row.host,
+    pid: Number(row.pid),
+    anchorSeq: Number(row.anchor_seq),
+    anchorHash: row.anchor_hash,
+  };
+}
+
+export function checkpointToRow(c: AuditCheckpoint): AuditCheckpointsTable {
+  return {
+    chain: c.chain,
+    chain_seq: c.chainSeq,
+    hash: c.hash,
+    count: c.count,
+    at: c.at.getTime(),
+    key_id: c.keyId,
+    signature: c.signature,
+  };
+}
+
+export function rowToCheckpoint(row: AuditCheckpointsTable): AuditCheckpoint {
+  return {
+    chain: row.chain,
+    chainSeq: Number(row.chain_seq),
+    hash: row.hash,
+    count: Number(row.count),
+    at: date(Number(row.at)),
+    keyId: row.key_id,
+    signature: row.signature,
+  };
+}
+
+export function rowToAuditSigningKey(row: AuditSigningKeysTable): AuditSigningKeyRecord {
+  return {
+    id: row.id,
+    publicKey: row.public_key,
+    privateKeySealed: row.private_key_sealed,
+    createdAt: date(Number(row.created_at)),
   };
 }
 
@@ -137,5 +243,12 @@ export function rowToAudit(row: AuditRow): StoredAuditRecord {
     decisionId: row.decision_id,
     policyVersion: row.policy_version,
     ruleIds: row.rule_ids === null ? null : (JSON.parse(row.rule_ids) as string[]),
+    // Chain facts only on chained records (migration 006): older ones read back as before.
+    ...(row.chain === null || row.chain === undefined
+      ? {}
+      : { chain: row.chain, chainSeq: Number(row.chain_seq), prevHash: row.prev_hash, hash: row.hash }),
+    ...(row.arguments === null || row.arguments === undefined
+      ? {}
+      : { arguments: JSON.parse(row.arguments) as unknown }),
   };
 }

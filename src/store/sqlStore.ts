@@ -6,7 +6,19 @@
 import type { Kysely, Transaction } from "kysely";
 import { type ApprovalsDatabase, approvalToRow, rowToApproval } from "./approvals.js";
 import { migrateToLatest, type StoreDialect } from "./migrations/index.js";
-import { auditToRow, type Database, keyToRow, rowToAudit, rowToKey } from "./rows.js";
+import {
+  type AuditRow,
+  auditToRow,
+  chainedAuditToRow,
+  checkpointToRow,
+  type Database,
+  keyToRow,
+  rowToAudit,
+  rowToAuditChain,
+  rowToAuditSigningKey,
+  rowToCheckpoint,
+  rowToKey,
+} from "./rows.js";
 import { acceptedRow, rowToToolPin, sightedRow, type ToolPinRow, type ToolPinsDatabase } from "./toolPins.js";
 import type {
   ApiKeyRecord,
@@ -14,7 +26,13 @@ import type {
   ApprovalDecisionOutcome,
   ApprovalRecord,
   ApprovalStatus,
+  AuditChainInfo,
+  AuditChainRow,
+  AuditCheckpoint,
+  AuditQuery,
   AuditRecord,
+  AuditSigningKeyRecord,
+  ChainedAuditRecord,
   KeyUsage,
   KeyWatch,
   NewApiKey,
@@ -202,6 +220,168 @@ export abstract class SqlStore implements Store {
     if (opts.credentialId !== undefined) q = q.where("credential_id", "=", opts.credentialId);
     if (opts.decisionId !== undefined) q = q.where("decision_id", "=", opts.decisionId);
     return (await q.execute()).map(rowToAudit);
+  }
+
+  async appendAuditChain(records: ChainedAuditRecord[], checkpoints: AuditCheckpoint[]): Promise<void> {
+    if (records.length === 0 && checkpoints.length === 0) return;
+    const rows = records.map(chainedAuditToRow);
+    await this.db.transaction().execute(async (trx) => {
+      for (let i = 0; i < rows.length; i += AUDIT_CHUNK) {
+        await trx
+          .insertInto("audit_log")
+          .values(rows.slice(i, i + AUDIT_CHUNK))
+          .execute();
+      }
+      if (checkpoints.length > 0) {
+        await trx.insertInto("audit_checkpoints").values(checkpoints.map(checkpointToRow)).execute();
+      }
+    });
+  }
+
+  async insertAuditChain(info: AuditChainInfo): Promise<void> {
+    await this.db
+      .insertInto("audit_chains")
+      .values({
+        chain: info.chain,
+        started_at: info.startedAt.getTime(),
+        host: info.host,
+        pid: info.pid,
+        anchor_seq: info.anchorSeq,
+        anchor_hash: info.anchorHash,
+      })
+      .execute();
+  }
+
+  async listAuditChains(): Promise<AuditChainInfo[]> {
+    const rows = await this.db
+      .selectFrom("audit_chains")
+      .selectAll()
+      .orderBy("started_at")
+      .orderBy("chain")
+      .execute();
+    return rows.map(rowToAuditChain);
+  }
+
+  async auditChainTail(chain: string): Promise<{ chainSeq: number; hash: string } | null> {
+    const row = await this.db
+      .selectFrom("audit_log")
+      .select(["chain_seq", "hash"])
+      .where("chain", "=", chain)
+      .orderBy("chain_seq", "desc")
+      .limit(1)
+      .executeTakeFirst();
+    return row === undefined || row.chain_seq === null || row.hash === null
+      ? null
+      : { chainSeq: Number(row.chain_seq), hash: row.hash };
+  }
+
+  async readAuditChain(chain: string, afterChainSeq: number, limit: number): Promise<AuditChainRow[]> {
+    const rows = await this.db
+      .selectFrom("audit_log")
+      .selectAll()
+      .where("chain", "=", chain)
+      .where("chain_seq", ">", afterChainSeq)
+      .orderBy("chain_seq")
+      .limit(limit)
+      .execute();
+    return rows.map((r) => ({ ...r, chain_seq: Number(r.chain_seq) }) as AuditChainRow);
+  }
+
+  async auditChainsInLog(): Promise<{ chains: string[]; unchained: number }> {
+    const chains = await this.db
+      .selectFrom("audit_log")
+      .select("chain")
+      .distinct()
+      .where("chain", "is not", null)
+      .execute();
+    const { n } = await this.db
+      .selectFrom("audit_log")
+      .select((eb) => eb.fn.countAll<number>().as("n"))
+      .where("chain", "is", null)
+      .executeTakeFirstOrThrow();
+    return { chains: chains.map((c) => c.chain as string).sort(), unchained: Number(n) };
+  }
+
+  async listAuditCheckpoints(chain?: string): Promise<AuditCheckpoint[]> {
+    let q = this.db.selectFrom("audit_checkpoints").selectAll().orderBy("chain").orderBy("chain_seq");
+    if (chain !== undefined) q = q.where("chain", "=", chain);
+    return (await q.execute()).map(rowToCheckpoint);
+  }
+
+  async insertAuditSigningKey(key: AuditSigningKeyRecord): Promise<void> {
+    await this.db
+      .insertInto("audit_signing_keys")
+      .values({
+        id: key.id,
+        public_key: key.publicKey,
+        private_key_sealed: key.privateKeySealed,
+        created_at: key.createdAt.getTime(),
+      })
+      .onConflict((oc) => oc.column("id").doNothing())
+      .execute();
+  }
+
+  async listAuditSigningKeys(): Promise<AuditSigningKeyRecord[]> {
+    const rows = await this.db
+      .selectFrom("audit_signing_keys")
+      .selectAll()
+      .orderBy("created_at", "desc")
+      .orderBy("id")
+      .execute();
+    return rows.map(rowToAuditSigningKey);
+  }
+
+  async searchAudit(query: AuditQuery): Promise<StoredAuditRecord[]> {
+    const limit = query.limit ?? DEFAULT_AUDIT_LIMIT;
+    if (!Number.isSafeInteger(limit) || limit < 0) {
+      throw new RangeError(`searchAudit: limit must be a non-negative integer, got ${limit}`);
+    }
+    let q = this.db
+      .selectFrom("audit_log")
+      .selectAll()
+      .orderBy("seq", query.order ?? "desc")
+      .limit(limit);
+    if (query.principal !== undefined) q = q.where("principal", "=", query.principal);
+    if (query.server !== undefined) q = q.where("server", "=", query.server);
+    if (query.tool !== undefined) q = q.where("tool", "=", query.tool);
+    if (query.decision !== undefined) q = q.where("decision", "=", query.decision);
+    if (query.decisionId !== undefined) q = q.where("decision_id", "=", query.decisionId);
+    if (query.since !== undefined) q = q.where("at", ">=", query.since.getTime());
+    if (query.until !== undefined) q = q.where("at", "<", query.until.getTime());
+    if (query.afterSeq !== undefined) q = q.where("seq", ">", query.afterSeq);
+    return (await q.execute()).map((r) => rowToAudit(r as AuditRow));
+  }
+
+  async purgeAuditChain(chain: string, anchor: { chainSeq: number; hash: string }): Promise<number> {
+    return this.db.transaction().execute(async (trx) => {
+      const moved = await trx
+        .updateTable("audit_chains")
+        .set({ anchor_seq: anchor.chainSeq, anchor_hash: anchor.hash })
+        .where("chain", "=", chain)
+        .where("anchor_seq", "<", anchor.chainSeq)
+        .executeTakeFirst();
+      if (moved.numUpdatedRows === 0n) return 0;
+      const res = await trx
+        .deleteFrom("audit_log")
+        .where("chain", "=", chain)
+        .where("chain_seq", "<=", anchor.chainSeq)
+        .executeTakeFirst();
+      await trx
+        .deleteFrom("audit_checkpoints")
+        .where("chain", "=", chain)
+        .where("chain_seq", "<", anchor.chainSeq)
+        .execute();
+      return Number(res.numDeletedRows);
+    });
+  }
+
+  async purgeUnchainedAudit(before: Date): Promise<number> {
+    const res = await this.db
+      .deleteFrom("audit_log")
+      .where("chain", "is", null)
+      .where("at", "<", before.getTime())
+      .executeTakeFirst();
+    return Number(res.numDeletedRows);
   }
 
   async getSetting(key: string): Promise<string | undefined> {

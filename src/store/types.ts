@@ -50,10 +50,139 @@ export interface AuditRecord {
   decisionId?: string | null;
   ruleIds?: string[] | null;
   policyVersion?: string | null;
+  /**
+   * The call's arguments as received (tools/call `arguments`, prompts/get `arguments`).
+   * Never stored as given: the AuditWriter stores the form `audit.arguments` asks for
+   * (secrets masked and large values hashed by default; src/audit/redact.ts).
+   */
+  arguments?: unknown;
 }
 
 export interface StoredAuditRecord extends AuditRecord {
   seq: number;
+  /** Hash chain (migration 006); null for records written before it. */
+  chain?: string | null;
+  chainSeq?: number | null;
+  prevHash?: string | null;
+  hash?: string | null;
+  /** The stored (redacted) arguments, parsed; null when none were kept. */
+  arguments?: unknown;
+}
+
+/** A record ready for the chain: redacted and hashed by the AuditWriter (src/audit/chain.ts). */
+export interface ChainedAuditRecord extends Omit<AuditRecord, "arguments"> {
+  chain: string;
+  chainSeq: number;
+  prevHash: string;
+  hash: string;
+  /** The redacted arguments as JSON text (what the hash covers), or null. */
+  arguments: string | null;
+}
+
+/**
+ * The chained columns of one `audit_log` row exactly as stored (snake_case, JSON as text,
+ * instants as epoch ms): what src/audit/chain.ts hashes and `portcullis audit verify` checks.
+ */
+export interface AuditChainRow {
+  seq: number;
+  chain: string;
+  chain_seq: number;
+  prev_hash: string;
+  hash: string;
+  at: number;
+  environment: string;
+  principal: string | null;
+  method: string | null;
+  credential_id: string | null;
+  server: string | null;
+  rpc_method: string | null;
+  tool: string | null;
+  decision: string;
+  reason: string;
+  latency_us: number;
+  detail: string | null;
+  decision_id: string | null;
+  policy_version: string | null;
+  rule_ids: string | null;
+  arguments: string | null;
+}
+
+/** One writer process's chain (table `audit_chains`). */
+export interface AuditChainInfo {
+  chain: string;
+  startedAt: Date;
+  host: string;
+  pid: number;
+  /** Retention: the checkpoint the oldest kept record links to (0 / genesis hash before any purge). */
+  anchorSeq: number;
+  anchorHash: string;
+}
+
+/** A signed statement: `chain` had `count` records, the last (`chainSeq`) hashing to `hash`. */
+export interface AuditCheckpoint {
+  chain: string;
+  chainSeq: number;
+  hash: string;
+  count: number;
+  at: Date;
+  keyId: string;
+  /** Ed25519 over src/audit/checkpoints.ts `checkpointPayload`, base64url. */
+  signature: string;
+}
+
+export interface AuditSigningKeyRecord {
+  /** First 16 hex characters of SHA-256 over the raw public key. */
+  id: string;
+  /** SPKI PEM. */
+  publicKey: string;
+  /** PKCS#8 PEM sealed with AES-256-GCM under a key derived from the server secret. */
+  privateKeySealed: string;
+  createdAt: Date;
+}
+
+/** Filters of `portcullis audit search|tail|export`; all optional, combined with AND. */
+export interface AuditQuery {
+  principal?: string;
+  server?: string;
+  tool?: string;
+  decision?: AuditRecord["decision"];
+  decisionId?: string;
+  since?: Date;
+  until?: Date;
+  /** Only records with a store sequence number above this (tail -f, paged export). */
+  afterSeq?: number;
+  limit?: number;
+  /** `desc` (newest first, the default) or `asc`. */
+  order?: "asc" | "desc";
+}
+
+/** The tamper-evident audit trail's storage (migration 006). */
+export interface AuditChainStore {
+  /** Inserts records and checkpoints in one transaction (the commit a durable record waits for). */
+  appendAuditChain(records: ChainedAuditRecord[], checkpoints: AuditCheckpoint[]): Promise<void>;
+  /** Registers a new chain (anchor: seq 0, `anchorHash`). */
+  insertAuditChain(info: AuditChainInfo): Promise<void>;
+  listAuditChains(): Promise<AuditChainInfo[]>;
+  /** The last stored record of a chain, or null when it has none. */
+  auditChainTail(chain: string): Promise<{ chainSeq: number; hash: string } | null>;
+  /** Rows of one chain with chain_seq > `afterChainSeq`, in chain order, at most `limit`. */
+  readAuditChain(chain: string, afterChainSeq: number, limit: number): Promise<AuditChainRow[]>;
+  /** Chain ids found in audit_log (also those missing from audit_chains), and the unchained count. */
+  auditChainsInLog(): Promise<{ chains: string[]; unchained: number }>;
+  /** Checkpoints of one chain (or all), in chain order. */
+  listAuditCheckpoints(chain?: string): Promise<AuditCheckpoint[]>;
+  insertAuditSigningKey(key: AuditSigningKeyRecord): Promise<void>;
+  /** Newest first. */
+  listAuditSigningKeys(): Promise<AuditSigningKeyRecord[]>;
+  searchAudit(query: AuditQuery): Promise<StoredAuditRecord[]>;
+  /**
+   * Retention, in one transaction: deletes the chain's records up to and including
+   * `anchor.chainSeq` and its checkpoints before it, and makes that checkpoint the anchor.
+   * Only moves the anchor forward. Returns the number of records deleted.
+   */
+  purgeAuditChain(chain: string, anchor: { chainSeq: number; hash: string }): Promise<number>;
+  /** Deletes unchained records (written before migration 006) older than `before`. */
+  purgeUnchainedAudit(before: Date): Promise<number>;
 }
 
 export interface KeyUsage {
@@ -62,7 +191,7 @@ export interface KeyUsage {
   count: number;
 }
 
-export interface Store extends ApprovalStore {
+export interface Store extends ApprovalStore, AuditChainStore {
   readonly kind: "sqlite" | "postgres";
   /** Applies pending numbered migrations; idempotent. */
   migrate(): Promise<void>;

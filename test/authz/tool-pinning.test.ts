@@ -297,10 +297,12 @@ function catalogueSuite(makeBackend: () => Promise<Backend>): void {
     a.observe(server, [SEARCH]);
     await a.settled();
     const r = b.observe(server, [{ ...SEARCH, description: "different" }]);
-    assert.deepEqual(r.added, ["search"], "b has not reloaded: to it the tool is new");
     await b.settled();
-    assert.equal(late.length, 1);
-    assert.deepEqual(late[0]?.fields, ["description"]);
+    // Usually b has not reloaded yet, so to it the tool is new and the store reports the change
+    // when b writes; if the change feed was faster, observe() itself reports it. Either way once.
+    const reported = [...r.changed, ...late];
+    assert.equal(reported.length, 1, JSON.stringify({ added: r.added, reported }));
+    assert.deepEqual(reported[0]?.fields, ["description"]);
     assert.equal(b.blocked(server, "search"), true);
     a.poll();
     await waitFor(

@@ -10,6 +10,7 @@ import { oauth } from "./002_oauth.js";
 import { machineClients } from "./003_machine_clients.js";
 import { toolPins } from "./004_tool_pins.js";
 import { auditDecisions } from "./005_audit_decisions.js";
+import { auditChain } from "./006_audit_chain.js";
 import { approvals } from "./007_approvals.js";
 
 export type StoreDialect = "sqlite" | "postgres";
@@ -21,6 +22,7 @@ export function migrations(dialect: StoreDialect): Record<string, Migration> {
     "003_machine_clients": machineClients(dialect),
     "004_tool_pins": toolPins(dialect),
     "005_audit_decisions": auditDecisions(dialect),
+    "006_audit_chain": auditChain(dialect),
     "007_approvals": approvals(dialect),
   };
 }
@@ -33,6 +35,9 @@ export async function migrateToLatest(db: Kysely<unknown>, dialect: StoreDialect
     provider,
     migrationTableName: "portcullis_migration",
     migrationLockTableName: "portcullis_migration_lock",
+    // 006 (audit chain) was numbered before 007 (approvals) but merged after it: stores that
+    // already ran 007 apply 006 next. The two touch different tables.
+    allowUnorderedMigrations: true,
   });
   const { error, results } = await migrator.migrateToLatest();
   if (error !== undefined) {

@@ -1,0 +1,234 @@
+/**
+ * `portcullis audit verify|public-key|tail|search|export`: the tamper-evident audit trail
+ * (docs/audit.md). `verify` exits 0 when every chain is intact, 1 when one is broken (for
+ * cron), 2 on a usage error. None of these needs the server secret.
+ */
+import { createWriteStream, type WriteStream } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Command, CommanderError } from "commander";
+import { auditRecordLine, auditRecordView, otelLogsDocument } from "../audit/export.js";
+import { verifyAuditLog } from "../audit/verify.js";
+import { ConfigError } from "../config/load.js";
+import type { AuditQuery, Store, StoredAuditRecord } from "../store/types.js";
+
+export interface AuditCliDeps {
+  withStoreOptions(cmd: Command): Command;
+  withStore<T>(opts: object, fn: (store: Store) => Promise<T>): Promise<T>;
+  print(json: boolean | undefined, value: unknown, human: () => string): void;
+}
+
+const DURATION = /^(\d+)(s|m|h|d|w)$/;
+const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+
+/** `--since`/`--until`: an ISO 8601 instant, or a duration back from now (`15m`, `24h`, `7d`). */
+export function parseInstant(value: string, flag: string, now = Date.now()): Date {
+  const d = DURATION.exec(value);
+  if (d) return new Date(now - Number(d[1]) * (UNIT_MS[d[2] as string] as number));
+  const t = Date.parse(value);
+  if (Number.isNaN(t))
+    throw new ConfigError(`${flag} '${value}': use an ISO 8601 time or a duration such as 15m, 24h, 7d`);
+  return new Date(t);
+}
+
+function parseLimit(value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new ConfigError(`--limit '${value}': must be a non-negative integer`);
+  return n;
+}
+
+interface FilterOpts {
+  principal?: string;
+  server?: string;
+  tool?: string;
+  decision?: string;
+  decisionId?: string;
+  since?: string;
+  until?: string;
+}
+
+function query(opts: FilterOpts): AuditQuery {
+  const q: AuditQuery = {};
+  if (opts.decision !== undefined) {
+    if (!["allow", "deny", "review"].includes(opts.decision)) {
+      throw new ConfigError(`--decision '${opts.decision}': must be allow, deny or review`);
+    }
+    q.decision = opts.decision as AuditQuery["decision"] & string;
+  }
+  if (opts.principal !== undefined) q.principal = opts.principal;
+  if (opts.server !== undefined) q.server = opts.server;
+  if (opts.tool !== undefined) q.tool = opts.tool;
+  if (opts.decisionId !== undefined) q.decisionId = opts.decisionId;
+  if (opts.since !== undefined) q.since = parseInstant(opts.since, "--since");
+  if (opts.until !== undefined) q.until = parseInstant(opts.until, "--until");
+  return q;
+}
+
+/** Commander's own usage errors exit 2, like ours (1 means "the audit log is broken"). */
+function usageExit(cmd: Command): Command {
+  return cmd.exitOverride((err: CommanderError) => {
+    process.exit(err.exitCode === 0 ? 0 : 2);
+  });
+}
+
+function writeRecords(records: StoredAuditRecord[], json: boolean | undefined): void {
+  for (const r of records) {
+    process.stdout.write(`${json ? JSON.stringify(auditRecordView(r)) : auditRecordLine(r)}\n`);
+  }
+}
+
+export function registerAuditCommands(program: Command, deps: AuditCliDeps): void {
+  const audit = program
+    .command("audit")
+    .description("the tamper-evident audit trail: verify, search, tail, export");
+
+  usageExit(deps.withStoreOptions(audit.command("verify")))
+    .description("check every hash chain and signed checkpoint; exit 0 intact, 1 broken, 2 usage error")
+    .option("--chain <id>", "verify only this chain")
+    .option("--json", "print one JSON object")
+    .action(async (opts: { chain?: string; json?: boolean }) => {
+      await deps.withStore(opts, async (store) => {
+        const report = await verifyAuditLog(store, opts.chain === undefined ? {} : { chain: opts.chain });
+        if (opts.chain !== undefined && report.chains.length === 0) {
+          throw new ConfigError(`--chain '${opts.chain}': no such chain`);
+        }
+        deps.print(opts.json, report, () => {
+          const lines = report.chains.map((c) =>
+            c.ok
+              ? `OK      ${c.chain}  ${c.records} records (seq ${c.firstSeq ?? "-"}..${c.lastSeq ?? "-"}), ${c.checkpoints} checkpoints${c.uncheckpointed > 0 ? `, ${c.uncheckpointed} after the last checkpoint` : ""}`
+              : `BROKEN  ${c.chain}  ${c.problem?.kind} at seq ${c.problem?.seq}: ${c.problem?.detail}`,
+          );
+          if (report.unchained > 0)
+            lines.push(
+              `(${report.unchained} records written before the hash chain existed are not verifiable)`,
+            );
+          const total = report.chains.reduce((n, c) => n + c.records, 0);
+          lines.push(
+            report.ok
+              ? `audit log intact: ${report.chains.length} chains, ${total} records`
+              : `audit log BROKEN: ${report.chains.filter((c) => !c.ok).length} of ${report.chains.length} chains`,
+          );
+          return lines.join("\n");
+        });
+        if (!report.ok) process.exitCode = 1;
+      });
+    });
+
+  usageExit(deps.withStoreOptions(audit.command("public-key")))
+    .description(
+      "print the Ed25519 public keys that sign audit checkpoints (PEM), for verification elsewhere",
+    )
+    .option("--json", "print a JSON array")
+    .action(async (opts: { json?: boolean }) => {
+      await deps.withStore(opts, async (store) => {
+        const keys = (await store.listAuditSigningKeys()).map((k) => ({
+          id: k.id,
+          algorithm: "Ed25519",
+          createdAt: k.createdAt.toISOString(),
+          publicKey: k.publicKey,
+        }));
+        deps.print(opts.json, keys, () =>
+          keys.length === 0
+            ? "(no checkpoint key yet: it is generated when the gateway first starts)"
+            : keys
+                .map((k) => `# key ${k.id} (Ed25519, created ${k.createdAt})\n${k.publicKey.trimEnd()}`)
+                .join("\n"),
+        );
+      });
+    });
+
+  const filters = (cmd: Command) =>
+    cmd
+      .option("--principal <id>", "who: principal id")
+      .option("--server <name>", "upstream server")
+      .option("--tool <name>", "tool, prompt or resource")
+      .option("--decision <effect>", "allow, deny or review")
+      .option("--decision-id <id>", "the decision id a refused client was given")
+      .option("--since <time>", "ISO 8601 time or duration back from now (15m, 24h, 7d)")
+      .option("--until <time>", "ISO 8601 time or duration back from now");
+
+  usageExit(filters(deps.withStoreOptions(audit.command("search"))))
+    .description("find audit records (newest first)")
+    .option("--limit <n>", "at most n records", "100")
+    .option("--json", "print JSON Lines")
+    .action(async (opts: FilterOpts & { limit?: string; json?: boolean }) => {
+      const q = { ...query(opts), limit: parseLimit(opts.limit, 100) };
+      await deps.withStore(opts, async (store) => writeRecords(await store.searchAudit(q), opts.json));
+    });
+
+  usageExit(deps.withStoreOptions(audit.command("tail")))
+    .description("show the latest audit records; -f keeps printing new ones")
+    .option("-n, --lines <n>", "how many of the latest records", "20")
+    .option("-f, --follow", "keep printing new records")
+    .option("--json", "print JSON Lines")
+    .action(async (opts: { lines?: string; follow?: boolean; json?: boolean }) => {
+      const n = parseLimit(opts.lines, 20);
+      await deps.withStore(opts, async (store) => {
+        const last = (await store.searchAudit({ limit: n })).reverse();
+        writeRecords(last, opts.json);
+        if (!opts.follow) return;
+        let after = last.at(-1)?.seq ?? (await store.searchAudit({ limit: 1 }))[0]?.seq ?? 0;
+        let stop = false;
+        const onSignal = () => {
+          stop = true;
+        };
+        process.once("SIGINT", onSignal);
+        process.once("SIGTERM", onSignal);
+        while (!stop) {
+          const fresh = await store.searchAudit({ afterSeq: after, order: "asc", limit: 1000 });
+          writeRecords(fresh, opts.json);
+          if (fresh.length > 0) after = fresh.at(-1)?.seq as number;
+          else await sleep(250);
+        }
+      });
+    });
+
+  usageExit(deps.withStoreOptions(audit.command("export")))
+    .description(
+      "export audit records, oldest first: JSON Lines, or OpenTelemetry logs (OTLP/JSON) for SIEMs",
+    )
+    .option(
+      "--format <format>",
+      "jsonl (one record per line) or otel (one OTLP/JSON ExportLogsServiceRequest per line)",
+      "jsonl",
+    )
+    .option("--since <time>", "ISO 8601 time or duration back from now (15m, 24h, 7d)")
+    .option("--until <time>", "ISO 8601 time or duration back from now")
+    .option("-o, --output <file>", "write to this file instead of standard output")
+    .action(async (opts: { format: string; since?: string; until?: string; output?: string }) => {
+      if (opts.format !== "jsonl" && opts.format !== "otel") {
+        throw new ConfigError(`--format '${opts.format}': must be jsonl or otel`);
+      }
+      const q = query(opts);
+      await deps.withStore(opts, async (store) => {
+        const out: WriteStream | NodeJS.WriteStream =
+          opts.output === undefined ? process.stdout : createWriteStream(opts.output, { mode: 0o600 });
+        const write = (line: string) =>
+          new Promise<void>((resolve, reject) => {
+            if (out.write(line)) resolve();
+            else {
+              out.once("drain", resolve);
+              out.once("error", reject);
+            }
+          });
+        let after = 0;
+        let total = 0;
+        let reported = Date.now();
+        for (;;) {
+          const page = await store.searchAudit({ ...q, afterSeq: after, order: "asc", limit: 500 });
+          if (page.length === 0) break;
+          if (opts.format === "otel") await write(`${JSON.stringify(otelLogsDocument(page))}\n`);
+          else await write(page.map((r) => `${JSON.stringify(auditRecordView(r))}\n`).join(""));
+          total += page.length;
+          after = page.at(-1)?.seq as number;
+          if (Date.now() - reported > 1000) {
+            process.stderr.write(`exported ${total} records…\n`);
+            reported = Date.now();
+          }
+        }
+        if (out !== process.stdout) await new Promise<void>((r) => (out as WriteStream).end(r));
+        process.stderr.write(`exported ${total} records${opts.output ? ` to ${opts.output}` : ""}\n`);
+      });
+    });
+}

@@ -1,0 +1,220 @@
+/**
+ * Tamper evidence of the audit trail, on SQLite and PostgreSQL: records written through the
+ * AuditWriter (hash chain + signed checkpoints), then tampered with directly in the database
+ * the way an intruder with write access would, and `verifyAuditLog` must name the break.
+ */
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import BetterSqlite3 from "better-sqlite3";
+import { pino } from "pino";
+import { purgeExpiredAudit } from "../../src/audit/retention.js";
+import { verifyAuditLog } from "../../src/audit/verify.js";
+import { AuditWriter, type AuditWriterOptions } from "../../src/audit/writer.js";
+import { openStore } from "../../src/store/open.js";
+import type { AuditRecord, Store } from "../../src/store/types.js";
+import { createTestDatabase, postgresSkip } from "../helpers/postgres.js";
+
+const log = pino({ level: "silent" });
+const secret = randomBytes(48);
+const OPTIONS: AuditWriterOptions = {
+  flushIntervalMs: 5,
+  maxBatch: 1000,
+  checkpointEvery: 10,
+  checkpointIntervalSeconds: 3600,
+  arguments: "redacted",
+};
+
+interface Backend {
+  open(): Promise<Store>;
+  /** Runs one SQL statement directly on the database, bypassing the store. */
+  sql(statement: string): Promise<void>;
+  cleanup(): Promise<void>;
+}
+
+async function sqliteBackend(): Promise<Backend> {
+  const dir = await mkdtemp(join(tmpdir(), "portcullis-audit-"));
+  const file = join(dir, "portcullis.db");
+  return {
+    open: () => openStore(file),
+    async sql(statement) {
+      const db = new BetterSqlite3(file);
+      try {
+        db.exec(statement);
+      } finally {
+        db.close();
+      }
+    },
+    cleanup: () => rm(dir, { recursive: true, force: true }),
+  };
+}
+
+async function postgresBackend(): Promise<Backend> {
+  const db = await createTestDatabase();
+  return { open: () => openStore(db.url), sql: db.admin, cleanup: db.drop };
+}
+
+function entry(i: number): AuditRecord {
+  return {
+    at: new Date(),
+    environment: "prod",
+    principal: `user:${i % 3}`,
+    method: "api_key",
+    credentialId: "AAAAAAAAAAAA",
+    server: "files",
+    rpcMethod: "tools/call",
+    tool: i % 2 === 0 ? "write_file" : "read_file",
+    decision: i % 7 === 0 ? "deny" : "allow",
+    reason: `reason ${i}`,
+    latencyUs: 40 + i,
+    detail: i % 2 === 0 ? { i, nested: { list: [1, "two", null], x: 1.5 } } : null,
+    decisionId: `d-${i}`,
+    ruleIds: ["r1"],
+    policyVersion: "p-1",
+    arguments: { path: `/tmp/${i}`, content: "x".repeat(i * 20) },
+  };
+}
+
+/**
+ * A fresh chain of 25 records: one flush per record, so checkpoints land at 10 and 20 (and
+ * at 25 when `close` is set). Returns the writer's chain id.
+ */
+async function writeChain(store: Store, close = true): Promise<{ chain: string; writer: AuditWriter }> {
+  const writer = await AuditWriter.open(store, log, OPTIONS, secret);
+  for (let i = 1; i <= 25; i++) await writer.recordDurable(entry(i));
+  if (close) await writer.close();
+  return { chain: writer.chain, writer };
+}
+
+function suite(kind: "sqlite" | "postgres", makeBackend: () => Promise<Backend>): void {
+  let backend: Backend;
+  let store: Store;
+  before(async () => {
+    backend = await makeBackend();
+    store = await backend.open();
+  });
+  after(async () => {
+    await store?.close();
+    await backend?.cleanup();
+  });
+
+  const chainOf = async (chain: string) => {
+    const report = await verifyAuditLog(store, { chain });
+    assert.equal(report.chains.length, 1);
+    return report.chains[0] as NonNullable<(typeof report.chains)[0]>;
+  };
+
+  it("an untouched chain verifies, with its checkpoints", async () => {
+    const { chain } = await writeChain(store);
+    const c = await chainOf(chain);
+    assert.equal(c.ok, true, JSON.stringify(c.problem));
+    assert.equal(c.records, 25);
+    assert.deepEqual([c.firstSeq, c.lastSeq, c.checkpoints, c.uncheckpointed], [1, 25, 3, 0]);
+    assert.equal((await verifyAuditLog(store)).ok, true);
+  });
+
+  it("audit verify detects an edited record", async () => {
+    const { chain } = await writeChain(store);
+    await backend.sql(
+      `UPDATE audit_log SET decision = 'allow', reason = 'nothing to see' WHERE chain = '${chain}' AND chain_seq = 7`,
+    );
+    const c = await chainOf(chain);
+    assert.equal(c.ok, false);
+    assert.deepEqual([c.problem?.kind, c.problem?.seq], ["edited", 7]);
+    assert.equal((await verifyAuditLog(store)).ok, false, "the whole log is reported broken");
+  });
+
+  it("audit verify detects an edited record whose chain was recomputed (the checkpoint disagrees)", async () => {
+    const { chain } = await writeChain(store);
+    // The intruder edits record 3 and recomputes every hash after it: only the signed checkpoint can tell.
+    const rows = await store.readAuditChain(chain, 0, 100);
+    const { auditRecordHash } = await import("../../src/audit/chain.js");
+    let prev = (rows[1] as (typeof rows)[0]).hash;
+    for (const row of rows.slice(2)) {
+      const edited = row.chain_seq === 3 ? { ...row, reason: "forged" } : row;
+      const hash = auditRecordHash(prev, edited);
+      await backend.sql(
+        `UPDATE audit_log SET reason = '${edited.reason}', prev_hash = '${prev}', hash = '${hash}' WHERE chain = '${chain}' AND chain_seq = ${row.chain_seq}`,
+      );
+      prev = hash;
+    }
+    const c = await chainOf(chain);
+    assert.deepEqual([c.ok, c.problem?.kind, c.problem?.seq], [false, "checkpoint_mismatch", 10]);
+  });
+
+  it("audit verify detects a deleted record", async () => {
+    const { chain } = await writeChain(store);
+    await backend.sql(`DELETE FROM audit_log WHERE chain = '${chain}' AND chain_seq = 12`);
+    const c = await chainOf(chain);
+    assert.deepEqual([c.ok, c.problem?.kind, c.problem?.seq], [false, "deleted", 12]);
+    assert.match(c.problem?.detail ?? "", /record 12 is missing/);
+  });
+
+  it("audit verify detects a truncated tail", async () => {
+    const { chain } = await writeChain(store);
+    await backend.sql(`DELETE FROM audit_log WHERE chain = '${chain}' AND chain_seq > 21`);
+    const c = await chainOf(chain);
+    assert.deepEqual([c.ok, c.problem?.kind, c.problem?.seq], [false, "truncated", 22]);
+    assert.match(c.problem?.detail ?? "", /records 22 to 25 are missing/);
+  });
+
+  it("audit verify detects a forged checkpoint", async () => {
+    const { chain } = await writeChain(store);
+    // Cut the tail, then move the last checkpoints onto the new tail to hide it: no key, no valid signature.
+    const [r15] = await store.readAuditChain(chain, 14, 1);
+    await backend.sql(`DELETE FROM audit_log WHERE chain = '${chain}' AND chain_seq > 15`);
+    await backend.sql(`DELETE FROM audit_checkpoints WHERE chain = '${chain}' AND chain_seq > 20`);
+    await backend.sql(
+      `UPDATE audit_checkpoints SET chain_seq = 15, count = 15, hash = '${r15?.hash}' WHERE chain = '${chain}' AND chain_seq = 20`,
+    );
+    const c = await chainOf(chain);
+    assert.deepEqual([c.ok, c.problem?.kind, c.problem?.seq], [false, "forged_checkpoint", 15]);
+  });
+
+  it("verify passes after retention purged old records", async () => {
+    const { chain, writer } = await writeChain(store, false);
+    // Two days later, with one day of retention: everything up to the last checkpoint (20) goes.
+    const result = await purgeExpiredAudit(store, 1, new Date(Date.now() + 2 * 86_400_000));
+    assert.ok(result.records >= 20);
+    let c = await chainOf(chain);
+    assert.equal(c.ok, true, JSON.stringify(c.problem));
+    assert.deepEqual([c.anchorSeq, c.firstSeq, c.lastSeq, c.records], [20, 21, 25, 5]);
+    await writer.recordDurable(entry(26));
+    await writer.close();
+    c = await chainOf(chain);
+    assert.deepEqual([c.ok, c.lastSeq, c.uncheckpointed], [true, 26, 0]);
+
+    // Deleting the kept records up to the anchor's successor is still a deletion.
+    await backend.sql(`DELETE FROM audit_log WHERE chain = '${chain}' AND chain_seq = 21`);
+    c = await chainOf(chain);
+    assert.deepEqual([c.ok, c.problem?.kind, c.problem?.seq], [false, "deleted", 21]);
+  });
+
+  // Replicas share PostgreSQL; two SQLite connections writing from one thread would deadlock.
+  it("two writers sharing one store keep separate chains that both verify", {
+    skip: kind === "sqlite" && "replicas share PostgreSQL",
+  }, async () => {
+    const other = await backend.open();
+    try {
+      const a = await AuditWriter.open(store, log, OPTIONS, secret);
+      const b = await AuditWriter.open(other, log, OPTIONS, secret);
+      assert.notEqual(a.chain, b.chain);
+      await Promise.all(Array.from({ length: 40 }, (_, i) => (i % 2 === 0 ? a : b).recordDurable(entry(i))));
+      await Promise.all([a.close(), b.close()]);
+      for (const chain of [a.chain, b.chain]) {
+        const c = await chainOf(chain);
+        assert.deepEqual([c.ok, c.records], [true, 20], JSON.stringify(c.problem));
+      }
+    } finally {
+      await other.close();
+    }
+  });
+}
+
+describe("audit verify on sqlite", () => suite("sqlite", sqliteBackend));
+describe("audit verify on postgres", { skip: await postgresSkip() }, () =>
+  suite("postgres", postgresBackend),
+);

@@ -1,0 +1,151 @@
+/**
+ * The AuditWriter's two paths: recordDurable() resolves only once its record is committed
+ * (visible to another connection), group-committed records interleaved with durable ones keep
+ * one unbroken chain, and a failed commit refuses the durable caller instead of pretending.
+ */
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { pino } from "pino";
+import { verifyAuditLog } from "../../src/audit/verify.js";
+import { AuditWriter, type AuditWriterOptions } from "../../src/audit/writer.js";
+import { openStore } from "../../src/store/open.js";
+import type { AuditRecord, Store } from "../../src/store/types.js";
+
+const log = pino({ level: "silent" });
+const OPTIONS: AuditWriterOptions = {
+  flushIntervalMs: 50,
+  maxBatch: 1000,
+  checkpointEvery: 100,
+  checkpointIntervalSeconds: 3600,
+  arguments: "redacted",
+};
+
+function entry(tag: string, tier: string): AuditRecord {
+  return {
+    at: new Date(),
+    environment: "prod",
+    principal: "user:alice",
+    method: "api_key",
+    credentialId: null,
+    server: "files",
+    rpcMethod: "tools/call",
+    tool: tier === "write" ? "write_file" : "read_file",
+    decision: "allow",
+    reason: "allowed",
+    latencyUs: 50,
+    detail: null,
+    arguments: { tag },
+  };
+}
+
+async function tempStore(): Promise<{ file: string; store: Store; cleanup(): Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), "portcullis-writer-"));
+  const file = join(dir, "portcullis.db");
+  const store = await openStore(file);
+  return { file, store, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+describe("audit writer", () => {
+  it("a durable record is committed before recordDurable resolves, interleaved with group commits", async () => {
+    const { file, store, cleanup } = await tempStore();
+    const reader = await openStore(file);
+    try {
+      const writer = await AuditWriter.open(store, log, OPTIONS, randomBytes(48));
+      const durable: Promise<string>[] = [];
+      for (let i = 0; i < 200; i++) {
+        if (i % 3 === 0) {
+          const tag = `write-${i}`;
+          durable.push(writer.recordDurable(entry(tag, "write")).then(() => tag));
+        } else writer.record(entry(`read-${i}`, "read"));
+      }
+      // Each durable caller checks, from another connection, as soon as it is told "committed".
+      const seen = await Promise.all(
+        durable.map(async (p) => {
+          const tag = await p;
+          const hits = (await reader.searchAudit({ limit: 1000 })).filter(
+            (r) => (r.arguments as { tag?: string } | null)?.tag === tag,
+          );
+          return hits.length;
+        }),
+      );
+      assert.ok(
+        seen.every((n) => n === 1),
+        "every durable record was visible when its promise resolved",
+      );
+      await writer.close();
+      const report = await verifyAuditLog(reader, { chain: writer.chain });
+      assert.equal(report.ok, true, JSON.stringify(report.chains[0]?.problem));
+      assert.equal(report.chains[0]?.records, 200, "one chain holds both paths, in order");
+      const rows = await reader.readAuditChain(writer.chain, 0, 1000);
+      assert.deepEqual(
+        rows.map((r) => JSON.parse(r.arguments as string).tag),
+        Array.from({ length: 200 }, (_, i) => (i % 3 === 0 ? `write-${i}` : `read-${i}`)),
+        "records are chained in the order they were handed over",
+      );
+    } finally {
+      await reader.close();
+      await store.close();
+      await cleanup();
+    }
+  });
+
+  it("group-committed records are written within the flush interval", async () => {
+    const { store, cleanup } = await tempStore();
+    try {
+      const writer = await AuditWriter.open(store, log, OPTIONS, randomBytes(48));
+      writer.record(entry("r", "read"));
+      const t = performance.now();
+      while ((await store.searchAudit({ limit: 1 })).length === 0) await new Promise((r) => setTimeout(r, 5));
+      assert.ok(performance.now() - t < 50 + 100, "committed within the 50 ms interval (plus scheduling)");
+      await writer.close();
+    } finally {
+      await store.close();
+      await cleanup();
+    }
+  });
+
+  it("a failed commit rejects the durable caller, retries group records, and the chain stays intact", async () => {
+    const { store, cleanup } = await tempStore();
+    try {
+      let failNext = false;
+      const flaky = new Proxy(store, {
+        get(target, prop, receiver) {
+          if (prop === "appendAuditChain") {
+            return (...args: Parameters<Store["appendAuditChain"]>) => {
+              if (failNext) {
+                failNext = false;
+                return Promise.reject(new Error("disk full"));
+              }
+              return target.appendAuditChain(...args);
+            };
+          }
+          const v = Reflect.get(target, prop, receiver);
+          return typeof v === "function" ? v.bind(target) : v;
+        },
+      });
+      const writer = await AuditWriter.open(flaky, log, OPTIONS, randomBytes(48));
+      await writer.recordDurable(entry("w1", "write"));
+      writer.record(entry("r1", "read"));
+      failNext = true;
+      await assert.rejects(writer.recordDurable(entry("w2", "write")), /disk full/);
+      await writer.recordDurable(entry("w3", "write"));
+      await writer.close();
+      const tags = (await store.readAuditChain(writer.chain, 0, 100)).map(
+        (r) => JSON.parse(r.arguments as string).tag,
+      );
+      assert.deepEqual(
+        tags,
+        ["w1", "r1", "w3"],
+        "the refused call has no allow record; the read record was retried",
+      );
+      assert.equal((await verifyAuditLog(store, { chain: writer.chain })).ok, true);
+    } finally {
+      await store.close();
+      await cleanup();
+    }
+  });
+});
