@@ -1,6 +1,8 @@
 /**
  * The console's pages as pure functions from data to HTML bodies (./html.ts frames them).
  */
+
+import type { VerifyReport } from "../audit/verify.js";
 import { describeKey } from "../authn/keyLifecycle.js";
 import type { CompiledPolicy } from "../authz/policy/types.js";
 import type { MachineClient } from "../oauth/machineClients.js";
@@ -219,12 +221,29 @@ export interface AuditFilters {
   text: string;
 }
 
-export function auditPage(records: readonly StoredAuditRecord[], f: AuditFilters, scanned: number): Html {
+/** `portcullis audit verify`'s verdict, shown above the search. */
+function chainStatus(report: VerifyReport): Html {
+  const broken = report.chains.filter((c) => !c.ok);
+  const records = report.chains.reduce((n, c) => n + c.records, 0);
+  const open = report.chains.reduce((n, c) => n + c.uncheckpointed, 0);
+  if (broken.length === 0)
+    return html`<p class="notice" role="status">Chain status: <strong>intact</strong> — ${records} records in ${report.chains.length} chains verified (hash links and signed checkpoints); ${open} written since the last checkpoint; ${report.unchained} records without a chain.</p>`;
+  return html`<p class="notice error" role="alert">Chain status: <strong>BROKEN</strong> — ${broken.map(
+    (c) =>
+      html`chain <code>${c.chain}</code>: ${c.problem?.kind ?? "problem"} at #${c.problem?.seq ?? "?"} (${c.problem?.detail ?? ""}) `,
+  )}. Run <code>portcullis audit verify</code> for the full report.</p>`;
+}
+
+export function auditPage(
+  records: readonly StoredAuditRecord[],
+  f: AuditFilters,
+  scanned: number,
+  verdict: VerifyReport,
+): Html {
   const opt = (v: string) =>
     html`<option value="${v}"${raw(f.decision === v ? " selected" : "")}>${v || "any"}</option>`;
   return html`
-<p class="notice" role="status">Chain status: tamper-evidence verification is not available in this build yet
-(the hash-chained audit trail and <code>portcullis audit verify</code> are in progress); records are shown as stored.</p>
+${chainStatus(verdict)}
 <form method="get" action="/console/audit" class="filters" role="search">
 <div><label for="f-decision">Decision</label><select id="f-decision" name="decision">${["", "allow", "review", "deny"].map(opt)}</select></div>
 <div><label for="f-principal">Who contains</label><input id="f-principal" name="principal" value="${f.principal}"></div>

@@ -10,6 +10,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { errors as joseErrors } from "jose";
 import type { Kysely } from "kysely";
 import type { Logger } from "pino";
+import { verifyAuditLog } from "../audit/verify.js";
 import type { AuditWriter } from "../audit/writer.js";
 import { issueKey, KeyInputError, rotateKey } from "../authn/keyLifecycle.js";
 import type { CompiledPolicy } from "../authz/policy/types.js";
@@ -627,6 +628,7 @@ export function registerConsole(app: FastifyInstance, deps: ConsoleDeps): void {
           has(r.reason, f.text),
       )
       .slice(0, 200);
-    return page(reply, a, "Audit", "/console/audit", auditPage(found, f, all.length));
+    const verdict = await verifyAuditLog(store);
+    return page(reply, a, "Audit", "/console/audit", auditPage(found, f, all.length, verdict));
   });
 }

@@ -406,7 +406,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
             protocolVersion: ctx.protocolVersion,
             accept: headerValue(req.headers.accept) ?? "",
             res,
-            audit: (effect, why, detail) => auditDecision(d, effect, why, detail),
+            audit: (effect, why, detail) =>
+              effect === "allow"
+                ? audit.recordDurable(auditEntry(d, effect, why, detail))
+                : auditDecision(d, effect, why, detail),
           });
         } catch (err) {
           log.error({ err, server: d.server }, "review failed: refusing");

@@ -54,7 +54,12 @@ export interface HeldCall {
   accept: string;
   res: ServerResponse;
   /** Records one step of this call (the listener's auditDecision). */
-  audit(decision: "allow" | "deny" | "review", reason: string, detail: Record<string, unknown>): void;
+  /** An "allow" (the approved call is about to run) is committed before it resolves. */
+  audit(
+    decision: "allow" | "deny" | "review",
+    reason: string,
+    detail: Record<string, unknown>,
+  ): void | Promise<void>;
 }
 
 export type ReviewOutcome =
@@ -469,7 +474,8 @@ export class ReviewGate {
           );
         }
         const reason = `approved by ${a.decidedBy} via ${a.decidedVia}; approval ${a.id} consumed`;
-        call.audit("allow", reason, { event: "review.consumed", ...detail });
+        // Durable before the approved call runs (it is write- or destructive-tier by nature).
+        await call.audit("allow", reason, { event: "review.consumed", ...detail });
         return { kind: "forward", msg: withoutRequestState(call.msg), res, reason };
       }
       case "consumed":

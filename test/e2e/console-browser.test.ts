@@ -278,6 +278,10 @@ describe("admin console in a browser", { skip: skipReason() }, () => {
         ).length,
       }));
       assert.deepEqual(inline, { scripts: 0, styles: 0, handlers: 0 }, path);
+      if (name === "audit") {
+        const status = await page.locator("[role=status], [role=alert]").first().innerText();
+        assert.match(status, /Chain status: intact/, "the audit page shows the verified chain");
+      }
       await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
     }
     const cookies = await approverContext.cookies();
