@@ -9,7 +9,7 @@ import { Keyring } from "./authn/keyring.js";
 import { type OAuthRuntime, OAuthTokenVerifier } from "./authn/oauthToken.js";
 import { serverSecret } from "./authn/serverSecret.js";
 import { configuredPolicyPaths } from "./authz/policy/defaultPack.js";
-import { PolicyError } from "./authz/policy/types.js";
+import { type CompiledPolicy, PolicyError } from "./authz/policy/types.js";
 import { PolicyWatcher } from "./authz/policy/watch.js";
 import { ToolCatalogue, type ToolChange } from "./authz/toolCatalogue.js";
 import type { LoadedConfig } from "./config/load.js";
@@ -109,6 +109,8 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
     });
   }
   const metrics = createMetrics();
+  /** Set once the audit writer is open: every policy change becomes an audit record. */
+  let auditPolicyChange: ((next: CompiledPolicy) => void) | null = null;
   // Policy first: a policy that does not compile stops startup before anything listens.
   let policy: PolicyWatcher;
   try {
@@ -116,6 +118,7 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
       // A file reverted to the policy in force compiles again without a new version.
       onValid: () => metrics.policyValid.set(1),
       onReload: (next) => {
+        auditPolicyChange?.(next);
         log.info(
           { event: "policy.reloaded", version: next.version, rules: next.ruleCount },
           "policy reloaded",
@@ -144,6 +147,22 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
     { ...config.audit, environment: config.environment },
     secret,
   );
+  auditPolicyChange = (next) =>
+    audit.record({
+      at: new Date(),
+      environment: config.environment,
+      principal: null,
+      method: null,
+      credentialId: null,
+      server: null,
+      rpcMethod: null,
+      tool: null,
+      decision: "allow",
+      reason: `policy changed: version ${next.version}, ${next.ruleCount} rules`,
+      latencyUs: 0,
+      policyVersion: next.version,
+      detail: { event: "policy.changed", sources: next.sources },
+    });
   const auditToolChanges = (changes: readonly ToolChange[]) => {
     for (const c of changes) {
       const action = c.blocked ? "blocked until an operator accepts it" : "flagged";
@@ -252,6 +271,7 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
     try {
       authorizationServer = await createAuthorizationServer({
         issuer: url,
+        audit: (record) => audit.record(record),
         resources: [...routes].map(([name, route]) => ({
           url: `${url}/mcp/${name}`,
           scopes: [...new Set([...route.scopes, ...Object.values(route.toolScopes).flat()])],

@@ -11,6 +11,7 @@ import type { Config } from "../config/schema.js";
 import { APPROVAL_ID } from "../review/binding.js";
 import { decideApproval } from "../review/decide.js";
 import type { ApprovalRecord, Store } from "../store/types.js";
+import { recordManagement } from "./auditTrail.js";
 import { table } from "./table.js";
 
 export interface ApprovalsCliDeps {
@@ -107,7 +108,7 @@ export function registerApprovalCommands(program: Command, deps: ApprovalsCliDep
         const by = opts.by.trim();
         if (by.length === 0 || by.length > 200)
           throw new ApprovalInputError("--by must name the approver (1-200 characters)");
-        await withStore(opts, async (store) => {
+        await withStore(opts, async (store, { config }) => {
           const outcome = await decideApproval(
             store,
             id,
@@ -115,7 +116,7 @@ export function registerApprovalCommands(program: Command, deps: ApprovalsCliDep
             { name: by, via: "cli" },
             {
               reason: opts.reason ?? null,
-              audit: (record) => store.appendAudit([record]),
+              audit: (record) => recordManagement(store, config, [record]),
             },
           );
           if (!outcome.ok) throw new ApprovalInputError(outcome.message);

@@ -26,6 +26,7 @@ import {
 } from "../oauth/machineClients.js";
 import { deriveKey } from "../oauth/secrets.js";
 import type { Store } from "../store/types.js";
+import { managementRecord, recordManagement } from "./auditTrail.js";
 
 export interface ClientsCliDeps {
   withStoreOptions(cmd: Command): Command;
@@ -117,21 +118,8 @@ async function usage<T>(fn: () => Promise<T>): Promise<T> {
 }
 
 async function auditOperator(store: Store, config: Config, clientId: string, reason: string): Promise<void> {
-  await store.appendAudit([
-    {
-      at: new Date(),
-      environment: config.environment,
-      principal: "operator:cli",
-      method: "cli",
-      credentialId: clientId,
-      server: null,
-      rpcMethod: null,
-      tool: null,
-      decision: "allow",
-      reason,
-      latencyUs: 0,
-      detail: null,
-    },
+  await recordManagement(store, config, [
+    managementRecord(config, "client.changed", reason, { credentialId: clientId }),
   ]);
 }
 

@@ -17,6 +17,7 @@ import { createLogger } from "../telemetry/log.js";
 import { VERSION } from "../version.js";
 import { registerApprovalCommands } from "./approvals.js";
 import { registerAuditCommands } from "./audit.js";
+import { managementRecord, recordManagement } from "./auditTrail.js";
 import { welcomeBanner } from "./banner.js";
 import { registerClientCommands } from "./clients.js";
 import { registerPolicyCommands } from "./policy.js";
@@ -165,6 +166,16 @@ export function buildCli(): Command {
           ...(scopes ? { scopes } : {}),
           ...(opts.expires !== undefined ? { expires: opts.expires } : {}),
         });
+        await recordManagement(store, config, [
+          managementRecord(config, "key.created", `API key ${record.id} (${record.name}) created`, {
+            credentialId: record.id,
+            detail: {
+              scopes: record.scopes,
+              keyEnvironment: record.environment,
+              expiresAt: record.expiresAt,
+            },
+          }),
+        ]);
         const view = { ...describeKey(record), key };
         print(
           opts.json,
@@ -208,10 +219,17 @@ export function buildCli(): Command {
     .argument("<id>", "key id")
     .option("--json", "print one JSON object")
     .action(async (id: string, opts: CommonOpts) => {
-      await withStore(opts, async (store) => {
+      await withStore(opts, async (store, { config }) => {
         const existing = await store.getKey(id);
         if (!existing) throw new KeyInputError(`no key with id ${id}`);
-        if (!existing.revokedAt) await store.revokeKey(id, new Date());
+        if (!existing.revokedAt) {
+          await store.revokeKey(id, new Date());
+          await recordManagement(store, config, [
+            managementRecord(config, "key.revoked", `API key ${id} (${existing.name}) revoked`, {
+              credentialId: id,
+            }),
+          ]);
+        }
         const k = (await store.getKey(id)) ?? existing;
         print(opts.json, describeKey(k), () => `revoked ${id} (${k.name}) at ${k.revokedAt?.toISOString()}`);
       });
@@ -234,6 +252,12 @@ export function buildCli(): Command {
           ...(overlap !== undefined ? { overlapSeconds: overlap } : {}),
           ...(opts.expires !== undefined ? { expires: opts.expires } : {}),
         });
+        await recordManagement(store, config, [
+          managementRecord(config, "key.rotated", `API key ${id} rotated to ${issued.record.id}`, {
+            credentialId: issued.record.id,
+            detail: { previous: id, previousExpiresAt: oldExpiresAt },
+          }),
+        ]);
         const view = {
           ...describeKey(issued.record),
           key: issued.key,

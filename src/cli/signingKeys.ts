@@ -18,6 +18,7 @@ import {
   SIGNING_KEY_RELOAD_SECONDS,
 } from "../oauth/signingKeys.js";
 import type { Store } from "../store/types.js";
+import { managementRecord, recordManagement } from "./auditTrail.js";
 
 export interface SigningKeysCliDeps {
   withStoreOptions(cmd: Command): Command;
@@ -78,6 +79,14 @@ export function registerSigningKeyCommands(oauth: Command, deps: SigningKeysCliD
         });
         // Running gateways hear it through the store's change feed (and check every 30 s anyway).
         await store.mutateCredentials(async () => true);
+        await recordManagement(store, config, [
+          managementRecord(
+            config,
+            "oauth.signing_keys_rotated",
+            `signing keys rotated${opts.compromised ? " (previous keys dropped as compromised)" : ""}`,
+            { detail: { created: result.created, retired: result.retired } },
+          ),
+        ]);
         const view = {
           ...result,
           overlapSeconds,

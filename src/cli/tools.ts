@@ -13,6 +13,7 @@ import { canonicalJson, definitionChanges, PINNED_FIELDS, recordRisk } from "../
 import { ConfigError } from "../config/load.js";
 import type { Config } from "../config/schema.js";
 import type { Store, ToolAcceptOutcome, ToolDefinition, ToolPinRecord } from "../store/types.js";
+import { managementRecord, recordManagement } from "./auditTrail.js";
 import { table } from "./table.js";
 
 export interface ToolsCliDeps {
@@ -298,7 +299,7 @@ export function registerToolCommands(program: Command, deps: ToolsCliDeps): void
           throw new ToolInputError("--by: must not be empty");
         }
         const by = operatorName(opts.by);
-        await deps.withStore(opts, async (store) => {
+        await deps.withStore(opts, async (store, { config }) => {
           let targets: ToolPinRecord[];
           if (opts.all) {
             targets = await store.listToolPins({
@@ -331,6 +332,19 @@ export function registerToolCommands(program: Command, deps: ToolsCliDeps): void
             );
           }
           const results = outcomes.map((o, i) => acceptView(o, targets[i]));
+          await recordManagement(
+            store,
+            config,
+            results
+              .filter((r) => r.outcome === "accepted")
+              .map((r) =>
+                managementRecord(config, "tool.accepted", `tool definition accepted by ${by}`, {
+                  server: String(r.server),
+                  tool: String(r.tool),
+                  detail: { previousHash: r.previousHash, pinnedHash: r.pinnedHash, fields: r.fields },
+                }),
+              ),
+          );
           deps.print(opts.json, { acceptedAt: at.toISOString(), acceptedBy: by, results }, () => {
             if (results.length === 0) return "no changed tools to accept";
             return results

@@ -4,13 +4,15 @@
  */
 import { randomBytes } from "node:crypto";
 import type { Command } from "commander";
+import type { Config } from "../config/schema.js";
 import { oauthDatabase } from "../oauth/database.js";
 import { addUser, type LocalUser, listUsers, removeUser, UserError } from "../oauth/users.js";
 import type { Store } from "../store/types.js";
+import { managementRecord, recordManagement } from "./auditTrail.js";
 
 export interface UsersCliDeps {
   withStoreOptions(cmd: Command): Command;
-  withStore<T>(opts: object, fn: (store: Store) => Promise<T>): Promise<T>;
+  withStore<T>(opts: object, fn: (store: Store, loaded: { config: Config }) => Promise<T>): Promise<T>;
   print(json: boolean | undefined, value: unknown, human: () => string): void;
 }
 
@@ -57,7 +59,7 @@ export function registerUserCommands(program: Command, deps: UsersCliDeps): void
         opts: { email?: string; groups?: string; passwordStdin?: boolean; json?: boolean },
       ) => {
         const password = opts.passwordStdin ? await readStdin() : generatePassword();
-        await deps.withStore(opts, async (store) => {
+        await deps.withStore(opts, async (store, { config }) => {
           const user = await addUser(oauthDatabase(store), {
             username,
             password,
@@ -68,6 +70,11 @@ export function registerUserCommands(program: Command, deps: UsersCliDeps): void
                 .map((g) => g.trim())
                 .filter(Boolean) ?? [],
           });
+          await recordManagement(store, config, [
+            managementRecord(config, "user.added", `user ${user.username} added`, {
+              detail: { userId: user.id, groups: user.groups },
+            }),
+          ]);
           const shown = opts.passwordStdin ? {} : { password };
           deps.print(opts.json, { ...view(user), ...shown }, () =>
             opts.passwordStdin
@@ -101,9 +108,12 @@ export function registerUserCommands(program: Command, deps: UsersCliDeps): void
     .argument("<username>", "login name")
     .option("--json", "print one JSON object")
     .action(async (username: string, opts: { json?: boolean }) => {
-      await deps.withStore(opts, async (store) => {
+      await deps.withStore(opts, async (store, { config }) => {
         if (!(await removeUser(oauthDatabase(store), username)))
           throw new UserError(`no user named ${username}`);
+        await recordManagement(store, config, [
+          managementRecord(config, "user.removed", `user ${username} removed`),
+        ]);
         deps.print(opts.json, { username, removed: true }, () => `removed ${username}`);
       });
     });

@@ -22,7 +22,7 @@ import type { JWK } from "jose";
 import type { Kysely } from "kysely";
 import type { Logger } from "pino";
 import type { TokenCheck } from "../authn/oauthToken.js";
-import type { Store } from "../store/types.js";
+import type { AuditRecord, Store } from "../store/types.js";
 import { type AbuseLimitSettings, createAbuseLimits, DEFAULT_ABUSE_LIMITS } from "./abuseLimits.js";
 import { AccessTokenVerifier } from "./accessTokens.js";
 import { purgeExpired, sqlAdapter } from "./adapter.js";
@@ -82,6 +82,8 @@ export interface AuthorizationServerOptions {
   /** Default 14 days; each rotation starts a new period, capped by the grant's life. */
   refreshTokenTtlSeconds?: number;
   log: Logger;
+  /** Where token-endpoint decisions are audited (the gateway's chained writer). */
+  audit?: (record: AuditRecord) => void;
   /** How users sign in. Default: local users only. */
   login?: LoginOptions;
   /** Limits on password guessing and registration floods. Default: DEFAULT_ABUSE_LIMITS. */
@@ -489,7 +491,7 @@ export async function createAuthorizationServer(
       tokens.noteRevoked(grantId);
     });
     built.on("server_error", (_ctx, error) => log.error({ err: error }, "authorization server error"));
-    auditClientCredentials(built, opts.store, issuer, environment, log);
+    auditClientCredentials(built, opts.store, issuer, environment, log, opts.audit);
     return built;
   };
 

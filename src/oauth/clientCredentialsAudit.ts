@@ -44,12 +44,16 @@ export function auditClientCredentials(
   issuer: string,
   environment: string,
   log: Logger,
+  /** The gateway's audit writer (hash-chained); without one, records go to the store directly. */
+  sink?: (record: AuditRecord) => void,
 ): void {
-  const write = (record: AuditRecord) => {
-    store
-      .appendAudit([record])
-      .catch((err: unknown) => log.error({ err }, "audit write failed (token endpoint)"));
-  };
+  const write =
+    sink ??
+    ((record: AuditRecord) => {
+      store
+        .appendAudit([record])
+        .catch((err: unknown) => log.error({ err }, "audit write failed (token endpoint)"));
+    });
   const base = (ctx: TokenContext, clientId: string | null) => {
     const resource = ctx.oidc?.params?.resource;
     return {

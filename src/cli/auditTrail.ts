@@ -1,0 +1,69 @@
+/**
+ * Management commands (keys, clients, users, approvals, signing keys, tool pins) are audited
+ * like requests: through an AuditWriter, so each command's records form a hash chain of their
+ * own with a signed checkpoint, and `portcullis audit verify` covers them.
+ */
+import { userInfo } from "node:os";
+import { pino } from "pino";
+import { AuditWriter } from "../audit/writer.js";
+import { serverSecret } from "../authn/serverSecret.js";
+import type { Config } from "../config/schema.js";
+import type { AuditRecord, Store } from "../store/types.js";
+
+/** Who ran the command, as far as this machine can tell. */
+export function operatorPrincipal(): string {
+  let user = process.env.SUDO_USER ?? process.env.USER ?? process.env.LOGNAME;
+  if (user === undefined) {
+    try {
+      user = userInfo().username;
+    } catch {
+      user = "unknown";
+    }
+  }
+  return `operator:${user}`;
+}
+
+/** Commits `records` (chained, checkpointed) before returning. */
+export async function recordManagement(
+  store: Store,
+  config: Config,
+  records: readonly AuditRecord[],
+): Promise<void> {
+  if (records.length === 0) return;
+  const writer = await AuditWriter.open(
+    store,
+    pino({ level: "silent" }),
+    { ...config.audit, environment: config.environment },
+    serverSecret(config, { create: true }),
+  );
+  try {
+    for (const r of records) await writer.recordDurable(r);
+  } finally {
+    await writer.close();
+  }
+}
+
+/** A record for one management action. */
+export function managementRecord(
+  config: Config,
+  event: string,
+  reason: string,
+  fields: Partial<Pick<AuditRecord, "credentialId" | "server" | "tool">> & {
+    detail?: Record<string, unknown>;
+  } = {},
+): AuditRecord {
+  return {
+    at: new Date(),
+    environment: config.environment,
+    principal: operatorPrincipal(),
+    method: "cli",
+    credentialId: fields.credentialId ?? null,
+    server: fields.server ?? null,
+    rpcMethod: null,
+    tool: fields.tool ?? null,
+    decision: "allow",
+    reason,
+    latencyUs: 0,
+    detail: { event, ...(fields.detail ?? {}) },
+  };
+}
