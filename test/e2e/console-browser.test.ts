@@ -12,7 +12,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { McpError } from "@modelcontextprotocol/sdk/types.js";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
-import { cleanup, type RunningGateway } from "../helpers/gateway.js";
+import { cleanup, modern, type RunningGateway, rpc } from "../helpers/gateway.js";
 import { userAccessToken } from "../helpers/oauthUser.js";
 import { approvals, pendingApproval, startReviewGateway } from "../review/fixtures.js";
 
@@ -201,6 +201,42 @@ describe("admin console in a browser", { skip: skipReason() }, () => {
       await transport.terminateSession().catch(() => {});
       await client.close();
     }
+  });
+
+  it("a 2026-07-28 client gets input_required; approved in the console, its retry with the requestState runs", async () => {
+    const params = (extra: Record<string, unknown> = {}) => ({
+      name: "delete_note",
+      arguments: { id: "n77" },
+      _meta: { "io.modelcontextprotocol/protocolVersion": "2026-07-28" },
+      ...extra,
+    });
+    const first = modern(41, "tools/call", params(), key);
+    const held = await rpc(gw.endpoint("demo"), first.body, first.headers);
+    assert.equal(held.status, 200, held.text);
+    const result = held.json.result as {
+      resultType: string;
+      requestState: string;
+      _meta: Record<string, { approvalId: string }>;
+    };
+    assert.equal(result.resultType, "input_required", held.text);
+    const approvalId = result._meta["portcullis/review"]?.approvalId as string;
+    const row = await queueRow(approverPage, approvalId);
+    await row.getByRole("button", { name: /^Approve/ }).click();
+    await approverPage
+      .getByRole("status")
+      .filter({ hasText: `Approved ${approvalId}` })
+      .waitFor();
+    const retry = modern(42, "tools/call", params({ requestState: result.requestState }), key);
+    const done = await rpc(gw.endpoint("demo"), retry.body, retry.headers);
+    assert.equal(done.status, 200, done.text);
+    const out = done.json.result as { resultType?: string; isError?: boolean; content: { text: string }[] };
+    assert.notEqual(out.resultType, "input_required", done.text);
+    assert.match(out.content[0]?.text ?? "", /n77/, done.text);
+    const decided = ((await approvals(gw, ["list"])) as Record<string, unknown>[]).find(
+      (a) => a.id === approvalId,
+    );
+    assert.equal(decided?.status, "consumed");
+    assert.equal(decided?.decidedVia, "console");
   });
 
   it("refuses the console to a signed-in user outside the admin groups", async () => {

@@ -10,6 +10,8 @@ import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { deriveReviewKey } from "../../src/review/keys.js";
 import { signedLinkPath } from "../../src/review/signedLinks.js";
 import { cleanup, modern, type RunningGateway, rpc } from "../helpers/gateway.js";
@@ -136,6 +138,38 @@ describe("runtime review: signed webhook notifications and links", () => {
     const done = await call(3, { id: note, apiToken: "sk-should-not-leave" }, { requestState: state });
     assert.equal(done.status, 200, done.text);
     assert.equal((done.json.result as { resultType?: string }).resultType, "complete");
+  });
+
+  it("a 2025-11-25 client's call is held open until the signed link approves it", async () => {
+    const transport = new StreamableHTTPClientTransport(new URL(gw.endpoint("demo")), {
+      requestInit: { headers: { authorization: `Bearer ${key}` } },
+    });
+    const client = new Client({ name: "v1-webhook", version: "1.0.0" });
+    await client.connect(transport);
+    try {
+      assert.equal(transport.protocolVersion, "2025-11-25");
+      const added = await client.callTool({ name: "add_note", arguments: { title: "held", body: "legacy" } });
+      const note = JSON.parse((added.content as { text: string }[])[0]?.text as string).note.id as string;
+      const notified = next();
+      const pending = client.callTool({ name: "delete_note", arguments: { id: note } }, undefined, {
+        resetTimeoutOnProgress: true,
+      });
+      const n = await notified;
+      assert.ok(received.at(-1)?.verified, "HMAC signature verifies");
+      const posted = await fetch(n.approveUrl, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        body: "",
+      });
+      assert.equal(posted.status, 200, await posted.text());
+      const result = await pending;
+      assert.deepEqual(JSON.parse((result.content as { text: string }[])[0]?.text as string), {
+        deleted: note,
+      });
+    } finally {
+      await transport.terminateSession().catch(() => {});
+      await client.close();
+    }
   });
 
   it("refuses a tampered link and an expired link", async () => {
