@@ -216,6 +216,8 @@ export class ToolCatalogue {
 
   /** Sightings not yet written, and those being written. */
   private pending: ToolSighting[] = [];
+  /** The state observe() reported for each pending sighting (see flush). */
+  private readonly reported = new Map<string, PinState>();
   private inflight: ToolSighting[] = [];
   private flushTimer: NodeJS.Timeout | null = null;
   private retryMs = 0;
@@ -360,6 +362,9 @@ export class ToolCatalogue {
       }
       if (next === null) continue;
       this.pending.push({ server, tool: name, hash: hashed.hash, definition: hashed.canonical, at });
+      // What this observation told its caller: a reload before the flush must not hide a
+      // change the store then reports (another replica pinned first).
+      this.reported.set(JSON.stringify([server, name]), next);
       if (entry === undefined) {
         const created = this.entry(server, name, next, hashed.fields, hashed.fields);
         created.raw = raw;
@@ -564,7 +569,8 @@ export class ToolCatalogue {
     // What memory already believes about these tools: only what the store adds is news.
     const expected = new Map<string, PinState | undefined>();
     for (const s of this.inflight) {
-      expected.set(JSON.stringify([s.server, s.tool]), this.servers.get(s.server)?.get(s.tool)?.state);
+      const key = JSON.stringify([s.server, s.tool]);
+      expected.set(key, this.reported.get(key) ?? this.servers.get(s.server)?.get(s.tool)?.state);
     }
     let records: ToolPinRecord[];
     try {
@@ -577,6 +583,7 @@ export class ToolCatalogue {
       this.scheduleFlush(this.retryMs);
       throw err;
     }
+    for (const key of expected.keys()) this.reported.delete(key);
     this.inflight = [];
     this.retryMs = 0;
     const late = this.merge(records, expected);
