@@ -758,3 +758,23 @@ export function registerPolicyCommands(program: Command, deps: PolicyCliDeps): v
       });
     });
 }
+
+/**
+ * The policy input `portcullis policy explain` would build (principal as `k=v,…`, arguments
+ * as JSON), for the console's explain form. Throws PolicyInputError naming the field.
+ */
+export function explainInput(
+  opts: {
+    principal: string;
+    server: string;
+    method: string;
+    tool?: string;
+    tier?: string;
+    openWorld?: boolean;
+    args?: string;
+  },
+  config: Config,
+  now: Date = new Date(),
+): PolicyInput {
+  return buildInput(explainCase(opts as ExplainOpts, config), config, now).input;
+}

@@ -4,7 +4,7 @@
 
 import type { VerifyReport } from "../audit/verify.js";
 import { describeKey } from "../authn/keyLifecycle.js";
-import type { CompiledPolicy } from "../authz/policy/types.js";
+import type { CompiledPolicy, PolicyDecision, RuleTrace } from "../authz/policy/types.js";
 import type { MachineClient } from "../oauth/machineClients.js";
 import type { LocalUser } from "../oauth/users.js";
 import type { ApiKeyRecord, ApprovalRecord, StoredAuditRecord } from "../store/types.js";
@@ -198,15 +198,72 @@ ${users.map(
 <p><button type="submit">Add user</button></p></fieldset></form>`;
 }
 
+export interface ExplainForm {
+  principal: string;
+  server: string;
+  method: string;
+  tool: string;
+  tier: string;
+  args: string;
+}
+
+export const EMPTY_EXPLAIN: ExplainForm = {
+  principal: "method=api_key,kind=service",
+  server: "",
+  method: "tools/call",
+  tool: "",
+  tier: "",
+  args: "{}",
+};
+
+/** The explain form, and its answer: the decision and every rule with file:line and why. */
+function explainSection(
+  csrf: string,
+  f: ExplainForm,
+  result: { decision: PolicyDecision; trace: readonly RuleTrace[] } | null,
+  error: string | null,
+): Html {
+  const tierOpt = (v: string) =>
+    html`<option value="${v}"${raw(f.tier === v ? " selected" : "")}>${v || "from annotations or pins"}</option>`;
+  return html`<section><h2>Explain a decision</h2>
+<form method="post" action="/console/policies/explain" class="filters">
+<input type="hidden" name="csrf" value="${csrf}">
+<div><label for="x-principal">Principal (k=v,…)</label><input id="x-principal" name="principal" value="${f.principal}"></div>
+<div><label for="x-server">Server</label><input id="x-server" name="server" value="${f.server}" required></div>
+<div><label for="x-method">Method</label><input id="x-method" name="method" value="${f.method}"></div>
+<div><label for="x-tool">Tool, prompt or URI</label><input id="x-tool" name="tool" value="${f.tool}"></div>
+<div><label for="x-tier">Tier</label><select id="x-tier" name="tier">${["", "read", "write", "destructive"].map(tierOpt)}</select></div>
+<div><label for="x-args">Arguments (JSON)</label><input id="x-args" name="args" value="${f.args}"></div>
+<div><button type="submit">Explain</button></div></form>
+${error === null ? "" : html`<p class="notice error" role="alert">${error}</p>`}
+${
+  result === null
+    ? ""
+    : html`<p class="notice" role="status">Decision: <strong>${result.decision.effect.toUpperCase()}</strong> — ${result.decision.reason}${result.decision.ruleIds.length > 0 ? html` (rules: ${result.decision.ruleIds.join(", ")})` : ""}</p>
+<table><thead><tr><th scope="col">Rule</th><th scope="col">Effect</th><th scope="col">Where</th><th scope="col">Matched</th><th scope="col">Why</th></tr></thead><tbody>
+${result.trace.map((t) => html`<tr><td><code>${t.id}</code></td><td>${t.effect}</td><td>${t.file}:${t.line}</td><td>${t.matched ? "yes" : "no"}</td><td>${t.why}</td></tr>`)}</tbody></table>`
+}</section>`;
+}
+
 export function policiesPage(
   policy: CompiledPolicy,
   files: ReadonlyArray<{ path: string; text: string | null }>,
+  csrf: string,
+  explain: {
+    form: ExplainForm;
+    result: { decision: PolicyDecision; trace: readonly RuleTrace[] } | null;
+    error: string | null;
+  } = {
+    form: EMPTY_EXPLAIN,
+    result: null,
+    error: null,
+  },
 ): Html {
   return html`
 <div class="stats"><div class="stat"><b><code>${policy.version}</code></b>policy version</div><div class="stat"><b>${policy.ruleCount}</b>rules</div></div>
 <p>Policy in force, hot-reloaded from these files. Edit the files to change it; test a change with
-<code>portcullis policy test</code> and explain a decision with <code>portcullis policy explain</code>
-(the console shows policy read-only).</p>
+<code>portcullis policy test</code>. Explain what the policy in force decides for a request:</p>
+${explainSection(csrf, explain.form, explain.result, explain.error)}
 ${files.map(
   (f) =>
     html`<section><h2><code>${f.path}</code></h2>${f.text === null ? html`<p class="muted">Not readable.</p>` : html`<pre class="card">${f.text}</pre>`}</section>`,

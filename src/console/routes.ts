@@ -14,7 +14,9 @@ import { verifyAuditLog } from "../audit/verify.js";
 import type { AuditWriter } from "../audit/writer.js";
 import { issueKey, KeyInputError, rotateKey } from "../authn/keyLifecycle.js";
 import type { CompiledPolicy } from "../authz/policy/types.js";
+import { explainInput } from "../cli/policy.js";
 import { generatePassword } from "../cli/users.js";
+import { ConfigError } from "../config/load.js";
 import type { Config } from "../config/schema.js";
 import { type OAuthDatabase, oauthDatabase } from "../oauth/database.js";
 import { listMachineClients, revokeMachineClient } from "../oauth/machineClients.js";
@@ -27,6 +29,7 @@ import {
   approvalsPage,
   auditPage,
   clientsPage,
+  type ExplainForm,
   keysPage,
   notice,
   overviewPage,
@@ -589,18 +592,62 @@ export function registerConsole(app: FastifyInstance, deps: ConsoleDeps): void {
   });
 
   // ── policies ────────────────────────────────────────────────────────
-  app.get("/console/policies", async (req, reply) => {
-    const a = await admin(req, reply);
-    if (a === null) return reply;
-    const policy = deps.policy();
-    const files = policy.sources.map((path) => {
+  const policyFiles = (policy: CompiledPolicy) =>
+    policy.sources.map((path) => {
       try {
         return { path, text: readFileSync(path, "utf8") };
       } catch {
         return { path, text: null };
       }
     });
-    return page(reply, a, "Policies", "/console/policies", policiesPage(policy, files));
+  app.get("/console/policies", async (req, reply) => {
+    const a = await admin(req, reply);
+    if (a === null) return reply;
+    const policy = deps.policy();
+    return page(reply, a, "Policies", "/console/policies", policiesPage(policy, policyFiles(policy), a.csrf));
+  });
+  app.post("/console/policies/explain", async (req, reply) => {
+    const a = await admin(req, reply);
+    if (a === null) return reply;
+    const f = await form(req, reply, a);
+    if (f === null) return reply;
+    const field = (name: keyof ExplainForm, max = 2000) => (f.get(name) ?? "").trim().slice(0, max);
+    const explain: ExplainForm = {
+      principal: field("principal"),
+      server: field("server", 100),
+      method: field("method", 100) || "tools/call",
+      tool: field("tool", 500),
+      tier: ["read", "write", "destructive"].includes(field("tier")) ? field("tier") : "",
+      args: field("args", 8000) || "{}",
+    };
+    const policy = deps.policy();
+    let result: ReturnType<CompiledPolicy["explain"]> | null = null;
+    let error: string | null = null;
+    try {
+      const input = explainInput(
+        {
+          principal: explain.principal,
+          server: explain.server,
+          method: explain.method,
+          ...(explain.tool === "" ? {} : { tool: explain.tool }),
+          ...(explain.tier === "" ? {} : { tier: explain.tier }),
+          args: explain.args,
+        },
+        config,
+      );
+      result = policy.explain(input);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      error = err.message.replace(/^--/, "");
+    }
+    return page(
+      reply,
+      a,
+      "Policies",
+      "/console/policies",
+      policiesPage(policy, policyFiles(policy), a.csrf, { form: explain, result, error }),
+      error === null ? 200 : 400,
+    );
   });
 
   // ── audit search ────────────────────────────────────────────────────

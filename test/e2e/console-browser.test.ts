@@ -239,6 +239,22 @@ describe("admin console in a browser", { skip: skipReason() }, () => {
     assert.equal(decided?.decidedVia, "console");
   });
 
+  it("explains a policy decision from the policies page, rule by rule", async () => {
+    await approverPage.goto(`${gw.url}/console/policies`);
+    await approverPage.getByLabel("Principal (k=v,…)").fill("method=api_key,kind=service");
+    await approverPage.getByLabel("Server").fill("demo");
+    await approverPage.getByLabel("Tool, prompt or URI").fill("delete_note");
+    await approverPage.getByLabel("Arguments (JSON)").fill('{"id":"n1"}');
+    await approverPage.getByRole("button", { name: "Explain" }).click();
+    const verdict = await approverPage.getByRole("status").first().innerText();
+    assert.match(verdict, /Decision: REVIEW/, verdict);
+    assert.match(await approverPage.locator("table").innerText(), /delete-note-needs-review/);
+    await approverPage.screenshot({ path: join(ARTIFACTS, "policies-explain.png"), fullPage: true });
+    await approverPage.getByLabel("Arguments (JSON)").fill("not json");
+    await approverPage.getByRole("button", { name: "Explain" }).click();
+    assert.match(await approverPage.getByRole("alert").innerText(), /args/);
+  });
+
   it("refuses the console to a signed-in user outside the admin groups", async () => {
     const { context, page } = await newPage();
     try {
