@@ -12,31 +12,13 @@
  * sharing one PostgreSQL store never contend for a lock on the hot path.
  */
 import { createHash, randomBytes } from "node:crypto";
+import type { AuditChainRow } from "../store/types.js";
 
 /** `prev_hash` of the first record of every chain. */
 export const GENESIS_HASH = "0".repeat(64);
 
-/** The stored columns that the hash covers, in order (the row shape of src/store/rows.ts). */
-export interface HashedAuditFields {
-  chain: string;
-  chain_seq: number;
-  at: number;
-  environment: string;
-  principal: string | null;
-  method: string | null;
-  credential_id: string | null;
-  server: string | null;
-  rpc_method: string | null;
-  tool: string | null;
-  decision: string;
-  reason: string;
-  latency_us: number;
-  detail: string | null;
-  decision_id: string | null;
-  policy_version: string | null;
-  rule_ids: string | null;
-  arguments: string | null;
-}
+/** The stored columns that the hash covers (canonicalAuditFields fixes their order). */
+export type HashedAuditFields = Omit<AuditChainRow, "seq" | "prev_hash" | "hash">;
 
 /** The canonical serialisation of one record's stored fields. */
 export function canonicalAuditFields(r: HashedAuditFields): string {

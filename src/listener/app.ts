@@ -426,8 +426,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
         auditDecision(d, decision.effect, decision.reason, null);
         refuse(d, res, policyRefusal(decision.effect, decisionId, decision.reason), msg.id);
         return;
-      }
-      reason = decision.reason;
+      } else reason = decision.reason;
     }
     const scoped = restrictsTools(scopes, d.server);
     const filter: ListFilter | null =
