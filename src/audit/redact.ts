@@ -14,7 +14,7 @@
  */
 import { createHash } from "node:crypto";
 import { createEngine } from "@secretlint/node";
-import { canonicalJson } from "../authz/toolCatalogue.js";
+import { canonicalJson } from "../canonicalJson.js";
 
 export type ArgumentsMode = "full" | "redacted" | "hashed" | "none";
 

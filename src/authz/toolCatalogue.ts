@@ -13,27 +13,23 @@
  * path. Acceptance by another process (the CLI, another replica) arrives through the store's
  * change feed (`Store.watchKeys`), after which the pins are reloaded.
  */
-import { createHash } from "node:crypto";
 import { nextPinState, type PinState } from "../store/toolPins.js";
 import type { KeyWatch, Store, ToolDefinition, ToolPinRecord, ToolSighting } from "../store/types.js";
 import type { RiskTier } from "./policy/types.js";
 import { riskTierOf, stricterTier, type TierPin, type ToolRisk } from "./riskTier.js";
+import {
+  changedFields,
+  type FieldMap,
+  fieldsOfRecord,
+  hashToolDefinition,
+  isObject,
+  type PinnedField,
+} from "./toolDefinition.js";
 
 /** `flag`: a changed tool is reported (audit); `block`: it is also refused until accepted. */
 export type PinMode = "flag" | "block";
 
 export type PinStatus = "pinned" | "changed" | "unknown";
-
-/** The fields of a tool definition that are hashed, in canonical (sorted) order. */
-export const PINNED_FIELDS = [
-  "annotations",
-  "description",
-  "inputSchema",
-  "name",
-  "outputSchema",
-  "title",
-] as const;
-export type PinnedField = (typeof PINNED_FIELDS)[number];
 
 /** What policy reads about a tool; immutable and shared, so the request path allocates nothing. */
 export interface ToolFacts {
@@ -92,19 +88,6 @@ export interface ToolCatalogueOptions {
   now?: () => Date;
 }
 
-/** Canonical JSON of each hashed field that is present. */
-type FieldMap = Partial<Record<PinnedField, string>>;
-
-/** One observed definition, hashed. */
-export interface HashedDefinition {
-  name: string;
-  /** Canonical JSON of the hashed fields (sorted keys, no whitespace). */
-  canonical: string;
-  /** SHA-256 of `canonical`, hex. */
-  hash: string;
-  fields: FieldMap;
-}
-
 interface Entry {
   state: PinState;
   pinnedFields: FieldMap;
@@ -118,83 +101,9 @@ interface Entry {
   rawHash?: string;
 }
 
-/** Deeper definitions are not canonicalised (and pinned as invalid, which is the strictest tier). */
-const MAX_DEPTH = 64;
 const EMPTY: Readonly<Record<string, unknown>> = Object.freeze({});
 const RETRY_MIN_MS = 1_000;
 const RETRY_MAX_MS = 30_000;
-
-class DefinitionTooDeep extends Error {}
-
-/** JSON with object keys sorted (UTF-16 code unit order) at every level, no whitespace. */
-export function canonicalJson(value: unknown, depth = 0): string {
-  if (depth > MAX_DEPTH) throw new DefinitionTooDeep(`nested deeper than ${MAX_DEPTH} levels`);
-  if (value === null || typeof value !== "object") {
-    // Non-JSON values (undefined, functions, symbols) become null, as inside JSON arrays.
-    return JSON.stringify(value) ?? "null";
-  }
-  if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v, depth + 1)).join(",")}]`;
-  const obj = value as Record<string, unknown>;
-  const parts: string[] = [];
-  for (const key of Object.keys(obj).sort()) {
-    const v = obj[key];
-    if (v === undefined || typeof v === "function" || typeof v === "symbol") continue;
-    parts.push(`${JSON.stringify(key)}:${canonicalJson(v, depth + 1)}`);
-  }
-  return `{${parts.join(",")}}`;
-}
-
-export function sha256Hex(text: string): string {
-  return createHash("sha256").update(text).digest("hex");
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-/** The hashed fields of a definition object, each as canonical JSON. */
-function fieldsOf(def: Readonly<Record<string, unknown>>): FieldMap {
-  const fields: FieldMap = {};
-  for (const f of PINNED_FIELDS) {
-    if (Object.hasOwn(def, f) && def[f] !== undefined) fields[f] = canonicalJson(def[f], 1);
-  }
-  return fields;
-}
-
-function assemble(fields: FieldMap): string {
-  const parts: string[] = [];
-  for (const f of PINNED_FIELDS) {
-    const v = fields[f];
-    if (v !== undefined) parts.push(`${JSON.stringify(f)}:${v}`);
-  }
-  return `{${parts.join(",")}}`;
-}
-
-/**
- * Hashes one entry of a tools/list result. Null when it is not a tool (no object, no
- * string name). A definition that cannot be canonicalised (nested too deep) is recorded as
- * `{ invalid, name }`: no annotations, so the strictest tier, and a change from any real
- * definition.
- */
-export function hashToolDefinition(tool: unknown): HashedDefinition | null {
-  if (!isObject(tool) || typeof tool.name !== "string" || tool.name === "") return null;
-  let fields: FieldMap;
-  let canonical: string;
-  try {
-    fields = fieldsOf(tool);
-    canonical = assemble(fields);
-  } catch (err) {
-    const reason = err instanceof DefinitionTooDeep ? err.message : "not serialisable as JSON";
-    fields = { name: JSON.stringify(tool.name) };
-    canonical = `{"invalid":${JSON.stringify(reason)},"name":${fields.name}}`;
-  }
-  return { name: tool.name, canonical, hash: sha256Hex(canonical), fields };
-}
-
-/** Top-level fields that differ between two definitions. */
-export function changedFields(a: FieldMap, b: FieldMap): PinnedField[] {
-  return PINNED_FIELDS.filter((f) => a[f] !== b[f]);
-}
 
 function frozenAnnotations(fields: FieldMap): Readonly<Record<string, unknown>> {
   const json = fields.annotations;
@@ -641,17 +550,4 @@ export function recordRisk(record: ToolPinRecord, pin?: TierPin): ToolRisk {
     record.currentDefinition.annotations,
     pin,
   );
-}
-
-/** Top-level fields that differ between two stored definitions. */
-export function definitionChanges(pinned: ToolDefinition, current: ToolDefinition): PinnedField[] {
-  return changedFields(fieldsOfRecord(pinned), fieldsOfRecord(current));
-}
-
-function fieldsOfRecord(def: ToolDefinition): FieldMap {
-  try {
-    return fieldsOf(def);
-  } catch {
-    return { name: canonicalJson(def.name ?? null) };
-  }
 }

@@ -9,7 +9,9 @@
 import { userInfo } from "node:os";
 import type { Command } from "commander";
 import type { TierPin } from "../authz/riskTier.js";
-import { canonicalJson, definitionChanges, PINNED_FIELDS, recordRisk } from "../authz/toolCatalogue.js";
+import { recordRisk } from "../authz/toolCatalogue.js";
+import { definitionChanges, PINNED_FIELDS } from "../authz/toolDefinition.js";
+import { canonicalJson } from "../canonicalJson.js";
 import { ConfigError } from "../config/load.js";
 import type { Config } from "../config/schema.js";
 import type { Store, ToolAcceptOutcome, ToolDefinition, ToolPinRecord } from "../store/types.js";

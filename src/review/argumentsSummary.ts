@@ -4,7 +4,7 @@
  * name are masked; long strings and nested values are shown by size and hash prefix.
  */
 import { createHash } from "node:crypto";
-import { canonicalJson } from "../authz/toolCatalogue.js";
+import { canonicalJson } from "../canonicalJson.js";
 import type { JsonObject } from "../classify/message.js";
 
 const SECRET_NAME = /pass(word|phrase)?|secret|token|api[-_]?key|auth|credential|private|cookie|session/i;

@@ -10,13 +10,9 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import {
-  canonicalJson,
-  hashToolDefinition,
-  ToolCatalogue,
-  type ToolCatalogueOptions,
-  type ToolChange,
-} from "../../src/authz/toolCatalogue.js";
+import { ToolCatalogue, type ToolCatalogueOptions, type ToolChange } from "../../src/authz/toolCatalogue.js";
+import { hashToolDefinition } from "../../src/authz/toolDefinition.js";
+import { canonicalJson } from "../../src/canonicalJson.js";
 import { lineDiff, wordDiff } from "../../src/cli/tools.js";
 import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/types.js";
