@@ -60,6 +60,20 @@ function objectOr(value: unknown): Readonly<Record<string, unknown>> {
   return value !== null && typeof value === "object" && !Array.isArray(value) ? (value as JsonObject) : EMPTY;
 }
 
+/** Principals are cached with their credential, so each scope set becomes an array once. */
+const SCOPE_LISTS = new WeakMap<ReadonlySet<string>, readonly string[]>();
+const NO_SCOPES: readonly string[] = Object.freeze([]);
+
+function scopeList(scopes: ReadonlySet<string> | null): readonly string[] {
+  if (scopes === null) return NO_SCOPES;
+  let list = SCOPE_LISTS.get(scopes);
+  if (list === undefined) {
+    list = Object.freeze([...scopes]);
+    SCOPE_LISTS.set(scopes, list);
+  }
+  return list;
+}
+
 function secondsBetween(later: Date, earlier: Date): number {
   return Math.floor((later.getTime() - earlier.getTime()) / 1000);
 }
@@ -78,7 +92,7 @@ export function policyInput(
       kind: principal.kind,
       method: principal.method,
       groups: principal.groups,
-      scopes: principal.oauthScopes === null ? [] : [...principal.oauthScopes],
+      scopes: scopeList(principal.oauthScopes),
       tenant: null,
       environment: principal.environment,
       credentialId: principal.credentialId,
