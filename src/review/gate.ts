@@ -30,7 +30,13 @@ import {
   REVIEWABLE_METHODS,
   withoutRequestState,
 } from "./binding.js";
-import { APPROVED_USE_WINDOW_SECONDS, type Approver, type DecideOutcome, decideApproval } from "./decide.js";
+import {
+  APPROVED_USE_WINDOW_SECONDS,
+  type Approver,
+  approvalAudit,
+  type DecideOutcome,
+  decideApproval,
+} from "./decide.js";
 import { HeldResponse, openHeldStream, sseEvent } from "./heldResponse.js";
 import { deriveReviewKey } from "./keys.js";
 import { decodeRequestState, encodeRequestState, isGatewayRequestState } from "./requestState.js";
@@ -449,12 +455,15 @@ export class ReviewGate {
   private async expire(a: ApprovalRecord): Promise<ApprovalRecord> {
     const now = new Date();
     if (await this.deps.store.expireApproval(a.id, now)) {
-      this.deps.record({
-        ...approvalAuditBase(a, now),
-        decision: "deny",
-        reason: `approval ${a.id} expired without a decision`,
-        detail: { event: "review.expired", approvalId: a.id },
-      });
+      this.deps.record(
+        approvalAudit(
+          a,
+          "deny",
+          `approval ${a.id} expired without a decision`,
+          { event: "review.expired" },
+          now,
+        ),
+      );
     }
     return (await this.deps.store.getApproval(a.id)) ?? { ...a, status: "expired" };
   }
@@ -514,21 +523,4 @@ export class ReviewGate {
         );
     }
   }
-}
-
-function approvalAuditBase(a: ApprovalRecord, at: Date): Omit<AuditRecord, "decision" | "reason" | "detail"> {
-  return {
-    at,
-    environment: a.environment,
-    principal: a.principalId,
-    method: a.principalMethod,
-    credentialId: a.credentialId,
-    server: a.server,
-    rpcMethod: a.rpcMethod,
-    tool: a.tool,
-    latencyUs: 0,
-    decisionId: a.decisionId,
-    ruleIds: a.ruleIds,
-    policyVersion: a.policyVersion,
-  };
 }
