@@ -3,6 +3,7 @@
  * function that maps an error to its HTTP response. The client gets the generic message;
  * `reason` (precise) goes to the audit log only.
  */
+import { isStoreOutage, outageReason } from "./store/outage.js";
 
 /** JSON-RPC 2.0 and MCP error codes used by the gateway. */
 export const RpcCode = {
@@ -18,6 +19,8 @@ export const RpcCode = {
   UpstreamTimeout: -32011,
   SessionNotFound: -32012,
   PayloadTooLarge: -32013,
+  /** The store is unreachable: the request was not decided; retry after `Retry-After`. */
+  StoreUnavailable: -32019,
   /** MCP 2026-07-28 transport: header/body disagreement. */
   HeaderMismatch: -32020,
   UnsupportedProtocolVersion: -32022,
@@ -86,6 +89,24 @@ export function insufficientScope(
   );
 }
 
+/** Seconds a client is asked to wait while the store is unreachable (RFC 9110 §10.2.3). */
+export const STORE_RETRY_AFTER_SECONDS = 1;
+
+/**
+ * RFC 9110 §15.6.4 503: the store is unreachable, so the request cannot be decided (nor a
+ * credential judged). Never a 401: that would tell an OAuth client to discard a valid token.
+ */
+export function storeUnavailable(reason: string): GatewayError {
+  return new GatewayError(
+    503,
+    RpcCode.StoreUnavailable,
+    "Service temporarily unavailable; retry later",
+    reason,
+    undefined,
+    { "retry-after": String(STORE_RETRY_AFTER_SECONDS) },
+  );
+}
+
 export function forbidden(reason: string): GatewayError {
   return new GatewayError(403, RpcCode.Forbidden, "Forbidden", reason);
 }
@@ -118,8 +139,13 @@ export interface ErrorReply {
   };
 }
 
-/** The single error → HTTP response mapping. Unexpected faults are 500s, never 400s. */
-export function errorReply(err: unknown, id: JsonRpcId = null): ErrorReply {
+/**
+ * The single error → HTTP response mapping. Unexpected faults are 500s, never 400s; a store
+ * that cannot be reached is a 503 with Retry-After wherever the error surfaced.
+ */
+export function errorReply(fault: unknown, id: JsonRpcId = null): ErrorReply {
+  const err =
+    !(fault instanceof GatewayError) && isStoreOutage(fault) ? storeUnavailable(outageReason(fault)) : fault;
   if (err instanceof GatewayError) {
     const error: ErrorReply["body"]["error"] = { code: err.code, message: err.message };
     if (err.data !== undefined) error.data = err.data;

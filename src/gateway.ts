@@ -21,6 +21,7 @@ import { HttpUpstream } from "./forward/http.js";
 import { SessionBindings } from "./forward/sessions.js";
 import { StdioUpstream } from "./forward/stdio/bridge.js";
 import { type Authorization, buildApp, type Route } from "./listener/app.js";
+import { listenWhileStarting } from "./listener/startup.js";
 import {
   type AuthorizationServer,
   AuthorizationServerConfigError,
@@ -29,7 +30,8 @@ import {
 } from "./oauth/authorizationServer.js";
 import { ReviewGate } from "./review/gate.js";
 import { registerReviewLinkRoutes } from "./review/linkPages.js";
-import { openStore } from "./store/open.js";
+import { openStoreWhenReachable } from "./store/open.js";
+import { outageReason } from "./store/outage.js";
 import type { Store } from "./store/types.js";
 import { createMetrics } from "./telemetry/metrics.js";
 import { VERSION } from "./version.js";
@@ -138,13 +140,49 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
     throw err;
   }
   metrics.policyValid.set(1);
-  const store = await openStore(storeSpec);
+  // Bind the port first: the base URL (and so the OAuth issuer) is then known before the
+  // listener and the authorization server are built, and the port answers 503 while the store
+  // is awaited (src/listener/startup.ts).
+  const startup = await listenWhileStarting(config.listen.host, config.listen.port);
+  const host = config.listen.host.includes(":") ? `[${config.listen.host}]` : config.listen.host;
+  const url =
+    config.publicUrl?.replace(/\/$/, "") ??
+    `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${startup.port}`;
+  let lastOutageLog = 0;
+  let store: Store;
+  try {
+    store = await openStoreWhenReachable(storeSpec, {
+      onConnectionError: (err) => {
+        metrics.storeConnectionErrors.inc();
+        // One line per 10 s: a database restart must not flood the log.
+        const now = Date.now();
+        if (now - lastOutageLog < 10_000) return;
+        lastOutageLog = now;
+        log.warn(
+          { event: "store.connection_lost", reason: outageReason(err) },
+          "store connection lost: requests that need the store are answered 503 until it is back",
+        );
+      },
+      onWaiting: (attempt, err, delayMs) =>
+        log.warn(
+          { event: "store.waiting", attempt, reason: outageReason(err), retryInMs: delayMs },
+          "store unreachable at start: waiting for it (not ready meanwhile)",
+        ),
+    });
+  } catch (err) {
+    await startup.close();
+    throw err;
+  }
   const keyring = new Keyring(store, secret, config.environment);
   await keyring.start();
   const audit = await AuditWriter.open(
     store,
     log,
-    { ...config.audit, environment: config.environment },
+    {
+      ...config.audit,
+      environment: config.environment,
+      onWriteError: () => metrics.auditWriteErrors.inc(),
+    },
     secret,
   );
   auditPolicyChange = (next) =>
@@ -227,7 +265,7 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
     );
     oauth.authorizationServers = [config.oauth.issuer];
   }
-  let baseUrl = config.publicUrl?.replace(/\/$/, "") ?? "";
+  const baseUrl = url;
   const app = buildApp({
     config,
     authorization,
@@ -259,15 +297,9 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
   }, 1000);
   usageTimer.unref();
 
-  await app.listen({ host: config.listen.host, port: config.listen.port });
-  const address = app.server.address();
-  const port = typeof address === "object" && address ? address.port : config.listen.port;
-  const host = config.listen.host.includes(":") ? `[${config.listen.host}]` : config.listen.host;
-  const url = baseUrl || `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`;
-  baseUrl = url;
   let authorizationServer: AuthorizationServer | null = null;
   if (config.oauth?.mode === "builtin") {
-    // The issuer is the gateway's own base URL, known only now when the OS picked the port.
+    // The issuer is the gateway's own base URL, known since the port was bound.
     try {
       authorizationServer = await createAuthorizationServer({
         issuer: url,
@@ -288,7 +320,7 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
         log,
       });
     } catch (err) {
-      await app.close();
+      await startup.close();
       await store.close();
       if (err instanceof AuthorizationServerConfigError) throw new ConfigError(`oauth: ${err.message}`);
       throw err;
@@ -298,6 +330,9 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
     oauth.verifier = { verify: (token, resource) => as.verifyAccessToken(token, resource) };
     oauth.authorizationServers = [url];
   }
+  // Every advertised endpoint works from the first request the real listener takes.
+  await startup.close();
+  await app.listen({ host: config.listen.host, port: startup.port });
   log.info(
     { url, environment: config.environment, servers: [...routes.keys()], store: store.kind },
     "portcullis listening",
@@ -305,7 +340,7 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
 
   return {
     url,
-    port,
+    port: startup.port,
     store,
     secret,
     async close() {

@@ -44,7 +44,12 @@ export interface AuditWriterOptions {
   redaction?: RedactionLimits;
   /** Environment named in the records the writer makes itself (retention). */
   environment?: string;
+  /** A batch could not be written (metrics); its group-committed records are retried. */
+  onWriteError?: (err: unknown) => void;
 }
+
+/** Retries of a failed batch back off from flushIntervalMs up to this (a store outage). */
+const RETRY_MAX_MS = 1_000;
 
 interface Pending {
   entry: AuditRecord;
@@ -67,6 +72,8 @@ export class AuditWriter {
   private resync = false;
   private forceCheckpoint = false;
   private closed = false;
+  /** Failed writes in a row, for the retry backoff. */
+  private failures = 0;
 
   private constructor(
     private readonly store: Store,
@@ -232,9 +239,12 @@ export class AuditWriter {
         );
       }
       for (const p of batch) p.durable?.resolve();
+      this.failures = 0;
       return true;
     } catch (err) {
       this.resync = true;
+      this.failures++;
+      this.opts.onWriteError?.(err);
       const retried = batch.filter((p) => p.durable === null);
       this.log.error(
         { err, records: batch.length, retried: retried.length },
@@ -243,10 +253,14 @@ export class AuditWriter {
       for (const p of batch) p.durable?.reject(err);
       this.queue = retried.concat(this.queue);
       if (retried.length > 0 && this.timer === null && !this.closed) {
+        const delay = Math.min(
+          this.opts.flushIntervalMs * 2 ** (this.failures - 1),
+          Math.max(RETRY_MAX_MS, this.opts.flushIntervalMs),
+        );
         this.timer = setTimeout(() => {
           this.timer = null;
           void this.flush();
-        }, this.opts.flushIntervalMs);
+        }, delay);
         this.timer.unref();
       }
       return false;

@@ -4,6 +4,7 @@
  * Portcullis API key or an OAuth access token.
  */
 import type { IncomingHttpHeaders } from "node:http";
+import { isStoreOutage, outageReason } from "../store/outage.js";
 import type { Keyring } from "./keyring.js";
 import type { AccessTokenVerifier, TokenCheck } from "./oauthToken.js";
 import type { Principal } from "./principal.js";
@@ -16,6 +17,8 @@ export type AuthnResult =
       credentialId: string | null;
       missing: boolean;
       detail?: Record<string, unknown>;
+      /** The credential could not be judged (store unreachable): answer 503, never 401. */
+      unavailable?: true;
     };
 
 const BEARER = /^Bearer +([\x21-\x7e]{1,8192})$/i;
@@ -59,8 +62,15 @@ export function authenticate(
     return { ok: false, reason: "malformed Authorization header", credentialId: null, missing: false };
   // Portcullis API keys announce themselves by prefix; anything else is an OAuth access token.
   if (oauth !== null && !token.startsWith("pcl_")) {
-    const result = oauth.verify(token, resource);
-    return result instanceof Promise ? result.then(fromTokenCheck) : fromTokenCheck(result);
+    let result: TokenCheck | Promise<TokenCheck>;
+    try {
+      result = oauth.verify(token, resource);
+    } catch (err) {
+      return unavailableOnOutage(err);
+    }
+    return result instanceof Promise
+      ? result.then(fromTokenCheck, unavailableOnOutage)
+      : fromTokenCheck(result);
   }
   const check = keyring.verify(token);
   if (check.ok) return check;
@@ -70,11 +80,26 @@ export function authenticate(
     credentialId: check.credentialId,
     missing: false,
     ...(check.detail ? { detail: check.detail } : {}),
+    ...(check.unavailable ? { unavailable: true } : {}),
   };
 }
 
 function fromTokenCheck(check: TokenCheck): AuthnResult {
-  return check.ok
-    ? check
-    : { ok: false, reason: check.reason, credentialId: check.credentialId, missing: false };
+  if (check.ok) return check;
+  return {
+    ok: false,
+    reason: check.reason,
+    credentialId: check.credentialId,
+    missing: false,
+    ...(check.unavailable ? { unavailable: true } : {}),
+  };
+}
+
+/**
+ * A verifier that threw because the store is unreachable could not judge the credential:
+ * that is an `unavailable` refusal (503), never an invalid one. Other faults propagate (500).
+ */
+function unavailableOnOutage(err: unknown): AuthnResult {
+  if (!isStoreOutage(err)) throw err;
+  return { ok: false, reason: outageReason(err), credentialId: null, missing: false, unavailable: true };
 }

@@ -19,7 +19,14 @@ interface LoadedKey {
 
 export type KeyCheck =
   | { ok: true; principal: Principal }
-  | { ok: false; reason: string; credentialId: string | null; detail?: Record<string, unknown> };
+  | {
+      ok: false;
+      reason: string;
+      credentialId: string | null;
+      detail?: Record<string, unknown>;
+      /** The key could not be judged (revocations may be missed): 503, not 401. */
+      unavailable?: true;
+    };
 
 export function hashKey(secret: Buffer, key: string): string {
   return createHmac("sha256", secret).update(key).digest("hex");
@@ -128,6 +135,7 @@ export class Keyring {
         ok: false,
         reason: "revocation state unknown (store change feed down): failing closed",
         credentialId: parsed.id,
+        unavailable: true,
       };
     }
     const loaded = this.keys.get(parsed.id);

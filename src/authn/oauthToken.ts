@@ -15,9 +15,14 @@ import { compileScopes } from "../authz/scope.js";
 import type { ExternalOAuthConfig } from "../config/schema.js";
 import type { Principal } from "./principal.js";
 
+/**
+ * A refusal is either a judgement (the token is invalid, expired, revoked: 401) or, with
+ * `unavailable`, the admission that the state needed to judge it cannot be read now (the
+ * store is unreachable): the request is refused 503 and the client keeps its token.
+ */
 export type TokenCheck =
   | { ok: true; principal: Principal }
-  | { ok: false; reason: string; credentialId: string | null };
+  | { ok: false; reason: string; credentialId: string | null; unavailable?: true };
 
 /** Anything that turns a bearer access token into a principal for one resource. */
 export interface AccessTokenVerifier {

@@ -9,7 +9,7 @@ import { createServer, type ServerResponse } from "node:http";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import type { AuditWriter } from "../audit/writer.js";
-import { anonymousPrincipal, authenticate } from "../authn/authenticate.js";
+import { type AuthnResult, anonymousPrincipal, authenticate } from "../authn/authenticate.js";
 import type { Keyring } from "../authn/keyring.js";
 import type { OAuthRuntime } from "../authn/oauthToken.js";
 import type { Principal } from "../authn/principal.js";
@@ -34,6 +34,7 @@ import {
   missingCredential,
   policyRefusal,
   RpcCode,
+  storeUnavailable,
   unauthorized,
 } from "../errors.js";
 import { isListMethod } from "../forward/results.js";
@@ -243,21 +244,30 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     } catch (err) {
       log.error({ err }, "cannot refresh keys from the store: failing closed");
       auditDecision(d, "deny", "key store unavailable: failing closed", null);
-      refuse(
-        d,
-        res,
-        new GatewayError(503, RpcCode.UpstreamUnavailable, "Service unavailable", "key store unavailable"),
-      );
+      refuse(d, res, storeUnavailable("key store unavailable"));
       return null;
     }
-    const pendingAuth = authenticate(
-      req.headers,
-      keyring,
-      route?.anonymous ? anonymous : null,
-      oauth.verifier,
-      resourceUrl(d.server),
-    );
-    const result = pendingAuth instanceof Promise ? await pendingAuth : pendingAuth;
+    let result: AuthnResult;
+    try {
+      const pendingAuth = authenticate(
+        req.headers,
+        keyring,
+        route?.anonymous ? anonymous : null,
+        oauth.verifier,
+        resourceUrl(d.server),
+      );
+      result = pendingAuth instanceof Promise ? await pendingAuth : pendingAuth;
+    } catch (err) {
+      auditDecision(d, "deny", "authentication failed unexpectedly: failing closed", null);
+      refuse(d, res, err);
+      return null;
+    }
+    // "Cannot know" is not "unknown": a 401 would make an OAuth client discard a valid token.
+    if (!result.ok && result.unavailable) {
+      auditDecision(d, "deny", `${result.reason}: failing closed`, null, result.credentialId);
+      refuse(d, res, storeUnavailable(result.reason));
+      return null;
+    }
     if (!result.ok) {
       auditDecision(d, "deny", result.reason, result.detail ?? null, result.credentialId);
       const challenge = oauthEnabled ? challengeParams(d.server, route) : "";
@@ -448,17 +458,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
           await audit.recordDurable(auditEntry(d, "allow", reason, null));
         } catch (err) {
           log.error({ err, server: d.server }, "cannot record a write-tier call durably: refusing");
-          refuse(
-            d,
-            res,
-            new GatewayError(
-              503,
-              RpcCode.UpstreamUnavailable,
-              "Service unavailable",
-              "audit store unavailable",
-            ),
-            msg.id,
-          );
+          refuse(d, res, storeUnavailable("audit store unavailable"), msg.id);
           return;
         }
       } else auditDecision(d, "allow", reason, null);
@@ -557,6 +557,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   });
   app.get("/metrics", async (_req, reply) => {
     metrics.auditPending.set(audit.pending);
+    metrics.storeReachable.set(keyring.healthy() ? 1 : 0);
     for (const [name, route] of routes)
       metrics.upstreamProcesses.set({ server: name }, route.upstream.processes());
     return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());

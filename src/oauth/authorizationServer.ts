@@ -59,6 +59,7 @@ import {
   type SigningKey,
   signingKeySetVersion,
 } from "./signingKeys.js";
+import { replyStoreOutage, reportStoreOutage } from "./storeOutage.js";
 import { reportUnauthorizedClient } from "./unauthorizedClient.js";
 import { findUser } from "./users.js";
 
@@ -486,6 +487,7 @@ export async function createAuthorizationServer(
   const buildProvider = (keys: SigningKey[]) => {
     const built = new Provider(issuer, { ...configuration, jwks: jwksOf(keys) });
     reportUnauthorizedClient(built); // before callback(): Koa composes middleware there
+    reportStoreOutage(built);
     built.on("grant.revoked", (_ctx, grantId) => {
       if (typeof grantId !== "string") return;
       tokens.noteRevoked(grantId);
@@ -586,6 +588,7 @@ export async function createAuthorizationServer(
 
   const fail = (res: ServerResponse, err: unknown) => {
     log.error({ err }, "authorization server request failed");
+    if (replyStoreOutage(res, err)) return;
     if (!res.headersSent) {
       res.writeHead(500, { "content-type": "application/json", "cache-control": "no-store" });
       res.end(JSON.stringify({ error: "server_error" }));
@@ -654,6 +657,7 @@ export async function createAuthorizationServer(
           ok: false,
           reason: "revocation state unknown (store change feed down): failing closed",
           credentialId: null,
+          unavailable: true,
         };
       }
       return tokens.verify(token, resource, pending);

@@ -20,7 +20,10 @@ export const LISTENER_APPLICATION_NAME = "portcullis-key-listener";
 
 const INT8_OID = 20;
 const RECONNECT_MIN_MS = 100;
-const RECONNECT_MAX_MS = 5_000;
+/** Low enough that a replica follows changes again within about a second of the database's return. */
+const RECONNECT_MAX_MS = 1_000;
+/** A connection attempt that hangs (a half-dead host) fails after this, so the request gets its 503. */
+const CONNECT_TIMEOUT_MS = 5_000;
 
 /**
  * bigint columns (epoch-millisecond instants, counters, sequence numbers) come back as JS
@@ -38,14 +41,33 @@ export interface PostgresStoreOptions {
   poolSize?: number;
   /** How often a listener connection proves it is alive; also its answer deadline. Default 5000 ms. */
   heartbeatMs?: number;
+  /**
+   * A connection failed outside any query (the server restarted, a socket was reset). Such
+   * errors are reported here and never thrown: the pool replaces the connection and the
+   * next query reports its own error.
+   */
+  onConnectionError?: (err: Error) => void;
 }
 
 /** Connects to `url` (postgres:// or postgresql://). Call migrate() before use. */
 export async function openPostgresStore(url: string, opts: PostgresStoreOptions = {}): Promise<Store> {
-  const config: pg.ClientConfig = { connectionString: url, types, application_name: "portcullis" };
+  const config: pg.ClientConfig = {
+    connectionString: url,
+    types,
+    application_name: "portcullis",
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+  };
   const pool = new pg.Pool({ ...config, max: opts.poolSize ?? 10 });
-  // An idle connection that dies is dropped and replaced by the pool; queries report their own errors.
-  pool.on("error", () => {});
+  const report = (err: Error) => opts.onConnectionError?.(err);
+  // An idle connection that dies is dropped and replaced by the pool.
+  pool.on("error", report);
+  // pg-pool removes its own 'error' listener while a client is checked out, so a connection
+  // the server terminates (57P01 on restart) between two queries of a transaction would emit an
+  // unhandled 'error' and crash the process. Every client keeps a listener for its whole life;
+  // the query in flight, if any, still gets the error itself.
+  pool.on("connect", (client) => {
+    client.on("error", report);
+  });
   try {
     await pool.query("SELECT 1");
   } catch (err) {
@@ -53,7 +75,7 @@ export async function openPostgresStore(url: string, opts: PostgresStoreOptions 
     const reason = err instanceof Error ? err.message : String(err);
     throw new Error(`cannot connect to the PostgreSQL store at ${redact(url)}: ${reason}`, { cause: err });
   }
-  return new PostgresStore(pool, config, opts.heartbeatMs ?? 5_000);
+  return new PostgresStore(pool, config, opts.heartbeatMs ?? 5_000, report);
 }
 
 /** The URL without its password, for error messages. */
@@ -72,6 +94,7 @@ class PostgresStore extends SqlStore {
     pool: pg.Pool,
     private readonly config: pg.ClientConfig,
     private readonly heartbeatMs: number,
+    private readonly report: (err: Error) => void,
   ) {
     super("postgres", new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }));
   }
@@ -85,6 +108,7 @@ class PostgresStore extends SqlStore {
       { ...this.config, application_name: LISTENER_APPLICATION_NAME, keepAlive: true },
       onChange,
       this.heartbeatMs,
+      this.report,
     );
   }
 }
@@ -102,6 +126,7 @@ class PgKeyListener implements KeyWatch {
     private readonly config: pg.ClientConfig,
     private readonly onChange: () => void,
     private readonly heartbeatMs: number,
+    private readonly report: (err: Error) => void,
   ) {
     void this.connect();
   }
@@ -128,7 +153,10 @@ class PgKeyListener implements KeyWatch {
     const client = new pg.Client(this.config);
     this.client = client;
     // Listeners stay attached after the client is dropped, so late 'error' events are never unhandled.
-    client.on("error", () => this.lost(client));
+    client.on("error", (err) => {
+      if (this.client === client) this.report(err);
+      this.lost(client);
+    });
     client.on("end", () => this.lost(client));
     client.on("notification", (msg) => {
       if (msg.channel === KEYS_CHANNEL && this.client === client) this.onChange();
@@ -136,7 +164,8 @@ class PgKeyListener implements KeyWatch {
     try {
       await client.connect();
       await client.query(`LISTEN ${KEYS_CHANNEL}`);
-    } catch {
+    } catch (err) {
+      if (this.client === client && err instanceof Error) this.report(err);
       this.lost(client);
       return;
     }

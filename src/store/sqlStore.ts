@@ -478,8 +478,9 @@ export abstract class SqlStore implements Store {
           .execute();
       }
       for (const row of updates.values()) await updateToolPin(trx, row);
-      // New pins are no news to other processes (each pins what it sees); changes are.
-      return updates.size > 0;
+      // New pins are news too: a replica that never saw this server's tools/list learns their
+      // risk tiers from the feed instead of treating them as unknown (destructive) until restart.
+      return inserts.size > 0 || updates.size > 0;
     });
     return [...result.values()].map(rowToToolPin);
   }

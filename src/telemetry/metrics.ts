@@ -12,6 +12,12 @@ export interface Metrics {
   /** 1 while the files on disk compile, 0 while the gateway runs an older valid policy. */
   policyValid: Gauge;
   decisions: Counter<"effect">;
+  /** 1 while the store's change feed is connected (the gateway can judge credentials), else 0. */
+  storeReachable: Gauge;
+  /** Store connections that failed outside a query (server restart, reset, refused reconnect). */
+  storeConnectionErrors: Counter;
+  /** Audit batches that could not be written (their group-committed records are retried). */
+  auditWriteErrors: Counter;
 }
 
 const KNOWN_METHODS = new Set([
@@ -84,6 +90,21 @@ export function createMetrics(): Metrics {
       name: "portcullis_policy_decisions_total",
       help: "Policy decisions by effect",
       labelNames: ["effect"],
+      registers: [registry],
+    }),
+    storeReachable: new Gauge({
+      name: "portcullis_store_reachable",
+      help: "1 while the store is reachable and its change feed connected; 0 while requests are refused 503",
+      registers: [registry],
+    }),
+    storeConnectionErrors: new Counter({
+      name: "portcullis_store_connection_errors_total",
+      help: "Store connections lost or refused outside a query (database restart, network fault)",
+      registers: [registry],
+    }),
+    auditWriteErrors: new Counter({
+      name: "portcullis_audit_write_errors_total",
+      help: "Audit batches whose write failed; group-committed records are retried, durable ones refused",
       registers: [registry],
     }),
   };

@@ -45,6 +45,8 @@ export interface GatewayOptions {
   flags?: string[];
   env?: Record<string, string>;
   dir?: string;
+  /** How long to wait for "portcullis listening" before killing it. Default 20 s. */
+  startTimeoutMs?: number;
 }
 
 export async function runCli(
@@ -81,7 +83,10 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   const stderr: string[] = [];
   createInterface({ input: proc.stderr as NodeJS.ReadableStream }).on("line", (l) => stderr.push(l));
   const url = await new Promise<string>((resolveUrl, reject) => {
-    const timer = setTimeout(() => reject(new Error(`gateway did not start:\n${stderr.join("\n")}`)), 20_000);
+    const timer = setTimeout(() => {
+      proc.kill("SIGKILL"); // a gateway that did not start must not outlive the test
+      reject(new Error(`gateway did not start:\n${stderr.join("\n")}`));
+    }, opts.startTimeoutMs ?? 20_000);
     createInterface({ input: proc.stdout as NodeJS.ReadableStream }).on("line", (line) => {
       try {
         const entry = JSON.parse(line) as Record<string, unknown>;

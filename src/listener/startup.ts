@@ -1,0 +1,71 @@
+/**
+ * The gateway's port while it starts: bound first, so the public base URL (and the built-in
+ * authorization server's issuer, which is that URL) is known before anything else is built,
+ * and a gateway waiting for its store answers instead of refusing connections.
+ *
+ * Until the real listener takes the port over, every request gets 503 with Retry-After
+ * (RFC 9110 §15.6.4): `/readyz` is not ready, `/mcp/*` answers a JSON-RPC error, anything
+ * else an OAuth `temporarily_unavailable` error. `/healthz` (liveness) answers 200
+ * `{"status":"starting"}` so an orchestrator does not kill a replica that is only waiting for
+ * its database. Nothing behind this listener is reachable: no credential is looked at.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { errorReply, GatewayError, RpcCode, STORE_RETRY_AFTER_SECONDS } from "../errors.js";
+
+export interface StartupListener {
+  /** The bound port (the OS's pick when the configured port is 0). */
+  readonly port: number;
+  /** Frees the port for the real listener. */
+  close(): Promise<void>;
+}
+
+function answer(req: IncomingMessage, res: ServerResponse): void {
+  const path = (req.url ?? "/").split("?", 1)[0] as string;
+  let status = 503;
+  let body: unknown;
+  if (path === "/healthz") {
+    status = 200;
+    body = { status: "starting" };
+  } else if (path === "/readyz") body = { status: "not ready" };
+  else if (path.startsWith("/mcp/"))
+    body = errorReply(
+      new GatewayError(503, RpcCode.StoreUnavailable, "Service starting; retry later", "gateway starting"),
+    ).body;
+  else
+    body = { error: "temporarily_unavailable", error_description: "The gateway is starting; retry later." };
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    "content-type": "application/json",
+    "content-length": String(Buffer.byteLength(text)),
+    "cache-control": "no-store",
+    connection: "close",
+    ...(status === 503 ? { "retry-after": String(STORE_RETRY_AFTER_SECONDS) } : {}),
+  });
+  res.end(text);
+}
+
+export async function listenWhileStarting(host: string, port: number): Promise<StartupListener> {
+  const server = createServer({ requestTimeout: 5_000, headersTimeout: 5_000 }, (req, res) => {
+    // Discard any body; the answer does not depend on it.
+    req.resume();
+    answer(req, res);
+  });
+  server.keepAliveTimeout = 0;
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen({ host, port }, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const bound = (server.address() as AddressInfo).port;
+  return {
+    port: bound,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
