@@ -235,12 +235,20 @@ describe("fault suite: PostgreSQL stopped and restarted under load", { skip }, (
         await pgs.stop();
         const downAt = performance.now();
         // While it is down, both replicas keep answering: 503 for everything that needs the store.
+        const living = () => {
+          for (const [name, r] of Object.entries(replicas))
+            if (!alive(r.gw)) throw new Error(`replica ${name} died:\n${r.gw.stderr.join("\n")}`);
+        };
         await waitFor(
           "503s from both replicas",
-          () =>
-            ["a", "b"].every(
-              (r) => load.of(`${r}/mcp/`, downAt).filter((x) => x.status === 503).length >= 5,
-            ) && ["a", "b"].every((r) => load.of(`${r}/token`, downAt).some((x) => x.status === 503)),
+          () => {
+            living();
+            return ["a", "b"].every(
+              (r) =>
+                load.of(`${r}/mcp/`, downAt).filter((x) => x.status === 503).length >= 5 &&
+                load.of(`${r}/token`, downAt).some((x) => x.status === 503),
+            );
+          },
           { timeoutMs: 60_000 },
         ).catch((err: Error) => {
           throw new Error(`${err.message}\n${byWorker(load.answers)}`);
@@ -253,6 +261,7 @@ describe("fault suite: PostgreSQL stopped and restarted under load", { skip }, (
         await waitFor(
           "both replicas serving again",
           () => {
+            living();
             for (const r of ["a", "b"]) {
               const first = load.of(`${r}/mcp/`, upAt).find((x) => x.status === 200);
               if (first && recovered[r] === undefined) recovered[r] = first.at - upAt;
