@@ -253,6 +253,13 @@ describe("fault suite: PostgreSQL stopped and restarted under load", { skip }, (
         ).catch((err: Error) => {
           throw new Error(`${err.message}\n${byWorker(load.answers)}`);
         });
+        // Operators see it: not ready, and the store reported unreachable in the metrics.
+        for (const r of Object.values(replicas)) {
+          assert.equal((await fetch(`${r.gw.url}/readyz`)).status, 503, "not ready while the store is down");
+          const metrics = await (await fetch(`${r.gw.url}/metrics`)).text();
+          assert.match(metrics, /^portcullis_store_reachable 0$/m);
+          assert.match(metrics, /^portcullis_store_connection_errors_total [1-9]/m);
+        }
         await sleep(2_000); // stay down a while under load
         const restartAt = performance.now();
         await pgs.start();
@@ -274,6 +281,17 @@ describe("fault suite: PostgreSQL stopped and restarted under load", { skip }, (
         });
         await sleep(500);
         await load.stop();
+        for (const [name, r] of Object.entries(replicas)) {
+          assert.equal((await fetch(`${r.gw.url}/readyz`)).status, 200, "ready again");
+          const metrics = await (await fetch(`${r.gw.url}/metrics`)).text();
+          assert.match(metrics, /^portcullis_store_reachable 1$/m);
+          t.diagnostic(
+            `replica ${name} metrics after: ${metrics
+              .split("\n")
+              .filter((l) => /^portcullis_(store_connection_errors_total|audit_write_errors_total) /.test(l))
+              .join(", ")}`,
+          );
+        }
 
         for (const [name, r] of Object.entries(replicas)) {
           assert.ok(alive(r.gw), `replica ${name} survived the restart`);
