@@ -30,6 +30,7 @@ import {
 import { ReviewGate } from "./review/gate.js";
 import { registerReviewLinkRoutes } from "./review/linkPages.js";
 import { openStore } from "./store/open.js";
+import { rateLimitCounters } from "./store/rateLimitCounters.js";
 import type { Store } from "./store/types.js";
 import { createMetrics } from "./telemetry/metrics.js";
 import { VERSION } from "./version.js";
@@ -283,6 +284,7 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
         accessTokenTtlSeconds: config.oauth.accessTokenTtlSeconds,
         refreshTokenTtlSeconds: config.oauth.refreshTokenTtlSeconds,
         limits: config.oauth.limits,
+        counters: rateLimitCounters(storeSpec),
         ...(config.oauth.login === undefined ? {} : { login: loginOptions(config.oauth.login) }),
         ...(consoleEnabled ? { consoleClient: consoleClient(secret, url) } : {}),
         log,
