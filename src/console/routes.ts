@@ -299,8 +299,9 @@ export function registerConsole(app: FastifyInstance, deps: ConsoleDeps): void {
     const a = await admin(req, reply);
     if (a === null) return reply;
     if ((await form(req, reply, a)) === null) return reply;
-    // Remembered in the store: a copy of the cookie is refused by every replica from now on.
-    await recordSignOut(store, a.session.sub);
+    // Remembered in the store: a copy of the cookie is refused by every replica from now on
+    // (never before this session's own issue time, whatever the skew between replicas' clocks).
+    await recordSignOut(store, a.session.sub, Math.max(Date.now(), a.session.iat));
     record(a, `${a.user.username} signed out of the console`, { event: "console.signed_out" });
     const names = cookieNames(deps.baseUrl());
     reply.header(
