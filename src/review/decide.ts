@@ -1,12 +1,13 @@
 /**
  * An approver's decision, the same for every channel (console, CLI, signed webhook link):
- * refused when the approver is the caller or the owner of the caller's API key
- * (./separationOfDuties.ts), when the approval is
+ * refused when the approver is the caller or the owner of the caller's credential
+ * (./separationOfDuties.ts, ./credentialOwner.ts), when the approval is
  * unknown, no longer pending, or past its deadline; otherwise one conditional store write,
  * announced on the change feed so the gateway holding the call hears of it at once, and one
  * audit record naming who decided, when and how.
  */
-import type { ApprovalChannel, ApprovalRecord, AuditRecord, KeyOwner, Store } from "../store/types.js";
+import type { ApprovalChannel, ApprovalRecord, AuditRecord, Store } from "../store/types.js";
+import { credentialOwner } from "./credentialOwner.js";
 import { conflictOfInterest } from "./separationOfDuties.js";
 
 /** How long an approved call may take to come back for it (a 2026-07-28 client's retry). */
@@ -59,8 +60,8 @@ export async function decideApproval(
       conflict === "caller"
         ? `${approver.name} is the caller of ${id}: the caller can never decide their own call`
         : owner === undefined
-          ? `the key behind ${id} (${existing.credentialId}) is unknown: no one can be shown not to own it`
-          : `${approver.name} created the key behind ${id} (${existing.credentialId}): the owner of the caller's credential can never decide its calls`;
+          ? `the credential behind ${id} is unknown: no one can be shown not to own it`
+          : `${approver.name} created the credential behind ${id}: the owner of the caller's credential can never decide its calls`;
     const event = conflict === "caller" ? "review.self_approval_refused" : "review.owner_approval_refused";
     await audit("deny", `${conflict === "caller" ? "self" : "owner"}-approval refused: ${message}`, event);
     return { ok: false, code: "self_approval", message, record: existing };
@@ -108,17 +109,6 @@ export async function decideApproval(
     `review.${verb}`,
   );
   return { ok: true, record: result.record };
-}
-
-/**
- * Who owns the caller's credential: for an API key, whoever created it (null when it predates
- * the record of owners); for an OAuth user, the user, already the caller (null). Undefined when
- * the key the approval names is not in the store: refused, since no owner can be ruled out.
- */
-async function credentialOwner(store: Store, a: ApprovalRecord): Promise<KeyOwner | null | undefined> {
-  if (!a.principalId.startsWith("key:") || a.credentialId === null) return null;
-  const key = await store.getKey(a.credentialId);
-  return key === undefined ? undefined : key.createdBy;
 }
 
 /** One audit record about an approval (the call's caller, server, tool; the approval in detail). */

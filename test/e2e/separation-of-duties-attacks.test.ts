@@ -1,7 +1,7 @@
 /**
  * Attacks on separation of duties in runtime review (docs/review.md "Approvers"): an approver
- * approving a held call made with an API key she created herself (console, CLI), and a caller
- * approving her own call from the CLI by typing another name. Each refusal is checked where it
+ * approving a held call made with an API key or OAuth machine client she created herself
+ * (console, CLI), and a caller approving her own call from the CLI by typing another name. Each refusal is checked where it
  * matters — the upstream's own log of calls never shows the held call, and the audit trail
  * records the refusal — beside a positive control: another approver's approval forwards the
  * very same call once.
@@ -173,7 +173,7 @@ describe("separation of duties: no approver decides a call of their own credenti
 
     const refused = await alice.post(`/console/approvals/${h.approvalId}/approve`, {}, "/console/approvals");
     assert.equal(refused.status, 409, refused.html);
-    assert.match(refused.html, /created the key behind/);
+    assert.match(refused.html, /created the credential behind/);
     assert.equal((await retry(key, h)).forwarded, false, "still held");
     assert.deepEqual(deletedUpstream(), [], "the held call never reached the upstream");
     assert.ok((await events(h.approvalId)).includes("review.owner_approval_refused"));
@@ -196,7 +196,7 @@ describe("separation of duties: no approver decides a call of their own credenti
     assert.notEqual(typed.code, 0, "--by is no longer an identity");
     const spoofed = await approvalsAs("mallory", ["approve", h.approvalId], { USER: "bob", LOGNAME: "bob" });
     assert.equal(spoofed.code, 2, spoofed.stdout);
-    assert.match(spoofed.stdout + spoofed.stderr, /mallory created the key behind/);
+    assert.match(spoofed.stdout + spoofed.stderr, /mallory created the credential behind/);
     assert.equal((await retry(key, h)).forwarded, false);
     assert.deepEqual(deletedUpstream(), before, "the held call never reached the upstream");
     assert.ok((await events(h.approvalId)).includes("review.owner_approval_refused"));
@@ -206,6 +206,48 @@ describe("separation of duties: no approver decides a call of their own credenti
     assert.equal(ok.code, 0, ok.stdout + ok.stderr);
     assert.equal((JSON.parse(ok.stdout) as { decidedBy: string }).decidedBy, "carol");
     assert.ok((await retry(key, h)).forwarded);
+    assert.deepEqual(deletedUpstream(), [...before, h.note]);
+  });
+
+  it("refuses a CLI approval by the operator who created the caller's OAuth machine client", async () => {
+    const before = deletedUpstream();
+    const r = await runCli(
+      [
+        "clients",
+        "create",
+        "--name",
+        "nightly-cleanup",
+        "--auth",
+        "client_secret_basic",
+        "--servers",
+        "notes",
+      ].concat(["--config", gw.configFile, "--json"]),
+      { SUDO_USER: "mallory" },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const client = JSON.parse(r.stdout) as { clientId: string; clientSecret: string };
+    const res = await fetch(`${gw.url}/token`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/x-www-form-urlencoded",
+        authorization: `Basic ${Buffer.from(`${client.clientId}:${client.clientSecret}`).toString("base64")}`,
+      },
+      body: new URLSearchParams({ grant_type: "client_credentials", resource: gw.endpoint("notes") }),
+    });
+    const token = ((await res.json()) as { access_token: string }).access_token;
+    assert.equal(res.status, 200);
+    const h = await held(token);
+
+    const owner = await approvalsAs("mallory", ["approve", h.approvalId]);
+    assert.equal(owner.code, 2, owner.stdout);
+    assert.match(owner.stdout + owner.stderr, /mallory created the credential behind/);
+    assert.equal((await retry(token, h)).forwarded, false);
+    assert.deepEqual(deletedUpstream(), before, "the held call never reached the upstream");
+    assert.ok((await events(h.approvalId)).includes("review.owner_approval_refused"));
+
+    const ok = await approvalsAs("carol", ["approve", h.approvalId]);
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+    assert.ok((await retry(token, h)).forwarded);
     assert.deepEqual(deletedUpstream(), [...before, h.note]);
   });
 
