@@ -32,6 +32,7 @@ import { ReviewGate } from "./review/gate.js";
 import { registerReviewLinkRoutes } from "./review/linkPages.js";
 import { openStoreWhenReachable } from "./store/open.js";
 import { outageReason } from "./store/outage.js";
+import { rateLimitCounters } from "./store/rateLimitCounters.js";
 import type { Store } from "./store/types.js";
 import { createMetrics } from "./telemetry/metrics.js";
 import { VERSION } from "./version.js";
@@ -315,6 +316,7 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
         accessTokenTtlSeconds: config.oauth.accessTokenTtlSeconds,
         refreshTokenTtlSeconds: config.oauth.refreshTokenTtlSeconds,
         limits: config.oauth.limits,
+        counters: rateLimitCounters(storeSpec),
         ...(config.oauth.login === undefined ? {} : { login: loginOptions(config.oauth.login) }),
         ...(consoleEnabled ? { consoleClient: consoleClient(secret, url) } : {}),
         log,

@@ -4,7 +4,7 @@
  */
 import { validateScopePattern } from "../authz/scope.js";
 import type { Config } from "../config/schema.js";
-import type { ApiKeyRecord, Store } from "../store/types.js";
+import type { ApiKeyRecord, KeyOwner, Store } from "../store/types.js";
 import { mintKey } from "./keyFormat.js";
 import { hashKey } from "./keyring.js";
 
@@ -31,6 +31,8 @@ export interface IssueOptions {
   scopes?: string[];
   expires?: string;
   rotatedFrom?: string | null;
+  /** Who creates it (sees its secret): recorded, and never its caller's approver. */
+  createdBy?: KeyOwner | null;
 }
 
 export interface IssuedKey {
@@ -77,6 +79,7 @@ export async function issueKey(
     expiresAt,
     revokedAt: null,
     rotatedFrom: opts.rotatedFrom ?? null,
+    createdBy: opts.createdBy ?? null,
     lastUsedAt: null,
     useCount: 0,
   };
@@ -96,7 +99,7 @@ export async function rotateKey(
   secret: Buffer,
   config: Config,
   id: string,
-  opts: { overlapSeconds?: number; expires?: string } = {},
+  opts: { overlapSeconds?: number; expires?: string; createdBy?: KeyOwner | null } = {},
 ): Promise<Rotation> {
   const old = await store.getKey(id);
   if (!old) throw new KeyInputError(`no key with id ${id}`);
@@ -107,6 +110,8 @@ export async function rotateKey(
     scopes: old.scopes,
     ...(opts.expires !== undefined ? { expires: opts.expires } : {}),
     rotatedFrom: old.id,
+    // The successor's secret is shown to whoever rotates: they own it from now on.
+    createdBy: opts.createdBy ?? null,
   });
   const overlap = (opts.overlapSeconds ?? config.keys.rotationOverlapSeconds) * 1000;
   const end = new Date(Math.min(old.expiresAt.getTime(), Date.now() + overlap));
@@ -127,6 +132,7 @@ export function describeKey(k: ApiKeyRecord, now: number = Date.now()): Record<s
     expiresAt: k.expiresAt.toISOString(),
     revokedAt: k.revokedAt?.toISOString() ?? null,
     rotatedFrom: k.rotatedFrom,
+    createdBy: k.createdBy?.principal ?? null,
     lastUsedAt: k.lastUsedAt?.toISOString() ?? null,
     useCount: k.useCount,
   };

@@ -2,8 +2,9 @@
  * `portcullis approvals list|approve|deny`: the approvers' command line for runtime review
  * (src/review/). A decision is one store write announced on the change feed, so the gateway
  * holding the call (or answering the client's retry) hears of it within a fraction of a
- * second, and one audit record naming who decided. The caller of a call can never decide it
- * (separation of duties): `--by` is compared with every name the caller is known by.
+ * second, and one audit record naming who decided. The approver is the OS account running the
+ * command (./auditTrail.ts operatorAccount), not a name typed on the command line: it is never
+ * the caller nor the owner of the caller's key (separation of duties, src/review/).
  */
 import type { Command } from "commander";
 import { ConfigError } from "../config/load.js";
@@ -11,7 +12,7 @@ import type { Config } from "../config/schema.js";
 import { APPROVAL_ID } from "../review/binding.js";
 import { decideApproval } from "../review/decide.js";
 import type { ApprovalRecord, Store } from "../store/types.js";
-import { recordManagement } from "./auditTrail.js";
+import { operatorAccount, operatorPrincipal, recordManagement } from "./auditTrail.js";
 import { table } from "./table.js";
 
 export interface ApprovalsCliDeps {
@@ -99,21 +100,17 @@ export function registerApprovalCommands(program: Command, deps: ApprovalsCliDep
     withStoreOptions(approvals.command(action))
       .description(action === "approve" ? "approve a held call (it runs once)" : "deny a held call")
       .argument("<id>", "approval id (apr_…)")
-      .requiredOption("--by <name>", "who decides (recorded; never the caller)")
       .option("--reason <text>", "why (recorded in the audit log)")
       .option("--json", "print one JSON object")
-      .action(async (id: string, opts: { by: string; reason?: string; json?: boolean }) => {
+      .action(async (id: string, opts: { reason?: string; json?: boolean }) => {
         if (!APPROVAL_ID.test(id))
           throw new ApprovalInputError(`'${id}' is not an approval id (apr_ and 16 letters/digits)`);
-        const by = opts.by.trim();
-        if (by.length === 0 || by.length > 200)
-          throw new ApprovalInputError("--by must name the approver (1-200 characters)");
         await withStore(opts, async (store, { config }) => {
           const outcome = await decideApproval(
             store,
             id,
             action === "approve" ? "approved" : "denied",
-            { name: by, via: "cli" },
+            { name: operatorAccount(), principalId: operatorPrincipal(), via: "cli" },
             {
               reason: opts.reason ?? null,
               audit: (record) => recordManagement(store, config, [record]),

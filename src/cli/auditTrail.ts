@@ -8,19 +8,33 @@ import { pino } from "pino";
 import { AuditWriter } from "../audit/writer.js";
 import { serverSecret } from "../authn/serverSecret.js";
 import type { Config } from "../config/schema.js";
-import type { AuditRecord, Store } from "../store/types.js";
+import type { AuditRecord, KeyOwner, Store } from "../store/types.js";
 
-/** Who ran the command, as far as this machine can tell. */
-export function operatorPrincipal(): string {
-  let user = process.env.SUDO_USER ?? process.env.USER ?? process.env.LOGNAME;
-  if (user === undefined) {
-    try {
-      user = userInfo().username;
-    } catch {
-      user = "unknown";
-    }
+/**
+ * The OS account running this command: the account of the process's user id, never USER or
+ * LOGNAME, which whoever runs the command can set to any name. Under root, the account that
+ * ran sudo (SUDO_USER: only root can set it, and root can act as anyone anyway). An id without
+ * an account name (a container's arbitrary uid) is `uid:<n>`.
+ */
+export function operatorAccount(): string {
+  const uid = process.getuid?.();
+  const sudoer = process.env.SUDO_USER?.trim();
+  if (uid === 0 && sudoer !== undefined && sudoer !== "" && sudoer !== "root") return sudoer;
+  try {
+    return userInfo().username;
+  } catch {
+    return uid === undefined ? "unknown" : `uid:${uid}`;
   }
-  return `operator:${user}`;
+}
+
+/** Who ran the command, as the audit trail and separation of duties name them. */
+export function operatorPrincipal(): string {
+  return `operator:${operatorAccount()}`;
+}
+
+/** The operator as the owner of a key they create. */
+export function operatorOwner(): KeyOwner {
+  return { principal: operatorPrincipal(), name: operatorAccount() };
 }
 
 /** Commits `records` (chained, checkpointed) before returning. */

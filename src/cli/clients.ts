@@ -26,7 +26,7 @@ import {
 } from "../oauth/machineClients.js";
 import { deriveKey } from "../oauth/secrets.js";
 import type { Store } from "../store/types.js";
-import { managementRecord, recordManagement } from "./auditTrail.js";
+import { managementRecord, operatorOwner, recordManagement } from "./auditTrail.js";
 
 export interface ClientsCliDeps {
   withStoreOptions(cmd: Command): Command;
@@ -218,6 +218,7 @@ export function registerClientCommands(program: Command, deps: ClientsCliDeps): 
               servers,
               scopes,
               expiresAt,
+              createdBy: operatorOwner(),
             },
             now,
           );

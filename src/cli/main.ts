@@ -17,7 +17,7 @@ import { createLogger } from "../telemetry/log.js";
 import { VERSION } from "../version.js";
 import { registerApprovalCommands } from "./approvals.js";
 import { registerAuditCommands } from "./audit.js";
-import { managementRecord, recordManagement } from "./auditTrail.js";
+import { managementRecord, operatorOwner, recordManagement } from "./auditTrail.js";
 import { welcomeBanner } from "./banner.js";
 import { registerClientCommands } from "./clients.js";
 import { registerPolicyCommands } from "./policy.js";
@@ -114,6 +114,7 @@ export function buildCli(): Command {
         const issued = await issueKey(gateway.store, gateway.secret, loaded.config, {
           name: "dev-key",
           expires: "30d",
+          createdBy: operatorOwner(),
         });
         await gateway.store.setSetting("bootstrap.devKey", issued.record.id);
         firstKey = issued.key;
@@ -165,6 +166,7 @@ export function buildCli(): Command {
           ...(opts.env !== undefined ? { environment: opts.env } : {}),
           ...(scopes ? { scopes } : {}),
           ...(opts.expires !== undefined ? { expires: opts.expires } : {}),
+          createdBy: operatorOwner(),
         });
         await recordManagement(store, config, [
           managementRecord(config, "key.created", `API key ${record.id} (${record.name}) created`, {
@@ -251,6 +253,7 @@ export function buildCli(): Command {
         const { issued, oldExpiresAt } = await rotateKey(store, secret, config, id, {
           ...(overlap !== undefined ? { overlapSeconds: overlap } : {}),
           ...(opts.expires !== undefined ? { expires: opts.expires } : {}),
+          createdBy: operatorOwner(),
         });
         await recordManagement(store, config, [
           managementRecord(config, "key.rotated", `API key ${id} rotated to ${issued.record.id}`, {

@@ -172,8 +172,8 @@ const BuiltinOAuth = z.strictObject({
     .min(60)
     .default(14 * 86_400),
   /**
-   * Online password guessing and registration floods (RFC 6819 §4.4.3.6, RFC 7591 §5),
-   * counted per source address in each replica's memory.
+   * Online password guessing and registration floods (RFC 6819 §4.4.3.6, RFC 7591 §5): counted
+   * in PostgreSQL (shared by every replica) when the store is PostgreSQL, else in memory.
    */
   limits: z
     .strictObject({
@@ -185,6 +185,20 @@ const BuiltinOAuth = z.strictObject({
         .int()
         .positive()
         .default(DEFAULT_ABUSE_LIMITS.signInFailuresPerAddress),
+      /** Failed sign-ins on one account, from any address, before its backoff starts. */
+      signInFailuresPerAccount: z
+        .number()
+        .int()
+        .positive()
+        .default(DEFAULT_ABUSE_LIMITS.signInFailuresPerAccount),
+      /** The account's first backoff in seconds; it doubles with each further failure … */
+      accountBackoffSeconds: z.number().int().positive().default(DEFAULT_ABUSE_LIMITS.accountBackoffSeconds),
+      /** … up to this many seconds: the longest a user waits after guessing on their account stops. */
+      accountBackoffMaxSeconds: z
+        .number()
+        .int()
+        .positive()
+        .default(DEFAULT_ABUSE_LIMITS.accountBackoffMaxSeconds),
       /** Client registrations (POST /reg) allowed per source address per minute. */
       registrationsPerMinute: z
         .number()

@@ -59,6 +59,7 @@ import {
   newLoginState,
   SignInError,
 } from "./signIn.js";
+import { recordSignOut, signedOut } from "./signOut.js";
 
 export interface ConsoleDeps {
   config: Config;
@@ -115,7 +116,8 @@ export function registerConsole(app: FastifyInstance, deps: ConsoleDeps): void {
   /** The signed-in admin, or null after replying (redirect to sign-in, or 403). */
   async function admin(req: FastifyRequest, reply: FastifyReply): Promise<Admin | null> {
     const names = cookieNames(deps.baseUrl());
-    const session = unseal<ConsoleSession>(sessionKey, readCookie(req.headers.cookie, names.session));
+    const opened = unseal<ConsoleSession>(sessionKey, readCookie(req.headers.cookie, names.session));
+    const session = opened !== null && !(await signedOut(store, opened)) ? opened : null;
     if (session === null) {
       if (req.url.startsWith("/console/api/"))
         await reply.code(401).header("cache-control", "no-store").send({ error: "signed_out" });
@@ -190,6 +192,8 @@ export function registerConsole(app: FastifyInstance, deps: ConsoleDeps): void {
     return params;
   }
 
+  /** The admin as the owner of a key they create or rotate (they see its secret). */
+  const ownerOf = (a: Admin) => ({ principal: a.principalId, name: a.user.username });
   const viewerOf = (a: Admin) => ({ username: a.user.username, csrf: a.csrf });
   const page = (reply: FastifyReply, a: Admin, title: string, current: string, body: Html, status = 200) =>
     send(reply, status, layout(title, current, viewerOf(a), body));
@@ -295,6 +299,10 @@ export function registerConsole(app: FastifyInstance, deps: ConsoleDeps): void {
     const a = await admin(req, reply);
     if (a === null) return reply;
     if ((await form(req, reply, a)) === null) return reply;
+    // Remembered in the store: a copy of the cookie is refused by every replica from now on
+    // (never before this session's own issue time, whatever the skew between replicas' clocks).
+    await recordSignOut(store, a.session.sub, Math.max(Date.now(), a.session.iat));
+    record(a, `${a.user.username} signed out of the console`, { event: "console.signed_out" });
     const names = cookieNames(deps.baseUrl());
     reply.header(
       "set-cookie",
@@ -419,6 +427,7 @@ export function registerConsole(app: FastifyInstance, deps: ConsoleDeps): void {
         name: f.get("name") ?? "",
         scopes: servers,
         ...(expires === "" ? {} : { expires }),
+        createdBy: ownerOf(a),
       });
       record(a, `API key ${issued.record.id} created in the console`, {
         event: "console.key_created",
@@ -447,7 +456,7 @@ export function registerConsole(app: FastifyInstance, deps: ConsoleDeps): void {
     const { id, action } = req.params;
     try {
       if (action === "rotate") {
-        const r = await rotateKey(store, deps.secret, config, id);
+        const r = await rotateKey(store, deps.secret, config, id, { createdBy: ownerOf(a) });
         record(a, `API key ${id} rotated in the console to ${r.issued.record.id}`, {
           event: "console.key_rotated",
           keyId: id,

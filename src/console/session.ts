@@ -1,18 +1,29 @@
 /**
- * The console session: a short-lived, HMAC-signed cookie (`v1.<payload>.<mac>`) naming the
- * signed-in user, HttpOnly and SameSite=Strict, `__Host-` prefixed on https (RFC 6265bis
- * §4.1.3.2: Secure, Path=/, no Domain). Stateless, so every replica accepts it; the user is
- * re-read from the store on every request, so removing a user or their admin group ends
- * their console access at once. CSRF tokens (OWASP "synchronizer token", HMAC variant) are
- * bound to the session id.
+ * The console session: a short-lived cookie sealed with AES-256-GCM (`v2.<iv>.<ciphertext and
+ * tag>`, NIST SP 800-38D: confidentiality and integrity in one) naming the signed-in user,
+ * HttpOnly and SameSite=Strict, `__Host-` prefixed on https (RFC 6265bis §4.1.3.2: Secure,
+ * Path=/, no Domain). The same sealing keeps the sign-in state (PKCE verifier, nonce) unreadable
+ * in its cookie (RFC 7636 §7.1: the verifier must stay secret). Every replica can open it; the
+ * user is re-read from the store on every request, so removing a user or their admin group ends
+ * their console access at once, and sign-out is remembered in the store (./signOut.ts). CSRF
+ * tokens (OWASP "synchronizer token", HMAC variant) are bound to the session id.
  */
-import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from "node:crypto";
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHmac,
+  hkdfSync,
+  randomBytes,
+  timingSafeEqual,
+} from "node:crypto";
 
 export interface ConsoleSession {
   /** Random per sign-in: CSRF tokens are bound to it. */
   sid: string;
   /** The built-in authorization server's subject (the local user id). */
   sub: string;
+  /** Issued at, epoch milliseconds: a sign-out after this instant ends the session (./signOut.ts). */
+  iat: number;
   /** Expiry, epoch seconds. */
   exp: number;
 }
@@ -35,24 +46,41 @@ function equal(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
-/** Signs a JSON value into a cookie value. */
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
+
+/** Encrypts and authenticates a JSON value into a cookie value (AES-256-GCM, a fresh IV each time). */
 export function seal(key: Buffer, value: object): string {
-  const payload = Buffer.from(JSON.stringify(value)).toString("base64url");
-  return `v1.${payload}.${mac(key, payload)}`;
+  const iv = randomBytes(IV_BYTES);
+  const cipher = createCipheriv("aes-256-gcm", key, iv);
+  const body = Buffer.concat([
+    cipher.update(JSON.stringify(value), "utf8"),
+    cipher.final(),
+    cipher.getAuthTag(),
+  ]);
+  return `v2.${iv.toString("base64url")}.${body.toString("base64url")}`;
 }
 
-/** The value when the signature holds and `exp` (epoch seconds) is in the future; null otherwise. */
+/** The value when it opens under `key` and `exp` (epoch seconds) is in the future; null otherwise. */
 export function unseal<T extends { exp: number }>(
   key: Buffer,
   cookie: string | undefined,
   now = Date.now(),
 ): T | null {
   if (cookie === undefined) return null;
-  const [version, payload, tag] = cookie.split(".");
-  if (version !== "v1" || payload === undefined || tag === undefined || !equal(tag, mac(key, payload)))
-    return null;
+  const [version, ivText, bodyText, extra] = cookie.split(".");
+  if (version !== "v2" || ivText === undefined || bodyText === undefined || extra !== undefined) return null;
   try {
-    const value = JSON.parse(Buffer.from(payload, "base64url").toString("utf8")) as T;
+    const iv = Buffer.from(ivText, "base64url");
+    const body = Buffer.from(bodyText, "base64url");
+    if (iv.length !== IV_BYTES || body.length <= TAG_BYTES) return null;
+    const decipher = createDecipheriv("aes-256-gcm", key, iv);
+    decipher.setAuthTag(body.subarray(body.length - TAG_BYTES));
+    const plain = Buffer.concat([
+      decipher.update(body.subarray(0, body.length - TAG_BYTES)),
+      decipher.final(),
+    ]);
+    const value = JSON.parse(plain.toString("utf8")) as T;
     return typeof value.exp === "number" && value.exp * 1000 > now ? value : null;
   } catch {
     return null;
@@ -60,7 +88,12 @@ export function unseal<T extends { exp: number }>(
 }
 
 export function newSession(sub: string, minutes: number, now = Date.now()): ConsoleSession {
-  return { sid: randomBytes(16).toString("base64url"), sub, exp: Math.floor(now / 1000) + minutes * 60 };
+  return {
+    sid: randomBytes(16).toString("base64url"),
+    sub,
+    iat: now,
+    exp: Math.floor(now / 1000) + minutes * 60,
+  };
 }
 
 export function csrfToken(key: Buffer, session: ConsoleSession): string {

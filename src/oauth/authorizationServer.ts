@@ -22,6 +22,7 @@ import type { JWK } from "jose";
 import type { Kysely } from "kysely";
 import type { Logger } from "pino";
 import type { TokenCheck } from "../authn/oauthToken.js";
+import type { RateLimitCounters } from "../store/rateLimitCounters.js";
 import type { AuditRecord, Store } from "../store/types.js";
 import { type AbuseLimitSettings, createAbuseLimits, DEFAULT_ABUSE_LIMITS } from "./abuseLimits.js";
 import { AccessTokenVerifier } from "./accessTokens.js";
@@ -89,6 +90,8 @@ export interface AuthorizationServerOptions {
   login?: LoginOptions;
   /** Limits on password guessing and registration floods. Default: DEFAULT_ABUSE_LIMITS. */
   limits?: AbuseLimitSettings;
+  /** Where those limits count (shared by replicas on PostgreSQL); closed with the AS. Default: memory. */
+  counters?: RateLimitCounters;
   /** The admin console (src/console/) as a first-party confidential client; absent: no console. */
   consoleClient?: FirstPartyClient;
 }
@@ -529,7 +532,10 @@ export async function createAuthorizationServer(
           log,
         };
   const signIn = signInDeps === null ? null : federatedSignIn(signInDeps);
-  const abuseLimits = createAbuseLimits(opts.limits ?? DEFAULT_ABUSE_LIMITS);
+  const abuseLimits = createAbuseLimits(opts.limits ?? DEFAULT_ABUSE_LIMITS, {
+    secret: opts.secret,
+    ...(opts.counters === undefined ? {} : { counters: opts.counters }),
+  });
   const interactionDeps = {
     provider,
     db,
@@ -668,6 +674,7 @@ export async function createAuthorizationServer(
       clearInterval(keyTimer);
       tokens.forgetVerified();
       await machineClients.close();
+      await opts.counters?.close();
     },
   };
 }

@@ -65,6 +65,9 @@ export interface OAuthMachineClientsTable {
   created_at: number;
   expires_at: number;
   revoked_at: number | null;
+  /** Who created it (migration 010): never the approver of its calls; null when unknown. */
+  created_by: string | null;
+  created_by_name: string | null;
 }
 
 export interface OAuthDatabase {

@@ -290,10 +290,14 @@ export async function handleInteraction(
     // a client-supplied header would let a guesser pick a fresh "address" for every attempt.
     // Behind a reverse proxy every user therefore shares the proxy's per-address budget.
     const address = req.socket.remoteAddress ?? "unknown";
-    const retryAfter = (await deps.limits?.signInRetryAfter(username, address)) ?? null;
-    if (retryAfter !== null) {
+    // The typed username is never logged: people paste passwords into it. A keyed hash still
+    // lets an operator see that the attempts aim at one account.
+    const account = deps.limits?.accountRef(username) ?? null;
+    const gate = (await deps.limits?.beginSignIn(username, address)) ?? null;
+    if (gate !== null && !gate.allowed) {
+      const { retryAfter } = gate;
       deps.log.warn(
-        { event: "oauth.login_throttled", username: username.slice(0, 128), address, retryAfter },
+        { event: "oauth.login_throttled", account, address, retryAfter },
         "local sign-in throttled",
       );
       // The same answer whether or not the username exists, and the password is not checked.
@@ -315,11 +319,8 @@ export async function handleInteraction(
     }
     const user = await verifyPassword(deps.db, username, form.get("password") ?? "");
     if (user === null) {
-      await deps.limits?.signInFailed(username, address);
-      deps.log.info(
-        { event: "oauth.login_failed", username: username.slice(0, 128) },
-        "local sign-in refused",
-      );
+      await gate?.failed();
+      deps.log.info({ event: "oauth.login_failed", account, address }, "local sign-in refused");
       return sendPage(
         res,
         401,
@@ -327,7 +328,7 @@ export async function handleInteraction(
         loginPage(uid, csrf, clientName, username, "Invalid username or password", pageOptions),
       );
     }
-    await deps.limits?.signInSucceeded(username, address);
+    await gate?.succeeded();
     return provider.interactionFinished(
       req,
       res,

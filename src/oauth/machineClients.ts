@@ -28,7 +28,7 @@
 import { createPublicKey, type JsonWebKey, randomBytes } from "node:crypto";
 import { calculateJwkThumbprint, type JWK } from "jose";
 import type { Kysely, Transaction } from "kysely";
-import type { Store } from "../store/types.js";
+import type { KeyOwner, Store } from "../store/types.js";
 import type { AdapterPayload, OidcAdapter, OidcAdapterClass } from "./adapter.js";
 import type { OAuthDatabase, OAuthMachineClientsTable } from "./database.js";
 import { seal, unseal } from "./secrets.js";
@@ -51,6 +51,8 @@ export interface MachineClient {
   createdAt: Date;
   expiresAt: Date;
   revokedAt: Date | null;
+  /** Who created it: never the approver of its calls (src/review/separationOfDuties.ts). */
+  createdBy: KeyOwner | null;
 }
 
 /** Bad operator input; the message names the flag. */
@@ -79,6 +81,10 @@ function rowToClient(row: OAuthMachineClientsTable): MachineClient {
     createdAt: new Date(Number(row.created_at)),
     expiresAt: new Date(Number(row.expires_at)),
     revokedAt: row.revoked_at === null ? null : new Date(Number(row.revoked_at)),
+    createdBy:
+      row.created_by === null
+        ? null
+        : { principal: row.created_by, name: row.created_by_name ?? row.created_by },
   };
 }
 
@@ -158,6 +164,8 @@ export interface NewMachineClient {
   servers: string[];
   scopes: string[];
   expiresAt: Date;
+  /** Who creates it (sees its secret, chooses its key): recorded, never its calls' approver. */
+  createdBy?: KeyOwner | null;
 }
 
 export interface CreatedMachineClient {
@@ -202,6 +210,8 @@ export async function createMachineClient(
     created_at: now,
     expires_at: input.expiresAt.getTime(),
     revoked_at: null,
+    created_by: input.createdBy?.principal ?? null,
+    created_by_name: input.createdBy?.name ?? null,
   };
   await store.mutateCredentials(async (trx: Transaction<OAuthDatabase>) => {
     await trx.insertInto("oauth_machine_clients").values(row).execute();

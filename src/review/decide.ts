@@ -1,20 +1,22 @@
 /**
  * An approver's decision, the same for every channel (console, CLI, signed webhook link):
- * refused when the approver is the caller (./separationOfDuties.ts), when the approval is
+ * refused when the approver is the caller or the owner of the caller's credential
+ * (./separationOfDuties.ts, ./credentialOwner.ts), when the approval is
  * unknown, no longer pending, or past its deadline; otherwise one conditional store write,
  * announced on the change feed so the gateway holding the call hears of it at once, and one
  * audit record naming who decided, when and how.
  */
 import type { ApprovalChannel, ApprovalRecord, AuditRecord, Store } from "../store/types.js";
-import { isSelfApproval } from "./separationOfDuties.js";
+import { credentialOwner } from "./credentialOwner.js";
+import { conflictOfInterest } from "./separationOfDuties.js";
 
 /** How long an approved call may take to come back for it (a 2026-07-28 client's retry). */
 export const APPROVED_USE_WINDOW_SECONDS = 300;
 
 export interface Approver {
-  /** Who, as recorded: an operator's name, a console user, or "signed link". */
+  /** Who, as recorded: the CLI's OS account, a console user, or "signed link". */
   name: string;
-  /** The approver's own principal id when known (console sign-in). */
+  /** The approver's own principal id when known: `oauth:…` (console), `operator:…` (CLI). */
   principalId?: string | null;
   via: ApprovalChannel;
 }
@@ -45,9 +47,23 @@ export async function decideApproval(
       approvalAudit(existing, decisionValue, reason, { event, by: approver.name, via: approver.via }, now),
     );
   };
-  if (isSelfApproval(existing, approver.name, approver.principalId ?? null)) {
-    const message = `${approver.name} is the caller of ${id}: the caller can never decide their own call`;
-    await audit("deny", `self-approval refused: ${message}`, "review.self_approval_refused");
+  const owner = await credentialOwner(store, existing);
+  const conflict =
+    owner === undefined
+      ? "owner"
+      : conflictOfInterest(existing, owner, {
+          name: approver.name,
+          principalId: approver.principalId ?? null,
+        });
+  if (conflict !== null) {
+    const message =
+      conflict === "caller"
+        ? `${approver.name} is the caller of ${id}: the caller can never decide their own call`
+        : owner === undefined
+          ? `the credential behind ${id} is unknown: no one can be shown not to own it`
+          : `${approver.name} created the credential behind ${id}: the owner of the caller's credential can never decide its calls`;
+    const event = conflict === "caller" ? "review.self_approval_refused" : "review.owner_approval_refused";
+    await audit("deny", `${conflict === "caller" ? "self" : "owner"}-approval refused: ${message}`, event);
     return { ok: false, code: "self_approval", message, record: existing };
   }
   if (existing.status !== "pending") {

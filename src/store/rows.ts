@@ -27,6 +27,9 @@ export interface ApiKeysTable {
   expires_at: number;
   revoked_at: number | null;
   rotated_from: string | null;
+  /** Migration 010; null for keys created before it. */
+  created_by: string | null;
+  created_by_name: string | null;
   last_used_at: number | null;
   use_count: number;
 }
@@ -123,6 +126,8 @@ export function keyToRow(key: NewApiKey): ApiKeyRow {
     expires_at: key.expiresAt.getTime(),
     revoked_at: null,
     rotated_from: key.rotatedFrom,
+    created_by: key.createdBy?.principal ?? null,
+    created_by_name: key.createdBy?.name ?? null,
     last_used_at: null,
     use_count: 0,
   };
@@ -139,6 +144,10 @@ export function rowToKey(row: ApiKeyRow): ApiKeyRecord {
     expiresAt: date(row.expires_at),
     revokedAt: dateOrNull(row.revoked_at),
     rotatedFrom: row.rotated_from,
+    createdBy:
+      row.created_by === null
+        ? null
+        : { principal: row.created_by, name: row.created_by_name ?? row.created_by },
     lastUsedAt: dateOrNull(row.last_used_at),
     useCount: row.use_count,
   };

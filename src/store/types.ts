@@ -22,8 +22,18 @@ export interface ApiKeyRecord {
   revokedAt: Date | null;
   /** Id of the key this one replaced by rotation, if any. */
   rotatedFrom: string | null;
+  /** Who created (or rotated into) this key, who therefore saw its secret; null when unknown. */
+  createdBy: KeyOwner | null;
   lastUsedAt: Date | null;
   useCount: number;
+}
+
+/** The person behind a key's creation: never its approver (src/review/separationOfDuties.ts). */
+export interface KeyOwner {
+  /** `operator:<OS account>` (CLI) or `oauth:<issuer>#<sub>` (console). */
+  principal: string;
+  /** Their name: the OS account or the console username. */
+  name: string;
 }
 
 export type NewApiKey = Omit<ApiKeyRecord, "revokedAt" | "lastUsedAt" | "useCount">;

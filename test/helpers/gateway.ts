@@ -86,7 +86,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     const timer = setTimeout(() => {
       proc.kill("SIGKILL"); // a gateway that did not start must not outlive the test
       reject(new Error(`gateway did not start:\n${stderr.join("\n")}`));
-    }, opts.startTimeoutMs ?? 20_000);
+    }, opts.startTimeoutMs ?? 40_000);
     createInterface({ input: proc.stdout as NodeJS.ReadableStream }).on("line", (line) => {
       try {
         const entry = JSON.parse(line) as Record<string, unknown>;

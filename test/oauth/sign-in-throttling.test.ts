@@ -21,6 +21,7 @@ import {
 } from "./asHarness.js";
 
 const LIMITS: AbuseLimitSettings = {
+  ...DEFAULT_ABUSE_LIMITS,
   signInFailuresPerUser: 3,
   signInFailuresPerAddress: 100,
   registrationsPerMinute: 3,

@@ -49,6 +49,18 @@ function suite(open: () => Promise<{ url: string; cleanup(): Promise<void> }>): 
     cleanup = db.cleanup;
     gateway = await openStore(db.url);
     cli = await openStore(db.url);
+    // The caller's key: an approval naming a key the store does not hold is never decided.
+    await gateway.insertKey({
+      id: "AAAABBBBCCCC",
+      name: "agent",
+      environment: "test",
+      hash: "0".repeat(64),
+      scopes: ["demo"],
+      createdAt: new Date(),
+      expiresAt: new Date(Date.now() + 86_400_000),
+      rotatedFrom: null,
+      createdBy: null,
+    });
   });
   after(async () => {
     await gateway?.close();

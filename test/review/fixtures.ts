@@ -40,9 +40,25 @@ export async function startReviewGateway(
   });
 }
 
+/**
+ * `portcullis approvals …` as the operator named by `--by <name>` in `args`: the CLI takes its
+ * approver from the OS account, never from a typed name, so the test runs it as another
+ * operator the way sudo does (SUDO_USER, trusted from root only). Without `--by`: as this
+ * process's own account, which created the test's keys (their owner).
+ */
+function asOperator(args: string[]): { args: string[]; env: Record<string, string> } {
+  const at = args.indexOf("--by");
+  if (at < 0) return { args, env: {} };
+  const name = args[at + 1] ?? "";
+  if (process.getuid?.() !== 0)
+    throw new Error("approving as another operator needs root (SUDO_USER is trusted from root only)");
+  return { args: [...args.slice(0, at), ...args.slice(at + 2)], env: { SUDO_USER: name } };
+}
+
 /** `portcullis approvals …` expecting success. */
 export async function approvals(gw: RunningGateway, args: string[]): Promise<unknown> {
-  const r = await runCli(["approvals", ...args, "--config", gw.configFile, "--json"]);
+  const op = asOperator(args);
+  const r = await runCli(["approvals", ...op.args, "--config", gw.configFile, "--json"], op.env);
   if (r.code !== 0)
     throw new Error(`approvals ${args.join(" ")} failed (${r.code}): ${r.stdout} ${r.stderr}`);
   return JSON.parse(r.stdout) as unknown;
@@ -50,7 +66,8 @@ export async function approvals(gw: RunningGateway, args: string[]): Promise<unk
 
 /** `portcullis approvals …` as run, for refusals. */
 export function approvalsRaw(gw: RunningGateway, args: string[]) {
-  return runCli(["approvals", ...args, "--config", gw.configFile, "--json"]);
+  const op = asOperator(args);
+  return runCli(["approvals", ...op.args, "--config", gw.configFile, "--json"], op.env);
 }
 
 /** Waits until a pending approval for `tool` shows up in `approvals list --pending`. */

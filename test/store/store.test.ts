@@ -37,6 +37,7 @@ function newKey(overrides: Partial<NewApiKey> = {}): NewApiKey {
     createdAt: new Date(1_760_000_000_123),
     expiresAt: new Date(1_790_000_000_456),
     rotatedFrom: null,
+    createdBy: null,
     ...overrides,
   };
 }
