@@ -5,13 +5,15 @@
  * clients, each sending its next `tools/call` when the last one answered) against the echo
  * server over HTTP, every call with different arguments holding secrets to mask.
  *
- * Each window (a minute, or a fifth of a short run) prints the throughput, the gateway's
- * resident memory and V8 heap (the lowest sample of the window: the heap after collection)
- * and the audit writer's backlog, all read from the gateway's own /metrics. After the first
- * window (warm-up), a least-squares line through the windows must not fall by more than
- * `--tolerance` of the mean (throughput) nor rise by more than `--tolerance` and the
- * slack (memory); the audit backlog must drain once the load stops, and `audit verify` must
- * pass on the chain written. Any failure exits 1.
+ * Each window (a minute, or a fifth of a short run) prints the throughput, the gateway's CPU
+ * time per request, resident memory and V8 heap (the lowest sample of the window: the heap
+ * after collection) and the audit writer's backlog, all read from the gateway's own
+ * /metrics. After the first window (warm-up), a least-squares line through the windows must
+ * not fall by more than `--tolerance` of the mean (throughput), nor rise by more than
+ * `--tolerance` (CPU per request) or `--tolerance` and a slack (memory); the audit backlog
+ * must drain once the load stops, and `audit verify` must pass on the chain written. Any
+ * failure exits 1. On a shared machine throughput also follows the neighbours' load; CPU
+ * time per request does not, so it tells a gateway that slows down from a busy machine.
  *
  *   npm run soak [-- --minutes 10] [-- --concurrency 2] [-- --tolerance 0.2] [-- --nice 5]
  *   npm run soak -- --minutes 0.5        (a short run, for CI)
@@ -72,6 +74,7 @@ function start(argv: string[], ready: RegExp): Promise<{ proc: ChildProcess; mat
 }
 
 interface Sample {
+  cpuSeconds: number;
   rss: number;
   heap: number;
   pending: number;
@@ -81,6 +84,7 @@ async function scrape(gw: string): Promise<Sample> {
   const text = await (await fetch(`${gw}/metrics`)).text();
   const metric = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1] ?? Number.NaN);
   return {
+    cpuSeconds: metric("process_cpu_seconds_total"),
     rss: metric("process_resident_memory_bytes"),
     heap: metric("nodejs_heap_size_used_bytes"),
     pending: metric("portcullis_audit_pending_records"),
@@ -89,6 +93,8 @@ async function scrape(gw: string): Promise<Sample> {
 
 interface Window {
   rps: number;
+  /** Gateway CPU milliseconds per answered request. */
+  cpuMs: number;
   rss: number;
   heap: number;
   pending: number;
@@ -151,7 +157,7 @@ async function main(): Promise<number> {
     say(
       `soak: ${MINUTES} min, concurrency ${CONCURRENCY}, windows of ${WINDOW_MS / 1000} s, audit.arguments redacted (default)`,
     );
-    say("window  elapsed   req/s   rss MB  heap MB  audit pending  errors");
+    say("window  elapsed   req/s  cpu ms/req   rss MB  heap MB  audit pending  errors");
     let done = 0;
     let errors = 0;
     let id = 0;
@@ -183,6 +189,7 @@ async function main(): Promise<number> {
     const load = Promise.all(Array.from({ length: CONCURRENCY }, client));
     const windows: Window[] = [];
     const began = Date.now();
+    let cpuBefore = (await scrape(gw)).cpuSeconds;
     while (Date.now() < stopAt - WINDOW_MS / 2) {
       const from = { done, errors, at: Date.now() };
       const samples: Sample[] = [];
@@ -191,17 +198,20 @@ async function main(): Promise<number> {
         await new Promise((r) => setTimeout(r, Math.min(SAMPLE_MS, end - Date.now())));
         samples.push(await scrape(gw));
       }
+      const cpuAfter = samples.at(-1)?.cpuSeconds ?? cpuBefore;
       const w: Window = {
         rps: (done - from.done) / ((Date.now() - from.at) / 1000),
+        cpuMs: ((cpuAfter - cpuBefore) * 1000) / Math.max(1, done - from.done),
         rss: Math.min(...samples.map((s) => s.rss)),
         heap: Math.min(...samples.map((s) => s.heap)),
         pending: samples.at(-1)?.pending ?? Number.NaN,
         errors: errors - from.errors,
       };
+      cpuBefore = cpuAfter;
       windows.push(w);
       const mb = (b: number) => (b / 2 ** 20).toFixed(1).padStart(7);
       say(
-        `${String(windows.length).padStart(6)}  ${((Date.now() - began) / 1000).toFixed(0).padStart(6)} s  ${w.rps.toFixed(1).padStart(6)}  ${mb(w.rss)}  ${mb(w.heap)}  ${String(w.pending).padStart(13)}  ${String(w.errors).padStart(6)}`,
+        `${String(windows.length).padStart(6)}  ${((Date.now() - began) / 1000).toFixed(0).padStart(6)} s  ${w.rps.toFixed(1).padStart(6)}  ${w.cpuMs.toFixed(2).padStart(10)}  ${mb(w.rss)}  ${mb(w.heap)}  ${String(w.pending).padStart(13)}  ${String(w.errors).padStart(6)}`,
       );
     }
     await load;
@@ -233,12 +243,17 @@ async function main(): Promise<number> {
       const rise = trend(ys, first) * first;
       return { rise, ok: rise <= first * TOLERANCE + SLACK_BYTES[k] };
     };
+    const cpuTrend = trend(
+      steady.map((w) => w.cpuMs),
+      mean(steady.map((w) => w.cpuMs)),
+    );
     const rss = memTrend("rss");
     const heap = memTrend("heap");
     const first = windows[0] as Window;
     const last = windows.at(-1) as Window;
     const checks = {
       throughputFlat: rpsTrend >= -TOLERANCE,
+      cpuPerRequestFlat: cpuTrend <= TOLERANCE,
       rssFlat: rss.ok,
       heapFlat: heap.ok,
       auditDrained: drained,
@@ -247,13 +262,13 @@ async function main(): Promise<number> {
     };
     say("");
     say(
-      `first window: ${first.rps.toFixed(1)} req/s, rss ${(first.rss / 2 ** 20).toFixed(1)} MB, heap ${(first.heap / 2 ** 20).toFixed(1)} MB`,
+      `first window: ${first.rps.toFixed(1)} req/s, ${first.cpuMs.toFixed(2)} cpu ms/req, rss ${(first.rss / 2 ** 20).toFixed(1)} MB, heap ${(first.heap / 2 ** 20).toFixed(1)} MB`,
     );
     say(
-      `last window:  ${last.rps.toFixed(1)} req/s, rss ${(last.rss / 2 ** 20).toFixed(1)} MB, heap ${(last.heap / 2 ** 20).toFixed(1)} MB`,
+      `last window:  ${last.rps.toFixed(1)} req/s, ${last.cpuMs.toFixed(2)} cpu ms/req, rss ${(last.rss / 2 ** 20).toFixed(1)} MB, heap ${(last.heap / 2 ** 20).toFixed(1)} MB`,
     );
     say(
-      `trend after warm-up: throughput ${(rpsTrend * 100).toFixed(1)}% (limit -${TOLERANCE * 100}%), rss ${(rss.rise / 2 ** 20).toFixed(1)} MB, heap ${(heap.rise / 2 ** 20).toFixed(1)} MB`,
+      `trend after warm-up: throughput ${(rpsTrend * 100).toFixed(1)}% (limit -${TOLERANCE * 100}%), cpu per request ${(cpuTrend * 100).toFixed(1)}% (limit +${TOLERANCE * 100}%), rss ${(rss.rise / 2 ** 20).toFixed(1)} MB, heap ${(heap.rise / 2 ** 20).toFixed(1)} MB`,
     );
     say(
       `requests ${done} answered, ${errors} failed; audit records ${recorded}, verify ${verify.ok ? "ok" : "FAILED"}`,
