@@ -143,7 +143,9 @@ function walk(
     });
     return;
   }
-  const out: Record<string, unknown> = {};
+  // No prototype: a key named "__proto__" (an own property after JSON.parse, forwarded as
+  // such) stays a property here too, instead of setting the prototype and vanishing from the record.
+  const out: Record<string, unknown> = Object.create(null);
   put(out);
   for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
     walk(v, k, depth + 1, limits, leaves, out, k);

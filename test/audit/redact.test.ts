@@ -168,4 +168,13 @@ describe("audit arguments redaction", () => {
       assert.equal(parsed[4].unrecorded, "arguments could not be read as JSON", mode);
     }
   });
+
+  it("arguments under a __proto__ key are recorded, not hidden from the audit log", async () => {
+    // JSON.parse makes "__proto__" an own property, and the gateway forwards it as such.
+    const args = JSON.parse(
+      '{"__proto__":{"path":"/etc/shadow","password":"hunter2"},"n":{"__proto__":"x"}}',
+    );
+    const [out] = await (await createArgumentsRedactor("redacted")).redact([args]);
+    assert.equal(out, `{"__proto__":{"path":"/etc/shadow","password":"${MASKED}"},"n":{"__proto__":"x"}}`);
+  });
 });
