@@ -198,8 +198,11 @@ export class AuditWriter {
   }
 
   private async write(batch: Pending[]): Promise<boolean> {
-    /** Whether the store answered in this attempt: only then can a refusal be the records' fault. */
-    let answered = !this.resync;
+    /**
+     * Whether the store answered a read in this attempt (after a failure): only then can a
+     * refusal be the record's fault rather than an outage that began with this write.
+     */
+    let answered = false;
     const rows: string[] = [];
     try {
       if (this.resync) {
@@ -276,12 +279,12 @@ export class AuditWriter {
     } catch (err) {
       this.resync = true;
       const retried = batch.filter((p) => p.durable === null);
-      if (answered) {
-        // The store answered and refused: find the record it refuses, and store that one as its hash.
-        if (batch.length > 1) this.batchLimit = Math.max(1, Math.floor(batch.length / 2));
-        else if (batch[0] !== undefined && batch[0].refused === null) {
-          batch[0].refused = { row: rows[0] ?? "", error: err instanceof Error ? err.message : String(err) };
-        }
+      // Narrow down to the record the store refuses (harmless during an outage: the limit
+      // doubles back with each commit), and once it answered but refused that record alone,
+      // store it as its hash.
+      if (batch.length > 1) this.batchLimit = Math.max(1, Math.floor(batch.length / 2));
+      else if (answered && batch[0] !== undefined && batch[0].refused === null) {
+        batch[0].refused = { row: rows[0] ?? "", error: err instanceof Error ? err.message : String(err) };
       }
       this.retryDelay = Math.min(
         MAX_RETRY_DELAY_MS,

@@ -43,7 +43,10 @@ async function auditRows(gw: RunningGateway): Promise<AuditRow[]> {
     .map((l) => JSON.parse(l) as AuditRow);
 }
 
-/** Waits until the group-committed records are in the store (the test runner's timeout bounds it). */
+/**
+ * Waits until the group-committed records are in the store. A writer that never writes them
+ * (the bug) is caught by the test's hang guard, {@link HANG_GUARD}, not by a speed bound.
+ */
 async function auditRowsWhen(gw: RunningGateway, ready: (rows: AuditRow[]) => boolean): Promise<AuditRow[]> {
   for (;;) {
     const rows = await auditRows(gw);
@@ -51,6 +54,9 @@ async function auditRowsWhen(gw: RunningGateway, ready: (rows: AuditRow[]) => bo
     await new Promise((r) => setTimeout(r, 200));
   }
 }
+
+/** Only so a wedged writer fails the test instead of hanging the suite. */
+const HANG_GUARD = { timeout: 120_000 };
 
 const stores = [
   { name: "sqlite", skip: false as string | false },
@@ -92,80 +98,93 @@ for (const store of stores) {
         .filter((r) => (r.body as { method?: string } | undefined)?.method === "tools/call")
         .map((r) => (r.body as { id: unknown }).id);
 
-    it("refuses arguments nested 100,000 arrays deep with 400 and -32600, and records every later call", async () => {
-      const deep = nestedArrays(100_000);
-      for (const [id, server] of [
-        [101, "reads"],
-        [102, "writes"],
-      ] as const) {
-        const call = rawCall(id, "echo", `{"text":"deep","deep":${deep}}`, key);
-        const res = await rpc(gw.endpoint(server), call.body, call.headers);
-        assert.equal(res.status, 400, `${server}: ${res.text}`);
-        assert.equal((res.json.error as { code: number }).code, -32600);
-        assert.equal(res.json.id, id);
-      }
-      // Positive control: the same setup forwards and records ordinary calls on both tiers.
-      for (const [id, server] of [
-        [103, "reads"],
-        [104, "writes"],
-      ] as const) {
-        const call = modern(id, "tools/call", { name: "echo", arguments: { text: `after-${server}` } }, key);
-        const res = await rpc(gw.endpoint(server), call.body, call.headers);
-        assert.equal(res.status, 200, `${server}: ${res.text}`);
-      }
-      const ids = upstreamCallIds();
-      assert.ok(!ids.includes(101) && !ids.includes(102), "the nested calls never reached the upstream");
-      assert.ok(ids.includes(103) && ids.includes(104), "the later calls did");
-      const rows = await auditRowsWhen(
-        gw,
-        (rs) =>
-          rs.filter((r) => r.reason.includes("nested deeper")).length === 2 &&
-          rs.filter((r) => r.decision === "allow" && r.tool === "echo").length >= 2,
-      );
-      const later = rows
-        .filter((r) => r.decision === "allow" && r.tool === "echo")
-        .map((r) => (r.arguments as { text?: string }).text);
-      assert.deepEqual(later.sort(), ["after-reads", "after-writes"]);
-      assert.ok(
-        !gw.logs.some((l) => String(l.msg).startsWith("audit write failed")),
-        "the audit writer never failed",
-      );
-    });
+    it(
+      "refuses arguments nested 100,000 arrays deep with 400 and -32600, and records every later call",
+      HANG_GUARD,
+      async () => {
+        const deep = nestedArrays(100_000);
+        for (const [id, server] of [
+          [101, "reads"],
+          [102, "writes"],
+        ] as const) {
+          const call = rawCall(id, "echo", `{"text":"deep","deep":${deep}}`, key);
+          const res = await rpc(gw.endpoint(server), call.body, call.headers);
+          assert.equal(res.status, 400, `${server}: ${res.text}`);
+          assert.equal((res.json.error as { code: number }).code, -32600);
+          assert.equal(res.json.id, id);
+        }
+        // Positive control: the same setup forwards and records ordinary calls on both tiers.
+        for (const [id, server] of [
+          [103, "reads"],
+          [104, "writes"],
+        ] as const) {
+          const call = modern(
+            id,
+            "tools/call",
+            { name: "echo", arguments: { text: `after-${server}` } },
+            key,
+          );
+          const res = await rpc(gw.endpoint(server), call.body, call.headers);
+          assert.equal(res.status, 200, `${server}: ${res.text}`);
+        }
+        const ids = upstreamCallIds();
+        assert.ok(!ids.includes(101) && !ids.includes(102), "the nested calls never reached the upstream");
+        assert.ok(ids.includes(103) && ids.includes(104), "the later calls did");
+        const rows = await auditRowsWhen(
+          gw,
+          (rs) =>
+            rs.filter((r) => r.reason.includes("nested deeper")).length === 2 &&
+            rs.filter((r) => r.decision === "allow" && r.tool === "echo").length >= 2,
+        );
+        const later = rows
+          .filter((r) => r.decision === "allow" && r.tool === "echo")
+          .map((r) => (r.arguments as { text?: string }).text);
+        assert.deepEqual(later.sort(), ["after-reads", "after-writes"]);
+        assert.ok(
+          !gw.logs.some((l) => String(l.msg).startsWith("audit write failed")),
+          "the audit writer never failed",
+        );
+      },
+    );
 
-    it("records a tool name holding NUL and an unpaired surrogate, and arguments near the body limit, and the calls after them", async () => {
-      const odd = modern(201, "tools/call", { name: "echo\u0000\ud800", arguments: { text: "odd" } }, key);
-      // No HTTP header can carry that name: the request goes without Mcp-Name (and is refused for it).
-      delete odd.headers["mcp-name"];
-      const oddRes = await rpc(gw.endpoint("reads"), odd.body, odd.headers);
-      assert.ok(oddRes.status >= 400 && oddRes.status < 500, `${oddRes.status}: ${oddRes.text}`);
-      const huge = modern(
-        202,
-        "tools/call",
-        { name: "echo", arguments: { text: "x".repeat(3_000_000) } },
-        key,
-      );
-      const hugeRes = await rpc(gw.endpoint("reads"), huge.body, huge.headers);
-      assert.equal(hugeRes.status, 200, hugeRes.text.slice(0, 200));
-      const later = modern(203, "tools/call", { name: "echo", arguments: { text: "after-odd" } }, key);
-      assert.equal((await rpc(gw.endpoint("writes"), later.body, later.headers)).status, 200);
-      const rows = await auditRowsWhen(gw, (rs) =>
-        rs.some((r) => (r.arguments as { text?: string } | null)?.text === "after-odd"),
-      );
-      assert.ok(
-        rows.some((r) => r.tool === "echo\ufffd\ufffd" && r.decision !== "allow"),
-        "the refused call is recorded, its name as the store can keep it",
-      );
-      assert.ok(
-        rows.some((r) =>
-          /^\[sha256:[0-9a-f]{64} 3000000 characters\]$/.test(
-            String((r.arguments as { text?: string } | null)?.text),
+    it(
+      "records a tool name holding NUL and an unpaired surrogate, and arguments near the body limit, and the calls after them",
+      HANG_GUARD,
+      async () => {
+        const odd = modern(201, "tools/call", { name: "echo\u0000\ud800", arguments: { text: "odd" } }, key);
+        // No HTTP header can carry that name: the request goes without Mcp-Name (and is refused for it).
+        delete odd.headers["mcp-name"];
+        const oddRes = await rpc(gw.endpoint("reads"), odd.body, odd.headers);
+        assert.ok(oddRes.status >= 400 && oddRes.status < 500, `${oddRes.status}: ${oddRes.text}`);
+        const huge = modern(
+          202,
+          "tools/call",
+          { name: "echo", arguments: { text: "x".repeat(3_000_000) } },
+          key,
+        );
+        const hugeRes = await rpc(gw.endpoint("reads"), huge.body, huge.headers);
+        assert.equal(hugeRes.status, 200, hugeRes.text.slice(0, 200));
+        const later = modern(203, "tools/call", { name: "echo", arguments: { text: "after-odd" } }, key);
+        assert.equal((await rpc(gw.endpoint("writes"), later.body, later.headers)).status, 200);
+        const rows = await auditRowsWhen(gw, (rs) =>
+          rs.some((r) => (r.arguments as { text?: string } | null)?.text === "after-odd"),
+        );
+        assert.ok(
+          rows.some((r) => r.tool === "echo\ufffd\ufffd" && r.decision !== "allow"),
+          "the refused call is recorded, its name as the store can keep it",
+        );
+        assert.ok(
+          rows.some((r) =>
+            /^\[sha256:[0-9a-f]{64} 3000000 characters\]$/.test(
+              String((r.arguments as { text?: string } | null)?.text),
+            ),
           ),
-        ),
-        "the huge argument is kept as its hash",
-      );
-      const verify = await runCli(["audit", "verify", "--json", "--config", gw.configFile]);
-      assert.equal(verify.code, 0, verify.stdout + verify.stderr);
-      assert.equal((JSON.parse(verify.stdout) as { ok: boolean }).ok, true);
-    });
+          "the huge argument is kept as its hash",
+        );
+        const verify = await runCli(["audit", "verify", "--json", "--config", gw.configFile]);
+        assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+        assert.equal((JSON.parse(verify.stdout) as { ok: boolean }).ok, true);
+      },
+    );
   });
 }
