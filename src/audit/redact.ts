@@ -3,18 +3,26 @@
  *
  * - `full`: as received;
  * - `redacted` (default): values under secret-looking names masked, secrets found by the
- *   secretlint recommended rules (plus a rule for Portcullis's own key format) masked in
- *   every string, strings longer than `maxStringLength` and nested values larger than
- *   `maxValueBytes` (or deeper than `maxDepth`) replaced by their SHA-256;
+ *   secretlint recommended rules (AWS access key ids included) and by the free-text patterns
+ *   of src/audit/freeTextSecrets.ts (bearer tokens, JWTs, `password: X`, `-pX`, Portcullis
+ *   keys) masked in every string, strings longer than `maxStringLength` and nested values
+ *   larger than `maxValueBytes` (or deeper than `maxDepth`, however deep) replaced by their
+ *   SHA-256;
  * - `hashed`: only the SHA-256 of the canonical JSON (proves which arguments were sent);
  * - `none`: nothing.
  *
  * secretlint costs about 0.1 ms per call (docs/audit.md), too much for the request path, so
  * the AuditWriter redacts in its background flush, one secretlint run per batch.
+ *
+ * Every value is redacted on its own: one that cannot be read as JSON (a cycle, a BigInt, a
+ * throwing getter) becomes an {@link unrecorded} marker and never fails the others, so no
+ * single record can stop the audit writer (src/audit/writer.ts).
  */
 import { createHash } from "node:crypto";
 import { createEngine } from "@secretlint/node";
-import { canonicalJson } from "../canonicalJson.js";
+import { type SecretLintProfiler, secretLintProfiler } from "@secretlint/profiler";
+import { CanonicalJsonNotSerialisable, canonicalJsonUnbounded } from "../canonicalJson.js";
+import { freeTextSecrets } from "./freeTextSecrets.js";
 
 export type ArgumentsMode = "full" | "redacted" | "hashed" | "none";
 
@@ -36,19 +44,31 @@ export const DEFAULT_REDACTION_LIMITS: RedactionLimits = {
 /** Names whose value is a secret whatever it looks like. */
 const SECRET_NAME =
   /pass(word|phrase|wd)?|secret|token|api[-_]?key|authori[sz]ation|credential|private[-_]?key|cookie|session[-_]?id/i;
-/** secretlint only looks at strings at least this long: no recognised secret is shorter. */
-const MIN_SCANNED = 8;
-
 export const MASKED = "[secret]";
 
 function sha256(text: string): string {
   return createHash("sha256").update(text).digest("hex");
 }
 
-/** `[sha256:<hex> <what>]`: what replaced a large value. */
-function hashed(value: unknown, what: string): string {
-  const json = typeof value === "string" ? value : canonicalJson(value);
-  return `[sha256:${sha256(json)} ${what}]`;
+/** `[sha256:<hex> <what>]`: what replaced a large value (`text`: a string, or canonical JSON). */
+function hashed(text: string, what: string): string {
+  return `[sha256:${sha256(text)} ${what}]`;
+}
+
+/**
+ * What is stored for arguments that cannot be read as JSON: the reason, and the SHA-256 of
+ * their canonical JSON when there is one (a value too deep for JSON.stringify still has one).
+ */
+export function unrecorded(value: unknown, err: unknown): string {
+  const reason =
+    err instanceof CanonicalJsonNotSerialisable ? err.message : "arguments could not be read as JSON";
+  let digest: string | null = null;
+  try {
+    digest = sha256(canonicalJsonUnbounded(value));
+  } catch {
+    // No JSON text stands for it: the reason alone.
+  }
+  return JSON.stringify({ unrecorded: reason, sha256: digest });
 }
 
 /** A string leaf of a redacted value, to be scanned by secretlint. */
@@ -98,7 +118,7 @@ function walk(
       return;
     }
     put(value);
-    if (value.length >= MIN_SCANNED) leaves.push({ holder, key, text: value });
+    leaves.push({ holder, key, text: value });
     return;
   }
   if (typeof value !== "object") {
@@ -107,9 +127,11 @@ function walk(
   }
   const isArray = Array.isArray(value);
   if (depth > 0) {
-    const size = Buffer.byteLength(canonicalJson(value));
+    // Unbounded: a value nested past any limit is hashed like a large one, never an error.
+    const json = canonicalJsonUnbounded(value);
+    const size = Buffer.byteLength(json);
     if (depth > limits.maxDepth || size > limits.maxValueBytes) {
-      put(hashed(value, `${isArray ? `array of ${(value as unknown[]).length}` : "object"}, ${size} bytes`));
+      put(hashed(json, `${isArray ? `array of ${(value as unknown[]).length}` : "object"}, ${size} bytes`));
       return;
     }
   }
@@ -121,18 +143,14 @@ function walk(
     });
     return;
   }
-  const out: Record<string, unknown> = {};
+  // No prototype: a key named "__proto__" (an own property after JSON.parse, forwarded as
+  // such) stays a property here too, instead of setting the prototype and vanishing from the record.
+  const out: Record<string, unknown> = Object.create(null);
   put(out);
   for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
     walk(v, k, depth + 1, limits, leaves, out, k);
   }
 }
-
-/**
- * Portcullis API keys (src/authn/keyFormat.ts). Matched here rather than as a secretlint rule:
- * the Node engine loads rules by package name only.
- */
-const PORTCULLIS_KEY = /\bpcl_[a-z][a-z0-9]{0,15}_[0-9A-Za-z]{12}_[0-9A-Za-z]{38}\b/g;
 
 /** Finds secrets in text: one secretlint run over many strings. Works offline. */
 export interface SecretScanner {
@@ -143,20 +161,39 @@ export interface SecretScanner {
 /** Between texts of one scan: no rule's pattern spans an empty line and a NUL. */
 const SEPARATOR = "\n\u0000\n";
 
+/**
+ * secretlint 12 profiles every run into a process-wide singleton that keeps every
+ * performance mark and scans them all on each new one (secretlint/secretlint#1633): the cost
+ * of a scan grows with the number of scans before it, and so does memory. Profiling is only
+ * for `secretlint --profile`; the library's own switch (`setEnabled`, secretlint 13, which
+ * needs Node 22) is used when present, else its marks are made a no-op. Either way no mark
+ * reaches the performance timeline, so the profiler's observer never sees one.
+ */
+export function stopSecretlintProfiling(): void {
+  const profiler = secretLintProfiler as SecretLintProfiler & { setEnabled?: (enabled: boolean) => void };
+  if (typeof profiler.setEnabled === "function") profiler.setEnabled(false);
+  else profiler.mark = () => {};
+}
+
 export async function createSecretScanner(): Promise<SecretScanner> {
+  stopSecretlintProfiling();
   const engine = await createEngine({
     formatter: "json",
     color: false,
     maskSecrets: false,
     configFileJSON: {
-      rules: [{ id: "@secretlint/secretlint-rule-preset-recommend" }],
+      rules: [
+        {
+          id: "@secretlint/secretlint-rule-preset-recommend",
+          // An AWS access key id alone is enough to name the account and the user it belongs to.
+          rules: [{ id: "@secretlint/secretlint-rule-aws", options: { enableIDScanRule: true } }],
+        },
+      ],
     },
   });
   return {
     async scan(texts) {
-      const found: Array<Array<[number, number]>> = texts.map((t) =>
-        [...t.matchAll(PORTCULLIS_KEY)].map((m): [number, number] => [m.index, m.index + m[0].length]),
-      );
+      const found: Array<Array<[number, number]>> = texts.map(freeTextSecrets);
       if (texts.length === 0) return found;
       const starts: number[] = [];
       let offset = 0;
@@ -221,23 +258,67 @@ export async function createArgumentsRedactor(
     mode,
     async redact(values) {
       if (mode === "none") return values.map(() => null);
-      if (mode === "full")
-        return values.map((v) => (v === undefined || v === null ? null : JSON.stringify(v)));
+      /** Each value on its own: one that cannot be read is a marker, never a failed batch. */
+      const each = (v: unknown, form: (v: unknown) => string): string | null => {
+        if (v === undefined || v === null) return null;
+        try {
+          return form(v);
+        } catch (err) {
+          return unrecorded(v, err);
+        }
+      };
+      if (mode === "full") {
+        // JSON.stringify recurses (a deeply nested value overflows it); canonical JSON does not,
+        // and names what else is wrong (a cycle, a BigInt).
+        return values.map((v) =>
+          each(v, (x) => {
+            try {
+              return JSON.stringify(x) ?? "null";
+            } catch {
+              return canonicalJsonUnbounded(x);
+            }
+          }),
+        );
+      }
       if (mode === "hashed") {
         return values.map((v) =>
-          v === undefined || v === null ? null : JSON.stringify({ sha256: sha256(canonicalJson(v)) }),
+          each(v, (x) => JSON.stringify({ sha256: sha256(canonicalJsonUnbounded(x)) })),
         );
       }
       const leaves: Leaf[] = [];
-      const out = values.map((v) => (v === undefined || v === null ? null : structural(v, limits, leaves)));
+      const structured = values.map((v): { value: unknown } | string | null => {
+        if (v === undefined || v === null) return null;
+        try {
+          const found: Leaf[] = [];
+          const value = structural(v, limits, found);
+          for (const leaf of found) leaves.push(leaf);
+          return { value };
+        } catch (err) {
+          return unrecorded(v, err);
+        }
+      });
       if (scanner !== null && leaves.length > 0) await applyScan(scanner, leaves);
-      return out.map((v) => (v === null ? null : JSON.stringify(v)));
+      return structured.map((r, i) =>
+        r === null || typeof r === "string" ? r : each(values[i], () => JSON.stringify(r.value)),
+      );
     },
   };
 }
 
+/** Masks what the scanner finds; when it fails, every string it was given is hashed (fail closed). */
 async function applyScan(scanner: SecretScanner, leaves: Leaf[]): Promise<void> {
-  const found = await scanner.scan(leaves.map((l) => l.text));
+  let found: Array<Array<[number, number]>>;
+  try {
+    found = await scanner.scan(leaves.map((l) => l.text));
+  } catch {
+    for (const leaf of leaves) {
+      (leaf.holder as Record<string | number, unknown>)[leaf.key] = hashed(
+        leaf.text,
+        `${leaf.text.length} characters, not scanned`,
+      );
+    }
+    return;
+  }
   leaves.forEach((leaf, i) => {
     const ranges = found[i] ?? [];
     if (ranges.length > 0) {

@@ -11,16 +11,30 @@
  * Both paths go through one queue and one flush at a time, so records are chained in the
  * order they were handed over and the chain never forks. Arguments are redacted in the flush
  * (secretlint is too slow for the request path). A failed group-commit batch is retried with
- * the next one and logged (the unwritten count is exported as a metric); after any failure the
- * chain's tail is re-read from the store before the next write, so an ambiguous commit cannot
- * fork the chain either. Every `checkpointEvery` records or `checkpointIntervalSeconds`, and at
- * close, the flush also stores a signed checkpoint (src/audit/checkpoints.ts).
+ * the next one and logged (the unwritten count is exported as a metric), after a delay that
+ * doubles while the store keeps failing; after any failure the chain's tail is re-read from
+ * the store before the next write, so an ambiguous commit cannot fork the chain either. Every
+ * `checkpointEvery` records or `checkpointIntervalSeconds`, and at close, the flush also
+ * stores a signed checkpoint (src/audit/checkpoints.ts).
+ *
+ * No single record can stop the writer. Every record is first made storable
+ * (src/audit/storable.ts) and its arguments redacted one by one (a value that cannot be read
+ * becomes a marker with its hash, src/audit/redact.ts). Should the store still refuse a batch
+ * while it answers, the batch is halved until the refused record is written alone, and a
+ * record refused alone is stored as its hash ({@link refusedRecord}): the records behind it
+ * go on, and a durable caller is answered (committed or refused), never left waiting.
  */
 import { hostname } from "node:os";
 import type { Logger } from "pino";
 import { chainedAuditToRow } from "../store/rows.js";
 import type { AuditCheckpoint, AuditRecord, ChainedAuditRecord, Store } from "../store/types.js";
-import { auditRecordHash, GENESIS_HASH, type HashedAuditFields, newChainId } from "./chain.js";
+import {
+  auditRecordHash,
+  canonicalAuditFields,
+  GENESIS_HASH,
+  type HashedAuditFields,
+  newChainId,
+} from "./chain.js";
 import { type CheckpointSigner, loadCheckpointSigner } from "./checkpoints.js";
 import {
   type ArgumentsMode,
@@ -30,6 +44,7 @@ import {
   type RedactionLimits,
 } from "./redact.js";
 import { purgeExpiredAudit } from "./retention.js";
+import { refusedRecord, storableRecord } from "./storable.js";
 
 export interface AuditWriterOptions {
   flushIntervalMs: number;
@@ -48,16 +63,17 @@ export interface AuditWriterOptions {
   onWriteError?: (err: unknown) => void;
 }
 
-/** Retries of a failed batch back off from flushIntervalMs up to this (a store outage). */
-const RETRY_MAX_MS = 1_000;
-
 interface Pending {
   entry: AuditRecord;
   durable: { resolve(): void; reject(err: unknown): void } | null;
+  /** The store refused this record written alone, while it answered: store it as its hash. */
+  refused: { row: string; error: string } | null;
 }
 
 /** How often retention runs when `retentionDays` is set. */
 const RETENTION_EVERY_MS = 3600_000;
+/** Longest wait between retries while the store keeps failing (short: a returning store is written to within a second). */
+const MAX_RETRY_DELAY_MS = 1_000;
 
 export class AuditWriter {
   private queue: Pending[] = [];
@@ -72,8 +88,10 @@ export class AuditWriter {
   private resync = false;
   private forceCheckpoint = false;
   private closed = false;
-  /** Failed writes in a row, for the retry backoff. */
-  private failures = 0;
+  /** Records per transaction: `maxBatch`, halved after each refused batch, doubled after each commit. */
+  private batchLimit: number;
+  /** Wait before the next retry; 0 while writes succeed. */
+  private retryDelay = 0;
 
   private constructor(
     private readonly store: Store,
@@ -82,7 +100,9 @@ export class AuditWriter {
     readonly chain: string,
     private readonly signer: CheckpointSigner,
     private readonly redactor: ArgumentsRedactor,
-  ) {}
+  ) {
+    this.batchLimit = opts.maxBatch;
+  }
 
   /**
    * Opens a new chain for this process (registered in `audit_chains`), loads or creates the
@@ -134,8 +154,9 @@ export class AuditWriter {
 
   /** Group commit: written within `flushIntervalMs`. */
   record(entry: AuditRecord): void {
-    this.queue.push({ entry, durable: null });
-    if (this.queue.length >= this.opts.maxBatch) void this.flush();
+    this.queue.push({ entry, durable: null, refused: null });
+    // While retries back off, the retry timer (already set) decides: a full queue does not hammer the store.
+    if (this.queue.length >= this.opts.maxBatch && this.retryDelay === 0) void this.flush();
     else if (this.timer === null) {
       this.timer = setTimeout(() => {
         this.timer = null;
@@ -152,7 +173,7 @@ export class AuditWriter {
   recordDurable(entry: AuditRecord): Promise<void> {
     if (this.closed) return Promise.reject(new Error("audit writer is closed"));
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ entry, durable: { resolve, reject } });
+      this.queue.push({ entry, durable: { resolve, reject }, refused: null });
       void this.flush();
     });
   }
@@ -165,7 +186,7 @@ export class AuditWriter {
       clearTimeout(this.timer);
       this.timer = null;
     }
-    const batch = this.queue.splice(0, this.opts.maxBatch);
+    const batch = this.queue.splice(0, this.batchLimit);
     const written = this.write(batch);
     this.flushing = written.then(
       () => {},
@@ -179,6 +200,12 @@ export class AuditWriter {
   }
 
   private async write(batch: Pending[]): Promise<boolean> {
+    /**
+     * Whether the store answered a read in this attempt (after a failure): only then can a
+     * refusal be the record's fault rather than an outage that began with this write.
+     */
+    let answered = false;
+    const rows: string[] = [];
     try {
       if (this.resync) {
         const tail = await this.store.auditChainTail(this.chain);
@@ -187,21 +214,30 @@ export class AuditWriter {
         const checkpoints = await this.store.listAuditCheckpoints(this.chain);
         this.checkpointSeq = checkpoints.at(-1)?.chainSeq ?? 0;
         this.resync = false;
+        answered = true;
       }
-      const args = await this.redactor.redact(batch.map((p) => p.entry.arguments));
+      const args = await this.redactor.redact(
+        batch.map((p) => (p.refused === null ? p.entry.arguments : undefined)),
+      );
       let seq = this.seq;
       let prev = this.lastHash;
       const records: ChainedAuditRecord[] = batch.map((p, i) => {
         seq += 1;
+        const entry =
+          p.refused === null
+            ? storableRecord(p.entry)
+            : refusedRecord(p.entry, p.refused.row, p.refused.error);
         const record: ChainedAuditRecord = {
-          ...p.entry,
-          arguments: args[i] ?? null,
+          ...entry,
+          arguments: p.refused === null ? (args[i] ?? null) : null,
           chain: this.chain,
           chainSeq: seq,
           prevHash: prev,
           hash: "",
         };
-        record.hash = auditRecordHash(prev, chainedAuditToRow(record) as HashedAuditFields);
+        const fields = chainedAuditToRow(record) as HashedAuditFields;
+        rows.push(canonicalAuditFields(fields));
+        record.hash = auditRecordHash(prev, fields);
         prev = record.hash;
         return record;
       });
@@ -239,28 +275,36 @@ export class AuditWriter {
         );
       }
       for (const p of batch) p.durable?.resolve();
-      this.failures = 0;
+      this.batchLimit = Math.min(this.opts.maxBatch, this.batchLimit * 2);
+      this.retryDelay = 0;
       return true;
     } catch (err) {
       this.resync = true;
-      this.failures++;
       this.opts.onWriteError?.(err);
       const retried = batch.filter((p) => p.durable === null);
+      // Narrow down to the record the store refuses (harmless during an outage: the limit
+      // doubles back with each commit), and once it answered but refused that record alone,
+      // store it as its hash.
+      if (batch.length > 1) this.batchLimit = Math.max(1, Math.floor(batch.length / 2));
+      else if (answered && batch[0] !== undefined && batch[0].refused === null) {
+        batch[0].refused = { row: rows[0] ?? "", error: err instanceof Error ? err.message : String(err) };
+      }
+      this.retryDelay = Math.min(
+        MAX_RETRY_DELAY_MS,
+        Math.max(this.opts.flushIntervalMs, this.retryDelay * 2),
+      );
       this.log.error(
-        { err, records: batch.length, retried: retried.length },
+        { err, records: batch.length, retried: retried.length, retryInMs: this.retryDelay },
         "audit write failed; group-committed records will be retried, durable ones refused",
       );
       for (const p of batch) p.durable?.reject(err);
       this.queue = retried.concat(this.queue);
-      if (retried.length > 0 && this.timer === null && !this.closed) {
-        const delay = Math.min(
-          this.opts.flushIntervalMs * 2 ** (this.failures - 1),
-          Math.max(RETRY_MAX_MS, this.opts.flushIntervalMs),
-        );
+      if (retried.length > 0 && !this.closed) {
+        if (this.timer) clearTimeout(this.timer);
         this.timer = setTimeout(() => {
           this.timer = null;
           void this.flush();
-        }, delay);
+        }, this.retryDelay);
         this.timer.unref();
       }
       return false;

@@ -4,6 +4,7 @@
  * can never authorise one thing while the upstream reads another.
  */
 import { GatewayError, type JsonRpcId, RpcCode } from "../errors.js";
+import { MAX_MESSAGE_NESTING, nestsDeeperThan } from "./nesting.js";
 
 export const MODERN_PROTOCOL_VERSION = "2026-07-28";
 export const LEGACY_PROTOCOL_VERSIONS = ["2025-11-25", "2025-06-18"] as const;
@@ -52,6 +53,9 @@ export function classifyMessage(text: string): ClassifiedMessage {
   const message = parsed as JsonObject;
   const rawId = message.id;
   const id: JsonRpcId = isId(rawId) ? rawId : null;
+  if (nestsDeeperThan(text, MAX_MESSAGE_NESTING)) {
+    throw invalid(`message nested deeper than ${MAX_MESSAGE_NESTING} levels`, id);
+  }
   if (message.jsonrpc !== "2.0") throw invalid('"jsonrpc" must be "2.0"', id);
   const hasId = "id" in message;
   if (hasId && !isId(rawId)) throw invalid('"id" must be a string or a number', null);
