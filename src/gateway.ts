@@ -108,7 +108,7 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
       toolScopes: server.oauth.tools,
     });
   }
-  const metrics = createMetrics();
+  const metrics = createMetrics(routes.keys());
   /** Set once the audit writer is open: every policy change becomes an audit record. */
   let auditPolicyChange: ((next: CompiledPolicy) => void) | null = null;
   // Policy first: a policy that does not compile stops startup before anything listens.
