@@ -43,7 +43,7 @@ import type { ReviewGate } from "../review/gate.js";
 import type { AuditRecord } from "../store/types.js";
 import { type Metrics, methodLabel, outcomeLabel } from "../telemetry/metrics.js";
 import { allowedHostnames, hostGuard } from "./hostCheck.js";
-import { CallerLimits, limitOf } from "./limits.js";
+import { CallerLimits, limitOf, poolShareWarnings } from "./limits.js";
 
 export interface Route {
   upstream: Upstream;
@@ -123,6 +123,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     `resource_metadata="${prmUrl(server)}"${route ? `, scope="${route.scopes.join(" ")}"` : ""}`;
   const checkHost = hostGuard(config);
   const limits = new CallerLimits(config.limits);
+  for (const warning of poolShareWarnings(config)) log.warn(warning);
   /** `x-mcp-header` parameters learnt from relayed tools/list results (Mcp-Param-* checks). */
   const paramHeaders = new ParamHeaderCatalogue();
   if (allowedHostnames(config) === null)

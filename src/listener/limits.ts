@@ -7,6 +7,7 @@
  * Counts live in this replica's memory (a cap holds per replica). A counter exists only
  * while something holds it, so the maps are bounded by what is open right now.
  */
+import type { Config } from "../config/schema.js";
 import { GatewayError, LIMIT_NAMES, type LimitName, tooManyRequests } from "../errors.js";
 
 /** The cap a 429 names, for the metrics label (null for anything else). */
@@ -116,4 +117,15 @@ export class CallerLimits {
   get openStreams(): number {
     return this.callerStreams.size;
   }
+}
+
+/** HTTP servers whose whole connection pool one caller could take with the configured cap. */
+export function poolShareWarnings(config: Config): string[] {
+  const cap = config.limits.callsInFlightPerCaller;
+  return Object.entries(config.servers)
+    .filter(([, server]) => server.transport === "http" && server.connections <= cap)
+    .map(
+      ([name, server]) =>
+        `servers.${name}.connections (${server.transport === "http" ? server.connections : 0}) is not above limits.callsInFlightPerCaller (${cap}): one caller can take every connection to ${name}`,
+    );
 }
