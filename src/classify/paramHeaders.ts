@@ -5,7 +5,7 @@
  * such header, decoded (§"Value Encoding"), matches the body, and refuse a disagreement with
  * HeaderMismatch (-32020, HTTP 400) (§"Server Behavior for Custom Headers").
  *
- * The gateway learns the annotations from the `tools/list` results it relays. It checks the
+ * The gateway learns the annotations from the `tools/list` results it relays (./listedTools.ts). It checks the
  * client's headers against the body and never forwards them: the upstream gets headers
  * rebuilt from the body the gateway authorised, so a header can never say something the
  * body does not. A header the gateway cannot check (tool schema not seen) is dropped.
@@ -26,10 +26,8 @@ export interface ParamBinding {
 
 /** RFC 9110 §5.1 token. */
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-/** Largest number of tools remembered per server (a server's list is bounded by the catalogue too). */
-const MAX_TOOLS_PER_SERVER = 4096;
 
-function isObject(v: unknown): v is JsonObject {
+export function isObject(v: unknown): v is JsonObject {
   return v !== null && typeof v === "object" && !Array.isArray(v);
 }
 
@@ -66,30 +64,6 @@ export function paramBindings(inputSchema: unknown): Map<string, ParamBinding> |
   };
   if (isObject(inputSchema)) visit(inputSchema, [], 0);
   return valid ? out : null;
-}
-
-/** What the gateway learnt of each configured server's annotated parameters. */
-export class ParamHeaderCatalogue {
-  private readonly servers = new Map<string, Map<string, Map<string, ParamBinding> | null>>();
-
-  /** Sees the tools of a tools/list result of `server` (only configured servers reach here). */
-  observe(server: string, tools: readonly unknown[]): void {
-    let known = this.servers.get(server);
-    if (known === undefined) {
-      known = new Map();
-      this.servers.set(server, known);
-    }
-    for (const tool of tools) {
-      if (!isObject(tool) || typeof tool.name !== "string") continue;
-      if (!known.has(tool.name) && known.size >= MAX_TOOLS_PER_SERVER) continue;
-      known.set(tool.name, paramBindings(tool.inputSchema));
-    }
-  }
-
-  /** The tool's bindings; undefined when its schema was never seen, null when it is invalid. */
-  bindings(server: string, tool: string): Map<string, ParamBinding> | null | undefined {
-    return this.servers.get(server)?.get(tool);
-  }
 }
 
 function mismatch(detail: string, msg: ClassifiedMessage): GatewayError {

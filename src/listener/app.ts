@@ -23,8 +23,9 @@ import { missingScopes } from "../authz/oauthScopes.js";
 import type { CompiledPolicy, PolicyDecision, RiskTier } from "../authz/policy/types.js";
 import { allowsServer, allowsTool, restrictsTools } from "../authz/scope.js";
 import { checkMirroredHeaders } from "../classify/headers.js";
+import { ListedTools } from "../classify/listedTools.js";
 import { type ClassifiedMessage, classifyMessage } from "../classify/message.js";
-import { checkParamHeaders, ParamHeaderCatalogue } from "../classify/paramHeaders.js";
+import { checkParamHeaders } from "../classify/paramHeaders.js";
 import type { Config } from "../config/schema.js";
 import {
   errorReply,
@@ -124,8 +125,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const checkHost = hostGuard(config);
   const limits = new CallerLimits(config.limits);
   for (const warning of poolShareWarnings(config)) log.warn(warning);
-  /** `x-mcp-header` parameters learnt from relayed tools/list results (Mcp-Param-* checks). */
-  const paramHeaders = new ParamHeaderCatalogue();
+  /** Tools and `x-mcp-header` parameters learnt from relayed tools/list results. */
+  const listedTools = new ListedTools();
   if (allowedHostnames(config) === null)
     log.warn(
       "listening on all interfaces without listen.allowedHosts or publicUrl: Host/Origin checks are off",
@@ -317,7 +318,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       msg = classifyMessage(typeof req.body === "string" ? req.body : "");
       d.msg = msg;
       checkMirroredHeaders(req.headers, msg);
-      upstreamParams = checkParamHeaders(req.headers, msg, paramHeaders.bindings(d.server, msg.name ?? ""));
+      upstreamParams = checkParamHeaders(req.headers, msg, listedTools.bindings(d.server, msg.name ?? ""));
       // JSON-RPC 2.0 §4.1: a server runs a request without an id (a notification) and does not
       // reply. Only notifications/* may go without one; anything else would skip policy.
       if (msg.kind === "notification" && !msg.method?.startsWith("notifications/")) {
@@ -414,6 +415,12 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       d.policy = { decisionId, ruleIds: decision.ruleIds, version: decision.policyVersion };
       metrics.decisions.inc({ effect: decision.effect });
       const review = deps.review ?? null;
+      // A tool the upstream does not list cannot run: no approval (nor webhook) for it.
+      const unlisted = decision.effect === "review" ? listedTools.unlistedTool(d.server, msg) : null;
+      if (unlisted !== null) {
+        auditDecision(d, "deny", unlisted.reason, { event: "review.unknown_tool" });
+        return refuse(d, res, unlisted, msg.id);
+      }
       if (decision.effect === "review" && review !== null && review.handles(msg)) {
         let held: Awaited<ReturnType<ReviewGate["handle"]>>;
         try {
@@ -459,7 +466,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
               entryVisible(policy, principal, d.server, list, name, authorization.tools, ctx),
             observeTools: (tools) => {
               authorization.observeTools(d.server, tools);
-              paramHeaders.observe(d.server, tools);
+              listedTools.observe(d.server, tools);
             },
           }
         : null;

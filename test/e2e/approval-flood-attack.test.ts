@@ -6,11 +6,13 @@
  * a JSON-RPC error, without an approval or a webhook, and is audited.
  */
 import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { auditRecordsUntil } from "../helpers/auditRecords.js";
-import { cleanup, modern, type RunningGateway, rpc } from "../helpers/gateway.js";
+import { cleanup, modern, type RunningGateway, rpc, tempDir } from "../helpers/gateway.js";
 import { sample, scrape } from "../helpers/metrics.js";
 import { approvals, startReviewGateway } from "../review/fixtures.js";
 
@@ -20,6 +22,8 @@ describe("approval flood attack", () => {
   let flooder: string;
   let flooderId: string;
   let other: string;
+  let lister: string;
+  let policyDir: string;
   const hooks: unknown[] = [];
 
   before(async () => {
@@ -33,8 +37,23 @@ describe("approval flood attack", () => {
     });
     await new Promise<void>((r) => receiver.listen(0, "127.0.0.1", r));
     const port = (receiver.address() as { port: number }).port;
+    // Destructive tools (and tools never seen, which count as destructive) go to review.
+    policyDir = tempDir("portcullis-flood-policy-");
+    const policyFile = join(policyDir, "policy.yaml");
+    writeFileSync(
+      policyFile,
+      `rules:
+  - id: allow-the-rest
+    effect: allow
+  - id: destructive-needs-review
+    effect: review
+    match: { methods: [tools/call], tiers: [destructive] }
+    review: { timeoutSeconds: 60 }
+`,
+    );
     gw = await startReviewGateway(
       {
+        policy: { paths: [policyFile] },
         review: {
           maxPendingPerCaller: 3,
           webhook: { url: `http://127.0.0.1:${port}/hook`, secret: { env: "FLOOD_WEBHOOK_SECRET" } },
@@ -46,10 +65,12 @@ describe("approval flood attack", () => {
     flooder = created.key as string;
     flooderId = created.id as string;
     other = (await gw.cli(["keys", "create", "--name", "bystander"])).key as string;
+    lister = (await gw.cli(["keys", "create", "--name", "ghost-caller"])).key as string;
   });
   after(async () => {
     await gw.stop();
     cleanup(gw.dir);
+    cleanup(policyDir);
     await new Promise((r) => receiver.close(r));
   });
 
@@ -98,5 +119,27 @@ describe("approval flood attack", () => {
       "input_required",
       "the bystander's call still goes to review",
     );
+  });
+
+  it("a tool the upstream does not list is refused before review: no approval, no webhook", async () => {
+    const list = modern(60, "tools/list", {}, lister);
+    const listed = await rpc(gw.endpoint("demo"), list.body, list.headers);
+    assert.equal(listed.status, 200, listed.text);
+    const hooksBefore = hooks.length;
+    const pendingBefore = (await approvals(gw, ["list", "--pending"])) as unknown[];
+    const ghost = modern(61, "tools/call", { name: "wipe_everything", arguments: {} }, lister);
+    const res = await rpc(gw.endpoint("demo"), ghost.body, ghost.headers);
+    assert.equal(res.status, 400, res.text);
+    assert.deepEqual(res.json.error, { code: -32602, message: "Unknown tool: wipe_everything" });
+    await auditRecordsUntil(gw, (r) => r.decision === "deny" && r.reason.includes("not sent to review"));
+    // Positive control: a listed destructive tool from the same caller still goes to review.
+    const real = modern(62, "tools/call", { name: "delete_note", arguments: { id: "n-62" } }, lister);
+    const held = await rpc(gw.endpoint("demo"), real.body, real.headers);
+    assert.equal((held.json.result as { resultType: string }).resultType, "input_required", held.text);
+    for (let i = 0; i < 100 && hooks.length < hooksBefore + 1; i++) await sleep(100);
+    const pendingAfter = (await approvals(gw, ["list", "--pending"])) as { tool: string }[];
+    assert.equal(pendingAfter.length, pendingBefore.length + 1, "only the listed tool created an approval");
+    assert.ok(!pendingAfter.some((a) => a.tool === "wipe_everything"));
+    assert.equal(hooks.length, hooksBefore + 1, "only the listed tool sent a webhook");
   });
 });

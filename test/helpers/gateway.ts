@@ -81,7 +81,11 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   const stderr: string[] = [];
   createInterface({ input: proc.stderr as NodeJS.ReadableStream }).on("line", (l) => stderr.push(l));
   const url = await new Promise<string>((resolveUrl, reject) => {
-    const timer = setTimeout(() => reject(new Error(`gateway did not start:\n${stderr.join("\n")}`)), 20_000);
+    const timer = setTimeout(() => {
+      // A gateway left running would keep the test process alive (its pipes stay open).
+      proc.kill("SIGKILL");
+      reject(new Error(`gateway did not start:\n${stderr.join("\n")}`));
+    }, 20_000);
     createInterface({ input: proc.stdout as NodeJS.ReadableStream }).on("line", (line) => {
       try {
         const entry = JSON.parse(line) as Record<string, unknown>;
