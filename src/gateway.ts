@@ -86,7 +86,7 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
   const reviewWebhookSecret = config.review.webhook
     ? readSecret(config.review.webhook.secret, "review.webhook.secret")
     : null;
-  const sessions = new SessionBindings();
+  const sessions = new SessionBindings(undefined, undefined, config.limits.sessionsPerCaller);
   const routes = new Map<string, Route>();
   // Resolve every secret before anything starts, so a missing one fails startup.
   for (const [name, server] of Object.entries(config.servers)) {

@@ -243,6 +243,8 @@ export const Config = z.strictObject({
       callsInFlightPerCaller: z.number().int().positive().default(32),
       streamsPerCaller: z.number().int().positive().default(16),
       streamsPerSession: z.number().int().positive().default(2),
+      /** 2025-x sessions one caller may hold; opening one more ends its own oldest session. */
+      sessionsPerCaller: z.number().int().positive().default(64),
       /** Retry-After (seconds) sent with a 429 for a concurrency cap. */
       retryAfterSeconds: z.number().int().positive().default(1),
     })

@@ -3,6 +3,7 @@
  * opens GET stream after GET stream, or parks hung calls on an upstream until its whole
  * connection pool is taken, is refused with 429, Retry-After and a JSON-RPC error once it
  * reaches its cap, and the refused request never reaches the upstream; other callers go on.
+ * A key that opens session after session only ever ends its own oldest ones.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -25,7 +26,12 @@ describe("per-caller caps", () => {
     gw = await startGateway({
       config: {
         environment: "test",
-        limits: { callsInFlightPerCaller: 2, streamsPerCaller: 2, streamsPerSession: 1 },
+        limits: {
+          callsInFlightPerCaller: 2,
+          streamsPerCaller: 2,
+          streamsPerSession: 1,
+          sessionsPerCaller: 3,
+        },
         // Three connections: one caller with two hung calls must leave one for everyone else.
         servers: { up: { transport: "http", url: upstream.url, connections: 3 } },
       },
@@ -185,5 +191,30 @@ describe("per-caller caps", () => {
       if (status !== 200) await sleep(100);
     }
     assert.equal(status, 200);
+  });
+
+  it("a caller opening session after session ends only its own oldest session, never another caller's", async (t) => {
+    const ping = async (key: string, sessionId: string) =>
+      (
+        await rpc(
+          gw.endpoint("up"),
+          { jsonrpc: "2.0", id: 9, method: "ping" },
+          { authorization: `Bearer ${key}`, "mcp-session-id": sessionId, "mcp-protocol-version": LEGACY },
+        )
+      ).status;
+    const neighbours = await session(keyB);
+    const flood: string[] = [];
+    for (let i = 0; i < 6; i++) flood.push(await session(keyA));
+    const statuses = await Promise.all(flood.map((id) => ping(keyA, id)));
+    const neighbour = await ping(keyB, neighbours);
+    t.diagnostic(
+      `key A opened 6 sessions (cap 3): pings ${statuses.join(",")}; key B's session ${neighbour}`,
+    );
+    assert.deepEqual(
+      statuses,
+      [404, 404, 404, 200, 200, 200],
+      "only the caller's three newest sessions live",
+    );
+    assert.equal(neighbour, 200, "another caller's session was not evicted");
   });
 });
