@@ -182,10 +182,24 @@ export class HttpUpstream implements Upstream {
     // is read whole (bounded) and checked before the client sees a byte of it.
     let head: Pick<Dispatcher.ResponseData, "statusCode" | "headers"> | null = null;
     let sink: BoundedBody | null = null;
+    // The answer must start within timeoutMs of the call, waiting for a free connection
+    // included (undici's headersTimeout only starts once the request is on a socket), so a
+    // full pool answers 504 instead of holding the caller indefinitely.
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(), this.config.timeoutMs);
+    // A 2026-07-28 subscriptions/listen stream stays open like a GET stream: not on the call pool.
+    const pool = msg.method === "subscriptions/listen" ? this.streamPool : this.pool;
     try {
-      await this.pool.stream(
-        { path: this.path, method: "POST", headers, body: JSON.stringify(msg.message), signal: x.signal },
+      await pool.stream(
+        {
+          path: this.path,
+          method: "POST",
+          headers,
+          body: JSON.stringify(msg.message),
+          signal: AbortSignal.any([x.signal, deadline.signal]),
+        },
         ({ statusCode, headers: upstreamHeaders }) => {
+          clearTimeout(timer);
           const sessionId = upstreamHeaders[SESSION_HEADER];
           if (typeof sessionId === "string" && msg.method === "initialize" && statusCode < 300) {
             this.sessions.bind(sessionId, x.principal.id, this.name);
@@ -209,7 +223,17 @@ export class HttpUpstream implements Upstream {
         x.res.destroy();
         return;
       }
+      if (deadline.signal.aborted && !x.signal.aborted) {
+        throw new GatewayError(
+          504,
+          RpcCode.UpstreamTimeout,
+          "Upstream timed out",
+          `upstream ${this.name} timed out: no answer started within ${this.config.timeoutMs} ms (connection pool full or upstream slow)`,
+        );
+      }
       throw upstreamError(this.name, err);
+    } finally {
+      clearTimeout(timer);
     }
     if (head === null || sink === null) return;
     const reply: Pick<Dispatcher.ResponseData, "statusCode" | "headers"> = head;

@@ -25,6 +25,8 @@ describe("upstream faults", () => {
         environment: "test",
         servers: {
           raw: { transport: "http", url: upstream.url, timeoutMs: 1500 },
+          // One connection: what holds it decides whether anyone else gets through.
+          narrow: { transport: "http", url: upstream.url, timeoutMs: 1500, connections: 1 },
           fragile: { transport: "stdio", command: process.execPath, args: [CRASHING] },
         },
       },
@@ -39,6 +41,11 @@ describe("upstream faults", () => {
   const call = (id: number, text: string) => {
     const m = modern(id, "tools/call", { name: "echo", arguments: { text } }, key);
     return rpc(gw.endpoint("raw"), m.body, m.headers);
+  };
+
+  const call2 = (server: string, id: number, text: string) => {
+    const m = modern(id, "tools/call", { name: "echo", arguments: { text } }, key);
+    return rpc(gw.endpoint(server), m.body, m.headers);
   };
 
   it("an HTTP upstream answering garbage gets the client a 502 JSON-RPC error, audited", async (t) => {
@@ -82,6 +89,60 @@ describe("upstream faults", () => {
     assert.equal(res.status, 504);
     assert.deepEqual(res.json.error, { code: -32011, message: "Upstream timed out" });
     await auditRecordsUntil(gw, (r) => r.decision === "deny" && r.reason.includes("timed out"));
+  });
+
+  it("long-lived listen streams never hold the connections calls need, and a call waiting for a connection gets 504", {
+    timeout: 120_000,
+  }, async (t) => {
+    upstream.override = (m) => {
+      if (m.method === "subscriptions/listen") return "stream";
+      const args = (m.params as { arguments?: { text?: string } } | undefined)?.arguments;
+      return args?.text === "stream" ? "stream" : null;
+    };
+    const open = new AbortController();
+    const openStream = async (method: string, params: Record<string, unknown>) => {
+      const m = modern(500, method, params, key);
+      const res = await fetch(gw.endpoint("narrow"), {
+        method: "POST",
+        headers: {
+          ...m.headers,
+          "content-type": "application/json",
+          accept: "application/json, text/event-stream",
+        },
+        body: JSON.stringify(m.body),
+        signal: open.signal,
+      });
+      return res.status;
+    };
+    const started = Date.now();
+    const at = () => `${Date.now() - started} ms`;
+    try {
+      // A subscriptions/listen stream stays open: the one call connection stays free.
+      assert.equal(await openStream("subscriptions/listen", { notifications: {} }), 200);
+      t.diagnostic(`listen stream open at ${at()}`);
+      const served = await call2("narrow", 501, "served beside a listen stream");
+      t.diagnostic(`with a listen stream open on a 1-connection pool, a call answered ${served.status}`);
+      assert.equal(served.status, 200, served.text);
+      // A call whose answer streams forever holds the only call connection: the next call,
+      // waiting for it, is answered 504 at timeoutMs instead of waiting as long as the stream.
+      assert.equal(await openStream("tools/call", { name: "echo", arguments: { text: "stream" } }), 200);
+      t.diagnostic(`streaming call open at ${at()}`);
+      const queued = await call2("narrow", 502, "queued");
+      t.diagnostic(
+        `behind a call holding the only connection, the next call answered ${queued.status} ${queued.text}`,
+      );
+      assert.equal(queued.status, 504, queued.text);
+      assert.deepEqual(queued.json.error, { code: -32011, message: "Upstream timed out" });
+      assert.ok(
+        !upstream
+          .calls()
+          .some((c) => (c.params as { arguments: { text: string } }).arguments.text === "queued"),
+        "the queued call never reached the upstream",
+      );
+    } finally {
+      open.abort();
+      upstream.override = null;
+    }
   });
 
   it("a stdio server that keeps crashing fails calls at once with 503 and Retry-After while it waits to restart", async (t) => {
