@@ -21,6 +21,8 @@ export const RpcCode = {
   PayloadTooLarge: -32013,
   /** The store is unreachable: the request was not decided; retry after `Retry-After`. */
   StoreUnavailable: -32019,
+  /** A per-caller cap was reached (HTTP 429 with Retry-After). */
+  TooManyRequests: -32014,
   /** MCP 2026-07-28 transport: header/body disagreement. */
   HeaderMismatch: -32020,
   UnsupportedProtocolVersion: -32022,
@@ -160,4 +162,29 @@ export function errorReply(fault: unknown, id: JsonRpcId = null): ErrorReply {
     headers: {},
     body: { jsonrpc: "2.0", id, error: { code: RpcCode.InternalError, message: "Internal error" } },
   };
+}
+
+/** The per-caller caps a 429 can name (`data.limit`, and the metrics label). */
+export const LIMIT_NAMES = [
+  "calls_in_flight",
+  "streams_per_caller",
+  "streams_per_session",
+  "pending_approvals",
+] as const;
+export type LimitName = (typeof LIMIT_NAMES)[number];
+
+/**
+ * RFC 6585 §4 429 Too Many Requests with `Retry-After` (RFC 9110 §10.2.3) and a JSON-RPC
+ * error whose `data.limit` names the per-caller cap reached.
+ */
+export function tooManyRequests(limit: LimitName, retryAfterSeconds: number, reason: string): GatewayError {
+  const seconds = Math.max(1, Math.ceil(retryAfterSeconds));
+  return new GatewayError(
+    429,
+    RpcCode.TooManyRequests,
+    "Too many requests: a per-caller limit was reached; retry later",
+    reason,
+    { limit, retryAfterSeconds: seconds },
+    { "retry-after": String(seconds) },
+  );
 }

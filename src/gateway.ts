@@ -89,7 +89,7 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
   const reviewWebhookSecret = config.review.webhook
     ? readSecret(config.review.webhook.secret, "review.webhook.secret")
     : null;
-  const sessions = new SessionBindings();
+  const sessions = new SessionBindings(undefined, undefined, config.limits.sessionsPerCaller);
   const routes = new Map<string, Route>();
   // Resolve every secret before anything starts, so a missing one fails startup.
   for (const [name, server] of Object.entries(config.servers)) {
@@ -111,7 +111,7 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
       toolScopes: server.oauth.tools,
     });
   }
-  const metrics = createMetrics();
+  const metrics = createMetrics(routes.keys());
   /** Set once the audit writer is open: every policy change becomes an audit record. */
   let auditPolicyChange: ((next: CompiledPolicy) => void) | null = null;
   // Policy first: a policy that does not compile stops startup before anything listens.

@@ -104,6 +104,14 @@ export async function rotateKey(
   const old = await store.getKey(id);
   if (!old) throw new KeyInputError(`no key with id ${id}`);
   if (old.revokedAt) throw new KeyInputError(`key ${id} is revoked; create a new key instead`);
+  if (old.expiresAt.getTime() <= Date.now())
+    throw new KeyInputError(`key ${id} has expired; create a new key instead`);
+  // One successor per key: a second rotation would leave several live keys from one.
+  const successor = (await store.listKeys({ includeRevoked: true })).find((k) => k.rotatedFrom === old.id);
+  if (successor)
+    throw new KeyInputError(
+      `key ${id} was already rotated to ${successor.id}; rotate ${successor.id} instead`,
+    );
   const issued = await issueKey(store, secret, config, {
     name: old.name,
     environment: old.environment,

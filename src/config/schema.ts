@@ -81,6 +81,12 @@ const HttpServer = z.strictObject({
   timeoutMs: z.number().int().positive().default(60_000),
   connectTimeoutMs: z.number().int().positive().default(5_000),
   connections: z.number().int().positive().default(128),
+  /** Largest JSON response body accepted from the server; a larger or non-JSON one is a 502. */
+  maxResponseBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(16 * 1024 * 1024),
   anonymous: z.boolean().default(false),
   oauth: ServerScopes,
   tools: ToolPins,
@@ -242,6 +248,19 @@ export const Config = z.strictObject({
       /** Time a client has to send its whole request (slow or stalled clients get 408). */
       requestTimeoutMs: z.number().int().positive().default(30_000),
       keepAliveTimeoutMs: z.number().int().positive().default(72_000),
+      /**
+       * Per-caller caps (429 with Retry-After when reached), counted in each replica: calls
+       * one caller may have in flight on one server (keep it below an HTTP server's
+       * `connections`, so one caller cannot take the whole pool), and 2025-x GET streams one
+       * caller, and one session, may hold open.
+       */
+      callsInFlightPerCaller: z.number().int().positive().default(32),
+      streamsPerCaller: z.number().int().positive().default(16),
+      streamsPerSession: z.number().int().positive().default(2),
+      /** 2025-x sessions one caller may hold; opening one more ends its own oldest session. */
+      sessionsPerCaller: z.number().int().positive().default(64),
+      /** Retry-After (seconds) sent with a 429 for a concurrency cap. */
+      retryAfterSeconds: z.number().int().positive().default(1),
     })
     .prefault({}),
   keys: z
@@ -308,6 +327,8 @@ export const Config = z.strictObject({
   review: z
     .strictObject({
       defaultTimeoutSeconds: z.number().int().min(1).max(86_400).default(300),
+      /** Approvals one caller may have pending at once; one more is refused with 429 (no webhook). */
+      maxPendingPerCaller: z.number().int().positive().default(10),
       /** How long a 2026-07-28 client's retry waits for a decision before hearing "still pending". */
       retryHoldSeconds: z.number().int().min(0).max(60).default(20),
       /** Progress notifications (2025-x clients holding the call open) every this many seconds. */

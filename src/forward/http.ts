@@ -19,11 +19,17 @@ import { filterResponse } from "./results.js";
 import type { SessionBindings } from "./sessions.js";
 import { sseRewriter } from "./sse.js";
 import { isForwardableHeader, type PostExchange, type StreamExchange, type Upstream } from "./upstream.js";
+import { BoundedBody, checkUpstreamReply, isEventStream, tooLargeReply } from "./upstreamReply.js";
 
 const SESSION_HEADER = "mcp-session-id";
 
 export class HttpUpstream implements Upstream {
   private readonly pool: Pool;
+  /**
+   * Long-lived 2025-x GET streams hold a connection each for as long as they are open: they
+   * get their own pool, so open streams can never take the connections calls need.
+   */
+  private readonly streamPool: Pool;
   private readonly path: string;
 
   constructor(
@@ -35,14 +41,16 @@ export class HttpUpstream implements Upstream {
   ) {
     const url = new URL(config.url);
     this.path = url.pathname + url.search;
-    this.pool = new Pool(url.origin, {
+    const options: Pool.Options = {
       connections: config.connections,
       connectTimeout: config.connectTimeoutMs,
       headersTimeout: config.timeoutMs,
       bodyTimeout: config.timeoutMs,
       keepAliveTimeout: 30_000,
       pipelining: 1,
-    });
+    };
+    this.pool = new Pool(url.origin, options);
+    this.streamPool = new Pool(url.origin, options);
   }
 
   processes(): number {
@@ -79,9 +87,10 @@ export class HttpUpstream implements Upstream {
     body: string | null,
     signal: AbortSignal,
     streaming: boolean,
+    pool: Pool = this.pool,
   ): Promise<Dispatcher.ResponseData> {
     try {
-      return await this.pool.request({
+      return await pool.request({
         path: this.path,
         method,
         headers,
@@ -152,71 +161,101 @@ export class HttpUpstream implements Upstream {
       ).withId(x.msg.id);
     }
     const headers = this.upstreamHeaders(x.headers, x.principal.id);
+    if (x.paramHeaders) Object.assign(headers, x.paramHeaders);
     headers["content-type"] = "application/json";
     headers.accept =
       typeof x.headers.accept === "string" ? x.headers.accept : "application/json, text/event-stream";
-    if (!x.filter) return this.postStreaming(x, headers);
-    const upstream = await this.send("POST", headers, JSON.stringify(x.msg.message), x.signal, false);
-    const sessionId = upstream.headers[SESSION_HEADER];
-    if (typeof sessionId === "string" && x.msg.method === "initialize" && upstream.statusCode < 300) {
-      this.sessions.bind(sessionId, x.principal.id, this.name);
-    }
-    const contentType = String(upstream.headers["content-type"] ?? "");
-    if (x.filter && x.msg.kind === "request" && upstream.statusCode === 200) {
-      const { filter, msg } = x;
-      const rewrite = (text: string): string => {
-        try {
-          return JSON.stringify(filterResponse(JSON.parse(text) as JsonObject, msg.id, msg.method, filter));
-        } catch {
-          return text;
-        }
-      };
-      if (contentType.startsWith("text/event-stream")) {
-        writeHead(x.res, upstream);
-        await pipe(upstream.body.pipe(sseRewriter(rewrite)), x.res);
-        return;
-      }
-      if (contentType.startsWith("application/json")) {
-        const text = rewrite(await upstream.body.text());
-        writeHead(x.res, upstream, Buffer.byteLength(text));
-        x.res.end(text);
-        return;
-      }
-    }
-    writeHead(x.res, upstream);
-    await pipe(upstream.body, x.res);
-  }
-
-  /**
-   * The common case (nothing to rewrite): undici writes the upstream body straight into the
-   * client's response, with no intermediate stream, chunk by chunk as it arrives.
-   */
-  private async postStreaming(x: PostExchange, headers: Record<string, string>): Promise<void> {
+    const { filter, msg } = x;
+    const rewrite =
+      filter && msg.kind === "request"
+        ? (text: string): string => {
+            try {
+              return JSON.stringify(
+                filterResponse(JSON.parse(text) as JsonObject, msg.id, msg.method, filter),
+              );
+            } catch {
+              return text;
+            }
+          }
+        : null;
+    // An SSE stream passes through event by event (rewritten when filtered); any other reply
+    // is read whole (bounded) and checked before the client sees a byte of it.
+    let head: Pick<Dispatcher.ResponseData, "statusCode" | "headers"> | null = null;
+    let sink: BoundedBody | null = null;
+    // The answer must start within timeoutMs of the call, waiting for a free connection
+    // included (undici's headersTimeout only starts once the request is on a socket), so a
+    // full pool answers 504 instead of holding the caller indefinitely.
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(), this.config.timeoutMs);
+    // A 2026-07-28 subscriptions/listen stream stays open like a GET stream: not on the call pool.
+    const pool = msg.method === "subscriptions/listen" ? this.streamPool : this.pool;
     try {
-      await this.pool.stream(
-        { path: this.path, method: "POST", headers, body: JSON.stringify(x.msg.message), signal: x.signal },
+      await pool.stream(
+        {
+          path: this.path,
+          method: "POST",
+          headers,
+          body: JSON.stringify(msg.message),
+          signal: AbortSignal.any([x.signal, deadline.signal]),
+        },
         ({ statusCode, headers: upstreamHeaders }) => {
+          clearTimeout(timer);
           const sessionId = upstreamHeaders[SESSION_HEADER];
-          if (typeof sessionId === "string" && x.msg.method === "initialize" && statusCode < 300) {
+          if (typeof sessionId === "string" && msg.method === "initialize" && statusCode < 300) {
             this.sessions.bind(sessionId, x.principal.id, this.name);
           }
-          writeHead(x.res, { statusCode, headers: upstreamHeaders });
-          return x.res;
+          if (statusCode === 200 && isEventStream(String(upstreamHeaders["content-type"] ?? ""))) {
+            writeHead(x.res, { statusCode, headers: upstreamHeaders });
+            if (rewrite === null) return x.res;
+            const rewriter = sseRewriter(rewrite);
+            rewriter.pipe(x.res);
+            return rewriter;
+          }
+          head = { statusCode, headers: upstreamHeaders };
+          sink = new BoundedBody(this.config.maxResponseBytes);
+          return sink;
         },
       );
     } catch (err) {
+      if ((sink as BoundedBody | null)?.overflow)
+        throw tooLargeReply(this.name, this.config.maxResponseBytes);
       if (x.res.headersSent) {
         x.res.destroy();
         return;
       }
+      if (deadline.signal.aborted && !x.signal.aborted) {
+        throw new GatewayError(
+          504,
+          RpcCode.UpstreamTimeout,
+          "Upstream timed out",
+          `upstream ${this.name} timed out: no answer started within ${this.config.timeoutMs} ms (connection pool full or upstream slow)`,
+        );
+      }
       throw upstreamError(this.name, err);
+    } finally {
+      clearTimeout(timer);
     }
+    if (head === null || sink === null) return;
+    const reply: Pick<Dispatcher.ResponseData, "statusCode" | "headers"> = head;
+    const checked = checkUpstreamReply(
+      this.name,
+      reply.statusCode,
+      String(reply.headers["content-type"] ?? ""),
+      (sink as BoundedBody).body,
+    );
+    if (checked instanceof GatewayError) throw checked;
+    const text =
+      rewrite !== null && reply.statusCode === 200 && checked.body.length > 0
+        ? rewrite(checked.body.toString("utf8"))
+        : checked.body;
+    writeHead(x.res, reply, Buffer.byteLength(text));
+    x.res.end(text);
   }
 
   async get(x: StreamExchange): Promise<void> {
     const headers = this.upstreamHeaders(x.headers, x.principal.id);
     headers.accept = "text/event-stream";
-    const upstream = await this.send("GET", headers, null, x.signal, true);
+    const upstream = await this.send("GET", headers, null, x.signal, true, this.streamPool);
     writeHead(x.res, upstream, undefined, true);
     await pipe(upstream.body, x.res);
   }
@@ -231,7 +270,7 @@ export class HttpUpstream implements Upstream {
   }
 
   async close(): Promise<void> {
-    await this.pool.close();
+    await Promise.all([this.pool.close(), this.streamPool.close()]);
   }
 }
 

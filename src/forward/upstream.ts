@@ -23,6 +23,8 @@ export interface PostExchange {
   filter: ListFilter | null;
   /** Aborted when the client goes away. */
   signal: AbortSignal;
+  /** `Mcp-Param-*` headers rebuilt from the body (classify/paramHeaders.ts); never the client's. */
+  paramHeaders?: Readonly<Record<string, string>>;
 }
 
 export interface StreamExchange {
@@ -44,13 +46,15 @@ export interface Upstream {
   close(): Promise<void>;
 }
 
-/** Header names forwarded to an upstream: MCP's own and the Mcp-Param-* mirrors; never credentials. */
+/**
+ * Client header names forwarded to an upstream: MCP's own; never credentials. `Mcp-Param-*`
+ * are not copied: the gateway checks them and sends its own, rebuilt from the body.
+ */
 export function isForwardableHeader(name: string): boolean {
   return (
     name === "mcp-protocol-version" ||
     name === "mcp-method" ||
     name === "mcp-name" ||
-    name === "last-event-id" ||
-    name.startsWith("mcp-param-")
+    name === "last-event-id"
   );
 }

@@ -23,7 +23,9 @@ import { missingScopes } from "../authz/oauthScopes.js";
 import type { CompiledPolicy, PolicyDecision, RiskTier } from "../authz/policy/types.js";
 import { allowsServer, allowsTool, restrictsTools } from "../authz/scope.js";
 import { checkMirroredHeaders } from "../classify/headers.js";
+import { ListedTools } from "../classify/listedTools.js";
 import { type ClassifiedMessage, classifyMessage } from "../classify/message.js";
+import { checkParamHeaders } from "../classify/paramHeaders.js";
 import type { Config } from "../config/schema.js";
 import {
   errorReply,
@@ -41,8 +43,9 @@ import { isListMethod } from "../forward/results.js";
 import type { ListFilter, Upstream } from "../forward/upstream.js";
 import type { ReviewGate } from "../review/gate.js";
 import type { AuditRecord } from "../store/types.js";
-import { type Metrics, methodLabel } from "../telemetry/metrics.js";
+import { type Metrics, methodLabel, outcomeLabel } from "../telemetry/metrics.js";
 import { allowedHostnames, hostGuard } from "./hostCheck.js";
+import { CallerLimits, limitOf, poolShareWarnings } from "./limits.js";
 
 export interface Route {
   upstream: Upstream;
@@ -121,6 +124,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const challengeParams = (server: string, route: Route | undefined) =>
     `resource_metadata="${prmUrl(server)}"${route ? `, scope="${route.scopes.join(" ")}"` : ""}`;
   const checkHost = hostGuard(config);
+  const limits = new CallerLimits(config.limits);
+  for (const warning of poolShareWarnings(config)) log.warn(warning);
+  /** Tools and `x-mcp-header` parameters learnt from relayed tools/list results. */
+  const listedTools = new ListedTools();
   if (allowedHostnames(config) === null)
     log.warn(
       "listening on all interfaces without listen.allowedHosts or publicUrl: Host/Origin checks are off",
@@ -203,14 +210,18 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   }
 
   function finish(d: Decision, outcome: string): void {
+    // Labels from bounded sets only: the URL's server name is not a label until it is configured.
+    const server = metrics.serverLabel(d.server);
     const method = methodLabel(d.msg?.method ?? null);
-    metrics.requests.inc({ server: d.server, method, outcome });
-    metrics.duration.observe({ server: d.server, method }, (performance.now() - d.started) / 1000);
+    metrics.requests.inc({ server, method, outcome: outcomeLabel(outcome) });
+    metrics.duration.observe({ server, method }, (performance.now() - d.started) / 1000);
   }
 
   function refuse(d: Decision, res: ServerResponse, err: unknown, id: JsonRpcId = null): void {
     const reply = errorReply(err, id);
     if (reply.status === 500) log.error({ err, server: d.server }, "unexpected error on the request path");
+    const limit = limitOf(err);
+    if (limit !== null) metrics.limitRefusals.inc({ limit });
     if (!res.headersSent) {
       const body = JSON.stringify(reply.body);
       res.writeHead(reply.status, {
@@ -303,6 +314,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     const principal = await authenticated(req, res, d, route);
     if (!principal || !route) return;
     let msg: ClassifiedMessage;
+    let upstreamParams: Record<string, string> = {};
     try {
       const type = req.headers["content-type"] ?? "";
       if (!/^application\/json\b/i.test(type)) {
@@ -316,6 +328,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       msg = classifyMessage(typeof req.body === "string" ? req.body : "");
       d.msg = msg;
       checkMirroredHeaders(req.headers, msg);
+      upstreamParams = checkParamHeaders(req.headers, msg, listedTools.bindings(d.server, msg.name ?? ""));
       // JSON-RPC 2.0 §4.1: a server runs a request without an id (a notification) and does not
       // reply. Only notifications/* may go without one; anything else would skip policy.
       if (msg.kind === "notification" && !msg.method?.startsWith("notifications/")) {
@@ -331,6 +344,14 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       refuse(d, res, err);
       return;
     }
+    // One caller cannot hold more than its share of an upstream (limits.callsInFlightPerCaller).
+    const slot = limits.call(principal.id, d.server);
+    if (slot instanceof GatewayError) {
+      auditDecision(d, "deny", slot.reason, { event: "limit.calls_in_flight" });
+      refuse(d, res, slot, msg.id);
+      return;
+    }
+    res.once("close", slot);
     const scopes = principal.scopes;
     if (msg.kind === "request" && msg.method !== null && restrictsTools(scopes, d.server)) {
       if (msg.method === "tools/call" && !allowsTool(scopes, d.server, msg.name as string)) {
@@ -404,6 +425,12 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       d.policy = { decisionId, ruleIds: decision.ruleIds, version: decision.policyVersion };
       metrics.decisions.inc({ effect: decision.effect });
       const review = deps.review ?? null;
+      // A tool the upstream does not list cannot run: no approval (nor webhook) for it.
+      const unlisted = decision.effect === "review" ? listedTools.unlistedTool(d.server, msg) : null;
+      if (unlisted !== null) {
+        auditDecision(d, "deny", unlisted.reason, { event: "review.unknown_tool" });
+        return refuse(d, res, unlisted, msg.id);
+      }
       if (decision.effect === "review" && review !== null && review.handles(msg)) {
         let held: Awaited<ReturnType<ReviewGate["handle"]>>;
         try {
@@ -447,7 +474,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
                 ((!scoped || allowsTool(scopes, d.server, name)) &&
                   !authorization.blocked(d.server, name))) &&
               entryVisible(policy, principal, d.server, list, name, authorization.tools, ctx),
-            observeTools: (tools) => authorization.observeTools(d.server, tools),
+            observeTools: (tools) => {
+              authorization.observeTools(d.server, tools);
+              listedTools.observe(d.server, tools);
+            },
           }
         : null;
     // A reviewed call's forwarding was audited when its approval was consumed.
@@ -475,10 +505,20 @@ export function buildApp(deps: AppDeps): FastifyInstance {
         res: out,
         filter,
         signal: controller.signal,
+        paramHeaders: upstreamParams,
       });
       finish(d, out.statusCode < 400 ? "allowed" : String(out.statusCode));
     } catch (err) {
-      if (err instanceof GatewayError) log.warn({ server: d.server, reason: err.reason }, err.message);
+      if (err instanceof GatewayError) {
+        log.warn({ server: d.server, reason: err.reason }, err.message);
+        // The allow was recorded before forwarding; what the client got instead is recorded too.
+        if (err.status !== 499)
+          auditDecision(d, "deny", `forwarding failed: ${err.reason}`, {
+            event: "upstream.fault",
+            status: err.status,
+          });
+        if (err.status >= 502) metrics.upstreamErrors.inc({ server: d.server, status: String(err.status) });
+      }
       refuse(d, out, err, msg.id);
     }
   }
@@ -499,6 +539,15 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       const route = routes.get(d.server);
       const principal = await authenticated(req, res, d, route);
       if (!principal || !route) return;
+      if (kind === "get") {
+        const slot = limits.stream(principal.id, d.server, headerValue(req.headers["mcp-session-id"]));
+        if (slot instanceof GatewayError) {
+          auditDecision(d, "deny", slot.reason, { event: `limit.${limitOf(slot)}` });
+          refuse(d, res, slot);
+          return;
+        }
+        res.once("close", slot);
+      }
       auditDecision(d, "allow", `${kind.toUpperCase()} stream`, null);
       const controller = new AbortController();
       res.on("close", () => controller.abort());
@@ -558,10 +607,34 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.get("/metrics", async (_req, reply) => {
     metrics.auditPending.set(audit.pending);
     metrics.storeReachable.set(keyring.healthy() ? 1 : 0);
+    metrics.callsInFlight.set(limits.callsInFlight);
+    metrics.openStreams.set(limits.openStreams);
     for (const [name, route] of routes)
       metrics.upstreamProcesses.set({ server: name }, route.upstream.processes());
     return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
+
+  /** A body refused for its size (before the handler runs) is a decision too: recorded, caller named. */
+  async function auditOversized(req: FastifyRequest): Promise<void> {
+    const server = /^\/mcp\/([^/?#]+)/.exec(req.url)?.[1];
+    if (server === undefined) return;
+    const d: Decision = { principal: null, server, msg: null, started: performance.now() };
+    const why = `request body larger than limits.bodyBytes (${config.limits.bodyBytes} bytes)`;
+    try {
+      const pending = authenticate(
+        req.headers,
+        keyring,
+        routes.get(server)?.anonymous ? anonymous : null,
+        oauth.verifier,
+        resourceUrl(server),
+      );
+      const result = pending instanceof Promise ? await pending : pending;
+      if (result.ok) d.principal = result.principal;
+      auditDecision(d, "deny", why, { event: "request.too_large" }, result.ok ? null : result.credentialId);
+    } catch {
+      auditDecision(d, "deny", why, { event: "request.too_large" });
+    }
+  }
 
   app.setNotFoundHandler((req, reply) => {
     const body = errorReply(
@@ -572,9 +645,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
     const status = err.statusCode ?? 500;
     let mapped: GatewayError | Error = err;
-    if (status === 413)
+    if (status === 413) {
       mapped = new GatewayError(413, RpcCode.PayloadTooLarge, "Request body too large", err.message);
-    else if (status >= 400 && status < 500)
+      void auditOversized(req);
+    } else if (status >= 400 && status < 500)
       mapped = new GatewayError(status, RpcCode.InvalidRequest, "Invalid Request", err.message);
     else log.error({ err, url: req.url }, "unhandled error");
     const r = errorReply(mapped);

@@ -19,7 +19,7 @@ import type { PolicyDecision } from "../authz/policy/types.js";
 import { isModernVersion } from "../classify/headers.js";
 import type { ClassifiedMessage, JsonObject } from "../classify/message.js";
 import type { Config } from "../config/schema.js";
-import { GatewayError, RpcCode } from "../errors.js";
+import { GatewayError, RpcCode, tooManyRequests } from "../errors.js";
 import type { ApprovalRecord, AuditRecord, NewApproval, Store } from "../store/types.js";
 import { summarizeArguments } from "./argumentsSummary.js";
 import {
@@ -133,6 +133,7 @@ export class ReviewGate {
     const state = presentedRequestState(call.msg);
     if (modern && state !== null && isGatewayRequestState(state)) return this.retry(call, state);
     const approval = await this.request(call);
+    if (approval instanceof GatewayError) return { kind: "refuse", error: approval };
     return modern ? this.inputRequired(call, approval) : this.hold(call, approval);
   }
 
@@ -155,10 +156,20 @@ export class ReviewGate {
 
   // ── creating an approval ──────────────────────────────────────────────
 
-  private async request(call: HeldCall): Promise<ApprovalRecord> {
+  /** A new pending approval, or the 429 to answer when the caller has too many pending. */
+  private async request(call: HeldCall): Promise<ApprovalRecord | GatewayError> {
     const { principal, msg, decision } = call;
     const args = callArguments(msg);
     const now = new Date();
+    // Each approval is a row, a webhook and an approver's attention: bounded per caller.
+    const cap = this.deps.config.maxPendingPerCaller;
+    const pending = await this.deps.store.pendingApprovalsOf(principal.id, now);
+    if (pending.count >= cap) {
+      const retryAfter = ((pending.nextExpiry?.getTime() ?? now.getTime()) - now.getTime()) / 1000;
+      const reason = `caller already has ${pending.count} pending approvals (review.maxPendingPerCaller ${cap})`;
+      call.audit("deny", `review refused: ${reason}`, { event: "review.limit", pending: pending.count });
+      return tooManyRequests("pending_approvals", retryAfter, reason).withId(msg.id);
+    }
     const timeout = decision.reviewTimeoutSeconds ?? this.deps.config.defaultTimeoutSeconds;
     const fresh: NewApproval = {
       id: newApprovalId(),

@@ -555,6 +555,21 @@ export abstract class SqlStore implements Store {
     return row === undefined ? undefined : rowToApproval(row);
   }
 
+  async pendingApprovalsOf(
+    principalId: string,
+    at: Date,
+  ): Promise<{ count: number; nextExpiry: Date | null }> {
+    const row = await this.approvalsDb
+      .selectFrom("approvals")
+      .select((eb) => [eb.fn.countAll().as("count"), eb.fn.min("expires_at").as("next")])
+      .where("status", "=", "pending")
+      .where("principal_id", "=", principalId)
+      .where("expires_at", ">", at.getTime())
+      .executeTakeFirst();
+    const next = row?.next ?? null;
+    return { count: Number(row?.count ?? 0), nextExpiry: next === null ? null : new Date(Number(next)) };
+  }
+
   async listApprovals(opts: { status?: ApprovalStatus; limit?: number } = {}): Promise<ApprovalRecord[]> {
     const limit = opts.limit ?? DEFAULT_AUDIT_LIMIT;
     if (!Number.isSafeInteger(limit) || limit < 0) {

@@ -404,4 +404,6 @@ export interface ApprovalStore {
   consumeApproval(id: string, at: Date): Promise<boolean>;
   /** pending → expired once past its deadline at `at`: true for the caller that expired it. */
   expireApproval(id: string, at: Date): Promise<boolean>;
+  /** How many approvals of a principal are pending and unexpired at `at`, and the earliest deadline. */
+  pendingApprovalsOf(principalId: string, at: Date): Promise<{ count: number; nextExpiry: Date | null }>;
 }

@@ -1,5 +1,10 @@
-/** Prometheus metrics (served at /metrics). Label values are bounded sets. */
+/**
+ * Prometheus metrics (served at /metrics). Every label value comes from a bounded set fixed
+ * at startup, never from what a client sent: a server label is a configured server or
+ * `unknown`, a method a known MCP method or a class, an outcome a known word or status.
+ */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { LIMIT_NAMES } from "../errors.js";
 
 export interface Metrics {
   registry: Registry;
@@ -18,6 +23,47 @@ export interface Metrics {
   storeConnectionErrors: Counter;
   /** Audit batches that could not be written (their group-committed records are retried). */
   auditWriteErrors: Counter;
+  /** Requests refused because a per-caller cap was reached (limit: see listener/limits.ts). */
+  limitRefusals: Counter<"limit">;
+  callsInFlight: Gauge;
+  openStreams: Gauge;
+  /** Faults of an upstream the client saw as 502/503/504 (status). */
+  upstreamErrors: Counter<"server" | "status">;
+  /** The server label for a name from the URL: a configured server, else `unknown`. */
+  serverLabel(name: string): string;
+}
+
+/** Outcomes written by the listener and the review gate besides HTTP statuses. */
+const KNOWN_OUTCOMES = new Set(["allowed", "review_pending", "review_abandoned"]);
+
+/** Statuses kept as such; any other status an upstream sends is counted by class (`4xx`). */
+const KNOWN_STATUSES = new Set([
+  "200",
+  "202",
+  "204",
+  "400",
+  "401",
+  "403",
+  "404",
+  "405",
+  "406",
+  "408",
+  "409",
+  "413",
+  "415",
+  "422",
+  "429",
+  "499",
+  "500",
+  "502",
+  "503",
+  "504",
+]);
+
+/** Keeps the outcome label bounded whatever status an upstream answers with. */
+export function outcomeLabel(outcome: string): string {
+  if (KNOWN_OUTCOMES.has(outcome) || KNOWN_STATUSES.has(outcome)) return outcome;
+  return /^[1-5]\d\d$/.test(outcome) ? `${outcome[0]}xx` : "other";
 }
 
 const KNOWN_METHODS = new Set([
@@ -47,10 +93,11 @@ export function methodLabel(method: string | null): string {
   return method.startsWith("notifications/") ? "notification" : "other";
 }
 
-export function createMetrics(): Metrics {
+export function createMetrics(servers: Iterable<string> = []): Metrics {
+  const known = new Set(servers);
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  return {
+  const metrics: Metrics = {
     registry,
     requests: new Counter({
       name: "portcullis_requests_total",
@@ -107,5 +154,31 @@ export function createMetrics(): Metrics {
       help: "Audit batches whose write failed; group-committed records are retried, durable ones refused",
       registers: [registry],
     }),
+    limitRefusals: new Counter({
+      name: "portcullis_limit_refusals_total",
+      help: "Requests refused with 429 because a per-caller cap was reached, by cap",
+      labelNames: ["limit"],
+      registers: [registry],
+    }),
+    callsInFlight: new Gauge({
+      name: "portcullis_calls_in_flight",
+      help: "Calls being forwarded to an upstream now (all callers)",
+      registers: [registry],
+    }),
+    openStreams: new Gauge({
+      name: "portcullis_open_streams",
+      help: "2025-x GET streams open now (all callers)",
+      registers: [registry],
+    }),
+    upstreamErrors: new Counter({
+      name: "portcullis_upstream_errors_total",
+      help: "Upstream faults (invalid response, timeout, unreachable, restarting) by server and status",
+      labelNames: ["server", "status"],
+      registers: [registry],
+    }),
+    serverLabel: (name) => (known.has(name) ? name : "unknown"),
   };
+  // Every cap's series exists from the start at 0, so a refusal never adds a series.
+  for (const limit of LIMIT_NAMES) metrics.limitRefusals.labels({ limit }).inc(0);
+  return metrics;
 }

@@ -102,13 +102,25 @@ export class StdioUpstream implements Upstream {
         ),
       );
     }
-    // Restart with exponential backoff after crashes: 0, 250 ms, 500 ms, ... up to 30 s.
+    // Restart at once after a first crash, then with exponential backoff after repeated ones
+    // (250 ms, 500 ms, ... up to 30 s). While a restart waits, calls fail at once with 503 and
+    // Retry-After instead of waiting it out (and holding the caller's connection meanwhile).
     const sinceCrash = Date.now() - slot.lastCrash;
     if (sinceCrash > 60_000) slot.crashes = 0;
-    const backoff =
-      slot.crashes === 0 ? 0 : Math.min(MAX_BACKOFF_MS, 250 * 2 ** (slot.crashes - 1)) - sinceCrash;
+    const backoff = restartBackoffMs(slot.crashes) - sinceCrash;
+    if (backoff > 0) {
+      return Promise.reject(
+        new GatewayError(
+          503,
+          RpcCode.UpstreamUnavailable,
+          "Upstream restarting after repeated crashes; retry later",
+          `stdio upstream ${this.name} crashed ${slot.crashes} times; next restart in ${backoff} ms`,
+          { retryAfterSeconds: Math.ceil(backoff / 1000) },
+          { "retry-after": String(Math.max(1, Math.ceil(backoff / 1000))) },
+        ),
+      );
+    }
     slot.starting = (async () => {
-      if (backoff > 0) await new Promise((r) => setTimeout(r, backoff));
       const child = new StdioChild(this.name, this.config, this.env, this.log, (c, code, signal) =>
         this.onExit(key, c, code, signal),
       );
@@ -370,6 +382,11 @@ export class StdioUpstream implements Upstream {
     this.slots.clear();
     await Promise.all(stops);
   }
+}
+
+/** How long after its last crash a child may be restarted: 0 after one crash, then doubling. */
+export function restartBackoffMs(crashes: number): number {
+  return crashes <= 1 ? 0 : Math.min(MAX_BACKOFF_MS, 250 * 2 ** (crashes - 2));
 }
 
 function hasProgressToken(params: JsonObject | undefined): boolean {
