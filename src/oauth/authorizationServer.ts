@@ -27,7 +27,7 @@ import { type AbuseLimitSettings, createAbuseLimits, DEFAULT_ABUSE_LIMITS } from
 import { AccessTokenVerifier } from "./accessTokens.js";
 import { purgeExpired, sqlAdapter } from "./adapter.js";
 import { auditClientCredentials } from "./clientCredentialsAudit.js";
-import { rememberConsentForAssuredClients } from "./consentPolicy.js";
+import { askUnlessClientIdentityAssured } from "./consentPolicy.js";
 import type { ResourceAccess } from "./consentSummary.js";
 import { type OAuthDatabase, oauthDatabase } from "./database.js";
 import { applyDefaultScope, type ScopeRequestContext } from "./defaultScope.js";
@@ -232,7 +232,8 @@ export async function createAuthorizationServer(
   let signingKeys: SigningKey[] = await loadSigningKeys(db, opts.secret);
   const { default: Provider, errors, interactionPolicy } = await loadOidcProvider();
   const policy = interactionPolicy.base();
-  rememberConsentForAssuredClients(policy);
+  // RFC 8252 §8.6: consent is remembered only for operator-registered and same-origin CIMD clients.
+  askUnlessClientIdentityAssured(policy, (id) => isFirstParty(id) || isMachineClientId(id));
 
   const configuration: Record<string, unknown> = {
     adapter: withMachineClients(
