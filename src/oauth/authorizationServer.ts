@@ -25,7 +25,7 @@ import type { TokenCheck } from "../authn/oauthToken.js";
 import type { AuditRecord, Store } from "../store/types.js";
 import { type AbuseLimitSettings, createAbuseLimits, DEFAULT_ABUSE_LIMITS } from "./abuseLimits.js";
 import { AccessTokenVerifier } from "./accessTokens.js";
-import { purgeExpired, sqlAdapter } from "./adapter.js";
+import { DEFAULT_UNUSED_CLIENT_TTL_SECONDS, purgeExpired, sqlAdapter } from "./adapter.js";
 import { auditClientCredentials } from "./clientCredentialsAudit.js";
 import { askUnlessClientIdentityAssured } from "./consentPolicy.js";
 import type { ResourceAccess } from "./consentSummary.js";
@@ -42,6 +42,7 @@ import {
   sendPage,
   sendStylesheet,
 } from "./interactions.js";
+import { protectLegacyArtefacts } from "./legacyArtefacts.js";
 import { MachineClientRoster } from "./machineClientRoster.js";
 import {
   defaultMachineClientScope,
@@ -59,6 +60,7 @@ import {
   type SigningKey,
   signingKeySetVersion,
 } from "./signingKeys.js";
+import { artefactKeys } from "./storedArtefacts.js";
 import { reportUnauthorizedClient } from "./unauthorizedClient.js";
 import { findUser } from "./users.js";
 
@@ -90,7 +92,21 @@ export interface AuthorizationServerOptions {
   limits?: AbuseLimitSettings;
   /** The admin console (src/console/) as a first-party confidential client; absent: no console. */
   consoleClient?: FirstPartyClient;
+  /** Bounds on self-registered clients (RFC 7591 §5). Default: DEFAULT_REGISTRATION_LIMITS. */
+  registration?: RegistrationLimits;
 }
+
+export interface RegistrationLimits {
+  /** Most redirect URIs one client may register (DCR and metadata documents alike). */
+  maxRedirectUris: number;
+  /** A dynamically registered client unused for this long is deleted. */
+  unusedClientTtlSeconds: number;
+}
+
+export const DEFAULT_REGISTRATION_LIMITS: RegistrationLimits = {
+  maxRedirectUris: 10,
+  unusedClientTtlSeconds: DEFAULT_UNUSED_CLIENT_TTL_SECONDS,
+};
 
 /**
  * A client that is part of the gateway itself (the admin console): registered statically,
@@ -228,6 +244,16 @@ export async function createAuthorizationServer(
   const upstreamLogin = await discoverUpstream(opts, issuer);
   const firstParty = opts.consoleClient;
   const isFirstParty = (clientId: unknown) => firstParty !== undefined && clientId === firstParty.clientId;
+  const registrationLimits = opts.registration ?? DEFAULT_REGISTRATION_LIMITS;
+  const keys = artefactKeys(opts.secret);
+  const converted = await protectLegacyArtefacts(db, keys, {
+    unusedClientTtlSeconds: registrationLimits.unusedClientTtlSeconds,
+  });
+  if (converted > 0)
+    log.info(
+      { event: "oauth.artefacts_protected", rows: converted },
+      "stored OAuth artefacts hashed and sealed",
+    );
 
   let signingKeys: SigningKey[] = await loadSigningKeys(db, opts.secret);
   const { default: Provider, errors, interactionPolicy } = await loadOidcProvider();
@@ -238,8 +264,11 @@ export async function createAuthorizationServer(
   const configuration: Record<string, unknown> = {
     adapter: withMachineClients(
       // Announced before the revocation is answered, so no replica accepts the grant's tokens after.
-      sqlAdapter(db, Date.now, async () => {
-        await opts.store.mutateCredentials(async () => true);
+      sqlAdapter(db, keys, {
+        onGrantRevoked: async () => {
+          await opts.store.mutateCredentials(async () => true);
+        },
+        unusedClientTtlSeconds: registrationLimits.unusedClientTtlSeconds,
       }),
       db,
       deriveKey(opts.secret, "client-secret-encryption"),
@@ -399,6 +428,11 @@ export async function createAuthorizationServer(
         }
         const uris = metadata.redirect_uris;
         if (!Array.isArray(uris)) return;
+        if (uris.length > registrationLimits.maxRedirectUris) {
+          throw new errors.InvalidClientMetadata(
+            `at most ${registrationLimits.maxRedirectUris} redirect_uris may be registered`,
+          );
+        }
         const applicationType = String(metadata.application_type ?? "web");
         for (const uri of uris) {
           const problem = redirectUriProblem(String(uri), applicationType, environment);
@@ -421,7 +455,9 @@ export async function createAuthorizationServer(
       clientCredentials: { enabled: true },
       userinfo: { enabled: false },
       rpInitiatedLogout: { enabled: false },
-      registration: { enabled: true, initialAccessToken: false },
+      // No registration access token: the RFC 7592 management endpoint (/reg/:id) is not
+      // served, so the token would be one more bearer secret to store for nothing.
+      registration: { enabled: true, initialAccessToken: false, issueRegistrationAccessToken: false },
       revocation: {
         enabled: true,
         allowedPolicy: async (_ctx: unknown, client: OidcClient, token: { clientId?: string }) =>
@@ -508,6 +544,7 @@ export async function createAuthorizationServer(
     resources: new Set(resources.keys()),
     db,
     secret: opts.secret,
+    artefactKeys: keys,
     keys: signingKeys,
     machineClients,
     accessTokenTtlSeconds: accessTtl,

@@ -14,6 +14,9 @@ export function redirectUriProblem(uri: string, applicationType: string, environ
   const url = URL.parse(uri);
   if (url === null) return "is not a URL";
   if (url.hash !== "") return "must not contain a fragment";
+  // RFC 3986 §3.2.1 userinfo: credentials in a URI are deprecated (§7.5) and let a lookalike
+  // host hide behind them on the consent page (https://client.example@evil.example/).
+  if (url.username !== "" || url.password !== "") return "must not contain userinfo";
   if (url.protocol === "https:") return null;
   if (url.protocol === "http:") {
     if (!LOOPBACK_HOSTS.has(url.hostname)) return "must use https (http is allowed for loopback only)";
