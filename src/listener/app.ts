@@ -41,7 +41,7 @@ import type { ListFilter, Upstream } from "../forward/upstream.js";
 import type { ReviewGate } from "../review/gate.js";
 import type { AuditRecord } from "../store/types.js";
 import { type Metrics, methodLabel } from "../telemetry/metrics.js";
-import { allowedHostnames, hostGuard } from "./hostCheck.js";
+import { allowedHostnames, hostGuard, refuseForeignHost, routeHostGuard } from "./hostCheck.js";
 
 export interface Route {
   upstream: Upstream;
@@ -120,6 +120,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const challengeParams = (server: string, route: Route | undefined) =>
     `resource_metadata="${prmUrl(server)}"${route ? `, scope="${route.scopes.join(" ")}"` : ""}`;
   const checkHost = hostGuard(config);
+  const checkRouteHost = routeHostGuard(config);
   if (allowedHostnames(config) === null)
     log.warn(
       "listening on all interfaces without listen.allowedHosts or publicUrl: Host/Origin checks are off",
@@ -138,6 +139,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
           connectionsCheckingInterval: Math.min(1000, config.limits.requestTimeoutMs),
         },
         (req, res) => {
+          const foreignHost = checkRouteHost(req); // DNS rebinding and Host-built URLs, every route
+          if (foreignHost !== null) return refuseForeignHost(res, foreignHost);
           // The built-in authorization server reads its own bodies: hand its routes over unparsed.
           const as = oauth.server;
           if (as !== null && !req.url?.startsWith("/mcp/")) {

@@ -42,6 +42,7 @@ import {
   sendPage,
   sendStylesheet,
 } from "./interactions.js";
+import { pinToIssuer } from "./issuerOrigin.js";
 import { protectLegacyArtefacts } from "./legacyArtefacts.js";
 import { MachineClientRoster } from "./machineClientRoster.js";
 import {
@@ -522,6 +523,7 @@ export async function createAuthorizationServer(
    */
   const buildProvider = (keys: SigningKey[]) => {
     const built = new Provider(issuer, { ...configuration, jwks: jwksOf(keys) });
+    pinToIssuer(built, issuerUrl); // URLs from the issuer, never from the Host header
     reportUnauthorizedClient(built); // before callback(): Koa composes middleware there
     built.on("grant.revoked", (_ctx, grantId) => {
       if (typeof grantId !== "string") return;
