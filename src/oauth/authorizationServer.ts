@@ -565,6 +565,7 @@ export async function createAuthorizationServer(
           issuer,
           secure: https,
           log,
+          keys,
         };
   const signIn = signInDeps === null ? null : federatedSignIn(signInDeps);
   const abuseLimits = createAbuseLimits(opts.limits ?? DEFAULT_ABUSE_LIMITS);
