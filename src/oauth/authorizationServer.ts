@@ -25,7 +25,7 @@ import type { TokenCheck } from "../authn/oauthToken.js";
 import type { AuditRecord, Store } from "../store/types.js";
 import { type AbuseLimitSettings, createAbuseLimits, DEFAULT_ABUSE_LIMITS } from "./abuseLimits.js";
 import { AccessTokenVerifier } from "./accessTokens.js";
-import { DEFAULT_UNUSED_CLIENT_TTL_SECONDS, purgeExpired, sqlAdapter } from "./adapter.js";
+import { purgeExpired, sqlAdapter } from "./adapter.js";
 import { auditClientCredentials } from "./clientCredentialsAudit.js";
 import { askUnlessClientIdentityAssured } from "./consentPolicy.js";
 import type { ResourceAccess } from "./consentSummary.js";
@@ -52,7 +52,13 @@ import {
   withMachineClients,
 } from "./machineClients.js";
 import { loadOidcProvider, type OidcClient, type OidcContext, type OidcGrant } from "./oidcProvider.js";
-import { preReadRegistration, redirectUriProblem, registrationThrottled } from "./registration.js";
+import {
+  DEFAULT_REGISTRATION_LIMITS,
+  preReadRegistration,
+  type RegistrationLimits,
+  redirectUriProblem,
+  registrationThrottled,
+} from "./registration.js";
 import { DEFAULT_MAX_BYTES, type SafeFetchPolicy, safeFetch } from "./safeFetch.js";
 import { deriveKey } from "./secrets.js";
 import {
@@ -96,18 +102,6 @@ export interface AuthorizationServerOptions {
   /** Bounds on self-registered clients (RFC 7591 §5). Default: DEFAULT_REGISTRATION_LIMITS. */
   registration?: RegistrationLimits;
 }
-
-export interface RegistrationLimits {
-  /** Most redirect URIs one client may register (DCR and metadata documents alike). */
-  maxRedirectUris: number;
-  /** A dynamically registered client unused for this long is deleted. */
-  unusedClientTtlSeconds: number;
-}
-
-export const DEFAULT_REGISTRATION_LIMITS: RegistrationLimits = {
-  maxRedirectUris: 10,
-  unusedClientTtlSeconds: DEFAULT_UNUSED_CLIENT_TTL_SECONDS,
-};
 
 /**
  * A client that is part of the gateway itself (the admin console): registered statically,

@@ -5,8 +5,22 @@
  * clients (any port, §7.3), custom schemes for native clients only, never script schemes.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { DEFAULT_UNUSED_CLIENT_TTL_SECONDS } from "./adapter.js";
 
 export const REGISTRATION_BODY_LIMIT = 16 * 1024;
+
+/** Bounds on self-registered clients (RFC 7591 §5: open registration must not exhaust storage). */
+export interface RegistrationLimits {
+  /** Most redirect URIs one client may register (DCR and metadata documents alike). */
+  maxRedirectUris: number;
+  /** A dynamically registered client unused for this long is deleted (./adapter.ts). */
+  unusedClientTtlSeconds: number;
+}
+
+export const DEFAULT_REGISTRATION_LIMITS: RegistrationLimits = {
+  maxRedirectUris: 10,
+  unusedClientTtlSeconds: DEFAULT_UNUSED_CLIENT_TTL_SECONDS,
+};
 const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
 
 /** Why a redirect URI may not be registered, or null when it may ("dev" also allows http loopback for web clients). */
