@@ -317,6 +317,10 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
         refreshTokenTtlSeconds: config.oauth.refreshTokenTtlSeconds,
         limits: config.oauth.limits,
         counters: rateLimitCounters(storeSpec),
+        registration: {
+          maxRedirectUris: config.oauth.registration.maxRedirectUris,
+          unusedClientTtlSeconds: Math.round(config.oauth.registration.unusedClientDays * 86_400),
+        },
         ...(config.oauth.login === undefined ? {} : { login: loginOptions(config.oauth.login) }),
         ...(consoleEnabled ? { consoleClient: consoleClient(secret, url) } : {}),
         log,

@@ -177,6 +177,15 @@ const BuiltinOAuth = z.strictObject({
     .int()
     .min(60)
     .default(14 * 86_400),
+  /** Bounds on self-registered clients (RFC 7591 §5: open registration must not exhaust the store). */
+  registration: z
+    .strictObject({
+      /** Most redirect URIs one client (DCR or metadata document) may register. */
+      maxRedirectUris: z.number().int().min(1).max(100).default(10),
+      /** A dynamically registered client unused for this many days is deleted (it registers again). */
+      unusedClientDays: z.number().positive().default(90),
+    })
+    .prefault({}),
   /**
    * Online password guessing and registration floods (RFC 6819 §4.4.3.6, RFC 7591 §5): counted
    * in PostgreSQL (shared by every replica) when the store is PostgreSQL, else in memory.

@@ -44,7 +44,7 @@ import type { ListFilter, Upstream } from "../forward/upstream.js";
 import type { ReviewGate } from "../review/gate.js";
 import type { AuditRecord } from "../store/types.js";
 import { type Metrics, methodLabel, outcomeLabel } from "../telemetry/metrics.js";
-import { allowedHostnames, hostGuard } from "./hostCheck.js";
+import { allowedHostnames, hostGuard, refuseForeignHost, routeHostGuard } from "./hostCheck.js";
 import { CallerLimits, limitOf, poolShareWarnings } from "./limits.js";
 
 export interface Route {
@@ -128,6 +128,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   for (const warning of poolShareWarnings(config)) log.warn(warning);
   /** Tools and `x-mcp-header` parameters learnt from relayed tools/list results. */
   const listedTools = new ListedTools();
+  const checkRouteHost = routeHostGuard(config);
   if (allowedHostnames(config) === null)
     log.warn(
       "listening on all interfaces without listen.allowedHosts or publicUrl: Host/Origin checks are off",
@@ -146,6 +147,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
           connectionsCheckingInterval: Math.min(1000, config.limits.requestTimeoutMs),
         },
         (req, res) => {
+          const foreignHost = checkRouteHost(req); // DNS rebinding and Host-built URLs, every route
+          if (foreignHost !== null) return refuseForeignHost(res, foreignHost);
           // The built-in authorization server reads its own bodies: hand its routes over unparsed.
           const as = oauth.server;
           if (as !== null && !req.url?.startsWith("/mcp/")) {

@@ -3,7 +3,8 @@
  * a browser tricked into resolving an attacker's name to the gateway still sends the
  * attacker's Host and Origin, so both must name this gateway. Built once at startup.
  */
-import type { IncomingHttpHeaders } from "node:http";
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
+import { isIP } from "node:net";
 import type { Config } from "../config/schema.js";
 
 const LOOPBACK_NAMES = ["localhost", "127.0.0.1", "[::1]", "::1"];
@@ -63,4 +64,51 @@ function hostProblem(headers: IncomingHttpHeaders, allowed: Set<string> | null):
     if (!allowed.has(name)) return `Origin '${origin}' is not an allowed origin (DNS rebinding protection)`;
   }
   return null;
+}
+
+/** Paths that load balancers, orchestrators and scrapers call by the pod's or host's address. */
+const PROBE_PATHS = new Set(["/healthz", "/readyz", "/metrics"]);
+
+function isIpLiteralHost(hostHeader: string): boolean {
+  const name = hostnameOf(hostHeader);
+  return isIP(name.startsWith("[") ? name.slice(1, -1) : name) !== 0;
+}
+
+/**
+ * The Host check for every route outside `/mcp/*` (which checks Host and Origin itself, and
+ * audits the refusal): the authorization server, its metadata, the console, review links.
+ * A DNS-rebinding page always sends its own *name* as Host, so:
+ * - every route needs an allowed Host name. Origin is not checked here: browser-based MCP
+ *   clients call `/token`, `/reg` and the metadata cross-origin (CORS), and the console checks
+ *   the Origin of its own form posts;
+ * - the probes (`/healthz`, `/readyz`, `/metrics`) also accept an IP-literal Host, which is what
+ *   Kubernetes probes and Prometheus scrapes send (`Host: 10.1.2.3:8080`) and which a rebinding
+ *   page cannot send. They build no URL and carry no user data.
+ * Returns the reason a request is refused, or null. Built once at startup.
+ */
+export function routeHostGuard(config: Config): (req: IncomingMessage) => string | null {
+  const allowed = allowedHostnames(config);
+  if (allowed === null) return () => null;
+  const check = hostGuard(config);
+  return (req) => {
+    const url = req.url ?? "/";
+    if (url.startsWith("/mcp/")) return null;
+    const problem = check({ host: req.headers.host });
+    if (problem === null) return null;
+    const host = req.headers.host;
+    if (host !== undefined && PROBE_PATHS.has(url.split("?", 1)[0] as string) && isIpLiteralHost(host))
+      return null;
+    return problem;
+  };
+}
+
+/** 403 for a request naming another host (RFC 9110 §7.2: Host identifies the origin server). */
+export function refuseForeignHost(res: ServerResponse, problem: string): void {
+  const body = JSON.stringify({ error: "invalid_request", error_description: problem });
+  res.writeHead(403, {
+    "content-type": "application/json",
+    "content-length": String(Buffer.byteLength(body)),
+    "cache-control": "no-store",
+  });
+  res.end(body);
 }

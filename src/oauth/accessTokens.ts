@@ -17,6 +17,7 @@ import type { OAuthDatabase } from "./database.js";
 import type { MachineClientRoster } from "./machineClientRoster.js";
 import { isMachineClientId } from "./machineClients.js";
 import { loadSigningKeys, publicJwk, type SigningKey } from "./signingKeys.js";
+import type { ArtefactKeys } from "./storedArtefacts.js";
 
 const TOKEN_CACHE_SIZE = 10_000;
 /** An unknown `kid` reloads the keys from the store at most this often (kid floods). */
@@ -40,6 +41,8 @@ export interface AccessTokenVerifierOptions {
   resources: ReadonlySet<string>;
   db: Kysely<OAuthDatabase>;
   secret: Buffer;
+  /** How grant ids are looked up in the store (./storedArtefacts.ts). */
+  artefactKeys: ArtefactKeys;
   keys: SigningKey[];
   machineClients: MachineClientRoster;
   /** How long a revoked grant is remembered in memory: past the life of any token it issued. */
@@ -204,7 +207,7 @@ export class AccessTokenVerifier {
     }
     const principal = this.principalOf(payload);
     const entry: CachedToken = { principal, audience, grantId, machineClientId: null, until };
-    if (!(await grantIsLive(this.opts.db, grantId))) {
+    if (!(await grantIsLive(this.opts.db, this.opts.artefactKeys, grantId))) {
       this.noteRevoked(grantId);
       return { ok: false, reason: "the token's grant was revoked", credentialId: principal.credentialId };
     }

@@ -6,6 +6,12 @@
  * (RFC 7009 §2.1, refresh-token and code reuse) is one DELETE.
  * Expired rows are invisible to find() and removed by {@link purgeExpired}.
  *
+ * Ids, grant ids, uids and user codes are stored as keyed hashes and payloads sealed
+ * (./storedArtefacts.ts): oidc-provider passes and receives the clear values, the store never
+ * holds them. A dynamically registered client (model `Client`) and its registration access
+ * token expire after `unusedClientTtlSeconds` without use (RFC 7591 §5: registrations must
+ * not accumulate forever); each use of the client pushes its expiry back.
+ *
  * Model `ReplayDetection` (the jti of every client assertion and DPoP proof, RFC 7523 §3
  * item 7) is written insert-if-absent: oidc-provider's replay check
  * (`ReplayDetection.unique`, lib/models/replay_detection.js) looks the jti up and then saves
@@ -16,6 +22,7 @@
  */
 import type { Kysely } from "kysely";
 import type { OAuthDatabase } from "./database.js";
+import { type ArtefactKeys, lookupHash, sealPayload, unsealPayload } from "./storedArtefacts.js";
 
 /** What oidc-provider stores: a JSON object with a few well-known fields. */
 export interface AdapterPayload {
@@ -62,29 +69,54 @@ export class ReplayDetected extends Error {
   }
 }
 
+/** Default life of a dynamically registered client that is never used. */
+export const DEFAULT_UNUSED_CLIENT_TTL_SECONDS = 90 * 86_400;
+/** Models that oidc-provider stores without an expiry and that live as long as a registration. */
+export const REGISTRATION_MODELS = new Set(["Client", "RegistrationAccessToken"]);
+
+export interface SqlAdapterOptions {
+  now?: () => number;
+  /**
+   * Runs (and is awaited) when a grant's record is destroyed (revoked), before oidc-provider
+   * answers: the revocation is announced to other replicas before the client hears it succeeded.
+   */
+  onGrantRevoked?: (grantId: string) => Promise<void>;
+  /** A registered client unused for this long is deleted. Default {@link DEFAULT_UNUSED_CLIENT_TTL_SECONDS}. */
+  unusedClientTtlSeconds?: number;
+}
+
 /** Returns the adapter constructor oidc-provider instantiates once per model name. */
-/**
- * `onGrantRevoked` runs (and is awaited) when a grant's record is destroyed (revoked), before
- * oidc-provider answers: the revocation is announced to other replicas before the client
- * hears it succeeded.
- */
 export function sqlAdapter(
   db: Kysely<OAuthDatabase>,
-  now: () => number = Date.now,
-  onGrantRevoked: (grantId: string) => Promise<void> = async () => {},
+  keys: ArtefactKeys,
+  options: SqlAdapterOptions = {},
 ): OidcAdapterClass {
+  const now = options.now ?? Date.now;
+  const onGrantRevoked = options.onGrantRevoked ?? (async () => {});
+  const clientTtlMs = (options.unusedClientTtlSeconds ?? DEFAULT_UNUSED_CLIENT_TTL_SECONDS) * 1000;
+  // A client's expiry is pushed back at most once per this interval (not a write per request).
+  const slideMs = Math.min(86_400_000, clientTtlMs / 10);
+  const hashed = (value: unknown) => (typeof value === "string" ? lookupHash(keys, value) : null);
+
   return class SqlAdapter implements OidcAdapter {
     constructor(private readonly model: string) {}
 
     async upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
+      const storedId = lookupHash(keys, id);
+      const expiresAt =
+        typeof expiresIn === "number"
+          ? now() + expiresIn * 1000
+          : REGISTRATION_MODELS.has(this.model)
+            ? now() + clientTtlMs
+            : null;
       const row = {
         model: this.model,
-        id,
-        payload: JSON.stringify(payload),
-        grant_id: typeof payload.grantId === "string" ? payload.grantId : null,
-        uid: typeof payload.uid === "string" ? payload.uid : null,
-        user_code: typeof payload.userCode === "string" ? payload.userCode : null,
-        expires_at: typeof expiresIn === "number" ? now() + expiresIn * 1000 : null,
+        id: storedId,
+        payload: sealPayload(keys, this.model, storedId, JSON.stringify(payload)),
+        grant_id: hashed(payload.grantId),
+        uid: hashed(payload.uid),
+        user_code: hashed(payload.userCode),
+        expires_at: expiresAt,
         consumed_at: typeof payload.consumed === "number" ? payload.consumed * 1000 : null,
       };
       if (this.model === REPLAY_DETECTION_MODEL) {
@@ -137,14 +169,34 @@ export function sqlAdapter(
     ): Promise<AdapterPayload | undefined> {
       const row = await db
         .selectFrom("oauth_payloads")
-        .select(["payload", "expires_at", "consumed_at"])
+        .select(["id", "payload", "expires_at", "consumed_at"])
         .where("model", "=", this.model)
-        .where(column, "=", value)
+        .where(column, "=", lookupHash(keys, value))
         .executeTakeFirst();
       if (row === undefined) return undefined;
-      if (row.expires_at !== null && Number(row.expires_at) <= now()) return undefined;
-      const payload = JSON.parse(row.payload) as AdapterPayload;
+      const at = now();
+      if (row.expires_at !== null && Number(row.expires_at) <= at) return undefined;
+      let payload: AdapterPayload;
+      try {
+        payload = JSON.parse(unsealPayload(keys, this.model, row.id, row.payload)) as AdapterPayload;
+      } catch {
+        // Sealed under another server secret, moved from another row, or not sealed at all:
+        // an artefact that cannot be authenticated does not exist.
+        return undefined;
+      }
       if (row.consumed_at !== null) payload.consumed = Math.floor(Number(row.consumed_at) / 1000);
+      if (
+        this.model === "Client" &&
+        row.expires_at !== null &&
+        Number(row.expires_at) - at < clientTtlMs - slideMs
+      ) {
+        await db
+          .updateTable("oauth_payloads")
+          .set({ expires_at: at + clientTtlMs })
+          .where("model", "=", this.model)
+          .where("id", "=", row.id)
+          .execute();
+      }
       return payload;
     }
 
@@ -153,12 +205,16 @@ export function sqlAdapter(
         .updateTable("oauth_payloads")
         .set({ consumed_at: now() })
         .where("model", "=", this.model)
-        .where("id", "=", id)
+        .where("id", "=", lookupHash(keys, id))
         .execute();
     }
 
     async destroy(id: string): Promise<void> {
-      await db.deleteFrom("oauth_payloads").where("model", "=", this.model).where("id", "=", id).execute();
+      await db
+        .deleteFrom("oauth_payloads")
+        .where("model", "=", this.model)
+        .where("id", "=", lookupHash(keys, id))
+        .execute();
       // oidc-provider revokes a grant by destroying its record (helpers/revoke.js).
       if (this.model === "Grant") await onGrantRevoked(id);
     }
@@ -167,7 +223,7 @@ export function sqlAdapter(
       await db
         .deleteFrom("oauth_payloads")
         .where("model", "=", this.model)
-        .where("grant_id", "=", grantId)
+        .where("grant_id", "=", lookupHash(keys, grantId))
         .execute();
     }
   };
@@ -182,6 +238,7 @@ export async function purgeExpired(db: Kysely<OAuthDatabase>, at: number = Date.
 /** True while the grant exists and has not expired (a revoked grant is deleted). */
 export async function grantIsLive(
   db: Kysely<OAuthDatabase>,
+  keys: ArtefactKeys,
   grantId: string,
   at: number = Date.now(),
 ): Promise<boolean> {
@@ -189,7 +246,7 @@ export async function grantIsLive(
     .selectFrom("oauth_payloads")
     .select("expires_at")
     .where("model", "=", "Grant")
-    .where("id", "=", grantId)
+    .where("id", "=", lookupHash(keys, grantId))
     .executeTakeFirst();
   return row !== undefined && (row.expires_at === null || Number(row.expires_at) > at);
 }

@@ -28,7 +28,7 @@ import { type AbuseLimitSettings, createAbuseLimits, DEFAULT_ABUSE_LIMITS } from
 import { AccessTokenVerifier } from "./accessTokens.js";
 import { purgeExpired, sqlAdapter } from "./adapter.js";
 import { auditClientCredentials } from "./clientCredentialsAudit.js";
-import { rememberConsentForAssuredClients } from "./consentPolicy.js";
+import { askUnlessClientIdentityAssured } from "./consentPolicy.js";
 import type { ResourceAccess } from "./consentSummary.js";
 import { type OAuthDatabase, oauthDatabase } from "./database.js";
 import { applyDefaultScope, type ScopeRequestContext } from "./defaultScope.js";
@@ -43,6 +43,8 @@ import {
   sendPage,
   sendStylesheet,
 } from "./interactions.js";
+import { pinToIssuer } from "./issuerOrigin.js";
+import { protectLegacyArtefacts } from "./legacyArtefacts.js";
 import { MachineClientRoster } from "./machineClientRoster.js";
 import {
   defaultMachineClientScope,
@@ -51,7 +53,13 @@ import {
   withMachineClients,
 } from "./machineClients.js";
 import { loadOidcProvider, type OidcClient, type OidcContext, type OidcGrant } from "./oidcProvider.js";
-import { preReadRegistration, redirectUriProblem, registrationThrottled } from "./registration.js";
+import {
+  DEFAULT_REGISTRATION_LIMITS,
+  preReadRegistration,
+  type RegistrationLimits,
+  redirectUriProblem,
+  registrationThrottled,
+} from "./registration.js";
 import { DEFAULT_MAX_BYTES, type SafeFetchPolicy, safeFetch } from "./safeFetch.js";
 import { deriveKey } from "./secrets.js";
 import {
@@ -60,6 +68,7 @@ import {
   type SigningKey,
   signingKeySetVersion,
 } from "./signingKeys.js";
+import { artefactKeys } from "./storedArtefacts.js";
 import { replyStoreOutage, reportStoreOutage } from "./storeOutage.js";
 import { reportUnauthorizedClient } from "./unauthorizedClient.js";
 import { findUser } from "./users.js";
@@ -94,6 +103,8 @@ export interface AuthorizationServerOptions {
   counters?: RateLimitCounters;
   /** The admin console (src/console/) as a first-party confidential client; absent: no console. */
   consoleClient?: FirstPartyClient;
+  /** Bounds on self-registered clients (RFC 7591 §5). Default: DEFAULT_REGISTRATION_LIMITS. */
+  registration?: RegistrationLimits;
 }
 
 /**
@@ -232,17 +243,31 @@ export async function createAuthorizationServer(
   const upstreamLogin = await discoverUpstream(opts, issuer);
   const firstParty = opts.consoleClient;
   const isFirstParty = (clientId: unknown) => firstParty !== undefined && clientId === firstParty.clientId;
+  const registrationLimits = opts.registration ?? DEFAULT_REGISTRATION_LIMITS;
+  const keys = artefactKeys(opts.secret);
+  const converted = await protectLegacyArtefacts(db, keys, {
+    unusedClientTtlSeconds: registrationLimits.unusedClientTtlSeconds,
+  });
+  if (converted > 0)
+    log.info(
+      { event: "oauth.artefacts_protected", rows: converted },
+      "stored OAuth artefacts hashed and sealed",
+    );
 
   let signingKeys: SigningKey[] = await loadSigningKeys(db, opts.secret);
   const { default: Provider, errors, interactionPolicy } = await loadOidcProvider();
   const policy = interactionPolicy.base();
-  rememberConsentForAssuredClients(policy);
+  // RFC 8252 §8.6: consent is remembered only for operator-registered and same-origin CIMD clients.
+  askUnlessClientIdentityAssured(policy, (id) => isFirstParty(id) || isMachineClientId(id));
 
   const configuration: Record<string, unknown> = {
     adapter: withMachineClients(
       // Announced before the revocation is answered, so no replica accepts the grant's tokens after.
-      sqlAdapter(db, Date.now, async () => {
-        await opts.store.mutateCredentials(async () => true);
+      sqlAdapter(db, keys, {
+        onGrantRevoked: async () => {
+          await opts.store.mutateCredentials(async () => true);
+        },
+        unusedClientTtlSeconds: registrationLimits.unusedClientTtlSeconds,
       }),
       db,
       deriveKey(opts.secret, "client-secret-encryption"),
@@ -402,6 +427,11 @@ export async function createAuthorizationServer(
         }
         const uris = metadata.redirect_uris;
         if (!Array.isArray(uris)) return;
+        if (uris.length > registrationLimits.maxRedirectUris) {
+          throw new errors.InvalidClientMetadata(
+            `at most ${registrationLimits.maxRedirectUris} redirect_uris may be registered`,
+          );
+        }
         const applicationType = String(metadata.application_type ?? "web");
         for (const uri of uris) {
           const problem = redirectUriProblem(String(uri), applicationType, environment);
@@ -424,7 +454,9 @@ export async function createAuthorizationServer(
       clientCredentials: { enabled: true },
       userinfo: { enabled: false },
       rpInitiatedLogout: { enabled: false },
-      registration: { enabled: true, initialAccessToken: false },
+      // No registration access token: the RFC 7592 management endpoint (/reg/:id) is not
+      // served, so the token would be one more bearer secret to store for nothing.
+      registration: { enabled: true, initialAccessToken: false, issueRegistrationAccessToken: false },
       revocation: {
         enabled: true,
         allowedPolicy: async (_ctx: unknown, client: OidcClient, token: { clientId?: string }) =>
@@ -489,6 +521,7 @@ export async function createAuthorizationServer(
    */
   const buildProvider = (keys: SigningKey[]) => {
     const built = new Provider(issuer, { ...configuration, jwks: jwksOf(keys) });
+    pinToIssuer(built, issuerUrl); // URLs from the issuer, never from the Host header
     reportUnauthorizedClient(built); // before callback(): Koa composes middleware there
     reportStoreOutage(built);
     built.on("grant.revoked", (_ctx, grantId) => {
@@ -512,6 +545,7 @@ export async function createAuthorizationServer(
     resources: new Set(resources.keys()),
     db,
     secret: opts.secret,
+    artefactKeys: keys,
     keys: signingKeys,
     machineClients,
     accessTokenTtlSeconds: accessTtl,
@@ -530,6 +564,7 @@ export async function createAuthorizationServer(
           issuer,
           secure: https,
           log,
+          keys,
         };
   const signIn = signInDeps === null ? null : federatedSignIn(signInDeps);
   const abuseLimits = createAbuseLimits(opts.limits ?? DEFAULT_ABUSE_LIMITS, {

@@ -1,17 +1,20 @@
 /**
  * When a user's earlier consent may be reused without showing the consent page again
- * (MCP security best practices, "Confused Deputy Problem": consent is kept per user and per
- * client; RFC 8252 §8.6: an authorization server should not process a native client's
- * request without user interaction unless the identity of the client can be assured).
+ * (RFC 8252 §8.6: an authorization server should not process an authorization request from a
+ * client whose identity it cannot assure without user interaction; MCP security best
+ * practices, "Confused Deputy Problem": consent is kept per user and per client).
  *
- * oidc-provider asks every native client again (`native_client_prompt`). Portcullis keeps
- * that rule only where another program could pose as the client:
- * - a Client ID Metadata Document client (its `client_id` is a public https URL) whose
- *   redirect URIs are loopback or custom schemes: any local program can claim that id and
- *   listen on a loopback port, so the user is asked every time;
- * - a dynamically registered client holds an id issued to that one installation, and a
- *   client that receives codes only at https redirect URIs on its own host is reached only
- *   there: their remembered consent is reused (until the grant is revoked or expires).
+ * A client's identity is assured only when nobody else can receive its codes:
+ * - clients the operator registered (the admin console; machine clients never reach here);
+ * - a Client ID Metadata Document client (its `client_id` is an https URL) whose every
+ *   redirect URI is https on the `client_id`'s own origin: the codes reach only the site that
+ *   publishes the document.
+ * Every other client is asked every time, whatever was consented before:
+ * - any dynamically registered client: its `client_id` is public (it travels in every
+ *   authorization URL) and registration proves nothing about who registered;
+ * - loopback and custom-scheme redirects: any program on the machine can listen on a loopback
+ *   port (any port is accepted, RFC 8252 §7.3) or claim a scheme, so a link naming the
+ *   client's id and the attacker's port would otherwise deliver a code with no click.
  */
 import type { OidcClient, OidcContext, OidcInteractionPolicy } from "./oidcProvider.js";
 
@@ -25,29 +28,50 @@ export function isLocalRedirect(uri: string): boolean {
   return true; // custom schemes (cursor://, vscode://) also land on this machine
 }
 
-/** True when the client id is a Client ID Metadata Document URL, which anyone may present. */
-function isMetadataDocumentId(clientId: string): boolean {
-  return clientId.startsWith("https://") || clientId.startsWith("http://");
-}
-
-/** RFC 8252 §8.6: can a remembered consent be reused for this client without asking again? */
-export function clientIdentityAssured(client: Pick<OidcClient, "clientId" | "redirectUris">): boolean {
-  if (!isMetadataDocumentId(client.clientId)) return true;
-  return client.redirectUris.length > 0 && !client.redirectUris.some(isLocalRedirect);
+/** The origin of a Client ID Metadata Document `client_id` (an https URL), else null. */
+function metadataDocumentOrigin(clientId: string): string | null {
+  const url = URL.parse(clientId);
+  return url !== null && url.protocol === "https:" ? url.origin : null;
 }
 
 /**
- * Narrows oidc-provider's `native_client_prompt` check (in the policy from
- * `interactionPolicy.base()`) to clients whose identity is not assured.
+ * RFC 8252 §8.6: can a remembered consent be reused for this client without asking again?
+ * `operatorRegistered` names the clients the operator created (not self-registered).
  */
-export function rememberConsentForAssuredClients(policy: OidcInteractionPolicy): void {
+export function clientIdentityAssured(
+  client: Pick<OidcClient, "clientId" | "redirectUris">,
+  operatorRegistered: (clientId: string) => boolean,
+): boolean {
+  if (operatorRegistered(client.clientId)) return true;
+  const origin = metadataDocumentOrigin(client.clientId);
+  if (origin === null) return false; // dynamically registered (or an http dev document)
+  return (
+    client.redirectUris.length > 0 &&
+    client.redirectUris.every((u) => {
+      const url = URL.parse(u);
+      return url !== null && url.protocol === "https:" && url.origin === origin && !isLocalRedirect(u);
+    })
+  );
+}
+
+/**
+ * Replaces oidc-provider's `native_client_prompt` check (in the policy from
+ * `interactionPolicy.base()`, which asks native clients only) with the rule above: the consent
+ * prompt is requested for every client whose identity is not assured, unless the user has
+ * just answered it in this very interaction.
+ */
+export function askUnlessClientIdentityAssured(
+  policy: OidcInteractionPolicy,
+  operatorRegistered: (clientId: string) => boolean,
+): void {
   const check = policy.get("consent")?.checks.get("native_client_prompt");
   if (check === undefined)
     throw new Error("oidc-provider's consent policy has no native_client_prompt check");
-  const askNative = check.check.bind(check);
   check.check = (ctx: OidcContext) => {
     const client = ctx.oidc.client;
-    if (client !== undefined && clientIdentityAssured(client)) return false;
-    return askNative(ctx);
+    if (client === undefined) return true;
+    if (ctx.oidc.params?.response_type === "none") return false;
+    if (ctx.oidc.result?.consent !== undefined) return false;
+    return !clientIdentityAssured(client, operatorRegistered);
   };
 }

@@ -4,7 +4,7 @@
  * to the interaction and the browser that started it:
  *
  * - begin: the pending login (state, nonce, PKCE verifier) is kept server side in
- *   `oauth_payloads` (model `UpstreamLogin`, keyed by a hash of `state`, 10 minutes), together
+ *   `oauth_payloads` (model `UpstreamLogin`, keyed by a hash of `state`, sealed, 10 minutes), together
  *   with the interaction uid and the hash of a random browser-binding value held in an
  *   HttpOnly, SameSite=Lax cookie scoped to the callback path (RFC 9700 §4.7.1 — CSRF
  *   protection: `state` bound to the user agent; OpenID Connect Core §15.5.2 nonce).
@@ -33,6 +33,7 @@ import {
 } from "./federation.js";
 import { sendPage } from "./interactions.js";
 import type { OidcInteractionRecord, OidcProvider } from "./oidcProvider.js";
+import { type ArtefactKeys, sealPayload, unsealPayload } from "./storedArtefacts.js";
 
 export const UPSTREAM_CALLBACK_PATH = "/oauth/callback";
 const MODEL = "UpstreamLogin";
@@ -54,6 +55,8 @@ export interface FederatedSignInDeps {
   secure: boolean;
   log: Logger;
   now?: () => number;
+  /** The pending login (PKCE verifier, nonce, interaction uid) is sealed at rest (./storedArtefacts.ts). */
+  keys: ArtefactKeys;
 }
 
 export interface FederatedSignIn {
@@ -168,6 +171,7 @@ export function federatedSignIn(deps: FederatedSignInDeps): FederatedSignIn {
           ? existing
           : randomBytes(32).toString("base64url");
       const { url, pending } = await upstream.begin();
+      const storedId = sha256(pending.state);
       const stored: StoredPending = {
         uid,
         nonce: pending.nonce,
@@ -178,10 +182,10 @@ export function federatedSignIn(deps: FederatedSignInDeps): FederatedSignIn {
         .insertInto("oauth_payloads")
         .values({
           model: MODEL,
-          id: sha256(pending.state),
-          payload: JSON.stringify(stored),
+          id: storedId,
+          payload: sealPayload(deps.keys, MODEL, storedId, JSON.stringify(stored)),
           grant_id: null,
-          uid,
+          uid: null,
           user_code: null,
           expires_at: now() + PENDING_TTL_SECONDS * 1000,
           consumed_at: null,
@@ -230,7 +234,17 @@ export function federatedSignIn(deps: FederatedSignInDeps): FederatedSignIn {
           "callback state names no pending login",
         );
       }
-      const pending = JSON.parse(row.payload) as StoredPending;
+      let pending: StoredPending;
+      try {
+        pending = JSON.parse(unsealPayload(deps.keys, MODEL, id, row.payload)) as StoredPending;
+      } catch {
+        return refuse(
+          res,
+          400,
+          "This sign-in attempt is unknown or has expired.",
+          "pending login cannot be unsealed (another server secret, or stored before sealing)",
+        );
+      }
       const binding = readCookie(req, cookieName);
       if (binding === null || !sameHash(sha256(binding), pending.binding)) {
         return refuse(

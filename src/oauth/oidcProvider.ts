@@ -43,6 +43,8 @@ export interface OidcInteractionRecord {
 
 export interface OidcProvider {
   issuer: string;
+  /** Koa's request prototype for this provider (its getters may be redefined). */
+  request: object;
   callback(): (req: IncomingMessage, res: ServerResponse) => void;
   interactionDetails(req: IncomingMessage, res: ServerResponse): Promise<OidcInteraction>;
   interactionFinished(

@@ -5,8 +5,22 @@
  * clients (any port, §7.3), custom schemes for native clients only, never script schemes.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { DEFAULT_UNUSED_CLIENT_TTL_SECONDS } from "./adapter.js";
 
 export const REGISTRATION_BODY_LIMIT = 16 * 1024;
+
+/** Bounds on self-registered clients (RFC 7591 §5: open registration must not exhaust storage). */
+export interface RegistrationLimits {
+  /** Most redirect URIs one client may register (DCR and metadata documents alike). */
+  maxRedirectUris: number;
+  /** A dynamically registered client unused for this long is deleted (./adapter.ts). */
+  unusedClientTtlSeconds: number;
+}
+
+export const DEFAULT_REGISTRATION_LIMITS: RegistrationLimits = {
+  maxRedirectUris: 10,
+  unusedClientTtlSeconds: DEFAULT_UNUSED_CLIENT_TTL_SECONDS,
+};
 const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
 
 /** Why a redirect URI may not be registered, or null when it may ("dev" also allows http loopback for web clients). */
@@ -14,6 +28,9 @@ export function redirectUriProblem(uri: string, applicationType: string, environ
   const url = URL.parse(uri);
   if (url === null) return "is not a URL";
   if (url.hash !== "") return "must not contain a fragment";
+  // RFC 3986 §3.2.1 userinfo: credentials in a URI are deprecated (§7.5) and let a lookalike
+  // host hide behind them on the consent page (https://client.example@evil.example/).
+  if (url.username !== "" || url.password !== "") return "must not contain userinfo";
   if (url.protocol === "https:") return null;
   if (url.protocol === "http:") {
     if (!LOOPBACK_HOSTS.has(url.hostname)) return "must use https (http is allowed for loopback only)";

@@ -4,17 +4,18 @@
  * Considerations: server-side request forgery"), and any `jwks_uri` — guarded against SSRF
  * (MCP security best practices, "Server-Side Request Forgery"):
  * - https only (plain http only to loopback, and only in the "dev" environment);
- * - the host is resolved once, every address is checked (private, loopback, link-local,
- *   CGNAT, multicast, documentation and other special-use ranges, IPv4-mapped and NAT64
- *   IPv6 forms included), and the connection goes to the checked address, so a DNS answer
- *   that changes between check and connect (DNS rebinding) cannot redirect it;
+ * - the host is resolved once, every address must be public unicast (./publicAddress.ts:
+ *   IPv6 forms that embed an IPv4 address are judged by it), and the connection goes to the
+ *   checked address, so a DNS answer that changes between check and connect (DNS rebinding)
+ *   cannot redirect it;
  * - redirects are never followed; the body is capped (64 KiB) and the whole exchange timed
  *   out (5 s).
  */
 import { lookup as dnsLookup } from "node:dns/promises";
 import { request as httpRequest, type IncomingMessage } from "node:http";
 import { request as httpsRequest } from "node:https";
-import { BlockList, isIP, type LookupFunction } from "node:net";
+import { isIP, type LookupFunction } from "node:net";
+import { forbiddenAddressReason, isLoopbackAddress } from "./publicAddress.js";
 
 export const DEFAULT_MAX_BYTES = 64 * 1024;
 export const DEFAULT_TIMEOUT_MS = 5_000;
@@ -52,110 +53,6 @@ export interface SafeFetchInit {
   signal?: AbortSignal;
 }
 
-// Special-use ranges (RFC 6890 and the IANA registries).
-const SPECIAL_V4: Array<[string, number]> = [
-  ["0.0.0.0", 8],
-  ["100.64.0.0", 10],
-  ["192.0.0.0", 24],
-  ["192.0.2.0", 24],
-  ["192.88.99.0", 24],
-  ["198.18.0.0", 15],
-  ["198.51.100.0", 24],
-  ["203.0.113.0", 24],
-  ["224.0.0.0", 4],
-  ["240.0.0.0", 4],
-];
-const PRIVATE_V4: Array<[string, number]> = [
-  ["10.0.0.0", 8],
-  ["172.16.0.0", 12],
-  ["192.168.0.0", 16],
-];
-const LOOPBACK_V4: Array<[string, number]> = [["127.0.0.0", 8]];
-const LINK_LOCAL_V4: Array<[string, number]> = [["169.254.0.0", 16]];
-const SPECIAL_V6: Array<[string, number]> = [
-  ["::", 128],
-  ["64:ff9b::", 96],
-  ["64:ff9b:1::", 48],
-  ["100::", 64],
-  ["2001::", 23],
-  ["2001:db8::", 32],
-  ["2002::", 16],
-  ["fec0::", 10],
-  ["ff00::", 8],
-];
-const PRIVATE_V6: Array<[string, number]> = [["fc00::", 7]];
-const LOOPBACK_V6: Array<[string, number]> = [["::1", 128]];
-const LINK_LOCAL_V6: Array<[string, number]> = [["fe80::", 10]];
-
-function blockList(v4: Array<[string, number]>, v6: Array<[string, number]>): BlockList {
-  const list = new BlockList();
-  for (const [net, prefix] of v4) list.addSubnet(net, prefix, "ipv4");
-  for (const [net, prefix] of v6) list.addSubnet(net, prefix, "ipv6");
-  return list;
-}
-
-const ALWAYS_BLOCKED = blockList([...SPECIAL_V4, ...LINK_LOCAL_V4], [...SPECIAL_V6, ...LINK_LOCAL_V6]);
-const LOCAL_NETWORKS = blockList([...PRIVATE_V4, ...LOOPBACK_V4], [...PRIVATE_V6, ...LOOPBACK_V6]);
-const LOOPBACK = blockList(LOOPBACK_V4, LOOPBACK_V6);
-
-/** `::ffff:a.b.c.d` / `::ffff:abcd:ef01` (and the deprecated `::a.b.c.d`) → the IPv4 address. */
-function embeddedIPv4(address: string): string | null {
-  const groups = expandIPv6(address);
-  if (groups === null) return null;
-  const mapped = groups.slice(0, 5).every((g) => g === 0) && (groups[5] === 0xffff || groups[5] === 0);
-  if (!mapped) return null;
-  if (groups[5] === 0 && (groups[6] ?? 0) === 0) return null; // :: and ::1 are IPv6 proper
-  const hi = groups[6] ?? 0;
-  const lo = groups[7] ?? 0;
-  return `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
-}
-
-function expandIPv6(address: string): number[] | null {
-  let text = address.toLowerCase();
-  const zone = text.indexOf("%");
-  if (zone >= 0) text = text.slice(0, zone);
-  const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
-  if (dotted?.[1] !== undefined) {
-    const octets = dotted[1].split(".").map(Number);
-    const [a = 0, b = 0, c = 0, d = 0] = octets;
-    text = `${text.slice(0, dotted.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
-  }
-  const halves = text.split("::");
-  if (halves.length > 2) return null;
-  const parse = (s: string) => (s === "" ? [] : s.split(":").map((g) => Number.parseInt(g, 16)));
-  const left = parse(halves[0] ?? "");
-  const right = halves.length === 2 ? parse(halves[1] ?? "") : [];
-  const missing = 8 - left.length - right.length;
-  if (missing < 0 || (halves.length === 1 && missing !== 0)) return null;
-  const groups = [...left, ...new Array<number>(missing).fill(0), ...right];
-  return groups.some((g) => Number.isNaN(g) || g < 0 || g > 0xffff) ? null : groups;
-}
-
-/** Why `address` must not be fetched under `environment`, or null when it may be. */
-export function forbiddenAddressReason(address: string, environment: string): string | null {
-  const family = isIP(address);
-  if (family === 0) return "not an IP address";
-  if (family === 6) {
-    const v4 = embeddedIPv4(address);
-    if (v4 !== null) {
-      const inner = forbiddenAddressReason(v4, environment);
-      return inner === null ? null : `IPv4-mapped ${inner}`;
-    }
-  }
-  const type = family === 4 ? "ipv4" : "ipv6";
-  if (ALWAYS_BLOCKED.check(address, type)) return `${address} is a special-use or link-local address`;
-  if (environment !== "dev" && LOCAL_NETWORKS.check(address, type)) {
-    return `${address} is a private or loopback address`;
-  }
-  return null;
-}
-
-function isLoopback(address: string): boolean {
-  const v4 = isIP(address) === 6 ? embeddedIPv4(address) : null;
-  const a = v4 ?? address;
-  return LOOPBACK.check(a, isIP(a) === 4 ? "ipv4" : "ipv6");
-}
-
 async function resolveHost(hostname: string, policy: SafeFetchPolicy): Promise<string[]> {
   const bare = hostname.startsWith("[") ? hostname.slice(1, -1) : hostname;
   if (isIP(bare) !== 0) return [bare];
@@ -184,7 +81,7 @@ export async function checkTarget(url: URL, policy: SafeFetchPolicy): Promise<st
     const reason = forbiddenAddressReason(address, policy.environment);
     if (reason !== null) throw new SafeFetchError("forbidden_address", `${url.hostname}: ${reason}`);
   }
-  if (url.protocol === "http:" && !(policy.environment === "dev" && addresses.every(isLoopback))) {
+  if (url.protocol === "http:" && !(policy.environment === "dev" && addresses.every(isLoopbackAddress))) {
     throw new SafeFetchError("forbidden_scheme", "plain http is refused (allowed to loopback in dev only)");
   }
   return addresses[0] as string;

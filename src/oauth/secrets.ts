@@ -10,7 +10,9 @@ export type KeyPurpose =
   | "signing-key-encryption"
   | "cookie-signing"
   | "interaction-csrf"
-  | "client-secret-encryption";
+  | "client-secret-encryption"
+  | "artefact-lookup"
+  | "artefact-encryption";
 
 const SALT = Buffer.from("portcullis/oauth/v1");
 

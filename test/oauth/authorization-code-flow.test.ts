@@ -6,9 +6,11 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { decodeJwt, decodeProtectedHeader } from "jose";
+import { CookieJar } from "../fixtures/oidc-idp.js";
 import {
   authorizationUrl,
   authorize,
+  browse,
   fullFlow,
   type Harness,
   pkce,
@@ -96,28 +98,51 @@ describe("built-in authorization server: authorization code flow", () => {
     assert.ok(back.searchParams.get("code"));
   });
 
-  it("remembers consent per user per web client across browser sessions", async () => {
+  it("asks a registered web client's user again in a new browser (DCR consent is not remembered)", async () => {
     const redirect = "https://client.example/callback";
     const clientId = await registerClient(h, { application_type: "web", redirect_uris: [redirect] });
     const first = await authorize(authorizationUrl(h, clientId, pkce(), { redirect_uri: redirect }), {
       stopAt: redirect,
     });
     assert.ok(first.searchParams.get("code"));
-    // A new browser (fresh session) signs in again but is not asked to consent again.
+    // A new browser signs in again and is asked again: the consent form is answered "deny".
     const second = await authorize(authorizationUrl(h, clientId, pkce(), { redirect_uri: redirect }), {
       stopAt: redirect,
       decision: "deny",
     });
-    assert.ok(second.searchParams.get("code"), "consent was remembered");
+    assert.equal(second.searchParams.get("error"), "access_denied");
+    assert.equal(second.searchParams.get("code"), null);
   });
 
-  it("remembers consent per user for a registered native client with a loopback redirect", async () => {
+  it("refuses a code to a second loopback port without consent (DCR native client replayed by a local listener)", async () => {
     const clientId = await registerClient(h);
-    const first = await authorize(authorizationUrl(h, clientId, pkce()));
+    const jar = new CookieJar();
+    // Positive control: the user signs in and consents once; the client's own port gets a code.
+    const first = await authorize(authorizationUrl(h, clientId, pkce()), { jar });
     assert.ok(first.searchParams.get("code"));
-    // A new browser signs in again; the consent form would be answered "deny" if it were shown.
-    const second = await authorize(authorizationUrl(h, clientId, pkce()), { decision: "deny" });
-    assert.ok(second.searchParams.get("code"), "consent was remembered for the registered native client");
+    // The attacker knows the public client_id and listens on another loopback port; the user
+    // opens the attacker's link in the same browser (signed-in session, consent given before).
+    const attackerPort = "http://127.0.0.1:50999/";
+    let url = authorizationUrl(h, clientId, pkce(), { redirect_uri: `${attackerPort}callback` });
+    let page = "";
+    for (let hop = 0; hop < 10; hop++) {
+      const res = await browse(jar, url);
+      const location = res.headers.get("location");
+      if (res.status >= 300 && res.status < 400 && location !== null) {
+        await res.arrayBuffer();
+        url = new URL(location, url);
+        assert.ok(!url.href.startsWith(attackerPort), `a code reached the attacker's port: ${url.href}`);
+        continue;
+      }
+      page = await res.text();
+      break;
+    }
+    assert.match(page, /<h1>Authorize access<\/h1>/, "the user is shown the consent page");
+    assert.match(page, /127\.0\.0\.1:50999/, "naming where the answer goes");
+    // Refusing there sends no code; only an explicit Allow would.
+    const denied = await authorize(url, { jar, decision: "deny", stopAt: attackerPort });
+    assert.equal(denied.searchParams.get("error"), "access_denied");
+    assert.equal(denied.searchParams.get("code"), null);
   });
 
   it("does not reuse one client's consent for another client of the same user", async () => {

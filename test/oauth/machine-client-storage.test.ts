@@ -23,11 +23,13 @@ import {
   withMachineClients,
 } from "../../src/oauth/machineClients.js";
 import { deriveKey } from "../../src/oauth/secrets.js";
+import { artefactKeys } from "../../src/oauth/storedArtefacts.js";
 import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/types.js";
 import { createTestDatabase, postgresSkip } from "../helpers/postgres.js";
 
 const SEAL_KEY = deriveKey(randomBytes(32), "client-secret-encryption");
+const ARTEFACT_KEYS = artefactKeys(randomBytes(32));
 const inAWeek = () => new Date(Date.now() + 7 * 86_400_000);
 
 async function until(cond: () => boolean | Promise<boolean>, ms = 2_000): Promise<void> {
@@ -66,7 +68,7 @@ function suite(
       });
       assert.ok(clientSecret);
       const Adapter = withMachineClients(
-        sqlAdapter(oauthDatabase(gateway)),
+        sqlAdapter(oauthDatabase(gateway), ARTEFACT_KEYS),
         oauthDatabase(gateway),
         SEAL_KEY,
         new Set(["mcp"]),
@@ -77,7 +79,7 @@ function suite(
       assert.deepEqual(found?.redirect_uris, []);
       const otherKey = deriveKey(randomBytes(32), "client-secret-encryption");
       const Wrong = withMachineClients(
-        sqlAdapter(oauthDatabase(gateway)),
+        sqlAdapter(oauthDatabase(gateway), ARTEFACT_KEYS),
         oauthDatabase(gateway),
         otherKey,
         new Set(),
@@ -92,7 +94,7 @@ function suite(
     });
 
     it("rejects-concurrent-assertion-replay: the jti store keeps the first of racing writers only", async () => {
-      const Adapter = sqlAdapter(oauthDatabase(gateway));
+      const Adapter = sqlAdapter(oauthDatabase(gateway), ARTEFACT_KEYS);
       const seen = new Adapter(REPLAY_DETECTION_MODEL);
       const id = randomBytes(16).toString("base64url");
       const settled = await Promise.allSettled(
@@ -108,14 +110,14 @@ function suite(
       }
       // Another process (the other store connection) is refused as well.
       await assert.rejects(
-        new (sqlAdapter(oauthDatabase(cli)))(REPLAY_DETECTION_MODEL).upsert(id, {}, 120),
+        new (sqlAdapter(oauthDatabase(cli), ARTEFACT_KEYS))(REPLAY_DETECTION_MODEL).upsert(id, {}, 120),
         ReplayDetected,
       );
       // An expired, not yet purged record no longer blocks the id.
       const stale = randomBytes(16).toString("base64url");
-      const past = new (sqlAdapter(oauthDatabase(gateway), () => Date.now() - 10 * 60_000))(
-        REPLAY_DETECTION_MODEL,
-      );
+      const past = new (sqlAdapter(oauthDatabase(gateway), ARTEFACT_KEYS, {
+        now: () => Date.now() - 10 * 60_000,
+      }))(REPLAY_DETECTION_MODEL);
       await past.upsert(stale, { jti: stale }, 60);
       await seen.upsert(stale, { jti: stale }, 60);
       assert.ok(await seen.find(stale));

@@ -9,12 +9,8 @@ import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
-import {
-  fetchClientIdMetadataDocument,
-  forbiddenAddressReason,
-  SafeFetchError,
-  safeFetch,
-} from "../../src/oauth/safeFetch.js";
+import { forbiddenAddressReason } from "../../src/oauth/publicAddress.js";
+import { fetchClientIdMetadataDocument, SafeFetchError, safeFetch } from "../../src/oauth/safeFetch.js";
 
 const REFUSED = [
   "127.0.0.1",
@@ -48,6 +44,47 @@ describe("SSRF-safe fetch", () => {
   it("allows public addresses", () => {
     assert.equal(forbiddenAddressReason("93.184.216.34", "prod"), null);
     assert.equal(forbiddenAddressReason("2606:4700:4700::1111", "prod"), null);
+  });
+
+  // Every IPv6 form that reaches an IPv4 host through a translator, a relay or the dual stack.
+  const EMBEDDINGS: Array<[string, (v4: string, hex: string) => string]> = [
+    ["IPv4-mapped", (v4) => `::ffff:${v4}`],
+    ["IPv4-mapped, hex", (_v4, hex) => `::ffff:${hex}`],
+    ["IPv4-translated (SIIT)", (v4) => `::ffff:0:${v4}`],
+    ["IPv4-translated, hex", (_v4, hex) => `::ffff:0:${hex}`],
+    ["NAT64 well-known prefix", (v4) => `64:ff9b::${v4}`],
+    ["6to4", (_v4, hex) => `2002:${hex}::1`],
+    ["IPv4-compatible", (v4) => `::${v4}`],
+  ];
+  const hex = (v4: string) => {
+    const [a = 0, b = 0, c = 0, d = 0] = v4.split(".").map(Number);
+    return `${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  };
+  for (const [form, embed] of EMBEDDINGS) {
+    it(`refuses loopback, metadata and private IPv4 smuggled as ${form} IPv6`, () => {
+      for (const inner of ["127.0.0.1", "169.254.169.254", "10.0.0.1", "192.168.1.1", "100.64.0.1"]) {
+        const address = embed(inner, hex(inner));
+        assert.notEqual(forbiddenAddressReason(address, "prod"), null, address);
+      }
+      // Link-local (cloud metadata) stays refused in dev too.
+      assert.notEqual(forbiddenAddressReason(embed("169.254.169.254", "a9fe:a9fe"), "dev"), null);
+    });
+    it(`allows a public IPv4 address as ${form} IPv6`, () => {
+      const address = embed("93.184.216.34", hex("93.184.216.34"));
+      assert.equal(forbiddenAddressReason(address, "prod"), null, address);
+    });
+  }
+
+  it("refuses IPv6 forms whose IPv4 part cannot be located (local-use NAT64, Teredo) and unlisted ranges", () => {
+    for (const address of [
+      "64:ff9b:1::7f00:1",
+      "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+      "2001:db8::1",
+      "ff02::1",
+    ]) {
+      assert.notEqual(forbiddenAddressReason(address, "prod"), null, address);
+    }
+    assert.equal(forbiddenAddressReason("127.1", "prod"), "not an IP address", "classful forms are not IPs");
   });
 
   it("allows loopback in dev but never link-local (cloud metadata)", () => {
