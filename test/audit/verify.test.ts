@@ -11,11 +11,19 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import BetterSqlite3 from "better-sqlite3";
 import { pino } from "pino";
+import { loadCheckpointSigner } from "../../src/audit/checkpoints.js";
 import { purgeExpiredAudit } from "../../src/audit/retention.js";
+import { pinnedTrust, serverSecretTrust } from "../../src/audit/trust.js";
 import { verifyAuditLog } from "../../src/audit/verify.js";
 import { AuditWriter, type AuditWriterOptions } from "../../src/audit/writer.js";
 import { openStore } from "../../src/store/open.js";
 import type { AuditRecord, Store } from "../../src/store/types.js";
+import {
+  deleteHeadAndMoveAnchor,
+  deleteWholeChain,
+  insertUnchainedRecord,
+  rewriteAndResign,
+} from "../helpers/auditTamper.js";
 import { createTestDatabase, postgresSkip } from "../helpers/postgres.js";
 
 const log = pino({ level: "silent" });
@@ -177,7 +185,8 @@ function suite(kind: "sqlite" | "postgres", makeBackend: () => Promise<Backend>)
   it("verify passes after retention purged old records", async () => {
     const { chain, writer } = await writeChain(store, false);
     // Two days later, with one day of retention: everything up to the last checkpoint (20) goes.
-    const result = await purgeExpiredAudit(store, 1, new Date(Date.now() + 2 * 86_400_000));
+    const signer = await loadCheckpointSigner(store, secret);
+    const result = await purgeExpiredAudit(store, 1, signer, new Date(Date.now() + 2 * 86_400_000));
     assert.ok(result.records >= 20);
     let c = await chainOf(chain);
     assert.equal(c.ok, true, JSON.stringify(c.problem));
@@ -191,6 +200,140 @@ function suite(kind: "sqlite" | "postgres", makeBackend: () => Promise<Backend>)
     await backend.sql(`DELETE FROM audit_log WHERE chain = '${chain}' AND chain_seq = 21`);
     c = await chainOf(chain);
     assert.deepEqual([c.ok, c.problem?.kind, c.problem?.seq], [false, "deleted", 21]);
+  });
+
+  // The four store rewrites of issue 10 item 2, each against keys pinned outside the store,
+  // each next to the untouched control that passes. A fresh store per case: the registry
+  // and the unchained records are facts of the whole store.
+  const fresh = async <T>(fn: (b: Backend, s: Store) => Promise<T>): Promise<T> => {
+    const b = await makeBackend();
+    const s = await b.open();
+    try {
+      return await fn(b, s);
+    } finally {
+      await s.close();
+      await b.cleanup();
+    }
+  };
+  /** The key as the operator pinned it at first start (its public half, kept outside the store). */
+  const pinned = async (s: Store) =>
+    pinnedTrust(await s.listAuditSigningKeys(), {
+      publicKeys: [(await loadCheckpointSigner(s, secret)).publicKey],
+      fingerprints: [],
+    });
+  /** A long-running writer with one record, three one-record chains (as CLI commands write), then one more checkpoint of the first. */
+  const gatewayAndCommands = async (s: Store) => {
+    const gateway = await AuditWriter.open(s, log, OPTIONS, secret);
+    await gateway.recordDurable(entry(1));
+    const commands: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const cli = await AuditWriter.open(s, log, OPTIONS, secret);
+      await cli.recordDurable(entry(100 + i));
+      await cli.close();
+      commands.push(cli.chain);
+    }
+    await gateway.recordDurable(entry(2));
+    await gateway.close();
+    return { gateway: gateway.chain, commands };
+  };
+  const kinds = (r: Awaited<ReturnType<typeof verifyAuditLog>>) => [
+    ...r.problems.map((p) => p.kind),
+    ...r.chains.filter((c) => !c.ok).map((c) => c.problem?.kind),
+  ];
+
+  it("rejects-deleted-chain: a whole chain deleted from the middle, the end, or emptied is reported", async () => {
+    for (const victim of [0, 2] as const) {
+      await fresh(async (b, s) => {
+        const { commands } = await gatewayAndCommands(s);
+        const before = await verifyAuditLog(s, { trust: await pinned(s) });
+        assert.equal(before.ok, true, JSON.stringify(before));
+        assert.equal(before.chains.length, 4);
+        await deleteWholeChain(b.sql, commands[victim] as string);
+        const after = await verifyAuditLog(s, { trust: await pinned(s) });
+        assert.equal(after.ok, false, `deleting command chain ${victim} went unnoticed`);
+        assert.ok(kinds(after).includes("deleted_chain"), JSON.stringify(after.problems));
+        assert.ok(!after.chains.some((c) => c.chain === commands[victim]), "the chain is really gone");
+      });
+    }
+    // Records and checkpoints deleted, the registration left behind: an empty registered chain.
+    await fresh(async (b, s) => {
+      const { commands } = await gatewayAndCommands(s);
+      const chain = commands[1] as string;
+      await b.sql(`DELETE FROM audit_log WHERE chain = '${chain}'`);
+      await b.sql(`DELETE FROM audit_checkpoints WHERE chain = '${chain}'`);
+      const report = await verifyAuditLog(s, { trust: await pinned(s) });
+      const c = report.chains.find((x) => x.chain === chain);
+      assert.deepEqual([report.ok, c?.problem?.kind], [false, "deleted"]);
+    });
+  });
+
+  it("rejects-moved-anchor: deleting a chain's head and moving its anchor is not retention", async () => {
+    await fresh(async (b, s) => {
+      const { chain } = await writeChain(s);
+      assert.equal((await verifyAuditLog(s, { trust: await pinned(s) })).ok, true);
+      const anchor = await deleteHeadAndMoveAnchor(b.sql, s, chain);
+      assert.equal(anchor, 10);
+      assert.equal((await s.readAuditChain(chain, 0, 100))[0]?.chain_seq, 11, "records 1..10 are gone");
+      const report = await verifyAuditLog(s, { trust: await pinned(s) });
+      const c = report.chains.find((x) => x.chain === chain);
+      assert.deepEqual([report.ok, c?.problem?.kind, c?.problem?.seq], [false, "bad_anchor", 10]);
+      assert.match(c?.problem?.detail ?? "", /no retention run signed that anchor/);
+    });
+  });
+
+  it("rejects-resigned-store: a key inserted into the store and every checkpoint re-signed with it", async () => {
+    await fresh(async (b, s) => {
+      const { gateway, commands } = await gatewayAndCommands(s);
+      const { chain } = await writeChain(s);
+      const key = (await loadCheckpointSigner(s, secret)).publicKey;
+      assert.equal((await verifyAuditLog(s, { trust: await pinned(s) })).ok, true);
+      await rewriteAndResign(b.sql, s, { chain, seq: 3, reason: "nothing happened" });
+      const stored = await s.listAuditSigningKeys();
+      // The rewrite is consistent: against the keys the store now holds it passes (the old bug) …
+      const unpinned = await verifyAuditLog(s);
+      assert.equal(unpinned.ok, true, JSON.stringify(unpinned));
+      assert.equal(unpinned.trust.source, "store");
+      // … but not against the pinned key, nor against the server secret.
+      for (const t of [
+        pinnedTrust(stored, { publicKeys: [key], fingerprints: [] }),
+        serverSecretTrust(stored, secret),
+      ]) {
+        const report = await verifyAuditLog(s, { trust: t });
+        assert.equal(report.ok, false, `${t.source}: the re-signed store passed`);
+        for (const c of [gateway, chain, ...commands])
+          assert.equal(
+            report.chains.find((x) => x.chain === c)?.problem?.kind,
+            "forged_checkpoint",
+            `${t.source}: ${c}`,
+          );
+        assert.ok(kinds(report).includes("forged_registration"));
+        assert.equal(report.trust.untrusted.length, 1, "the intruder's key is named as not trusted");
+      }
+    });
+  });
+
+  it("rejects-unchained-records-dated-now: records inserted outside any chain", async () => {
+    await fresh(async (b, s) => {
+      // Records from before the hash chain existed (they predate the first chain) are only counted.
+      await insertUnchainedRecord(b.sql, new Date(Date.now() - 86_400_000), "legacy 1");
+      await insertUnchainedRecord(b.sql, new Date(Date.now() - 86_000_000), "legacy 2");
+      await gatewayAndCommands(s);
+      const before = await verifyAuditLog(s, { trust: await pinned(s) });
+      assert.deepEqual([before.ok, before.unchained], [true, 2], JSON.stringify(before.problems));
+
+      await insertUnchainedRecord(b.sql, new Date());
+      const now = await verifyAuditLog(s, { trust: await pinned(s) });
+      assert.equal(now.ok, false);
+      assert.ok(kinds(now).every((k) => k === "unchained_records"));
+      assert.match(now.problems.map((p) => p.detail).join("\n"), /after the hash chain began/);
+    });
+    await fresh(async (b, s) => {
+      await gatewayAndCommands(s);
+      // Back-dated to before the chain began: still more unchained records than entry 1 signed.
+      await insertUnchainedRecord(b.sql, new Date(Date.now() - 365 * 86_400_000));
+      const report = await verifyAuditLog(s, { trust: await pinned(s) });
+      assert.deepEqual([report.ok, kinds(report)], [false, ["unchained_records"]]);
+    });
   });
 
   // Replicas share PostgreSQL (two SQLite connections writing from one thread would deadlock),

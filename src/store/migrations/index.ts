@@ -12,6 +12,7 @@ import { toolPins } from "./004_tool_pins.js";
 import { auditDecisions } from "./005_audit_decisions.js";
 import { auditChain } from "./006_audit_chain.js";
 import { approvals } from "./007_approvals.js";
+import { auditRegistry } from "./008_audit_registry.js";
 
 export type StoreDialect = "sqlite" | "postgres";
 
@@ -24,6 +25,7 @@ export function migrations(dialect: StoreDialect): Record<string, Migration> {
     "005_audit_decisions": auditDecisions(dialect),
     "006_audit_chain": auditChain(dialect),
     "007_approvals": approvals(dialect),
+    "008_audit_registry": auditRegistry(dialect),
   };
 }
 
