@@ -18,7 +18,9 @@
  * and, for the store as a whole (src/audit/registry.ts): `deleted_chain` (a hole in the signed
  * registry of chains, or a checkpoint naming a registry entry that is gone),
  * `forged_registration`, and `unchained_records` (records outside any chain that are not the
- * ones that existed before the registry: inserted later).
+ * ones that existed before the registry: inserted later); with `--checkpoints`, every
+ * checkpoint the gateway logged must still be backed by the store
+ * (src/audit/loggedCheckpoints.ts).
  *
  * Records are read in pages, so memory stays flat for large logs. Only the public keys are
  * needed: this runs without the server secret.
@@ -27,6 +29,7 @@ import type { KeyObject } from "node:crypto";
 import type { AuditChainInfo, AuditCheckpoint, Store } from "../store/types.js";
 import { auditRecordHash, GENESIS_HASH } from "./chain.js";
 import { anchorPayload, checkpointSignatureValid, signatureValid } from "./checkpoints.js";
+import { compareLoggedCheckpoints, type LoggedCheckpointProblem } from "./loggedCheckpoints.js";
 import { checkRegistry, type RegistryCheck, type RegistryProblemKind } from "./registry.js";
 import { type KeyTrust, storeTrust } from "./trust.js";
 
@@ -63,7 +66,7 @@ export interface ChainReport {
 
 /** A problem of the store as a whole rather than of one chain. */
 export interface LogProblem {
-  kind: RegistryProblemKind | "unchained_records";
+  kind: RegistryProblemKind | LoggedCheckpointProblem["kind"] | "unchained_records";
   chain: string | null;
   detail: string;
 }
@@ -75,6 +78,8 @@ export interface VerifyReport {
   trust: { source: KeyTrust["source"]; keys: string[]; untrusted: string[] };
   chains: ChainReport[];
   problems: LogProblem[];
+  /** Checkpoints from the gateway's log compared with the store (`--checkpoints`). */
+  loggedCheckpoints: number;
   /** Records written before migration 006 (no chain): reported, not verifiable. */
   unchained: number;
 }
@@ -83,7 +88,12 @@ const PAGE = 5000;
 
 export async function verifyAuditLog(
   store: Store,
-  opts: { chain?: string; trust?: KeyTrust } = {},
+  opts: {
+    chain?: string;
+    trust?: KeyTrust;
+    /** Checkpoints copied from the gateway's log, to compare with the store. */
+    logged?: readonly AuditCheckpoint[];
+  } = {},
 ): Promise<VerifyReport> {
   const trust = opts.trust ?? storeTrust(await store.listAuditSigningKeys());
   const keys = trust.keys;
@@ -117,11 +127,16 @@ export async function verifyAuditLog(
     });
   }
   problems.push(...unchainedProblems(inLog, registry, registered));
+  if (opts.logged !== undefined) {
+    const logged = opts.logged.filter((c) => wanted(c.chain));
+    problems.push(...(await compareLoggedCheckpoints(store, logged, keys)));
+  }
   return {
     ok: chains.every((c) => c.ok) && problems.length === 0,
     trust: { source: trust.source, keys: [...keys.keys()], untrusted: trust.untrusted },
     chains,
     problems,
+    loggedCheckpoints: opts.logged?.length ?? 0,
     unchained: inLog.unchained,
   };
 }

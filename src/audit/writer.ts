@@ -249,6 +249,8 @@ export class AuditWriter {
             chain: c.chain,
             seq: c.chainSeq,
             hash: c.hash,
+            at: c.at.getTime(),
+            registry: c.registry ?? null,
             keyId: c.keyId,
             signature: c.signature,
           },

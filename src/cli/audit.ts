@@ -10,6 +10,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Command, CommanderError } from "commander";
 import { auditKeyFingerprint, keySealedUnder } from "../audit/checkpoints.js";
 import { auditRecordLine, auditRecordView, otelLogsDocument } from "../audit/export.js";
+import { parseLoggedCheckpoints } from "../audit/loggedCheckpoints.js";
 import {
   type KeyTrust,
   normaliseFingerprint,
@@ -94,12 +95,21 @@ interface VerifyOpts {
   chain?: string;
   publicKey: string[];
   keyFingerprint: string[];
+  checkpoints: string[];
   trustStoreKeys?: boolean;
   json?: boolean;
 }
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
+}
+
+function readFlagFile(file: string, flag: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (err) {
+    throw new ConfigError(`${flag} '${file}': ${err instanceof Error ? err.message : String(err)}`);
+  }
 }
 
 function readServerSecret(loaded: LoadedConfig): Buffer | null {
@@ -115,12 +125,7 @@ async function resolveTrust(store: Store, opts: VerifyOpts, loaded: LoadedConfig
   const stored = await store.listAuditSigningKeys();
   if (opts.publicKey.length > 0 || opts.keyFingerprint.length > 0) {
     const publicKeys = opts.publicKey.flatMap((file) => {
-      let text: string;
-      try {
-        text = readFileSync(file, "utf8");
-      } catch (err) {
-        throw new ConfigError(`--public-key '${file}': ${err instanceof Error ? err.message : String(err)}`);
-      }
+      const text = readFlagFile(file, "--public-key");
       try {
         return parsePublicKeys(text, `--public-key '${file}'`);
       } catch (err) {
@@ -150,6 +155,8 @@ function verifyText(report: VerifyReport, ok: boolean, opts: VerifyOpts): string
       `${opts.trustStoreKeys ? "WARNING" : "UNPINNED"}: no key pinned outside the store (--public-key, --key-fingerprint) and no server secret here:`,
       "  this cannot rule out a store rewritten and re-signed with a key inserted into audit_signing_keys.",
     );
+  if (report.loggedCheckpoints > 0)
+    lines.push(`compared with ${report.loggedCheckpoints} checkpoints from the gateway's log`);
   if (report.trust.untrusted.length > 0)
     lines.push(`not trusted: key(s) ${report.trust.untrusted.join(", ")} in audit_signing_keys`);
   for (const c of report.chains)
@@ -196,6 +203,12 @@ export function registerAuditCommands(program: Command, deps: AuditCliDeps): voi
       [],
     )
     .option(
+      "--checkpoints <log file>",
+      "compare with the checkpoints the gateway wrote to this log (event audit.checkpoint): shows chains deleted or cut back after they were logged; repeatable",
+      collect,
+      [],
+    )
+    .option(
       "--trust-store-keys",
       "with no pinned key and no server secret, accept the keys the store holds (integrity only: a re-signed store passes)",
     )
@@ -203,9 +216,13 @@ export function registerAuditCommands(program: Command, deps: AuditCliDeps): voi
     .action(async (opts: VerifyOpts) => {
       await deps.withStore(opts, async (store, loaded) => {
         const trust = await resolveTrust(store, opts, loaded);
+        const logged = opts.checkpoints.flatMap((file) =>
+          parseLoggedCheckpoints(readFlagFile(file, "--checkpoints")),
+        );
         const report = await verifyAuditLog(store, {
           trust,
           ...(opts.chain === undefined ? {} : { chain: opts.chain }),
+          ...(opts.checkpoints.length === 0 ? {} : { logged }),
         });
         if (opts.chain !== undefined && report.chains.length === 0) {
           throw new ConfigError(`--chain '${opts.chain}': no such chain`);

@@ -12,6 +12,7 @@ import { after, before, describe, it } from "node:test";
 import BetterSqlite3 from "better-sqlite3";
 import { pino } from "pino";
 import { loadCheckpointSigner } from "../../src/audit/checkpoints.js";
+import { parseLoggedCheckpoints } from "../../src/audit/loggedCheckpoints.js";
 import { purgeExpiredAudit } from "../../src/audit/retention.js";
 import { pinnedTrust, serverSecretTrust } from "../../src/audit/trust.js";
 import { verifyAuditLog } from "../../src/audit/verify.js";
@@ -264,6 +265,35 @@ function suite(kind: "sqlite" | "postgres", makeBackend: () => Promise<Backend>)
       const report = await verifyAuditLog(s, { trust: await pinned(s) });
       const c = report.chains.find((x) => x.chain === chain);
       assert.deepEqual([report.ok, c?.problem?.kind], [false, "deleted"]);
+    });
+  });
+
+  it("rejects-rolled-back-store: the checkpoints the gateway logged show the newest chain deleted", async () => {
+    await fresh(async (b, s) => {
+      const lines: string[] = [];
+      const logged = pino({ level: "info" }, { write: (l: string) => void lines.push(l) });
+      const gateway = await AuditWriter.open(s, logged, OPTIONS, secret);
+      await gateway.recordDurable(entry(1));
+      const cli = await AuditWriter.open(s, log, OPTIONS, secret);
+      await cli.recordDurable(entry(2));
+      await cli.close();
+      await gateway.recordDurable(entry(3));
+      await gateway.close(); // its checkpoint names the command's registry entry, in the store and the log
+      const checkpoints = parseLoggedCheckpoints(lines.join("\n"));
+      assert.equal(checkpoints.length, 1);
+      assert.equal((await verifyAuditLog(s, { trust: await pinned(s), logged: checkpoints })).ok, true);
+
+      // Roll back: the newest chain and the one checkpoint that saw it. The store alone is consistent …
+      await deleteWholeChain(b.sql, cli.chain);
+      await b.sql(`DELETE FROM audit_checkpoints WHERE chain = '${gateway.chain}'`);
+      assert.equal((await verifyAuditLog(s, { trust: await pinned(s) })).ok, true);
+      // … the log is not.
+      const report = await verifyAuditLog(s, { trust: await pinned(s), logged: checkpoints });
+      assert.equal(report.ok, false);
+      assert.deepEqual(
+        report.problems.map((p) => p.kind),
+        ["deleted_chain"],
+      );
     });
   });
 
