@@ -191,14 +191,6 @@ export class AuditWriter {
         this.registered ||= tail !== null;
         this.resync = false;
       }
-      const now = Date.now();
-      const due =
-        this.seq + batch.length > this.checkpointSeq &&
-        (this.forceCheckpoint ||
-          this.seq + batch.length - this.checkpointSeq >= this.opts.checkpointEvery ||
-          now - this.lastCheckpointAt >= this.opts.checkpointIntervalSeconds * 1000);
-      // A checkpoint names the newest registry entry, so deleting the newest chains shows too.
-      const registry = due ? await this.store.auditRegistryTail() : null;
       const args = await this.redactor.redact(batch.map((p) => p.entry.arguments));
       let seq = this.seq;
       let prev = this.lastHash;
@@ -217,7 +209,15 @@ export class AuditWriter {
         return record;
       });
       const checkpoints: AuditCheckpoint[] = [];
-      if (due) {
+      const now = Date.now();
+      if (
+        seq > this.checkpointSeq &&
+        (this.forceCheckpoint ||
+          seq - this.checkpointSeq >= this.opts.checkpointEvery ||
+          now - this.lastCheckpointAt >= this.opts.checkpointIntervalSeconds * 1000)
+      ) {
+        // A checkpoint names the newest registry entry, so deleting the newest chains shows too.
+        const registry = await this.store.auditRegistryTail();
         checkpoints.push(
           this.signer.sign({
             chain: this.chain,
@@ -233,7 +233,7 @@ export class AuditWriter {
         this.registered || records.length === 0
           ? undefined
           : newRegistration(this.chain, this.startedAt, this.signer);
-      // No await between hashing and the row mapping inside appendAuditChain: what is hashed is what is stored.
+      // Nothing changes a record between hashing and the row mapping inside appendAuditChain: what is hashed is what is stored.
       await this.store.appendAuditChain(records, checkpoints, register);
       if (register !== undefined) this.registered = true;
       this.seq = seq;
