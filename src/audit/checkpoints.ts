@@ -76,62 +76,77 @@ export interface CheckpointSigner {
   signBytes(payload: Buffer): string;
 }
 
-/**
- * The public key of a stored key record, derived from its private half unsealed under the
- * server secret, or null when it does not unseal or does not match the stored public key: a
- * key an intruder inserted without the secret.
- */
-export function keySealedUnder(record: AuditSigningKeyRecord, secret: Buffer): KeyObject | null {
+/** The private key of a stored record, when it unseals under `secret` and matches its public half. */
+function unsealedPrivateKey(record: AuditSigningKeyRecord, secret: Buffer): KeyObject | null {
   try {
     const privateKey = createPrivateKey(unseal(sealingKey(secret), record.privateKeySealed, record.id));
     const publicKey = createPublicKey(privateKey);
-    const stored = createPublicKey(record.publicKey);
-    return publicKey.equals(stored) && auditKeyId(publicKey) === record.id ? publicKey : null;
+    return publicKey.equals(createPublicKey(record.publicKey)) && auditKeyId(publicKey) === record.id
+      ? privateKey
+      : null;
   } catch {
     return null;
   }
 }
 
 /**
- * The newest checkpoint key, generated (and stored sealed) when the store has none. Throws
- * when the key cannot be unsealed: the server secret differs from the one that sealed it.
+ * The public key of a stored key record, derived from its private half unsealed under the
+ * server secret, or null when it does not unseal or does not match the stored public key: a
+ * key an intruder inserted without the secret.
+ */
+export function keySealedUnder(record: AuditSigningKeyRecord, secret: Buffer): KeyObject | null {
+  const privateKey = unsealedPrivateKey(record, secret);
+  return privateKey === null ? null : createPublicKey(privateKey);
+}
+
+/**
+ * The newest checkpoint key sealed under `secret`, generated (and stored sealed) when the store
+ * has none. Keys that do not unseal are skipped: a row inserted without the secret neither
+ * signs nor stops the gateway. Throws when no key unseals: the server secret differs from the
+ * one that sealed them.
  */
 export async function loadCheckpointSigner(
   store: Store,
   secret: Buffer,
   now = new Date(),
 ): Promise<CheckpointSigner> {
-  const key = sealingKey(secret);
-  let record = (await store.listAuditSigningKeys())[0];
-  let created = false;
-  if (record === undefined) {
+  let records = await store.listAuditSigningKeys();
+  let generated: string | null = null;
+  if (records.length === 0) {
     const pair = generateKeyPairSync("ed25519");
-    const id = auditKeyId(pair.publicKey);
+    generated = auditKeyId(pair.publicKey);
     await store.insertAuditSigningKey({
-      id,
+      id: generated,
       publicKey: pair.publicKey.export({ format: "pem", type: "spki" }).toString(),
-      privateKeySealed: seal(key, pair.privateKey.export({ format: "pem", type: "pkcs8" }).toString(), id),
+      privateKeySealed: seal(
+        sealingKey(secret),
+        pair.privateKey.export({ format: "pem", type: "pkcs8" }).toString(),
+        generated,
+      ),
       createdAt: now,
     });
     // Another replica may have stored its key at the same moment: all sign with the newest.
-    record = (await store.listAuditSigningKeys())[0] as AuditSigningKeyRecord;
-    created = record.id === id;
+    records = await store.listAuditSigningKeys();
   }
-  let privateKey: KeyObject;
-  try {
-    privateKey = createPrivateKey(unseal(key, record.privateKeySealed, record.id));
-  } catch {
+  let record: AuditSigningKeyRecord | undefined;
+  let privateKey: KeyObject | null = null;
+  for (record of records) {
+    privateKey = unsealedPrivateKey(record, secret);
+    if (privateKey !== null) break;
+  }
+  if (record === undefined || privateKey === null) {
     throw new Error(
-      `audit checkpoint key ${record.id} cannot be decrypted: the server secret differs from the one that sealed it`,
+      `audit checkpoint key ${records[0]?.id} cannot be decrypted: the server secret differs from the one that sealed it`,
     );
   }
   const keyId = record.id;
-  const signBytes = (payload: Buffer) => sign(null, payload, privateKey).toString("base64url");
+  const signing = privateKey;
+  const signBytes = (payload: Buffer) => sign(null, payload, signing).toString("base64url");
   return {
     keyId,
     // Derived from the private key, not read from the store's public column.
     publicKey: createPublicKey(privateKey),
-    created,
+    created: keyId === generated,
     signBytes,
     sign(c) {
       return { ...c, keyId, signature: signBytes(checkpointPayload(c)) };

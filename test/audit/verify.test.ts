@@ -4,14 +4,14 @@
  * the way an intruder with write access would, and `verifyAuditLog` must name the break.
  */
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import BetterSqlite3 from "better-sqlite3";
 import { pino } from "pino";
-import { loadCheckpointSigner } from "../../src/audit/checkpoints.js";
+import { auditKeyId, loadCheckpointSigner } from "../../src/audit/checkpoints.js";
 import { parseLoggedCheckpoints } from "../../src/audit/loggedCheckpoints.js";
 import { purgeExpiredAudit } from "../../src/audit/retention.js";
 import { pinnedTrust, serverSecretTrust } from "../../src/audit/trust.js";
@@ -339,6 +339,25 @@ function suite(kind: "sqlite" | "postgres", makeBackend: () => Promise<Backend>)
         assert.ok(kinds(report).includes("forged_registration"));
         assert.equal(report.trust.untrusted.length, 1, "the intruder's key is named as not trusted");
       }
+    });
+  });
+
+  it("ignores-inserted-signing-key: a key row inserted without the secret neither signs nor stops the writer", async () => {
+    await fresh(async (b, s) => {
+      const genuine = (await loadCheckpointSigner(s, secret)).keyId;
+      const pair = generateKeyPairSync("ed25519");
+      const id = auditKeyId(pair.publicKey);
+      const pem = pair.publicKey.export({ format: "pem", type: "spki" }).toString();
+      await b.sql(
+        `INSERT INTO audit_signing_keys (id, public_key, private_key_sealed, created_at) VALUES ('${id}', '${pem}', 'v1.AAAA.AAAA.AAAA', ${Date.now() + 60_000})`,
+      );
+      assert.equal((await s.listAuditSigningKeys())[0]?.id, id, "the intruder's key is the newest row");
+      const { chain } = await writeChain(s);
+      assert.ok((await s.listAuditCheckpoints(chain)).every((c) => c.keyId === genuine));
+      const report = await verifyAuditLog(s, {
+        trust: serverSecretTrust(await s.listAuditSigningKeys(), secret),
+      });
+      assert.deepEqual([report.ok, report.trust.keys, report.trust.untrusted], [true, [genuine], [id]]);
     });
   });
 
