@@ -342,6 +342,34 @@ function suite(kind: "sqlite" | "postgres", makeBackend: () => Promise<Backend>)
     });
   });
 
+  it("rejects-deleted-chain after an upgrade: chains older than the registry are listed by its first entry", async () => {
+    await fresh(async (b, s) => {
+      const { chain: old } = await writeChain(s);
+      // Turn it into a chain written before migration 008: no registration, v1 checkpoints.
+      const signer = await loadCheckpointSigner(s, secret);
+      for (const c of await s.listAuditCheckpoints(old)) {
+        const v1 = signer.sign({ ...c, registry: null });
+        await b.sql(
+          `UPDATE audit_checkpoints SET signature = '${v1.signature}', registry_seq = NULL, registry_hash = NULL WHERE chain = '${old}' AND chain_seq = ${c.chainSeq}`,
+        );
+      }
+      await b.sql(
+        `UPDATE audit_chains SET reg_seq = NULL, prev_reg_hash = NULL, reg_hash = NULL, reg_legacy = NULL, reg_key_id = NULL, reg_signature = NULL WHERE chain = '${old}'`,
+      );
+      assert.equal((await verifyAuditLog(s, { trust: await pinned(s) })).ok, true, "an older store verifies");
+      await writeChain(s); // the first registration lists the older chain
+      const upgraded = await verifyAuditLog(s, { trust: await pinned(s) });
+      assert.deepEqual([upgraded.ok, upgraded.chains.length], [true, 2], JSON.stringify(upgraded.problems));
+      await deleteWholeChain(b.sql, old);
+      const report = await verifyAuditLog(s, { trust: await pinned(s) });
+      assert.equal(report.ok, false);
+      assert.deepEqual(
+        report.problems.map((p) => [p.kind, p.chain]),
+        [["deleted_chain", old]],
+      );
+    });
+  });
+
   it("ignores-inserted-signing-key: a key row inserted without the secret neither signs nor stops the writer", async () => {
     await fresh(async (b, s) => {
       const genuine = (await loadCheckpointSigner(s, secret)).keyId;
