@@ -107,6 +107,7 @@ function postgresBackend(): Backend {
 function suite(name: string, backend: Backend): void {
   const dir = tempDir("portcullis-audit-rewrites-");
   const pinned = join(dir, "audit-key.pem");
+  const gatewayLog = join(dir, "gateway.log");
   let printed: { fingerprint: string; publicKey: string } | undefined;
   const verify = async (args: string[]) => {
     const r = await runCli(["audit", "verify", "--json", ...args]);
@@ -161,9 +162,14 @@ function suite(name: string, backend: Backend): void {
       assert.ok(created, "first start prints the new audit checkpoint key");
       printed = { fingerprint: String(created.fingerprint), publicKey: String(created.publicKey) };
       writeFileSync(pinned, printed.publicKey);
+      // A refused request: the gateway's own chain gets a record (and a checkpoint at stop).
+      const refused = await fetch(gw.endpoint("demo"), { method: "POST", body: "{}" });
+      assert.equal(refused.status, 401);
       for (const n of ["alpha", "bravo", "charlie"]) await gw.cli(["keys", "create", "--name", n]);
     } finally {
       await gw.stop();
+      // The operator ships the gateway's log elsewhere; its checkpoints are compared with the store.
+      writeFileSync(gatewayLog, `${gw.logs.map((l) => JSON.stringify(l)).join("\n")}\n`);
     }
   });
   after(async () => {
@@ -222,6 +228,45 @@ function suite(name: string, backend: Backend): void {
   it(`${name}: rejects-unchained-records-dated-now`, async () => {
     const { kinds } = await attacked(async (copy) => insertUnchainedRecord(copy.sql, new Date()));
     assert.ok(kinds.length > 0 && kinds.every((k) => k === "unchained_records"), kinds.join());
+  });
+
+  it(`${name}: rejects-rolled-back-store (the checkpoints in the gateway's log)`, async () => {
+    const copy = await backend.copy(dir);
+    try {
+      const store = await openStore(copy.spec);
+      try {
+        const chains = await commandChains(store);
+        const gatewayChain = chains[0] as string;
+        assert.ok(
+          (await store.listAuditCheckpoints(gatewayChain)).length > 0,
+          "the gateway checkpointed at stop",
+        );
+        // Roll back: the newest chain, and the gateway's checkpoint that saw it.
+        await deleteWholeChain(copy.sql, chains.at(-1) as string);
+        await copy.sql(`DELETE FROM audit_checkpoints WHERE chain = '${gatewayChain}'`);
+      } finally {
+        await store.close();
+      }
+      // Consistent with itself: the store alone cannot show it …
+      const alone = await verify(["--config", copy.config, "--public-key", pinned]);
+      assert.equal(alone.code, 0, JSON.stringify(alone.report.problems));
+      // … the gateway's log does.
+      const logged = await verify([
+        "--config",
+        copy.config,
+        "--public-key",
+        pinned,
+        "--checkpoints",
+        gatewayLog,
+      ]);
+      assert.equal(logged.code, 1);
+      assert.ok(
+        logged.report.problems.some((p) => p.kind === "deleted_chain"),
+        JSON.stringify(logged.report.problems),
+      );
+    } finally {
+      await copy.drop();
+    }
   });
 
   it(`${name}: without a pinned key verify fails, saying it cannot rule out a re-signed store`, async () => {
