@@ -222,12 +222,18 @@ async function verifyChain(
         `checkpoint at seq ${c.chainSeq} counts ${c.count} records`,
       );
     }
-    // The registry entry the writer saw when it signed must still be there, unchanged.
-    if (c.registry != null && registry.hashes.get(c.registry.seq) !== c.registry.hash) {
+    // The registry entry the writer saw when it signed must still be there, unchanged (reported
+    // once per chain: its later checkpoints saw the same or later entries).
+    const seen = c.registry;
+    if (
+      seen != null &&
+      registry.hashes.get(seen.seq) !== seen.hash &&
+      !problems.some((p) => p.kind === "deleted_chain" && p.chain === info.chain)
+    ) {
       problems.push({
         kind: "deleted_chain",
         chain: info.chain,
-        detail: `checkpoint ${info.chain}@${c.chainSeq} saw registry entry ${c.registry.seq}, which is gone or changed: chains registered by then were deleted`,
+        detail: `checkpoint ${info.chain}@${c.chainSeq} saw registry entry ${seen.seq}, which is gone or changed: chains registered by then were deleted`,
       });
     }
   }
