@@ -154,11 +154,6 @@ export async function loadCheckpointSigner(
   };
 }
 
-/** Public keys by id, for verification. */
-export function publicKeys(records: readonly AuditSigningKeyRecord[]): Map<string, KeyObject> {
-  return new Map(records.map((r) => [r.id, createPublicKey(r.publicKey)]));
-}
-
 /** Whether `signature` (base64url) over `payload` verifies under the trusted key `keyId`. */
 export function signatureValid(
   payload: Buffer,
