@@ -24,7 +24,6 @@
  * record refused alone is stored as its hash ({@link refusedRecord}): the records behind it
  * go on, and a durable caller is answered (committed or refused), never left waiting.
  */
-import { hostname } from "node:os";
 import type { Logger } from "pino";
 import { chainedAuditToRow } from "../store/rows.js";
 import type { AuditCheckpoint, AuditRecord, ChainedAuditRecord, Store } from "../store/types.js";
@@ -35,7 +34,7 @@ import {
   type HashedAuditFields,
   newChainId,
 } from "./chain.js";
-import { type CheckpointSigner, loadCheckpointSigner } from "./checkpoints.js";
+import { auditKeyFingerprint, type CheckpointSigner, loadCheckpointSigner } from "./checkpoints.js";
 import {
   type ArgumentsMode,
   type ArgumentsRedactor,
@@ -43,6 +42,7 @@ import {
   DEFAULT_REDACTION_LIMITS,
   type RedactionLimits,
 } from "./redact.js";
+import { newRegistration } from "./registry.js";
 import { purgeExpiredAudit } from "./retention.js";
 import { refusedRecord, storableRecord } from "./storable.js";
 
@@ -86,6 +86,9 @@ export class AuditWriter {
   private checkpointSeq = 0;
   private lastCheckpointAt = Date.now();
   private resync = false;
+  /** The chain joins the signed registry with its first records (src/audit/registry.ts). */
+  private registered = false;
+  private readonly startedAt = new Date();
   private forceCheckpoint = false;
   private closed = false;
   /** Records per transaction: `maxBatch`, halved after each refused batch, doubled after each commit. */
@@ -105,8 +108,9 @@ export class AuditWriter {
   }
 
   /**
-   * Opens a new chain for this process (registered in `audit_chains`), loads or creates the
-   * checkpoint key (sealed under `secret`), and starts the checkpoint and retention timers.
+   * Opens a new chain for this process (registered in the signed registry with its first
+   * records), loads or creates the checkpoint key (sealed under `secret`), and starts the
+   * checkpoint and retention timers.
    */
   static async open(
     store: Store,
@@ -120,14 +124,6 @@ export class AuditWriter {
       opts.redaction ?? DEFAULT_REDACTION_LIMITS,
     );
     const chain = newChainId();
-    await store.insertAuditChain({
-      chain,
-      startedAt: new Date(),
-      host: hostname(),
-      pid: process.pid,
-      anchorSeq: 0,
-      anchorHash: GENESIS_HASH,
-    });
     const writer = new AuditWriter(store, log, opts, chain, signer, redactor);
     writer.checkpointTimer = setInterval(() => {
       if (writer.seq > writer.checkpointSeq || writer.queue.length > 0) {
@@ -143,7 +139,20 @@ export class AuditWriter {
       writer.retentionTimer.unref();
       setImmediate(run);
     }
-    log.info({ event: "audit.chain", chain, keyId: signer.keyId }, "audit chain opened");
+    const fingerprint = `sha256:${auditKeyFingerprint(signer.publicKey)}`;
+    if (signer.created) {
+      // The only moment the store's key is known to be ours: the operator pins it from here.
+      log.warn(
+        {
+          event: "audit.key_created",
+          keyId: signer.keyId,
+          fingerprint,
+          publicKey: signer.publicKey.export({ format: "pem", type: "spki" }).toString(),
+        },
+        "new audit checkpoint key: keep its public key outside the store (portcullis audit public-key > audit-key.pem) and verify with portcullis audit verify --public-key audit-key.pem",
+      );
+    }
+    log.info({ event: "audit.chain", chain, keyId: signer.keyId, fingerprint }, "audit chain opened");
     return writer;
   }
 
@@ -213,6 +222,7 @@ export class AuditWriter {
         this.lastHash = tail?.hash ?? GENESIS_HASH;
         const checkpoints = await this.store.listAuditCheckpoints(this.chain);
         this.checkpointSeq = checkpoints.at(-1)?.chainSeq ?? 0;
+        this.registered ||= tail !== null;
         this.resync = false;
         answered = true;
       }
@@ -249,12 +259,26 @@ export class AuditWriter {
           seq - this.checkpointSeq >= this.opts.checkpointEvery ||
           now - this.lastCheckpointAt >= this.opts.checkpointIntervalSeconds * 1000)
       ) {
+        // A checkpoint names the newest registry entry, so deleting the newest chains shows too.
+        const registry = await this.store.auditRegistryTail();
         checkpoints.push(
-          this.signer.sign({ chain: this.chain, chainSeq: seq, hash: prev, count: seq, at: new Date(now) }),
+          this.signer.sign({
+            chain: this.chain,
+            chainSeq: seq,
+            hash: prev,
+            count: seq,
+            at: new Date(now),
+            registry,
+          }),
         );
       }
-      // No await between hashing and the row mapping inside appendAuditChain: what is hashed is what is stored.
-      await this.store.appendAuditChain(records, checkpoints);
+      const register =
+        this.registered || records.length === 0
+          ? undefined
+          : newRegistration(this.chain, this.startedAt, this.signer);
+      // Nothing changes a record between hashing and the row mapping inside appendAuditChain: what is hashed is what is stored.
+      await this.store.appendAuditChain(records, checkpoints, register);
+      if (register !== undefined) this.registered = true;
       this.seq = seq;
       this.lastHash = prev;
       for (const c of checkpoints) {
@@ -268,6 +292,8 @@ export class AuditWriter {
             chain: c.chain,
             seq: c.chainSeq,
             hash: c.hash,
+            at: c.at.getTime(),
+            registry: c.registry ?? null,
             keyId: c.keyId,
             signature: c.signature,
           },
@@ -320,7 +346,7 @@ export class AuditWriter {
   /** Retention (`retentionDays`): see src/audit/retention.ts. Records what it purged. */
   async purgeExpired(now = new Date()): Promise<number> {
     if (this.opts.retentionDays === undefined) return 0;
-    const result = await purgeExpiredAudit(this.store, this.opts.retentionDays, now);
+    const result = await purgeExpiredAudit(this.store, this.opts.retentionDays, this.signer, now);
     if (result.records > 0) {
       this.record({
         at: now,

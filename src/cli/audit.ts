@@ -1,19 +1,32 @@
 /**
  * `portcullis audit verify|public-key|tail|search|export`: the tamper-evident audit trail
- * (docs/audit.md). `verify` exits 0 when every chain is intact, 1 when one is broken (for
- * cron), 2 on a usage error. None of these needs the server secret.
+ * (docs/audit.md). `verify` exits 0 when every chain is intact, 1 when one is broken or
+ * nothing outside the store vouches for the keys (for cron), 2 on a usage error. None of
+ * these needs the server secret; `verify` and `public-key` use it when it is there.
  */
-import { createWriteStream, type WriteStream } from "node:fs";
+import { createPublicKey } from "node:crypto";
+import { createWriteStream, readFileSync, type WriteStream } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Command, CommanderError } from "commander";
+import { auditKeyFingerprint, keySealedUnder } from "../audit/checkpoints.js";
 import { auditRecordLine, auditRecordView, otelLogsDocument } from "../audit/export.js";
-import { verifyAuditLog } from "../audit/verify.js";
-import { ConfigError } from "../config/load.js";
+import { parseLoggedCheckpoints } from "../audit/loggedCheckpoints.js";
+import {
+  type KeyTrust,
+  normaliseFingerprint,
+  parsePublicKeys,
+  pinnedTrust,
+  serverSecretTrust,
+  storeTrust,
+} from "../audit/trust.js";
+import { type VerifyReport, verifyAuditLog } from "../audit/verify.js";
+import { serverSecret } from "../authn/serverSecret.js";
+import { ConfigError, type LoadedConfig } from "../config/load.js";
 import type { AuditQuery, Store, StoredAuditRecord } from "../store/types.js";
 
 export interface AuditCliDeps {
   withStoreOptions(cmd: Command): Command;
-  withStore<T>(opts: object, fn: (store: Store) => Promise<T>): Promise<T>;
+  withStore<T>(opts: object, fn: (store: Store, loaded: LoadedConfig) => Promise<T>): Promise<T>;
   print(json: boolean | undefined, value: unknown, human: () => string): void;
 }
 
@@ -78,63 +91,181 @@ function writeRecords(records: StoredAuditRecord[], json: boolean | undefined): 
   }
 }
 
+interface VerifyOpts {
+  chain?: string;
+  publicKey: string[];
+  keyFingerprint: string[];
+  checkpoints: string[];
+  trustStoreKeys?: boolean;
+  json?: boolean;
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+function readFlagFile(file: string, flag: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (err) {
+    throw new ConfigError(`${flag} '${file}': ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+function readServerSecret(loaded: LoadedConfig): Buffer | null {
+  try {
+    return serverSecret(loaded.config, { create: false });
+  } catch {
+    return null;
+  }
+}
+
+/** Pinned keys when given, else the server secret when this machine has it, else the store's own. */
+async function resolveTrust(store: Store, opts: VerifyOpts, loaded: LoadedConfig): Promise<KeyTrust> {
+  const stored = await store.listAuditSigningKeys();
+  if (opts.publicKey.length > 0 || opts.keyFingerprint.length > 0) {
+    const publicKeys = opts.publicKey.flatMap((file) => {
+      const text = readFlagFile(file, "--public-key");
+      try {
+        return parsePublicKeys(text, `--public-key '${file}'`);
+      } catch (err) {
+        throw new ConfigError(err instanceof Error ? err.message : String(err));
+      }
+    });
+    let fingerprints: string[];
+    try {
+      fingerprints = opts.keyFingerprint.map(normaliseFingerprint);
+    } catch (err) {
+      throw new ConfigError(err instanceof Error ? err.message : String(err));
+    }
+    return pinnedTrust(stored, { publicKeys, fingerprints });
+  }
+  const secret = readServerSecret(loaded);
+  return secret === null ? storeTrust(stored) : serverSecretTrust(stored, secret);
+}
+
+function verifyText(report: VerifyReport, ok: boolean, opts: VerifyOpts): string {
+  const lines: string[] = [];
+  const ids = report.trust.keys.join(", ") || "none of the store's keys";
+  if (report.trust.source === "pinned") lines.push(`trusted keys (pinned): ${ids}`);
+  else if (report.trust.source === "server-secret")
+    lines.push(`trusted keys (sealed under this gateway's server secret): ${ids}`);
+  else
+    lines.push(
+      `${opts.trustStoreKeys ? "WARNING" : "UNPINNED"}: no key pinned outside the store (--public-key, --key-fingerprint) and no server secret here:`,
+      "  this cannot rule out a store rewritten and re-signed with a key inserted into audit_signing_keys.",
+    );
+  if (report.loggedCheckpoints > 0)
+    lines.push(`compared with ${report.loggedCheckpoints} checkpoints from the gateway's log`);
+  if (report.trust.untrusted.length > 0)
+    lines.push(`not trusted: key(s) ${report.trust.untrusted.join(", ")} in audit_signing_keys`);
+  for (const c of report.chains)
+    lines.push(
+      c.ok
+        ? `OK      ${c.chain}  ${c.records} records (seq ${c.firstSeq ?? "-"}..${c.lastSeq ?? "-"}), ${c.checkpoints} checkpoints${c.uncheckpointed > 0 ? `, ${c.uncheckpointed} after the last checkpoint` : ""}`
+        : `BROKEN  ${c.chain}  ${c.problem?.kind} at seq ${c.problem?.seq}: ${c.problem?.detail}`,
+    );
+  for (const p of report.problems) lines.push(`BROKEN  ${p.kind}: ${p.detail}`);
+  if (report.unchained > 0 && report.problems.every((p) => p.kind !== "unchained_records"))
+    lines.push(`(${report.unchained} records written before the hash chain existed are not verifiable)`);
+  const total = report.chains.reduce((n, c) => n + c.records, 0);
+  const broken = report.chains.filter((c) => !c.ok).length;
+  lines.push(
+    ok
+      ? `audit log intact: ${report.chains.length} chains, ${total} records`
+      : report.ok
+        ? "audit log NOT VERIFIED: intact only against the keys it holds itself; pass --public-key <file> (or --trust-store-keys to accept that)"
+        : `audit log BROKEN: ${broken} of ${report.chains.length} chains${report.problems.length > 0 ? `, ${report.problems.length} problems with the store as a whole` : ""}`,
+  );
+  return lines.join("\n");
+}
+
 export function registerAuditCommands(program: Command, deps: AuditCliDeps): void {
   const audit = program
     .command("audit")
     .description("the tamper-evident audit trail: verify, search, tail, export");
 
   usageExit(deps.withStoreOptions(audit.command("verify")))
-    .description("check every hash chain and signed checkpoint; exit 0 intact, 1 broken, 2 usage error")
+    .description(
+      "check every hash chain, signed checkpoint and the registry of chains against keys pinned outside the store; exit 0 intact, 1 broken or unpinned, 2 usage error",
+    )
     .option("--chain <id>", "verify only this chain")
+    .option(
+      "--public-key <file>",
+      "trust only the Ed25519 public key(s) in this PEM file (as `audit public-key` printed at first start); repeatable",
+      collect,
+      [],
+    )
+    .option(
+      "--key-fingerprint <sha256>",
+      "trust only the stored key with this SHA-256 fingerprint (printed at first start); repeatable",
+      collect,
+      [],
+    )
+    .option(
+      "--checkpoints <log file>",
+      "compare with the checkpoints the gateway wrote to this log (event audit.checkpoint): shows chains deleted or cut back after they were logged; repeatable",
+      collect,
+      [],
+    )
+    .option(
+      "--trust-store-keys",
+      "with no pinned key and no server secret, accept the keys the store holds (integrity only: a re-signed store passes)",
+    )
     .option("--json", "print one JSON object")
-    .action(async (opts: { chain?: string; json?: boolean }) => {
-      await deps.withStore(opts, async (store) => {
-        const report = await verifyAuditLog(store, opts.chain === undefined ? {} : { chain: opts.chain });
+    .action(async (opts: VerifyOpts) => {
+      await deps.withStore(opts, async (store, loaded) => {
+        const trust = await resolveTrust(store, opts, loaded);
+        const logged = opts.checkpoints.flatMap((file) =>
+          parseLoggedCheckpoints(readFlagFile(file, "--checkpoints")),
+        );
+        const report = await verifyAuditLog(store, {
+          trust,
+          ...(opts.chain === undefined ? {} : { chain: opts.chain }),
+          ...(opts.checkpoints.length === 0 ? {} : { logged }),
+        });
         if (opts.chain !== undefined && report.chains.length === 0) {
           throw new ConfigError(`--chain '${opts.chain}': no such chain`);
         }
-        deps.print(opts.json, report, () => {
-          const lines = report.chains.map((c) =>
-            c.ok
-              ? `OK      ${c.chain}  ${c.records} records (seq ${c.firstSeq ?? "-"}..${c.lastSeq ?? "-"}), ${c.checkpoints} checkpoints${c.uncheckpointed > 0 ? `, ${c.uncheckpointed} after the last checkpoint` : ""}`
-              : `BROKEN  ${c.chain}  ${c.problem?.kind} at seq ${c.problem?.seq}: ${c.problem?.detail}`,
-          );
-          if (report.unchained > 0)
-            lines.push(
-              `(${report.unchained} records written before the hash chain existed are not verifiable)`,
-            );
-          const total = report.chains.reduce((n, c) => n + c.records, 0);
-          lines.push(
-            report.ok
-              ? `audit log intact: ${report.chains.length} chains, ${total} records`
-              : `audit log BROKEN: ${report.chains.filter((c) => !c.ok).length} of ${report.chains.length} chains`,
-          );
-          return lines.join("\n");
-        });
-        if (!report.ok) process.exitCode = 1;
+        const unpinned = trust.source === "store";
+        const ok = report.ok && (!unpinned || opts.trustStoreKeys === true);
+        deps.print(opts.json, { ...report, ok, intact: report.ok }, () => verifyText(report, ok, opts));
+        if (!ok) process.exitCode = 1;
       });
     });
 
   usageExit(deps.withStoreOptions(audit.command("public-key")))
     .description(
-      "print the Ed25519 public keys that sign audit checkpoints (PEM), for verification elsewhere",
+      "print the Ed25519 public keys that sign audit checkpoints (PEM) with their fingerprints: keep them outside the store for `audit verify --public-key`",
     )
     .option("--json", "print a JSON array")
     .action(async (opts: { json?: boolean }) => {
-      await deps.withStore(opts, async (store) => {
-        const keys = (await store.listAuditSigningKeys()).map((k) => ({
+      await deps.withStore(opts, async (store, loaded) => {
+        const stored = await store.listAuditSigningKeys();
+        const secret = readServerSecret(loaded);
+        const keys = stored.map((k) => ({
           id: k.id,
           algorithm: "Ed25519",
           createdAt: k.createdAt.toISOString(),
+          fingerprint: `sha256:${auditKeyFingerprint(createPublicKey(k.publicKey))}`,
+          // Whether this gateway's server secret vouches for the key (null: no secret here).
+          sealedUnderServerSecret: secret === null ? null : keySealedUnder(k, secret) !== null,
           publicKey: k.publicKey,
         }));
         deps.print(opts.json, keys, () =>
           keys.length === 0
             ? "(no checkpoint key yet: it is generated when the gateway first starts)"
             : keys
-                .map((k) => `# key ${k.id} (Ed25519, created ${k.createdAt})\n${k.publicKey.trimEnd()}`)
+                .map(
+                  (k) =>
+                    `# key ${k.id} (Ed25519, created ${k.createdAt})\n# fingerprint ${k.fingerprint}${k.sealedUnderServerSecret === false ? "\n# WARNING: not sealed under this gateway's server secret: not a key this gateway made" : ""}\n${k.publicKey.trimEnd()}`,
+                )
                 .join("\n"),
         );
+        if (!opts.json && keys.length > 0)
+          process.stderr.write(
+            "Keep this outside the store (a copy of the database proves nothing about its own keys); check with: portcullis audit verify --public-key <file>\n",
+          );
       });
     });
 

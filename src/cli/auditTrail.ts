@@ -46,7 +46,8 @@ export async function recordManagement(
   if (records.length === 0) return;
   const writer = await AuditWriter.open(
     store,
-    pino({ level: "silent" }),
+    // Warnings reach the operator: a checkpoint key created by this command (to pin), write failures.
+    pino({ level: "warn" }, pino.destination({ dest: 2, sync: true })),
     { ...config.audit, environment: config.environment },
     serverSecret(config, { create: true }),
   );

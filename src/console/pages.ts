@@ -283,12 +283,12 @@ function chainStatus(report: VerifyReport): Html {
   const broken = report.chains.filter((c) => !c.ok);
   const records = report.chains.reduce((n, c) => n + c.records, 0);
   const open = report.chains.reduce((n, c) => n + c.uncheckpointed, 0);
-  if (broken.length === 0)
+  if (broken.length === 0 && report.problems.length === 0)
     return html`<p class="notice" role="status">Chain status: <strong>intact</strong> — ${records} records in ${report.chains.length} chains verified (hash links and signed checkpoints); ${open} written since the last checkpoint; ${report.unchained} records without a chain.</p>`;
   return html`<p class="notice error" role="alert">Chain status: <strong>BROKEN</strong> — ${broken.map(
     (c) =>
       html`chain <code>${c.chain}</code>: ${c.problem?.kind ?? "problem"} at #${c.problem?.seq ?? "?"} (${c.problem?.detail ?? ""}) `,
-  )}. Run <code>portcullis audit verify</code> for the full report.</p>`;
+  )}${report.problems.map((p) => html`${p.kind}: ${p.detail} `)}. Run <code>portcullis audit verify</code> for the full report.</p>`;
 }
 
 export function auditPage(

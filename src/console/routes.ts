@@ -10,6 +10,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { errors as joseErrors } from "jose";
 import type { Kysely } from "kysely";
 import type { Logger } from "pino";
+import { serverSecretTrust } from "../audit/trust.js";
 import { verifyAuditLog } from "../audit/verify.js";
 import type { AuditWriter } from "../audit/writer.js";
 import { issueKey, KeyInputError, rotateKey } from "../authn/keyLifecycle.js";
@@ -684,7 +685,9 @@ export function registerConsole(app: FastifyInstance, deps: ConsoleDeps): void {
           has(r.reason, f.text),
       )
       .slice(0, 200);
-    const verdict = await verifyAuditLog(store);
+    // Keys the gateway's own server secret vouches for, never merely those the store holds.
+    const trust = serverSecretTrust(await store.listAuditSigningKeys(), deps.secret);
+    const verdict = await verifyAuditLog(store, { trust });
     return page(reply, a, "Audit", "/console/audit", auditPage(found, f, all.length, verdict));
   });
 }

@@ -69,6 +69,16 @@ export interface AuditChainsTable {
   pid: number;
   anchor_seq: number;
   anchor_hash: string;
+  /** Migration 008: the signed registry link and the anchor's signature (null before). */
+  reg_seq: number | null;
+  prev_reg_hash: string | null;
+  reg_hash: string | null;
+  reg_legacy: string | null;
+  reg_key_id: string | null;
+  reg_signature: string | null;
+  anchor_at: number | null;
+  anchor_key_id: string | null;
+  anchor_signature: string | null;
 }
 
 export interface AuditCheckpointsTable {
@@ -79,6 +89,9 @@ export interface AuditCheckpointsTable {
   at: number;
   key_id: string;
   signature: string;
+  /** Migration 008: the registry entry the checkpoint names (payload v2), null in v1. */
+  registry_seq: number | null;
+  registry_hash: string | null;
 }
 
 export interface AuditSigningKeysTable {
@@ -198,6 +211,25 @@ export function rowToAuditChain(row: AuditChainsTable): AuditChainInfo {
     pid: Number(row.pid),
     anchorSeq: Number(row.anchor_seq),
     anchorHash: row.anchor_hash,
+    anchorProof:
+      row.anchor_at === null || row.anchor_key_id === null || row.anchor_signature === null
+        ? null
+        : { at: date(Number(row.anchor_at)), keyId: row.anchor_key_id, signature: row.anchor_signature },
+    registration:
+      row.reg_seq === null ||
+      row.prev_reg_hash === null ||
+      row.reg_hash === null ||
+      row.reg_key_id === null ||
+      row.reg_signature === null
+        ? null
+        : {
+            seq: Number(row.reg_seq),
+            prevHash: row.prev_reg_hash,
+            hash: row.reg_hash,
+            legacy: row.reg_legacy,
+            keyId: row.reg_key_id,
+            signature: row.reg_signature,
+          },
   };
 }
 
@@ -210,6 +242,8 @@ export function checkpointToRow(c: AuditCheckpoint): AuditCheckpointsTable {
     at: c.at.getTime(),
     key_id: c.keyId,
     signature: c.signature,
+    registry_seq: c.registry?.seq ?? null,
+    registry_hash: c.registry?.hash ?? null,
   };
 }
 
@@ -222,6 +256,10 @@ export function rowToCheckpoint(row: AuditCheckpointsTable): AuditCheckpoint {
     at: date(Number(row.at)),
     keyId: row.key_id,
     signature: row.signature,
+    registry:
+      row.registry_seq === null || row.registry_hash === null
+        ? null
+        : { seq: Number(row.registry_seq), hash: row.registry_hash },
   };
 }
 

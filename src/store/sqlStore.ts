@@ -5,6 +5,7 @@
  */
 import type { Kysely, Transaction } from "kysely";
 import { type ApprovalsDatabase, approvalToRow, rowToApproval } from "./approvals.js";
+import { registerAuditChain, registryTail } from "./auditRegistry.js";
 import { migrateToLatest, type StoreDialect } from "./migrations/index.js";
 import {
   type AuditRow,
@@ -26,6 +27,7 @@ import type {
   ApprovalDecisionOutcome,
   ApprovalRecord,
   ApprovalStatus,
+  AuditAnchorProof,
   AuditChainInfo,
   AuditChainRow,
   AuditCheckpoint,
@@ -37,6 +39,7 @@ import type {
   KeyWatch,
   NewApiKey,
   NewApproval,
+  NewAuditChain,
   Store,
   StoredAuditRecord,
   ToolAcceptOutcome,
@@ -222,7 +225,11 @@ export abstract class SqlStore implements Store {
     return (await q.execute()).map(rowToAudit);
   }
 
-  async appendAuditChain(records: ChainedAuditRecord[], checkpoints: AuditCheckpoint[]): Promise<void> {
+  async appendAuditChain(
+    records: ChainedAuditRecord[],
+    checkpoints: AuditCheckpoint[],
+    register?: NewAuditChain,
+  ): Promise<void> {
     if (records.length === 0 && checkpoints.length === 0) return;
     const rows = records.map(chainedAuditToRow);
     await this.db.transaction().execute(async (trx) => {
@@ -232,24 +239,12 @@ export abstract class SqlStore implements Store {
           .values(rows.slice(i, i + AUDIT_CHUNK))
           .execute();
       }
+      // After the records: on SQLite the transaction then already holds the write lock.
+      if (register !== undefined) await registerAuditChain(trx, this.kind, register);
       if (checkpoints.length > 0) {
         await trx.insertInto("audit_checkpoints").values(checkpoints.map(checkpointToRow)).execute();
       }
     });
-  }
-
-  async insertAuditChain(info: AuditChainInfo): Promise<void> {
-    await this.db
-      .insertInto("audit_chains")
-      .values({
-        chain: info.chain,
-        started_at: info.startedAt.getTime(),
-        host: info.host,
-        pid: info.pid,
-        anchor_seq: info.anchorSeq,
-        anchor_hash: info.anchorHash,
-      })
-      .execute();
   }
 
   async listAuditChains(): Promise<AuditChainInfo[]> {
@@ -260,6 +255,10 @@ export abstract class SqlStore implements Store {
       .orderBy("chain")
       .execute();
     return rows.map(rowToAuditChain);
+  }
+
+  auditRegistryTail(): Promise<{ seq: number; hash: string } | null> {
+    return registryTail(this.db);
   }
 
   async auditChainTail(chain: string): Promise<{ chainSeq: number; hash: string } | null> {
@@ -287,19 +286,33 @@ export abstract class SqlStore implements Store {
     return rows.map((r) => ({ ...r, chain_seq: Number(r.chain_seq) }) as AuditChainRow);
   }
 
-  async auditChainsInLog(): Promise<{ chains: string[]; unchained: number }> {
+  async auditChainsInLog(): Promise<{
+    chains: string[];
+    unchained: number;
+    unchainedMaxSeq: number | null;
+    unchainedNewest: Date | null;
+  }> {
     const chains = await this.db
       .selectFrom("audit_log")
       .select("chain")
       .distinct()
       .where("chain", "is not", null)
       .execute();
-    const { n } = await this.db
+    const { n, maxSeq, maxAt } = await this.db
       .selectFrom("audit_log")
-      .select((eb) => eb.fn.countAll<number>().as("n"))
+      .select((eb) => [
+        eb.fn.countAll<number>().as("n"),
+        eb.fn.max("seq").as("maxSeq"),
+        eb.fn.max("at").as("maxAt"),
+      ])
       .where("chain", "is", null)
       .executeTakeFirstOrThrow();
-    return { chains: chains.map((c) => c.chain as string).sort(), unchained: Number(n) };
+    return {
+      chains: chains.map((c) => c.chain as string).sort(),
+      unchained: Number(n),
+      unchainedMaxSeq: maxSeq === null ? null : Number(maxSeq),
+      unchainedNewest: maxAt === null ? null : new Date(Number(maxAt)),
+    };
   }
 
   async listAuditCheckpoints(chain?: string): Promise<AuditCheckpoint[]> {
@@ -352,11 +365,20 @@ export abstract class SqlStore implements Store {
     return (await q.execute()).map((r) => rowToAudit(r as AuditRow));
   }
 
-  async purgeAuditChain(chain: string, anchor: { chainSeq: number; hash: string }): Promise<number> {
+  async purgeAuditChain(
+    chain: string,
+    anchor: { chainSeq: number; hash: string; proof: AuditAnchorProof },
+  ): Promise<number> {
     return this.db.transaction().execute(async (trx) => {
       const moved = await trx
         .updateTable("audit_chains")
-        .set({ anchor_seq: anchor.chainSeq, anchor_hash: anchor.hash })
+        .set({
+          anchor_seq: anchor.chainSeq,
+          anchor_hash: anchor.hash,
+          anchor_at: anchor.proof.at.getTime(),
+          anchor_key_id: anchor.proof.keyId,
+          anchor_signature: anchor.proof.signature,
+        })
         .where("chain", "=", chain)
         .where("anchor_seq", "<", anchor.chainSeq)
         .executeTakeFirst();

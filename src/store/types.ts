@@ -126,6 +126,50 @@ export interface AuditChainInfo {
   /** Retention: the checkpoint the oldest kept record links to (0 / genesis hash before any purge). */
   anchorSeq: number;
   anchorHash: string;
+  /** Retention's signature over the anchor (migration 008); null before any purge or for older anchors. */
+  anchorProof: AuditAnchorProof | null;
+  /** The chain's entry in the signed registry (migration 008); null for chains opened before it. */
+  registration: AuditChainRegistration | null;
+}
+
+/** One entry of the signed registry of chains (src/audit/registry.ts). */
+export interface AuditChainRegistration {
+  /** 1, 2, … across every chain of the store. */
+  seq: number;
+  prevHash: string;
+  hash: string;
+  /** Only on entry 1: what existed before the registry (JSON text), else null. */
+  legacy: string | null;
+  keyId: string;
+  signature: string;
+}
+
+/** Retention's signed statement that it moved a chain's anchor (src/audit/retention.ts). */
+export interface AuditAnchorProof {
+  at: Date;
+  keyId: string;
+  signature: string;
+}
+
+/** What existed before the registry (migration 008), listed in registry entry 1. */
+export interface AuditLegacyFacts {
+  /** Chains opened before the registry, by id, with their anchors then. */
+  chains: { chain: string; anchorSeq: number; anchorHash: string }[];
+  /** Records without a chain (written before migration 006): how many, and the highest `seq`. */
+  unchained: number;
+  unchainedMaxSeq: number;
+}
+
+/**
+ * A chain to register with its first records: the store calls `sign` inside the transaction,
+ * with the registry's tail (serialised across writers) and, for entry 1, the legacy facts.
+ */
+export interface NewAuditChain {
+  chain: string;
+  startedAt: Date;
+  host: string;
+  pid: number;
+  sign(link: { seq: number; prevHash: string; legacy: AuditLegacyFacts | null }): AuditChainRegistration;
 }
 
 /** A signed statement: `chain` had `count` records, the last (`chainSeq`) hashing to `hash`. */
@@ -138,6 +182,8 @@ export interface AuditCheckpoint {
   keyId: string;
   /** Ed25519 over src/audit/checkpoints.ts `checkpointPayload`, base64url. */
   signature: string;
+  /** The registry entry the writer saw when it signed (payload v2, migration 008); null in v1. */
+  registry?: { seq: number; hash: string } | null;
 }
 
 export interface AuditSigningKeyRecord {
@@ -168,17 +214,33 @@ export interface AuditQuery {
 
 /** The tamper-evident audit trail's storage (migration 006). */
 export interface AuditChainStore {
-  /** Inserts records and checkpoints in one transaction (the commit a durable record waits for). */
-  appendAuditChain(records: ChainedAuditRecord[], checkpoints: AuditCheckpoint[]): Promise<void>;
-  /** Registers a new chain (anchor: seq 0, `anchorHash`). */
-  insertAuditChain(info: AuditChainInfo): Promise<void>;
+  /**
+   * Inserts records and checkpoints in one transaction (the commit a durable record waits for).
+   * With `register`, the chain is first added to the signed registry in the same transaction
+   * (a no-op when it is already there), so a registered chain always has records.
+   */
+  appendAuditChain(
+    records: ChainedAuditRecord[],
+    checkpoints: AuditCheckpoint[],
+    register?: NewAuditChain,
+  ): Promise<void>;
   listAuditChains(): Promise<AuditChainInfo[]>;
+  /** The newest registry entry, or null when no chain is registered. */
+  auditRegistryTail(): Promise<{ seq: number; hash: string } | null>;
   /** The last stored record of a chain, or null when it has none. */
   auditChainTail(chain: string): Promise<{ chainSeq: number; hash: string } | null>;
   /** Rows of one chain with chain_seq > `afterChainSeq`, in chain order, at most `limit`. */
   readAuditChain(chain: string, afterChainSeq: number, limit: number): Promise<AuditChainRow[]>;
-  /** Chain ids found in audit_log (also those missing from audit_chains), and the unchained count. */
-  auditChainsInLog(): Promise<{ chains: string[]; unchained: number }>;
+  /**
+   * Chain ids found in audit_log (also those missing from audit_chains), and the unchained
+   * records: how many, the highest `seq` and the newest `at` among them.
+   */
+  auditChainsInLog(): Promise<{
+    chains: string[];
+    unchained: number;
+    unchainedMaxSeq: number | null;
+    unchainedNewest: Date | null;
+  }>;
   /** Checkpoints of one chain (or all), in chain order. */
   listAuditCheckpoints(chain?: string): Promise<AuditCheckpoint[]>;
   insertAuditSigningKey(key: AuditSigningKeyRecord): Promise<void>;
@@ -187,10 +249,14 @@ export interface AuditChainStore {
   searchAudit(query: AuditQuery): Promise<StoredAuditRecord[]>;
   /**
    * Retention, in one transaction: deletes the chain's records up to and including
-   * `anchor.chainSeq` and its checkpoints before it, and makes that checkpoint the anchor.
-   * Only moves the anchor forward. Returns the number of records deleted.
+   * `anchor.chainSeq` and its checkpoints before it, and makes that checkpoint the anchor
+   * (with retention's signature over it). Only moves the anchor forward. Returns the number
+   * of records deleted.
    */
-  purgeAuditChain(chain: string, anchor: { chainSeq: number; hash: string }): Promise<number>;
+  purgeAuditChain(
+    chain: string,
+    anchor: { chainSeq: number; hash: string; proof: AuditAnchorProof },
+  ): Promise<number>;
   /** Deletes unchained records (written before migration 006) older than `before`. */
   purgeUnchainedAudit(before: Date): Promise<number>;
 }

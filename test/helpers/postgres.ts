@@ -26,9 +26,11 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-export async function createTestDatabase(): Promise<TestDatabase> {
+/** A new empty database, or a copy of `template` (which must have no open connection). */
+export async function createTestDatabase(template?: TestDatabase): Promise<TestDatabase> {
   const name = `portcullis_test_${randomBytes(6).toString("hex")}`;
-  await run(PG_URL, `CREATE DATABASE ${name}`);
+  const from = template === undefined ? "" : ` TEMPLATE ${new URL(template.url).pathname.slice(1)}`;
+  await run(PG_URL, `CREATE DATABASE ${name}${from}`);
   const url = new URL(PG_URL);
   url.pathname = `/${name}`;
   const dbUrl = url.toString();

@@ -13,6 +13,7 @@ import { auditDecisions } from "./005_audit_decisions.js";
 import { auditChain } from "./006_audit_chain.js";
 import { approvals } from "./007_approvals.js";
 import { keyOwnersRateLimits } from "./010_key_owners_rate_limits.js";
+import { auditRegistry } from "./008_audit_registry.js";
 
 export type StoreDialect = "sqlite" | "postgres";
 
@@ -26,6 +27,7 @@ export function migrations(dialect: StoreDialect): Record<string, Migration> {
     "006_audit_chain": auditChain(dialect),
     "007_approvals": approvals(dialect),
     "010_key_owners_rate_limits": keyOwnersRateLimits(dialect),
+    "008_audit_registry": auditRegistry(dialect),
   };
 }
 
