@@ -12,8 +12,8 @@ import { toolPins } from "./004_tool_pins.js";
 import { auditDecisions } from "./005_audit_decisions.js";
 import { auditChain } from "./006_audit_chain.js";
 import { approvals } from "./007_approvals.js";
-import { keyOwnersRateLimits } from "./010_key_owners_rate_limits.js";
 import { auditRegistry } from "./008_audit_registry.js";
+import { keyOwnersRateLimits } from "./010_key_owners_rate_limits.js";
 
 export type StoreDialect = "sqlite" | "postgres";
 
@@ -26,8 +26,8 @@ export function migrations(dialect: StoreDialect): Record<string, Migration> {
     "005_audit_decisions": auditDecisions(dialect),
     "006_audit_chain": auditChain(dialect),
     "007_approvals": approvals(dialect),
-    "010_key_owners_rate_limits": keyOwnersRateLimits(dialect),
     "008_audit_registry": auditRegistry(dialect),
+    "010_key_owners_rate_limits": keyOwnersRateLimits(dialect),
   };
 }
 
