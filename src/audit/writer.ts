@@ -57,6 +57,8 @@ export interface AuditWriterOptions {
   retentionDays?: number | undefined;
   arguments: ArgumentsMode;
   redaction?: RedactionLimits;
+  /** Records waiting for the store, at most, before {@link AuditWriter.accepting} says no. */
+  maxPendingRecords?: number;
   /** Environment named in the records the writer makes itself (retention). */
   environment?: string;
   /** A batch could not be written (metrics); its group-committed records are retried. */
@@ -72,6 +74,9 @@ interface Pending {
 
 /** How often retention runs when `retentionDays` is set. */
 const RETENTION_EVERY_MS = 3600_000;
+/** Default of `maxPendingRecords`: about 100 MB of records at most during a store outage. */
+const DEFAULT_MAX_PENDING_RECORDS = 100_000;
+
 /** Longest wait between retries while the store keeps failing (short: a returning store is written to within a second). */
 const MAX_RETRY_DELAY_MS = 1_000;
 
@@ -95,6 +100,10 @@ export class AuditWriter {
   private batchLimit: number;
   /** Wait before the next retry; 0 while writes succeed. */
   private retryDelay = 0;
+  /** Requests refused unrecorded while the backlog was full (see accepting()). */
+  private unrecorded = 0;
+  /** Records of the batch being written now (out of the queue, not yet committed). */
+  private writing = 0;
 
   private constructor(
     private readonly store: Store,
@@ -161,6 +170,20 @@ export class AuditWriter {
     return this.queue.length;
   }
 
+  /**
+   * False while the backlog is full (the store has been failing): the request path then
+   * refuses before doing any work, so memory stays bounded during an outage of any length
+   * and nothing is forwarded that could not be recorded.
+   */
+  accepting(): boolean {
+    return this.queue.length + this.writing < (this.opts.maxPendingRecords ?? DEFAULT_MAX_PENDING_RECORDS);
+  }
+
+  /** A request refused because the backlog was full; one record counts them once it drains. */
+  noteUnrecorded(): void {
+    this.unrecorded++;
+  }
+
   /** Group commit: written within `flushIntervalMs`. */
   record(entry: AuditRecord): void {
     this.queue.push({ entry, durable: null, refused: null });
@@ -196,6 +219,7 @@ export class AuditWriter {
       this.timer = null;
     }
     const batch = this.queue.splice(0, this.batchLimit);
+    this.writing = batch.length;
     const written = this.write(batch);
     this.flushing = written.then(
       () => {},
@@ -203,6 +227,7 @@ export class AuditWriter {
     );
     this.flushing = this.flushing.finally(() => {
       this.flushing = null;
+      this.writing = 0;
     });
     // Whatever arrived meanwhile goes next, at once; after a failure the retry timer decides.
     return written.then((ok) => (ok && this.queue.length > 0 ? this.flush() : undefined));
@@ -303,6 +328,7 @@ export class AuditWriter {
       for (const p of batch) p.durable?.resolve();
       this.batchLimit = Math.min(this.opts.maxBatch, this.batchLimit * 2);
       this.retryDelay = 0;
+      if (this.unrecorded > 0 && this.accepting()) this.recordUnrecorded();
       return true;
     } catch (err) {
       this.resync = true;
@@ -335,6 +361,26 @@ export class AuditWriter {
       }
       return false;
     }
+  }
+
+  /** The one record that stands for the requests refused while the backlog was full. */
+  private recordUnrecorded(): void {
+    const refused = this.unrecorded;
+    this.unrecorded = 0;
+    this.record({
+      at: new Date(),
+      environment: this.opts.environment ?? "-",
+      principal: null,
+      method: null,
+      credentialId: null,
+      server: null,
+      rpcMethod: null,
+      tool: null,
+      decision: "deny",
+      reason: `audit backlog full: ${refused} requests refused (503) without a record of their own`,
+      latencyUs: 0,
+      detail: { event: "audit.backlog_full", refused },
+    });
   }
 
   /** Stores a signed checkpoint of everything written so far (when anything was). */

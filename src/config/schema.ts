@@ -284,6 +284,11 @@ export const Config = z.strictObject({
     .strictObject({
       flushIntervalMs: z.number().int().positive().default(50),
       maxBatch: z.number().int().positive().default(1000),
+      /**
+       * Records waiting for the store, at most (a store outage): past it, requests are refused
+       * 503 before any work, uncounted in the trail until one record says how many there were.
+       */
+      maxPendingRecords: z.number().int().positive().default(100_000),
       /** A signed checkpoint (docs/audit.md) after this many records of a chain … */
       checkpointEvery: z.number().int().positive().default(1000),
       /** … or this many seconds after the previous one, whichever comes first. */

@@ -246,6 +246,14 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     d: Decision,
     route: Route | undefined,
   ): Promise<Principal | null> {
+    // The trail cannot take more (the store has been failing): refuse before any work, so
+    // nothing is forwarded unrecorded and memory stays bounded; the writer counts these.
+    if (!audit.accepting()) {
+      audit.noteUnrecorded();
+      metrics.auditBacklogRefusals.inc();
+      refuse(d, res, storeUnavailable("audit backlog full"));
+      return null;
+    }
     const problem = checkHost(req.headers);
     if (problem) {
       auditDecision(d, "deny", problem, null);

@@ -23,6 +23,8 @@ export interface Metrics {
   storeConnectionErrors: Counter;
   /** Audit batches that could not be written (their group-committed records are retried). */
   auditWriteErrors: Counter;
+  /** Requests refused 503 before any work because the audit backlog was full. */
+  auditBacklogRefusals: Counter;
   /** Requests refused because a per-caller cap was reached (limit: see listener/limits.ts). */
   limitRefusals: Counter<"limit">;
   callsInFlight: Gauge;
@@ -147,6 +149,11 @@ export function createMetrics(servers: Iterable<string> = []): Metrics {
     storeConnectionErrors: new Counter({
       name: "portcullis_store_connection_errors_total",
       help: "Store connections lost or refused outside a query (database restart, network fault)",
+      registers: [registry],
+    }),
+    auditBacklogRefusals: new Counter({
+      name: "portcullis_audit_backlog_refusals_total",
+      help: "Requests refused 503 because the audit backlog was full (audit.maxPendingRecords); one record counts them once it drains",
       registers: [registry],
     }),
     auditWriteErrors: new Counter({
