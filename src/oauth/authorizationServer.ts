@@ -93,8 +93,8 @@ export interface AuthorizationServerOptions {
   /** Default 14 days; each rotation starts a new period, capped by the grant's life. */
   refreshTokenTtlSeconds?: number;
   log: Logger;
-  /** Where token-endpoint decisions are audited (the gateway's chained writer). */
-  audit?: (record: AuditRecord) => void;
+  /** Where token-endpoint decisions are audited: the gateway's chained writer, never the store directly. */
+  audit: (record: AuditRecord) => void;
   /** How users sign in. Default: local users only. */
   login?: LoginOptions;
   /** Limits on password guessing and registration floods. Default: DEFAULT_ABUSE_LIMITS. */
@@ -529,7 +529,7 @@ export async function createAuthorizationServer(
       tokens.noteRevoked(grantId);
     });
     built.on("server_error", (_ctx, error) => log.error({ err: error }, "authorization server error"));
-    auditClientCredentials(built, opts.store, issuer, environment, log, opts.audit);
+    auditClientCredentials(built, issuer, environment, opts.audit);
     return built;
   };
 

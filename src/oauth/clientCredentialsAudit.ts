@@ -6,8 +6,7 @@
  * the record keeps oidc-provider's precise detail. Never a secret: client assertions and
  * secrets are not read here.
  */
-import type { Logger } from "pino";
-import type { AuditRecord, Store } from "../store/types.js";
+import type { AuditRecord } from "../store/types.js";
 import type { OidcProvider } from "./oidcProvider.js";
 
 interface TokenContext {
@@ -40,20 +39,11 @@ function assertionSubject(assertion: unknown): string | null {
 
 export function auditClientCredentials(
   provider: OidcProvider,
-  store: Store,
   issuer: string,
   environment: string,
-  log: Logger,
-  /** The gateway's audit writer (hash-chained); without one, records go to the store directly. */
-  sink?: (record: AuditRecord) => void,
+  /** The gateway's audit writer (hash-chained): an unchained row would fail `audit verify`. */
+  write: (record: AuditRecord) => void,
 ): void {
-  const write =
-    sink ??
-    ((record: AuditRecord) => {
-      store
-        .appendAudit([record])
-        .catch((err: unknown) => log.error({ err }, "audit write failed (token endpoint)"));
-    });
   const base = (ctx: TokenContext, clientId: string | null) => {
     const resource = ctx.oidc?.params?.resource;
     return {

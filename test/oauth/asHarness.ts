@@ -11,6 +11,7 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
+import { AuditWriter } from "../../src/audit/writer.js";
 import type { AbuseLimitSettings } from "../../src/oauth/abuseLimits.js";
 import { type AuthorizationServer, createAuthorizationServer } from "../../src/oauth/authorizationServer.js";
 import { oauthDatabase } from "../../src/oauth/database.js";
@@ -44,6 +45,20 @@ export async function startHarness(
     { ...USER, email: "alice@example.test", groups: ["staff"] },
     { N: 2 ** 10, r: 8, p: 1 },
   );
+  const secret = randomBytes(32);
+  const log = pino({ level: "silent" });
+  const audit = await AuditWriter.open(
+    store,
+    log,
+    {
+      flushIntervalMs: 10,
+      maxBatch: 100,
+      checkpointEvery: 1000,
+      checkpointIntervalSeconds: 3600,
+      arguments: "redacted",
+    },
+    secret,
+  );
   const server: Server = createServer();
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -60,13 +75,14 @@ export async function startHarness(
       { url: resources[1], scopes: ["mcp:tools"] },
     ],
     store,
-    secret: randomBytes(32),
+    secret,
     environment: "dev",
     ...(opts.accessTokenTtlSeconds === undefined
       ? {}
       : { accessTokenTtlSeconds: opts.accessTokenTtlSeconds }),
     ...(opts.limits === undefined ? {} : { limits: opts.limits }),
-    log: pino({ level: "silent" }),
+    log,
+    audit: (record) => audit.record(record),
   });
   server.on("request", (req, res) => {
     const path = new URL(req.url ?? "/", issuer).pathname;
@@ -83,6 +99,7 @@ export async function startHarness(
     store,
     async close() {
       await as.close();
+      await audit.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await store.close();
