@@ -123,6 +123,16 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   };
 }
 
+/** `portcullis keys create --name <name> [args]`: the key string and its id. */
+export async function createKey(
+  gw: Pick<RunningGateway, "cli">,
+  name: string,
+  args: string[] = [],
+): Promise<{ key: string; id: string }> {
+  const created = await gw.cli(["keys", "create", "--name", name, ...args]);
+  return { key: created.key as string, id: created.id as string };
+}
+
 /** A JSON-RPC POST as a bare HTTP client sends it. */
 export async function rpc(
   url: string,
