@@ -13,15 +13,7 @@ import {
   StreamableHTTPClientTransport as TransportV2,
 } from "@modelcontextprotocol/client";
 import { EVERYTHING_SERVER, modern, type RunningGateway, rpc, startGateway } from "../helpers/gateway.js";
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from "../helpers/net.js";
 
 describe("revision bridging with a legacy-only HTTP upstream", () => {
   let gw: RunningGateway;
