@@ -11,6 +11,8 @@ export interface UpstreamCall {
   arguments: Record<string, unknown>;
   pid: number;
   notification?: boolean;
+  /** With `--audit-db`: committed allow records of a tools/call to this tool when it arrived. */
+  auditedBefore?: number;
 }
 
 export class UpstreamCallLog {
