@@ -173,8 +173,9 @@ describe("bad input", () => {
 
   it("refuses a DNS-rebinding attempt: a foreign Host or Origin gets 403 before authentication", async () => {
     const { port } = new URL(gw.url);
-    const call = modern(8, "tools/list", {}, key);
-    const raw = (host: string, origin?: string) =>
+    const withKey = modern(8, "tools/list", {}, key);
+    const withoutKey = modern(8, "tools/list");
+    const raw = (host: string, origin?: string, call = withKey) =>
       new Promise<string>((resolve, reject) => {
         const body = JSON.stringify(call.body);
         const socket = connect(Number(port), "127.0.0.1", () => {
@@ -197,8 +198,15 @@ describe("bad input", () => {
         socket.on("close", () => resolve(data));
         socket.on("error", reject);
       });
+    // Without any credential: refused as foreign (403), not as unauthenticated (401), so the
+    // Host and Origin check runs before authentication.
+    assert.match(await raw("evil.example.com", undefined, withoutKey), /^HTTP\/1.1 403/);
+    assert.match(await raw(`127.0.0.1:${port}`, "http://evil.example.com", withoutKey), /^HTTP\/1.1 403/);
+    // A valid key does not get a foreign Host or Origin through either.
     assert.match(await raw("evil.example.com"), /^HTTP\/1.1 403/);
     assert.match(await raw(`127.0.0.1:${port}`, "http://evil.example.com"), /^HTTP\/1.1 403/);
+    // Controls: with the gateway's own Host, no credential is a 401 and the key is served.
+    assert.match(await raw(`localhost:${port}`, undefined, withoutKey), /^HTTP\/1.1 401/);
     assert.match(await raw(`localhost:${port}`), /^HTTP\/1.1 200/);
   });
 
