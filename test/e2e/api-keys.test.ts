@@ -151,8 +151,29 @@ describe("API keys through the gateway", () => {
   });
 
   it("never writes a key or its hash to the logs", async () => {
-    const text = gw.logs.map((l) => JSON.stringify(l)).join("\n");
+    const text = [...gw.logs.map((l) => JSON.stringify(l)), ...gw.stderr].join("\n");
     assert.ok(!text.includes(key));
     assert.ok(!text.includes("pcl_test_"));
+    assert.ok(!text.includes(key.split("_").at(-1) as string), "nor the secret part alone");
+    // The stored HMAC of every key this file created (hex, as stored), in either case.
+    const { openStore } = await import("../../src/store/open.js");
+    const store = await openStore(`${gw.dir}/data/portcullis.db`);
+    let hashes: string[];
+    try {
+      hashes = (await store.listKeys({ includeRevoked: true })).map((k) => k.hash);
+    } finally {
+      await store.close();
+    }
+    assert.ok(hashes.length >= 3, `checked ${hashes.length} key hashes`);
+    const listed = JSON.stringify(await gw.cli(["keys", "list"]));
+    for (const hash of hashes) {
+      assert.match(hash, /^[0-9a-f]{64}$/);
+      assert.ok(!text.toLowerCase().includes(hash), "a key hash reached the logs");
+      assert.ok(
+        !text.includes(Buffer.from(hash, "hex").toString("base64")),
+        "a key hash reached the logs (base64)",
+      );
+      assert.ok(!listed.includes(hash), "keys list shows no hash");
+    }
   });
 });

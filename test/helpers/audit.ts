@@ -11,14 +11,14 @@ export function storeOf(gw: Pick<RunningGateway, "dir">): string {
   return `${gw.dir}/data/portcullis.db`;
 }
 
-/** Audit records matching `query`, oldest first. */
+/** Audit records matching `query`, oldest first unless `query.order` says otherwise. */
 export async function auditRecords(
   gw: Pick<RunningGateway, "dir">,
   query: AuditQuery = {},
 ): Promise<StoredAuditRecord[]> {
   const store = await openStore(storeOf(gw));
   try {
-    return await store.searchAudit({ limit: 10_000, ...query, order: "asc" });
+    return await store.searchAudit({ limit: 10_000, order: "asc", ...query });
   } finally {
     await store.close();
   }
