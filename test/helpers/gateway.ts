@@ -81,7 +81,8 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   const stderr: string[] = [];
   createInterface({ input: proc.stderr as NodeJS.ReadableStream }).on("line", (l) => stderr.push(l));
   const url = await new Promise<string>((resolveUrl, reject) => {
-    const timer = setTimeout(() => reject(new Error(`gateway did not start:\n${stderr.join("\n")}`)), 20_000);
+    // A hang guard, not a speed claim: on a loaded machine (CI, shared runners) startup can take a while.
+    const timer = setTimeout(() => reject(new Error(`gateway did not start:\n${stderr.join("\n")}`)), 60_000);
     createInterface({ input: proc.stdout as NodeJS.ReadableStream }).on("line", (line) => {
       try {
         const entry = JSON.parse(line) as Record<string, unknown>;
