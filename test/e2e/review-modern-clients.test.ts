@@ -158,7 +158,10 @@ describe("runtime review: 2026-07-28 clients get input_required and retry with r
       assert.match(r.stdout, /can never decide their own call/);
     }
     const list = (await approvals(gw, ["list"])) as Record<string, unknown>[];
-    assert.equal(list.find((a) => a.id === meta.approvalId)?.status, "pending");
+    // Undecided: still pending, or expired when the refused attempts outlasted the 60 s review
+    // on a loaded machine (each CLI run is a process start).
+    const status = list.find((a) => a.id === meta.approvalId)?.status;
+    assert.ok(status === "pending" || status === "expired", `undecided, not ${String(status)}`);
     assert.ok((await noteIds()).includes(note), "nothing ran upstream");
   });
 
