@@ -574,7 +574,8 @@ describe("request-path fuzz: generated messages, headers and credentials never b
       .catch((err: unknown) => {
         const problems = logLines.filter((l) => /"level":(40|50|60)/.test(l)).slice(-5);
         throw new Error(
-          `${(err as Error).message}\ngateway warnings and errors (last 5):\n${problems.join("")}`,
+          `${(err as Error).message}\nbroken invariant: ${String(((err as Error).cause as Error | undefined)?.message)}` +
+            `\ngateway warnings and errors (last 5):\n${problems.join("")}`,
           {
             cause: err,
           },
