@@ -55,7 +55,7 @@ describe("stdio upstream lifecycle", () => {
     assert.notEqual(second, first, "a new child serves the next call");
   });
 
-  it("answers 502 at once, not after a timeout, when a stdio server cannot even start", async () => {
+  it("answers 502 (upstream unavailable, not timed out) when a stdio server cannot even start", async () => {
     const call = modern(3, "tools/list", {}, key);
     const res = await rpc(gw.endpoint("missing"), call.body, call.headers);
     assert.equal(res.status, 502);
