@@ -82,7 +82,11 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   createInterface({ input: proc.stderr as NodeJS.ReadableStream }).on("line", (l) => stderr.push(l));
   const url = await new Promise<string>((resolveUrl, reject) => {
     // A hang guard, not a speed claim: on a loaded machine (CI, shared runners) startup can take a while.
-    const timer = setTimeout(() => reject(new Error(`gateway did not start:\n${stderr.join("\n")}`)), 60_000);
+    const timer = setTimeout(() => {
+      // Never leave it running behind a failed test.
+      proc.kill("SIGKILL");
+      reject(new Error(`gateway did not start:\n${stderr.join("\n")}`));
+    }, 60_000);
     createInterface({ input: proc.stdout as NodeJS.ReadableStream }).on("line", (line) => {
       try {
         const entry = JSON.parse(line) as Record<string, unknown>;
