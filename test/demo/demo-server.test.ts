@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import type { CallToolResult, Tool } from "@modelcontextprotocol/sdk/types.js";
+import { textOf } from "../helpers/mcp.js";
 
 const SERVER = fileURLToPath(new URL("../../src/demo/server.js", import.meta.url));
 
@@ -13,12 +14,6 @@ async function connectDemo(): Promise<Client> {
     new StdioClientTransport({ command: process.execPath, args: [SERVER], stderr: "ignore" }),
   );
   return client;
-}
-
-function textOf(result: unknown): string {
-  const first = (result as CallToolResult).content[0];
-  assert.ok(first !== undefined && first.type === "text", "expected text content");
-  return first.text;
 }
 
 const isReadOnly = (t: Tool) => t.annotations?.readOnlyHint === true;

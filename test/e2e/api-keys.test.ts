@@ -6,7 +6,18 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { mintKey } from "../../src/authn/keyFormat.js";
-import { DEMO_SERVER, modern, type RunningGateway, rpc, runCli, startGateway } from "../helpers/gateway.js";
+import { auditRecords } from "../helpers/audit.js";
+import {
+  createKey,
+  DEMO_SERVER,
+  modern,
+  type RunningGateway,
+  rpc,
+  runCli,
+  startGateway,
+} from "../helpers/gateway.js";
+import { jsonOf } from "../helpers/mcp.js";
+import { waitFor } from "../helpers/wait.js";
 
 const demo = { transport: "stdio", command: process.execPath, args: [DEMO_SERVER] };
 
@@ -85,9 +96,10 @@ describe("API keys through the gateway", () => {
   });
 
   it("scopes a key to tools: out-of-scope calls are refused and tools/list shows only the scope", async () => {
-    const scoped = (
-      await gw.cli(["keys", "create", "--name", "reader", "--servers", "demo:search_*,demo:get_time"])
-    ).key as string;
+    const { key: scoped, id: scopedId } = await createKey(gw, "reader", [
+      "--servers",
+      "demo:search_*,demo:get_time",
+    ]);
     const list = modern(5, "tools/list", {}, scoped);
     const res = await rpc(gw.endpoint("demo"), list.body, list.headers);
     const tools = (res.json.result as { tools: { name: string }[]; cacheScope?: string }).tools
@@ -102,6 +114,34 @@ describe("API keys through the gateway", () => {
     assert.equal(refused.status, 403);
     assert.equal((refused.json.error as { code: number }).code, -32003);
     assert.equal(refused.json.id, 7);
+    // An out-of-scope write leaves no trace upstream (this key's notebook, read with the
+    // in-scope search_notes, stays empty) and only a deny record in the audit trail.
+    const write = modern(
+      12,
+      "tools/call",
+      { name: "add_note", arguments: { title: "t", body: "b" } },
+      scoped,
+    );
+    assert.equal((await rpc(gw.endpoint("demo"), write.body, write.headers)).status, 403);
+    const search = modern(13, "tools/call", { name: "search_notes", arguments: { query: "" } }, scoped);
+    const found = await rpc(gw.endpoint("demo"), search.body, search.headers);
+    assert.equal(found.status, 200, found.text);
+    assert.equal(jsonOf<{ count: number }>(found.json.result).count, 0, "the refused add never ran");
+    const records = await waitFor("the refusals' audit records", async () => {
+      const rows = (await auditRecords(gw)).filter(
+        (r) => r.credentialId === scopedId && r.rpcMethod === "tools/call",
+      );
+      return rows.length >= 4 && rows;
+    });
+    assert.deepEqual(
+      records.map((r) => [r.tool, r.decision]),
+      [
+        ["get_time", "allow"],
+        ["delete_note", "deny"],
+        ["add_note", "deny"],
+        ["search_notes", "allow"],
+      ],
+    );
   });
 
   it("refuses a key on the very next request after `keys revoke`", async () => {
@@ -151,8 +191,29 @@ describe("API keys through the gateway", () => {
   });
 
   it("never writes a key or its hash to the logs", async () => {
-    const text = gw.logs.map((l) => JSON.stringify(l)).join("\n");
+    const text = [...gw.logs.map((l) => JSON.stringify(l)), ...gw.stderr].join("\n");
     assert.ok(!text.includes(key));
     assert.ok(!text.includes("pcl_test_"));
+    assert.ok(!text.includes(key.split("_").at(-1) as string), "nor the secret part alone");
+    // The stored HMAC of every key this file created (hex, as stored), in either case.
+    const { openStore } = await import("../../src/store/open.js");
+    const store = await openStore(`${gw.dir}/data/portcullis.db`);
+    let hashes: string[];
+    try {
+      hashes = (await store.listKeys({ includeRevoked: true })).map((k) => k.hash);
+    } finally {
+      await store.close();
+    }
+    assert.ok(hashes.length >= 3, `checked ${hashes.length} key hashes`);
+    const listed = JSON.stringify(await gw.cli(["keys", "list"]));
+    for (const hash of hashes) {
+      assert.match(hash, /^[0-9a-f]{64}$/);
+      assert.ok(!text.toLowerCase().includes(hash), "a key hash reached the logs");
+      assert.ok(
+        !text.includes(Buffer.from(hash, "hex").toString("base64")),
+        "a key hash reached the logs (base64)",
+      );
+      assert.ok(!listed.includes(hash), "keys list shows no hash");
+    }
   });
 });

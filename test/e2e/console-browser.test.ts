@@ -12,7 +12,9 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { McpError } from "@modelcontextprotocol/sdk/types.js";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
-import { cleanup, modern, type RunningGateway, rpc } from "../helpers/gateway.js";
+import { auditRecords } from "../helpers/audit.js";
+import { cleanup, createKey, modern, type RunningGateway, rpc } from "../helpers/gateway.js";
+import { jsonOf } from "../helpers/mcp.js";
 import { userAccessToken } from "../helpers/oauthUser.js";
 import { approvals, pendingApproval, startReviewGateway } from "../review/fixtures.js";
 
@@ -94,6 +96,30 @@ describe("admin console in a browser", { skip: skipReason() }, () => {
     return { client, transport };
   }
 
+  /** Adds a note in the agent's upstream notebook (2026-07-28 request) and returns its id. */
+  async function addNote(): Promise<string> {
+    const m = modern(1, "tools/call", { name: "add_note", arguments: { title: "keep", body: "me" } }, key);
+    const r = await rpc(gw.endpoint("demo"), m.body, m.headers);
+    assert.equal(r.status, 200, r.text);
+    return jsonOf<{ note: { id: string } }>(r.json.result).note.id;
+  }
+
+  /** The agent's note ids: the upstream's own record of which deletes ran. */
+  async function noteIds(): Promise<string[]> {
+    const m = modern(2, "tools/call", { name: "search_notes", arguments: { query: "" } }, key);
+    const r = await rpc(gw.endpoint("demo"), m.body, m.headers);
+    assert.equal(r.status, 200, r.text);
+    return jsonOf<{ notes: { id: string }[] }>(r.json.result).notes.map((n) => n.id);
+  }
+
+  /** Allow records of a delete_note call for this note in the audit trail. */
+  async function allowedDeletes(note: string): Promise<number> {
+    const records = await auditRecords(gw, { tool: "delete_note", decision: "allow" });
+    return records.filter(
+      (r) => r.rpcMethod === "tools/call" && JSON.stringify(r.arguments) === JSON.stringify({ id: note }),
+    ).length;
+  }
+
   /** Waits until the queue (reloaded by its own polling script) shows the approval. */
   async function queueRow(page: Page, id: string) {
     await page.goto(`${gw.url}/console/approvals`);
@@ -106,7 +132,7 @@ describe("admin console in a browser", { skip: skipReason() }, () => {
     assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is required when CI=true`);
     mkdirSync(ARTIFACTS, { recursive: true });
     gw = await startReviewGateway({ environment: "dev", oauth: { mode: "builtin" } });
-    key = (await gw.cli(["keys", "create", "--name", "agent"])).key as string;
+    ({ key } = await createKey(gw, "agent"));
     approver = await addUser("approver", "admins");
     viewer = await addUser("viewer", "staff");
     browser = await chromium.launch({
@@ -160,6 +186,9 @@ describe("admin console in a browser", { skip: skipReason() }, () => {
       assert.deepEqual(JSON.parse((result.content as { text: string }[])[0]?.text as string), {
         deleted: note,
       });
+      // Positive control for the denial below: an approved delete leaves its trace upstream and audited.
+      assert.ok(!(await noteIds()).includes(note), "the approved delete ran upstream");
+      assert.equal(await allowedDeletes(note), 1);
       const list = (await approvals(gw, ["list"])) as Record<string, unknown>[];
       const decided = list.find((a) => a.id === approval.id);
       assert.equal(decided?.status, "consumed");
@@ -172,11 +201,12 @@ describe("admin console in a browser", { skip: skipReason() }, () => {
     }
   });
 
-  it("an approver denies a held call; the SDK client gets a JSON-RPC error naming the approval", async () => {
+  it("an approver denies a held call; the SDK client gets a JSON-RPC error naming the approval, and it never runs", async () => {
     const { client, transport } = await v1Client();
     try {
+      const note = await addNote();
       const pending = client
-        .callTool({ name: "delete_note", arguments: { id: "n-deny" } }, undefined, {
+        .callTool({ name: "delete_note", arguments: { id: note } }, undefined, {
           resetTimeoutOnProgress: true,
         })
         .then(
@@ -197,6 +227,8 @@ describe("admin console in a browser", { skip: skipReason() }, () => {
       assert.equal(err.code, -32041);
       assert.match(err.message, new RegExp(String(approval.id)));
       assert.match(err.message, /denied/);
+      assert.ok((await noteIds()).includes(note), "the denied delete never ran upstream");
+      assert.equal(await allowedDeletes(note), 0, "no allow record for it");
     } finally {
       await transport.terminateSession().catch(() => {});
       await client.close();
@@ -204,9 +236,10 @@ describe("admin console in a browser", { skip: skipReason() }, () => {
   });
 
   it("a 2026-07-28 client gets input_required; approved in the console, its retry with the requestState runs", async () => {
+    const note = await addNote();
     const params = (extra: Record<string, unknown> = {}) => ({
       name: "delete_note",
-      arguments: { id: "n77" },
+      arguments: { id: note },
       _meta: { "io.modelcontextprotocol/protocolVersion": "2026-07-28" },
       ...extra,
     });
@@ -231,7 +264,9 @@ describe("admin console in a browser", { skip: skipReason() }, () => {
     assert.equal(done.status, 200, done.text);
     const out = done.json.result as { resultType?: string; isError?: boolean; content: { text: string }[] };
     assert.notEqual(out.resultType, "input_required", done.text);
-    assert.match(out.content[0]?.text ?? "", /n77/, done.text);
+    assert.notEqual(out.isError, true, done.text);
+    assert.deepEqual(JSON.parse(out.content[0]?.text ?? "null"), { deleted: note }, done.text);
+    assert.ok(!(await noteIds()).includes(note), "the approved retry ran upstream");
     const decided = ((await approvals(gw, ["list"])) as Record<string, unknown>[]).find(
       (a) => a.id === approvalId,
     );

@@ -18,6 +18,7 @@ import { openStore } from "../../src/store/open.js";
 import { type HttpUpstream, startHttpUpstream } from "../fixtures/http-upstream.js";
 import { IDP_SECRETS, type IdpProcess, startIdpProcess } from "../fixtures/oidc-idp.js";
 import { DEMO_SERVER, modern, type RunningGateway, rpc, startGateway } from "../helpers/gateway.js";
+import { textOf } from "../helpers/mcp.js";
 
 const INSECURE = { [oauth.allowInsecureRequests]: true } as const;
 const demo = {
@@ -55,10 +56,6 @@ async function machineToken(
   }
   const res = await oauth.clientCredentialsGrantRequest(as, client, auth, { resource, scope }, INSECURE);
   return (await oauth.processClientCredentialsResponse(as, client, res)).access_token;
-}
-
-function text(result: unknown): string {
-  return JSON.stringify(result);
 }
 
 describe("OAuth with an external IdP (JWT access tokens)", () => {
@@ -116,7 +113,7 @@ describe("OAuth with an external IdP (JWT access tokens)", () => {
     );
     try {
       const result = await client.callTool({ name: "echo", arguments: { text: "via oauth" } });
-      assert.match(text(result), /via oauth/);
+      assert.match(textOf(result), /via oauth/);
     } finally {
       await client.close();
     }

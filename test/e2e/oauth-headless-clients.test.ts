@@ -9,8 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { existsSync, mkdirSync } from "node:fs";
-import { createServer } from "node:net";
+import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { after, before, describe, it } from "node:test";
@@ -21,46 +20,28 @@ import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { openStore } from "../../src/store/open.js";
 import { type HeadlessBrowser, headlessBrowser } from "../fixtures/headless-browser.js";
 import { CLI, cleanup, tempDir } from "../helpers/gateway.js";
+import { freePort } from "../helpers/net.js";
 
 const execFileP = promisify(execFile);
 const MCP_REMOTE = resolve("node_modules/mcp-remote/dist/proxy.js");
-const INSPECTOR = resolve(
-  "tools/node22/node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js",
-);
+const { findNode22, node22ToolsMissing, INSPECTOR_REL } = (await import(
+  pathToFileURL(resolve("scripts/conformance.mjs")).href
+)) as { findNode22(): string; node22ToolsMissing(needs?: string[]): string | null; INSPECTOR_REL: string };
+const INSPECTOR = resolve("tools/node22", INSPECTOR_REL);
 
 /** Node 22 for the Inspector, located as the conformance runner does, or why it is missing. */
-async function inspectorNode(): Promise<{ node: string } | { missing: string }> {
-  const { findNode22 } = (await import(pathToFileURL(resolve("scripts/conformance.mjs")).href)) as {
-    findNode22(): string;
-  };
-  let node: string;
-  try {
-    node = findNode22();
-  } catch (err) {
-    return { missing: (err as Error).message };
-  }
-  if (!existsSync(node))
-    return { missing: `Node 22 not installed at ${node} (run: npm ci --prefix tools/node22)` };
-  if (!existsSync(INSPECTOR))
-    return { missing: `MCP Inspector not installed at ${INSPECTOR} (run: npm ci --prefix tools/node22)` };
-  return { node };
+function inspectorNode(): { node: string } | { missing: string } {
+  const missing = node22ToolsMissing(["inspector"]);
+  return missing === null ? { node: findNode22() } : { missing };
 }
 
 const platformSkip =
   process.platform === "linux" ? false : `the $BROWSER hand-off goes through xdg-open (Linux only)`;
-const inspector = await inspectorNode();
+const inspector = inspectorNode();
 const inspectorSkip =
   platformSkip || ("missing" in inspector && process.env.CI !== "true" ? inspector.missing : false);
 if (platformSkip) console.log(`# ${platformSkip}`);
 else if (inspectorSkip) console.log(`# MCP Inspector CLI tests skipped: ${inspectorSkip}`);
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const { port } = server.address() as { port: number };
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 describe("mcp-remote and the MCP Inspector CLI sign in headlessly to the built-in authorization server", {
   skip: platformSkip,

@@ -17,11 +17,11 @@ import {
   PrivateKeyJwtProvider,
   StreamableHTTPClientTransport as TransportV2,
 } from "@modelcontextprotocol/client";
-import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { SignJWT } from "jose";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { openStore } from "../../src/store/open.js";
 import { DEMO_SERVER, modern, type RunningGateway, rpc, runCli, startGateway } from "../helpers/gateway.js";
+import { textOf } from "../helpers/mcp.js";
 import { createTestDatabase, postgresSkip, type TestDatabase } from "../helpers/postgres.js";
 
 const ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -39,12 +39,6 @@ function writeJwks(dir: string, publicKey: KeyObject): string {
   const file = join(dir, `client-${randomUUID()}.jwks.json`);
   writeFileSync(file, JSON.stringify({ keys: [publicKey.export({ format: "jwk" })] }));
   return file;
-}
-
-function text(result: unknown): string {
-  const first = (result as CallToolResult).content[0];
-  assert.ok(first && first.type === "text", JSON.stringify(result));
-  return first.text;
 }
 
 /**
@@ -201,7 +195,7 @@ describe("machine clients (client_credentials) on the built-in authorization ser
     await client.connect(new TransportV2(new URL(gw.endpoint("demo")), { authProvider: provider }));
     try {
       const r = await client.callTool({ name: "echo", arguments: { text: "from a machine" } });
-      assert.ok(text(r).includes("from a machine"));
+      assert.ok(textOf(r).includes("from a machine"));
     } finally {
       await client.close();
     }
@@ -218,7 +212,7 @@ describe("machine clients (client_credentials) on the built-in authorization ser
     await client.connect(new TransportV2(new URL(gw.endpoint("other")), { authProvider: provider }));
     try {
       const r = await client.callTool({ name: "echo", arguments: { text: "basic works" } });
-      assert.ok(text(r).includes("basic works"));
+      assert.ok(textOf(r).includes("basic works"));
     } finally {
       await client.close();
     }
@@ -260,7 +254,7 @@ describe("machine clients (client_credentials) on the built-in authorization ser
     );
     try {
       const r = await client.callTool({ name: "echo", arguments: { text: "default scope" } });
-      assert.ok(text(r).includes("default scope"));
+      assert.ok(textOf(r).includes("default scope"));
     } finally {
       await client.close();
     }

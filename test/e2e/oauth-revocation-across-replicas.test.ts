@@ -12,7 +12,6 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { createServer } from "node:net";
 import { performance } from "node:perf_hooks";
 import { after, before, describe, it, type TestContext } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -21,27 +20,19 @@ import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/types.js";
 import { signInAndConsent } from "../helpers/browserLogin.js";
 import { DEMO_SERVER, modern, type RunningGateway, rpc, startGateway } from "../helpers/gateway.js";
+import { freePort } from "../helpers/net.js";
 import { createTestDatabase, postgresSkip, type TestDatabase } from "../helpers/postgres.js";
 import { pkce } from "../oauth/asHarness.js";
 
 const REDIRECT = "http://127.0.0.1/callback";
 const SECRET_VAR = "PORTCULLIS_REPLICA_TEST_SECRET";
-/** Generous bound for slow CI machines; the design target (100 ms) is reported, not asserted. */
-const REFUSAL_BOUND_MS = 5_000;
+/**
+ * The design target for the fan-out, reported, not asserted: a test asserts order and outcome
+ * (B accepted the credential, then refused it after the revocation), timing belongs in bench/.
+ */
 const DESIGN_TARGET_MS = 100;
-
-/** A port that was free a moment ago (replica B must listen on a known port: its log names publicUrl). */
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve, reject) => {
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", resolve);
-  });
-  const address = srv.address();
-  await new Promise((resolve) => srv.close(resolve));
-  assert.ok(address !== null && typeof address === "object");
-  return address.port;
-}
+/** Hang guard of each refusal test (the runner's timeout, not a claim about speed). */
+const REFUSAL_TEST_TIMEOUT_MS = 60_000;
 
 function jwtClaims(token: string): Record<string, unknown> {
   return JSON.parse(Buffer.from(token.split(".")[1] ?? "", "base64url").toString()) as Record<
@@ -64,7 +55,7 @@ interface Refusal {
   last: Probe;
 }
 
-/** Polls until `probe` answers 401; fails on any other status than 200 or after the bound. */
+/** Polls until `probe` answers 401; fails on any other status than 200. */
 async function untilRefused(probe: () => Promise<Probe>, revokedAt: number): Promise<Refusal> {
   let acceptedAfter = 0;
   for (;;) {
@@ -73,11 +64,6 @@ async function untilRefused(probe: () => Promise<Probe>, revokedAt: number): Pro
     if (r.status === 401) return { delayMs: elapsed, acceptedAfter, last: r };
     assert.equal(r.status, 200, `unexpected answer from replica B: ${r.status} ${r.text.slice(0, 300)}`);
     acceptedAfter++;
-    if (elapsed > REFUSAL_BOUND_MS) {
-      assert.fail(
-        `replica B still accepted the revoked credential ${Math.round(elapsed)} ms after revocation (${acceptedAfter} requests)`,
-      );
-    }
     await sleep(2);
   }
 }
@@ -256,7 +242,9 @@ describe("revocation across gateway replicas sharing a PostgreSQL store", {
     assert.notEqual(bOrigin, a.url, "B is a separate process on its own port");
   });
 
-  it("refuses on replica B a user token whose grant was revoked on replica A (revocation fan-out)", async (t) => {
+  it("refuses on replica B a user token whose grant was revoked on replica A (revocation fan-out)", {
+    timeout: REFUSAL_TEST_TIMEOUT_MS,
+  }, async (t) => {
     const { clientId, access, refresh } = await userTokens();
     await warmOnB(access);
     const revocation = await form("/token/revocation", {
@@ -280,7 +268,9 @@ describe("revocation across gateway replicas sharing a PostgreSQL store", {
     assert.equal(refreshed.json.error, "invalid_grant");
   });
 
-  it("refuses on replica B a user token whose grant was revoked by refresh-token reuse on replica A", async (t) => {
+  it("refuses on replica B a user token whose grant was revoked by refresh-token reuse on replica A", {
+    timeout: REFUSAL_TEST_TIMEOUT_MS,
+  }, async (t) => {
     const { clientId, access, refresh } = await userTokens();
     await warmOnB(access);
     const rotated = await form("/token", {
@@ -307,7 +297,9 @@ describe("revocation across gateway replicas sharing a PostgreSQL store", {
     await deniedWith(String(jwtClaims(second).jti), /grant was revoked/);
   });
 
-  it("refuses on replica B an API key revoked through the CLI", async (t) => {
+  it("refuses on replica B an API key revoked through the CLI", {
+    timeout: REFUSAL_TEST_TIMEOUT_MS,
+  }, async (t) => {
     const created = await a.cli(["keys", "create", "--name", "replica-key", "--servers", "demo"]);
     const key = created.key as string;
     const id = created.id as string;
@@ -326,7 +318,9 @@ describe("revocation across gateway replicas sharing a PostgreSQL store", {
     await deniedWith(id, /key revoked at/);
   });
 
-  it("refuses on replica B a machine client revoked through the CLI", async (t) => {
+  it("refuses on replica B a machine client revoked through the CLI", {
+    timeout: REFUSAL_TEST_TIMEOUT_MS,
+  }, async (t) => {
     const created = await a.cli([
       "clients",
       "create",

@@ -4,9 +4,11 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
-import { openStore } from "../../src/store/open.js";
+import { mintKey } from "../../src/authn/keyFormat.js";
+import type { StoredAuditRecord } from "../../src/store/types.js";
+import { auditRecords } from "../helpers/audit.js";
 import { DEMO_SERVER, modern, type RunningGateway, rpc, startGateway } from "../helpers/gateway.js";
+import { waitFor } from "../helpers/wait.js";
 
 describe("observability", () => {
   let gw: RunningGateway;
@@ -48,24 +50,43 @@ describe("observability", () => {
   });
 
   it("writes an audit record for every authentication decision, with who, what and how long", async () => {
-    await sleep(300);
-    const store = await openStore(`${gw.dir}/data/portcullis.db`);
-    try {
-      const rows = await store.listAudit({ limit: 100 });
-      const allowed = rows.find((r) => r.decision === "allow" && r.tool === "get_time");
-      assert.ok(allowed);
-      assert.equal(allowed.credentialId, keyId);
-      assert.equal(allowed.principal, `key:${keyId}`);
-      assert.equal(allowed.method, "api_key");
-      assert.equal(allowed.environment, "test");
-      assert.equal(allowed.server, "demo");
-      assert.equal(allowed.rpcMethod, "tools/call");
-      assert.ok(allowed.latencyUs >= 0);
-      const denied = rows.find((r) => r.decision === "deny" && r.reason === "no credential presented");
-      assert.ok(denied);
-      assert.ok(!JSON.stringify(rows).includes(key));
-    } finally {
-      await store.close();
+    // Records decided from now on (not by seq: the previous test's records may still be
+    // waiting for their group commit, and would then come after any seq read here).
+    const since = new Date();
+    // Four requests, four authentication decisions: one allowed, three refused differently.
+    const sent: Array<[string | undefined, number]> = [
+      [key, 200],
+      [undefined, 401],
+      [mintKey("test").key, 401],
+      ["nonsense", 401],
+    ];
+    for (const [credential, status] of sent) {
+      const m = modern(9, "tools/call", { name: "get_time", arguments: {} }, credential);
+      assert.equal((await rpc(gw.endpoint("demo"), m.body, m.headers)).status, status);
     }
+    const fresh = await waitFor("one audit record per request", async () => {
+      const rows = await auditRecords(gw, { since });
+      return rows.length >= sent.length && rows;
+    });
+    assert.deepEqual(
+      fresh.map((r) => [r.decision, r.reason]),
+      [
+        ["allow", fresh[0]?.reason],
+        ["deny", "no credential presented"],
+        ["deny", "unknown key id"],
+        ["deny", "malformed key"],
+      ],
+      "exactly one record per decision, in order",
+    );
+    const [allowed] = fresh as [StoredAuditRecord];
+    assert.equal(allowed.tool, "get_time");
+    assert.equal(allowed.credentialId, keyId);
+    assert.equal(allowed.principal, `key:${keyId}`);
+    assert.equal(allowed.method, "api_key");
+    assert.equal(allowed.environment, "test");
+    assert.equal(allowed.server, "demo");
+    assert.equal(allowed.rpcMethod, "tools/call");
+    assert.ok(allowed.latencyUs >= 0);
+    assert.ok(!JSON.stringify(await auditRecords(gw)).includes(key));
   });
 });

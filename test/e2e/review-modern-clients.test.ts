@@ -11,7 +11,9 @@ import {
   Client as ClientV2,
   StreamableHTTPClientTransport as TransportV2,
 } from "@modelcontextprotocol/client";
-import { cleanup, modern, type RunningGateway, rpc } from "../helpers/gateway.js";
+import { auditRecords } from "../helpers/audit.js";
+import { cleanup, createKey, modern, type RunningGateway, rpc } from "../helpers/gateway.js";
+import { jsonOf } from "../helpers/mcp.js";
 import { approvals, approvalsRaw, pendingApproval, startReviewGateway } from "../review/fixtures.js";
 
 interface ReviewMeta {
@@ -29,10 +31,8 @@ describe("runtime review: 2026-07-28 clients get input_required and retry with r
 
   before(async () => {
     gw = await startReviewGateway();
-    const created = await gw.cli(["keys", "create", "--name", "review-agent"]);
-    key = created.key as string;
-    keyId = created.id as string;
-    otherKey = (await gw.cli(["keys", "create", "--name", "other-agent"])).key as string;
+    ({ key, id: keyId } = await createKey(gw, "review-agent"));
+    ({ key: otherKey } = await createKey(gw, "other-agent"));
   });
   after(async () => {
     await gw.stop();
@@ -47,8 +47,23 @@ describe("runtime review: 2026-07-28 clients get input_required and retry with r
   async function addNote(k = key): Promise<string> {
     const m = modern(1, "tools/call", { name: "add_note", arguments: { title: "t", body: "b" } }, k);
     const r = await rpc(gw.endpoint("demo"), m.body, m.headers);
-    const text = ((r.json.result as { content: { text: string }[] }).content[0] as { text: string }).text;
-    return (JSON.parse(text) as { note: { id: string } }).note.id;
+    return jsonOf<{ note: { id: string } }>(r.json.result).note.id;
+  }
+
+  /** The note ids the upstream holds for this caller: its own record of which deletes ran. */
+  async function noteIds(k = key): Promise<string[]> {
+    const m = modern(2, "tools/call", { name: "search_notes", arguments: { query: "" } }, k);
+    const r = await rpc(gw.endpoint("demo"), m.body, m.headers);
+    assert.equal(r.status, 200, r.text);
+    return jsonOf<{ notes: { id: string }[] }>(r.json.result).notes.map((n) => n.id);
+  }
+
+  /** Allow records of a delete_note call for this note in the audit trail. */
+  async function allowedDeletes(note: string): Promise<number> {
+    const records = await auditRecords(gw, { tool: "delete_note", decision: "allow" });
+    return records.filter(
+      (r) => r.rpcMethod === "tools/call" && JSON.stringify(r.arguments) === JSON.stringify({ id: note }),
+    ).length;
   }
 
   async function firstCall(
@@ -89,6 +104,9 @@ describe("runtime review: 2026-07-28 clients get input_required and retry with r
     const result = done.json.result as { content: { text: string }[]; isError?: boolean };
     assert.notEqual(result.isError, true, done.text);
     assert.deepEqual(JSON.parse((result.content[0] as { text: string }).text), { deleted: note });
+    // Positive control for the refusals below: the approved delete ran upstream and was audited.
+    assert.ok(!(await noteIds()).includes(note), "the approved delete ran upstream");
+    assert.equal(await allowedDeletes(note), 1);
 
     const shown = (await approvals(gw, ["list"])) as Record<string, unknown>[];
     assert.equal(shown.find((a) => a.id === meta.approvalId)?.status, "consumed");
@@ -106,6 +124,7 @@ describe("runtime review: 2026-07-28 clients get input_required and retry with r
     assert.equal(error.code, -32041);
     assert.equal(error.data.approvalId, meta.approvalId);
     assert.match(error.message, /already used/);
+    assert.equal(await allowedDeletes(note), 1, "the replay was not forwarded a second time");
   });
 
   it("refuses an approval for changed arguments", async () => {
@@ -119,38 +138,57 @@ describe("runtime review: 2026-07-28 clients get input_required and retry with r
     assert.equal(error.code, -32041);
     assert.equal(error.data.approvalId, meta.approvalId);
     assert.match(error.message, /arguments changed/);
+    assert.ok((await noteIds()).includes(other), "the swapped delete never ran upstream");
+    assert.equal(await allowedDeletes(other), 0, "no allow record for the swapped arguments");
     // The refused attempt did not use the approval up: the approved call itself still runs.
     const original = await call(31, { id: note }, { requestState: state });
     assert.equal(original.status, 200, original.text);
-    const records = await gw.cli(["approvals", "list"]);
-    assert.ok(Array.isArray(records));
+    const ids = await noteIds();
+    assert.ok(!ids.includes(note) && ids.includes(other), "exactly the approved note was deleted");
+    const shown = (await approvals(gw, ["list"])) as Record<string, unknown>[];
+    assert.equal(shown.find((a) => a.id === meta.approvalId)?.status, "consumed");
   });
 
   it("refuses self-approval", async () => {
-    const { meta } = await firstCall({ id: "n999" });
+    const note = await addNote();
+    const { meta } = await firstCall({ id: note });
     for (const self of ["review-agent", `key:${keyId}`, keyId]) {
       const r = await approvalsRaw(gw, ["approve", meta.approvalId, "--by", self]);
       assert.equal(r.code, 2, `${self}: ${r.stdout}`);
       assert.match(r.stdout, /can never decide their own call/);
     }
     const list = (await approvals(gw, ["list"])) as Record<string, unknown>[];
-    assert.equal(list.find((a) => a.id === meta.approvalId)?.status, "pending");
+    // Undecided: still pending, or expired when the refused attempts outlasted the 60 s review
+    // on a loaded machine (each CLI run is a process start).
+    const status = list.find((a) => a.id === meta.approvalId)?.status;
+    assert.ok(status === "pending" || status === "expired", `undecided, not ${String(status)}`);
+    assert.ok((await noteIds()).includes(note), "nothing ran upstream");
   });
 
   it("refuses a requestState presented by another caller, and a forged one", async () => {
-    const { state, meta } = await firstCall({ id: "n998" });
+    const note = await addNote();
+    // The other caller's own upstream notebook gets a note with the same id, so a stolen
+    // approval forwarded for it would leave a trace there.
+    let othersNote = await addNote(otherKey);
+    for (let i = 0; othersNote !== note && i < 100; i++) othersNote = await addNote(otherKey);
+    assert.equal(othersNote, note);
+    const { state, meta } = await firstCall({ id: note });
     await approvals(gw, ["approve", meta.approvalId, "--by", "alice-operator"]);
-    const stolen = await call(40, { id: "n998" }, { requestState: state }, otherKey);
+    const stolen = await call(40, { id: note }, { requestState: state }, otherKey);
     assert.equal(stolen.status, 403, stolen.text);
     assert.equal((stolen.json.error as { data: { approvalId: string } }).data.approvalId, meta.approvalId);
     const forged = `${state.slice(0, -4)}AAAA`;
-    const bad = await call(41, { id: "n998" }, { requestState: forged });
+    const bad = await call(41, { id: note }, { requestState: forged });
     assert.equal(bad.status, 400, bad.text);
     assert.equal((bad.json.error as { code: number }).code, -32602);
+    assert.ok((await noteIds()).includes(note), "neither ran upstream for the approving caller");
+    assert.ok((await noteIds(otherKey)).includes(othersNote), "nor for the other caller");
+    assert.equal(await allowedDeletes(note), 0, "no allow record for either");
   });
 
   it("a denied call is refused with the approval id and the approver's decision audited", async () => {
-    const { state, meta } = await firstCall({ id: "n997" });
+    const note = await addNote();
+    const { state, meta } = await firstCall({ id: note });
     const denied = (await approvals(gw, [
       "deny",
       meta.approvalId,
@@ -160,7 +198,7 @@ describe("runtime review: 2026-07-28 clients get input_required and retry with r
       "not today",
     ])) as Record<string, unknown>;
     assert.equal(denied.status, "denied");
-    const r = await call(50, { id: "n997" }, { requestState: state });
+    const r = await call(50, { id: note }, { requestState: state });
     assert.equal(r.status, 403, r.text);
     const error = r.json.error as {
       code: number;
@@ -174,6 +212,12 @@ describe("runtime review: 2026-07-28 clients get input_required and retry with r
     const late = await approvalsRaw(gw, ["approve", meta.approvalId, "--by", "carol-operator"]);
     assert.equal(late.code, 2);
     assert.match(late.stdout, /denied, not pending/);
+    assert.ok((await noteIds()).includes(note), "the denied delete never ran upstream");
+    assert.equal(await allowedDeletes(note), 0, "no allow record for it");
+    const decided = (await auditRecords(gw, { tool: "delete_note" })).filter(
+      (r) => JSON.stringify(r.arguments) === JSON.stringify({ id: note }),
+    );
+    assert.ok(decided.length > 0, "the review and its refusal are in the audit trail");
   });
 
   it("the official v2 SDK client retries with the requestState by itself and gets the result once approved", async () => {

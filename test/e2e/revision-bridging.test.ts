@@ -6,22 +6,13 @@
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { createServer } from "node:net";
 import { after, before, describe, it } from "node:test";
 import {
   Client as ClientV2,
   StreamableHTTPClientTransport as TransportV2,
 } from "@modelcontextprotocol/client";
 import { EVERYTHING_SERVER, modern, type RunningGateway, rpc, startGateway } from "../helpers/gateway.js";
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from "../helpers/net.js";
 
 describe("revision bridging with a legacy-only HTTP upstream", () => {
   let gw: RunningGateway;

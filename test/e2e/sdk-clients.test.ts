@@ -11,7 +11,6 @@ import {
 } from "@modelcontextprotocol/client";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { type HttpUpstream, startHttpUpstream } from "../fixtures/http-upstream.js";
 import {
   DEMO_SERVER,
@@ -21,14 +20,9 @@ import {
   rpc,
   startGateway,
 } from "../helpers/gateway.js";
+import { textOf } from "../helpers/mcp.js";
 
 const MODERN = "2026-07-28";
-
-function text(result: unknown): string {
-  const first = (result as CallToolResult).content[0];
-  assert.ok(first && first.type === "text", JSON.stringify(result));
-  return first.text;
-}
 
 describe("official SDK clients through the gateway", () => {
   let gw: RunningGateway;
@@ -98,7 +92,7 @@ describe("official SDK clients through the gateway", () => {
           tools.map((t) => t.name).join(","),
         );
         assert.equal(
-          text(
+          textOf(
             await client.callTool({ name: "echo", arguments: { message: "hi v1", text: "hi v1" } }),
           ).includes("hi v1"),
           true,
@@ -116,7 +110,7 @@ describe("official SDK clients through the gateway", () => {
         const { tools } = await client.listTools();
         assert.ok(tools.some((t) => t.name === "echo"));
         assert.equal(
-          text(
+          textOf(
             await client.callTool({ name: "echo", arguments: { message: "hi v2", text: "hi v2" } }),
           ).includes("hi v2"),
           true,
@@ -134,7 +128,7 @@ describe("official SDK clients through the gateway", () => {
       const r = await client.callTool({ name: "echo", arguments: { text: "p" } }, undefined, {
         onprogress: (p) => seen.push(p.progress),
       });
-      assert.equal(text(r), "p");
+      assert.equal(textOf(r), "p");
       assert.deepEqual(seen, [1, 2]);
     } finally {
       await transport.terminateSession().catch(() => {});
@@ -147,7 +141,7 @@ describe("official SDK clients through the gateway", () => {
         { name: "echo", arguments: { text: "p2" } },
         { onprogress: (p) => seen.push(p.progress) },
       );
-      assert.equal(text(r), "p2");
+      assert.equal(textOf(r), "p2");
       assert.deepEqual(seen, [1, 2]);
     } finally {
       await c2.close();
@@ -158,7 +152,7 @@ describe("official SDK clients through the gateway", () => {
     const client = await v2("remote");
     try {
       const r = await client.callTool({ name: "whoami", arguments: {} });
-      const seenHeaders = JSON.parse(text(r)) as Record<string, string>;
+      const seenHeaders = JSON.parse(textOf(r)) as Record<string, string>;
       assert.equal(seenHeaders.authorization, undefined);
       assert.equal(seenHeaders["x-upstream-token"], "upstream-secret-chosen-by-the-operator");
       assert.ok(!JSON.stringify(seenHeaders).includes(key));
@@ -174,8 +168,8 @@ describe("official SDK clients through the gateway", () => {
     const b = await v2("demo", otherKey);
     try {
       await a.callTool({ name: "add_note", arguments: { title: "secret plan", body: "only for caller A" } });
-      const seenByA = text(await a.callTool({ name: "search_notes", arguments: { query: "secret plan" } }));
-      const seenByB = text(await b.callTool({ name: "search_notes", arguments: { query: "secret plan" } }));
+      const seenByA = textOf(await a.callTool({ name: "search_notes", arguments: { query: "secret plan" } }));
+      const seenByB = textOf(await b.callTool({ name: "search_notes", arguments: { query: "secret plan" } }));
       assert.match(seenByA, /secret plan/);
       assert.doesNotMatch(seenByB, /secret plan/);
     } finally {

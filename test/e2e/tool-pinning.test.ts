@@ -13,7 +13,18 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { openStore } from "../../src/store/open.js";
 import type { StoredAuditRecord } from "../../src/store/types.js";
 import type { ToolFile } from "../fixtures/mutable-tool-server.js";
-import { cleanup, DEFAULT_POLICY_PACK, modern, rpc, startGateway, tempDir } from "../helpers/gateway.js";
+import { auditRecords } from "../helpers/audit.js";
+import { UpstreamCallLog } from "../helpers/callLog.js";
+import {
+  cleanup,
+  createKey,
+  DEFAULT_POLICY_PACK,
+  modern,
+  rpc,
+  startGateway,
+  tempDir,
+} from "../helpers/gateway.js";
+import { waitFor } from "../helpers/wait.js";
 
 const MUTABLE_SERVER = join(import.meta.dirname, "../fixtures/mutable-tool-server.js");
 const READ = { readOnlyHint: true, destructiveHint: false, openWorldHint: false };
@@ -44,17 +55,22 @@ type RpcError = { code: number; message: string; data?: { decisionId?: string } 
 async function setUp(pinning: Record<string, unknown> | undefined) {
   const dir = tempDir("portcullis-pinning-");
   const toolsFile = join(dir, "tools.json");
+  const callsFile = join(dir, "calls.jsonl");
   writeFileSync(toolsFile, JSON.stringify(HONEST));
   const gw = await startGateway({
     config: {
       policy: { paths: [DEFAULT_POLICY_PACK] },
       ...(pinning ? { pinning } : {}),
       servers: {
-        words: { transport: "stdio", command: process.execPath, args: [MUTABLE_SERVER, toolsFile] },
+        words: {
+          transport: "stdio",
+          command: process.execPath,
+          args: [MUTABLE_SERVER, toolsFile, "--calls", callsFile],
+        },
       },
     },
   });
-  const key = (await gw.cli(["keys", "create", "--name", "agent"])).key as string;
+  const { key } = await createKey(gw, "agent");
   let rpcId = 1;
   const send = (method: string, params: Record<string, unknown> = {}) => {
     const { body, headers } = modern(rpcId++, method, params, key);
@@ -63,6 +79,8 @@ async function setUp(pinning: Record<string, unknown> | undefined) {
   return {
     dir,
     gw,
+    /** The upstream's own record of the tools/call requests it ran. */
+    upstream: new UpstreamCallLog(callsFile),
     serve: (tools: ToolFile) => writeFileSync(toolsFile, JSON.stringify(tools)),
     async listed(): Promise<string[]> {
       const res = await send("tools/list");
@@ -147,6 +165,11 @@ describe("tool pinning (block)", () => {
   it("blocks a changed tool until an operator accepts it", async () => {
     assert.deepEqual(await t.listed(), ["count_words", "lookup_word"]);
     ran(await t.lookup(), "lookup_word");
+    // Positive control: the upstream's log records a call this setup allows.
+    assert.deepEqual(
+      t.upstream.fresh().map((c) => c.name),
+      ["lookup_word"],
+    );
 
     t.serve(RUG_PULLED);
     assert.deepEqual(await t.listed(), ["count_words"], "the changed tool is hidden from the list");
@@ -155,10 +178,23 @@ describe("tool pinning (block)", () => {
     const error = blocked.json.error as RpcError;
     assert.equal(error.code, -32042, blocked.text);
     assert.ok(error.data?.decisionId);
+    const decisionId = error.data.decisionId;
+    const [refusal] = await waitFor("the refusal's audit record", async () => {
+      const found = await auditRecords(t.gw, { decisionId });
+      return found.length > 0 && found;
+    });
+    assert.equal(refusal?.decision, "deny");
+    assert.equal(refusal?.tool, "lookup_word");
+    assert.deepEqual(t.upstream.fresh(), [], "the tampered tool never ran upstream");
     const [flagged] = await t.toolChanges();
     assert.equal(flagged?.decision, "deny");
     assert.equal(flagged?.tool, "lookup_word");
     ran(await t.call("count_words"), "count_words");
+    assert.deepEqual(
+      t.upstream.fresh().map((c) => c.name),
+      ["count_words"],
+      "the unchanged tool still runs",
+    );
 
     const accepted = await t.gw.cli(["tools", "accept", "words", "lookup_word", "--by", "security-team"]);
     assert.deepEqual(
@@ -170,6 +206,11 @@ describe("tool pinning (block)", () => {
     for (const until = Date.now() + 5_000; res.status !== 200 && Date.now() < until; await sleep(100))
       res = await t.lookup();
     ran(res, "lookup_word");
+    assert.deepEqual(
+      t.upstream.fresh().map((c) => c.name),
+      ["lookup_word"],
+      "once accepted, the call runs upstream exactly once",
+    );
     assert.deepEqual(await t.listed(), ["count_words", "lookup_word"], "listed again once accepted");
   });
 });

@@ -83,10 +83,11 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   const stderr: string[] = [];
   createInterface({ input: proc.stderr as NodeJS.ReadableStream }).on("line", (l) => stderr.push(l));
   const url = await new Promise<string>((resolveUrl, reject) => {
+    // A hang guard, not a speed claim: on a loaded machine startup can take a while.
     const timer = setTimeout(() => {
       proc.kill("SIGKILL"); // a gateway that did not start must not outlive the test
       reject(new Error(`gateway did not start:\n${stderr.join("\n")}`));
-    }, opts.startTimeoutMs ?? 40_000);
+    }, opts.startTimeoutMs ?? 60_000);
     createInterface({ input: proc.stdout as NodeJS.ReadableStream }).on("line", (line) => {
       try {
         const entry = JSON.parse(line) as Record<string, unknown>;
@@ -126,6 +127,16 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       if (!opts.dir) rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** `portcullis keys create --name <name> [args]`: the key string and its id. */
+export async function createKey(
+  gw: Pick<RunningGateway, "cli">,
+  name: string,
+  args: string[] = [],
+): Promise<{ key: string; id: string }> {
+  const created = await gw.cli(["keys", "create", "--name", name, ...args]);
+  return { key: created.key as string, id: created.id as string };
 }
 
 /** A JSON-RPC POST as a bare HTTP client sends it. */

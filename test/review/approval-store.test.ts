@@ -113,20 +113,20 @@ function suite(open: () => Promise<{ url: string; cleanup(): Promise<void> }>): 
     assert.equal((await cli.getApproval(a.id))?.status, "expired");
   });
 
-  it("a decision made through another connection reaches a waiting gateway within a second", async () => {
+  it("a decision made through another connection reaches a waiting gateway before the approval's deadline", async () => {
     const waiter = new ApprovalWaiter(gateway, pino({ level: "silent" }));
     waiter.start();
     try {
       await new Promise((r) => setTimeout(r, 300));
       const a = approval();
       await gateway.insertApproval(a);
+      // Heard through the change feed, not at the deadline: a waiter that only wakes at its
+      // deadline resolves "expired", and the test runner's timeout ends a waiter that never does.
       const waiting = waiter.wait(a.id, new Date(Date.now() + 30_000), new AbortController().signal);
-      const decidedAt = Date.now();
       await decideApproval(cli, a.id, "approved", { name: "alice", via: "cli" });
       const outcome = await waiting;
       assert.equal(outcome.kind, "decided");
       assert.equal(outcome.kind === "decided" && outcome.record.status, "approved");
-      assert.ok(Date.now() - decidedAt < 1000, `heard after ${Date.now() - decidedAt} ms`);
     } finally {
       await waiter.close();
     }

@@ -14,6 +14,7 @@ import { openStore } from "../../src/store/open.js";
 import { LISTENER_APPLICATION_NAME } from "../../src/store/postgres.js";
 import type { AuditRecord, NewApiKey, Store } from "../../src/store/types.js";
 import { createTestDatabase, postgresSkip } from "../helpers/postgres.js";
+import { waitFor } from "../helpers/wait.js";
 
 interface Backend {
   /** Opens a new, migrated store instance on the backend's data (each call is a separate connection). */
@@ -60,14 +61,6 @@ function auditRecord(i: number, credentialId: string | null): AuditRecord {
     ruleIds: i % 2 === 0 ? ["read-tier-tools", `rule-${i}`] : null,
     policyVersion: i % 2 === 0 ? "p-1a2b3c" : null,
   };
-}
-
-async function waitFor(what: string, cond: () => boolean, ms = 2_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 async function sqliteBackend(): Promise<Backend> {
@@ -257,7 +250,7 @@ function storeSuite(kind: "sqlite" | "postgres", makeBackend: () => Promise<Back
   }
 
   if (kind === "postgres") {
-    it("fans a revocation from another instance out within 2 s", async () => {
+    it("fans a revocation from another instance out to this instance's change feed", async () => {
       let changes = 0;
       const watch = store.watchKeys(() => changes++);
       const other = await backend.open();
@@ -267,10 +260,8 @@ function storeSuite(kind: "sqlite" | "postgres", makeBackend: () => Promise<Back
         await other.insertKey(key);
         await waitFor("the insert notification", () => changes >= 2);
         const before = changes;
-        const started = Date.now();
         assert.equal(await other.revokeKey(key.id, new Date()), true);
         await waitFor("the revoke notification", () => changes > before);
-        assert.ok(Date.now() - started < 2_000);
         assert.equal(watch.healthy(), true);
       } finally {
         await other.close();
@@ -289,7 +280,7 @@ function storeSuite(kind: "sqlite" | "postgres", makeBackend: () => Promise<Back
            WHERE datname = current_database() AND application_name = '${LISTENER_APPLICATION_NAME}'`,
         );
         await waitFor("the watch to notice", () => !watch.healthy());
-        await waitFor("the reconnect", () => watch.healthy(), 5_000);
+        await waitFor("the reconnect", () => watch.healthy());
         assert.ok(changes > before, "a reconnect makes the caller reload what it may have missed");
       } finally {
         await watch.close();

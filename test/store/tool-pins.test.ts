@@ -13,6 +13,7 @@ import { sha256Hex } from "../../src/canonicalJson.js";
 import { openStore } from "../../src/store/open.js";
 import type { Store, ToolSighting } from "../../src/store/types.js";
 import { createTestDatabase, postgresSkip } from "../helpers/postgres.js";
+import { waitFor } from "../helpers/wait.js";
 
 interface Backend {
   open(): Promise<Store>;
@@ -22,14 +23,6 @@ interface Backend {
 function sighting(server: string, tool: string, description: string, at = 1_760_000_000_000): ToolSighting {
   const definition = JSON.stringify({ description, inputSchema: { type: "object" }, name: tool });
   return { server, tool, hash: sha256Hex(definition), definition, at: new Date(at) };
-}
-
-async function waitFor(what: string, cond: () => boolean, ms = 3_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 function suite(makeBackend: () => Promise<Backend>): void {

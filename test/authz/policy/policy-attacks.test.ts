@@ -83,22 +83,79 @@ const inputArb = fc
     }),
   );
 
+// ── An independent oracle, written from the semantics in docs/policy.md and compile.ts's
+// header, not from the engine: for the ASCII names generated here, deny and review rules
+// compare names case-insensitively and allow rules exactly; a `when` that cannot be evaluated
+// matches for deny and not for allow or review.
+
+/** `*` matches any run of characters; everything else literally. */
+function globMatches(pattern: string, name: string): boolean {
+  const re = new RegExp(
+    `^${pattern
+      .split("*")
+      .map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"))
+      .join(".*")}$`,
+    "s",
+  );
+  return re.test(name);
+}
+
+type Input = ReturnType<typeof makeInput>;
+
+/** The value of one of ruleArb's `when` conditions, or "error" when CEL cannot evaluate it. */
+function whenValue(when: string, input: Input): boolean | "error" {
+  const expires = input.principal.expiresInSeconds;
+  switch (when) {
+    case "principal.expiresInSeconds != null":
+      return expires !== null;
+    case "context.arguments.force == true": {
+      const args = input.context.arguments as Record<string, unknown>;
+      return "force" in args ? args.force === true : "error";
+    }
+    case "principal.expiresInSeconds < 600":
+      return expires === null ? "error" : expires < 600;
+    case "'sre' in principal.groups":
+      return input.principal.groups.includes("sre");
+    default:
+      throw new Error(`the oracle does not know ${when}`);
+  }
+}
+
+function oracleMatches(rule: RuleSpec, input: Input): boolean {
+  const fold = rule.effect === "allow" ? (s: string) => s : (s: string) => s.toLowerCase();
+  const names = (patterns: string[] | undefined, name: string | null) =>
+    patterns === undefined || (name !== null && patterns.some((p) => globMatches(fold(p), fold(name))));
+  if (rule.methods && !rule.methods.includes(input.action.method)) return false;
+  if (!names(rule.servers, input.resource.server)) return false;
+  if (!names(rule.tools, input.resource.name)) return false;
+  if (rule.tiers && !rule.tiers.includes(input.resource.tier as "read")) return false;
+  if (rule.authMethods && !rule.authMethods.includes(input.principal.method as "api_key")) return false;
+  if (rule.when === undefined) return true;
+  const w = whenValue(rule.when, input);
+  return w === "error" ? rule.effect === "deny" : w;
+}
+
+/** Deny overrides review overrides allow; nothing matching is a deny with no rule ids. */
+function oracleDecision(rules: RuleSpec[], input: Input): { effect: Effect; ruleIds: string[] } {
+  const matching = (effect: Effect) =>
+    rules.flatMap((r, i) => (r.effect === effect && oracleMatches(r, input) ? [`r${i}`] : []));
+  for (const effect of ["deny", "review", "allow"] as const) {
+    const ids = matching(effect);
+    if (ids.length > 0) return { effect, ruleIds: ids };
+  }
+  return { effect: "deny", ruleIds: [] };
+}
+
 describe("policy attacks", () => {
-  it("never allows a request no rule allows", () => {
+  it("never allows a request no rule allows (checked against an independent oracle)", () => {
     fc.assert(
       fc.property(fc.array(ruleArb, { maxLength: 12 }), inputArb, (rules, input) => {
         const p = compilePolicy(policy(toYaml(rules)));
-        const { decision, trace } = p.explain(input);
-        assert.deepEqual(p.decide(input), decision, "decide and explain agree");
-        const allowing = trace.filter((t) => t.matched && t.effect === "allow").map((t) => t.id);
-        if (allowing.length === 0) assert.notEqual(decision.effect, "allow");
-        if (decision.effect === "allow") assert.deepEqual(decision.ruleIds, allowing);
-        if (trace.every((t) => !t.matched)) {
-          assert.deepEqual(
-            [decision.effect, decision.ruleIds, decision.reason],
-            ["deny", [], "no rule allows this"],
-          );
-        }
+        const decision = p.decide(input);
+        const expected = oracleDecision(rules, input);
+        assert.deepEqual({ effect: decision.effect, ruleIds: decision.ruleIds }, expected, toYaml(rules));
+        if (expected.ruleIds.length === 0) assert.equal(decision.reason, "no rule allows this");
+        assert.deepEqual(p.explain(input).decision, decision, "decide and explain agree");
       }),
       { numRuns: 400 },
     );
@@ -184,9 +241,38 @@ describe("policy attacks", () => {
       ),
       { numRuns: 1000 },
     );
-    // A Unicode ligature and the Kelvin sign are compatibility forms too.
-    assert.equal(p.decide(makeInput({ resource: { name: "drop_table\uFB01".slice(0, 10) } })).effect, "deny");
     assert.equal(p.decide(makeInput({ resource: { name: "DELETE_REPO" } })).effect, "deny");
+  });
+
+  it("a Unicode ligature or the Kelvin sign in a tool name cannot escape a deny rule", () => {
+    const p = compilePolicy(
+      policy(`rules:
+  - { id: allow-all, effect: allow, match: { tools: ["*"] } }
+  - { id: no-profile-wipe, effect: deny, match: { tools: [wipe_profile] } }
+  - { id: no-kill, effect: deny, match: { tools: ["kill_*"] } }`),
+    );
+    const decide = (name: string) => p.decide(makeInput({ resource: { name } }));
+    // Controls: the plain names are denied, an unrelated name is allowed.
+    assert.equal(decide("wipe_profile").effect, "deny");
+    assert.equal(decide("kill_process").effect, "deny");
+    assert.equal(decide("list_profiles").effect, "allow");
+    // U+FB01 LATIN SMALL LIGATURE FI is NFKC-equivalent to "fi".
+    for (const name of ["wipe_pro\uFB01le", "WIPE_PRO\uFB01LE", "wipe_pro\uFB01le\u200B"]) {
+      assert.notEqual(name, "wipe_profile");
+      assert.deepEqual(
+        [decide(name).effect, decide(name).ruleIds],
+        ["deny", ["no-profile-wipe"]],
+        JSON.stringify(name),
+      );
+    }
+    // U+212A KELVIN SIGN is NFKC-equivalent to "K", which case-folds to "k".
+    for (const name of ["\u212Aill_process", "\u212AILL_PROCESS", "\u212Aill_\u212Ai\u212Aer"]) {
+      assert.deepEqual(
+        [decide(name).effect, decide(name).ruleIds],
+        ["deny", ["no-kill"]],
+        JSON.stringify(name),
+      );
+    }
   });
 
   it("allow rules match the exact name only, so a disguised name gains no allow", () => {
