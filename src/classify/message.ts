@@ -79,6 +79,17 @@ export function classifyMessage(text: string): ClassifiedMessage {
         ).withId(id);
       }
       name = p.name;
+      // MCP schema: CallToolRequest / GetPromptRequest `arguments` is an object when present; a
+      // number or array here is the client's error, not the upstream's -32603.
+      const args = p.arguments;
+      if (args !== undefined && (args === null || typeof args !== "object" || Array.isArray(args))) {
+        throw new GatewayError(
+          400,
+          RpcCode.InvalidParams,
+          "Invalid params",
+          `${method} params.arguments must be an object`,
+        ).withId(id);
+      }
     } else if (NAMED_BY_URI.has(method)) {
       if (typeof p?.uri !== "string") {
         throw new GatewayError(

@@ -25,11 +25,11 @@ describe("message nesting limit", () => {
   });
 
   it("accepts a message at the limit, and brackets inside strings do not count", () => {
-    // The message and params are two levels; the arguments fill the rest.
-    const inner = MAX_MESSAGE_NESTING - 2;
+    // The message, params and arguments object are three levels; one argument fills the rest.
+    const inner = MAX_MESSAGE_NESTING - 3;
     const atLimit = `${"[".repeat(inner)}"[[[{{{\\"]]"${"]".repeat(inner)}`;
-    assert.equal(classifyMessage(call(atLimit)).name, "echo");
-    assert.throws(() => classifyMessage(call(`[${atLimit}]`)), GatewayError);
+    assert.equal(classifyMessage(call(`{"a":${atLimit}}`)).name, "echo");
+    assert.throws(() => classifyMessage(call(`{"a":[${atLimit}]}`)), GatewayError);
     assert.equal(nestsDeeperThan(`["${"[".repeat(1000)}"]`, 1), false);
   });
 });
