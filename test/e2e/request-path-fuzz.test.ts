@@ -164,13 +164,11 @@ function sameArguments(sent: unknown, logged: unknown): boolean {
 }
 
 /**
- * TEMPORARY (issue 10 item 1, "one request stops the audit trail"): arguments nested deeper than
- * the canonical-JSON limit (64) make the audit writer retry that record forever, so every later
- * input fails "the audit writer always drains" (found by this suite: DeepArgs(88388) in a
- * completion/complete, seed 1216054974). Generation stays under the limit until that fix is
- * merged; then set this back to 100_000 (PORTCULLIS_FUZZ_DEEP=1 does so now).
+ * Up to 100,000 levels: this suite found issue 10 item 1 (arguments nested deeper than the
+ * canonical-JSON limit wedged the audit writer; DeepArgs(88388) in a completion/complete, seed
+ * 1216054974). Such messages are now refused at classification (400, -32600) and recorded.
  */
-const MAX_ARGUMENT_DEPTH = process.env.PORTCULLIS_FUZZ_DEEP === "1" ? 100_000 : 60;
+const MAX_ARGUMENT_DEPTH = 100_000;
 
 const args = fc.oneof(
   { weight: 5, arbitrary: fc.dictionary(fc.string({ maxLength: 8 }), fc.jsonValue({ maxDepth: 3 })) },
