@@ -363,24 +363,31 @@ export class AuditWriter {
     }
   }
 
-  /** The one record that stands for the requests refused while the backlog was full. */
-  private recordUnrecorded(): void {
-    const refused = this.unrecorded;
-    this.unrecorded = 0;
-    this.record({
-      at: new Date(),
-      environment: this.opts.environment ?? "-",
+  /** A record of the writer's own (backlog overflow, retention): no caller, no target. */
+  private recordOwn(
+    at: Date,
+    decision: "allow" | "deny",
+    reason: string,
+    detail: Record<string, unknown>,
+  ): void {
+    const none = {
       principal: null,
       method: null,
       credentialId: null,
       server: null,
       rpcMethod: null,
       tool: null,
-      decision: "deny",
-      reason: `audit backlog full: ${refused} requests refused (503) without a record of their own`,
-      latencyUs: 0,
-      detail: { event: "audit.backlog_full", refused },
-    });
+    };
+    const environment = this.opts.environment ?? "-";
+    this.record({ at, environment, ...none, decision, reason, latencyUs: 0, detail });
+  }
+
+  /** The one record that stands for the requests refused while the backlog was full. */
+  private recordUnrecorded(): void {
+    const refused = this.unrecorded;
+    this.unrecorded = 0;
+    const reason = `audit backlog full: ${refused} requests refused (503) without a record of their own`;
+    this.recordOwn(new Date(), "deny", reason, { event: "audit.backlog_full", refused });
   }
 
   /** Stores a signed checkpoint of everything written so far (when anything was). */
@@ -394,20 +401,8 @@ export class AuditWriter {
     if (this.opts.retentionDays === undefined) return 0;
     const result = await purgeExpiredAudit(this.store, this.opts.retentionDays, this.signer, now);
     if (result.records > 0) {
-      this.record({
-        at: now,
-        environment: this.opts.environment ?? "-",
-        principal: null,
-        method: null,
-        credentialId: null,
-        server: null,
-        rpcMethod: null,
-        tool: null,
-        decision: "allow",
-        reason: `retention: purged ${result.records} audit records older than ${this.opts.retentionDays} days`,
-        latencyUs: 0,
-        detail: { event: "audit.retention", ...result },
-      });
+      const reason = `retention: purged ${result.records} audit records older than ${this.opts.retentionDays} days`;
+      this.recordOwn(now, "allow", reason, { event: "audit.retention", ...result });
     }
     return result.records;
   }
