@@ -43,8 +43,9 @@ import { DEFAULT_POLICY_PACK } from "../src/authz/policy/defaultPack.js";
 import type { CompiledPolicy } from "../src/authz/policy/types.js";
 import { ToolCatalogue } from "../src/authz/toolCatalogue.js";
 import { checkMirroredHeaders } from "../src/classify/headers.js";
+import { ListedTools } from "../src/classify/listedTools.js";
 import { type ClassifiedMessage, classifyMessage } from "../src/classify/message.js";
-import { checkParamHeaders, paramBindings } from "../src/classify/paramHeaders.js";
+import { checkParamHeaders } from "../src/classify/paramHeaders.js";
 import { parseConfig } from "../src/config/load.js";
 import { errorReply, GatewayError, type JsonRpcId, missingCredential, unauthorized } from "../src/errors.js";
 import { openStore } from "../src/store/open.js";
@@ -232,6 +233,7 @@ const state: {
   keyrings: Record<Env, Keyring>;
   policy: CompiledPolicy;
   catalogue: ToolCatalogue;
+  listed: ListedTools;
 } = {} as never;
 
 function credentialArb(env: Env): fc.Arbitrary<Credential> {
@@ -851,8 +853,7 @@ async function runOne(input: {
   let upstream: Record<string, string>;
   try {
     checkMirroredHeaders(headers, msg);
-    const bindings = msg.name === HEADER_TOOL ? paramBindings(WRITE_SCHEMA) : undefined;
-    upstream = checkParamHeaders(headers, msg, bindings);
+    upstream = checkParamHeaders(headers, msg, state.listed.bindings(SERVER, msg.name ?? ""));
     if (msg.kind === "notification" && !msg.method?.startsWith("notifications/")) {
       throw new GatewayError(400, -32600, "Invalid Request", "notification of a request method");
     }
@@ -877,6 +878,9 @@ async function runOne(input: {
     const m = /^=\?base64\?(.*)\?=$/.exec(value);
     const decoded = m ? Buffer.from(m[1] as string, "base64").toString("utf8") : value;
     assert.equal(decoded, String(body), `upstream ${field} says what the body says`);
+  }
+  if (!checked) {
+    assert.deepEqual(upstream, {}, "no Mcp-Param-* header goes upstream for a tool without bindings");
   }
   if (msg.kind !== "request" || msg.method === null) return;
 
@@ -906,6 +910,12 @@ async function runOne(input: {
     assert.ok(msg.method !== "tools/call" || listed !== undefined, `unknown tool allowed: ${what}`);
   }
   assert.equal(decision.effect, expected, `decision differs from the documented default pack: ${what}`);
+  // A review for a tool the upstream never listed is refused before it costs an approval.
+  if (decision.effect === "review") {
+    const unlisted = state.listed.unlistedTool(SERVER, msg);
+    assert.equal(unlisted === null, listed !== undefined, `unlisted-tool refusal for ${what}`);
+    if (unlisted !== null) checkRefusal(unlisted, id, "unlisted tool");
+  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -937,14 +947,15 @@ describe("pipeline core fuzz: authn → classify → headers → default-pack de
     await state.keyrings.prod.start();
     state.policy = loadPolicyFiles([DEFAULT_POLICY_PACK]);
     state.catalogue = await ToolCatalogue.open(state.store);
-    state.catalogue.observe(
-      SERVER,
-      TOOLS.map((t) => ({
-        name: t.name,
-        inputSchema: t.name === HEADER_TOOL ? WRITE_SCHEMA : { type: "object" },
-        ...(t.annotations !== undefined ? { annotations: t.annotations } : {}),
-      })),
-    );
+    // The upstream's tools/list, seen as the listener sees a relayed one.
+    const listing = TOOLS.map((t) => ({
+      name: t.name,
+      inputSchema: t.name === HEADER_TOOL ? WRITE_SCHEMA : { type: "object" },
+      ...(t.annotations !== undefined ? { annotations: t.annotations } : {}),
+    }));
+    state.catalogue.observe(SERVER, listing);
+    state.listed = new ListedTools();
+    state.listed.observe(SERVER, listing);
   });
 
   after(async () => {
