@@ -16,7 +16,7 @@
  * time per request does not, so it tells a gateway that slows down from a busy machine.
  *
  *   npm run soak [-- --minutes 10] [-- --concurrency 2] [-- --tolerance 0.2] [-- --nice 5]
- *   npm run soak -- --minutes 0.5        (a short run, for CI)
+ *   npm run soak -- --minutes 0.5        (a short smoke run)
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -33,8 +33,25 @@ const { values: flags } = parseArgs({
     concurrency: { type: "string", default: "2" },
     tolerance: { type: "string", default: "0.2" },
     nice: { type: "string", default: "0" },
+    help: { type: "boolean", short: "h", default: false },
   },
 });
+if (flags.help) {
+  process.stdout.write(`Usage: npm run soak -- [options]
+
+Portcullis under steady load (default audit mode) against the bench's echo server; prints
+throughput, CPU per request, RSS, heap and the audit backlog per window, and exits 1 when
+throughput falls, CPU per request or memory rises (after the warm-up window), the audit
+backlog does not drain, or audit verify fails.
+
+  --minutes N        length of the run (default 10)
+  --concurrency N    closed-loop clients (default 2)
+  --tolerance F      allowed trend as a fraction of the mean (default 0.2)
+  --nice N           niceness of the gateway process (default 0)
+  -h, --help         this text
+`);
+  process.exit(0);
+}
 const MINUTES = Number(flags.minutes);
 const CONCURRENCY = Number(flags.concurrency);
 const TOLERANCE = Number(flags.tolerance);
