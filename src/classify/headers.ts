@@ -21,7 +21,8 @@ export function decodeHeaderValue(value: string): string | null {
   return text;
 }
 
-function mismatch(detail: string, msg: ClassifiedMessage): GatewayError {
+/** -32020 HeaderMismatch (2026-07-28 transport): a mirrored header disagrees with the body. */
+export function headerMismatch(detail: string, msg: ClassifiedMessage): GatewayError {
   return new GatewayError(
     400,
     RpcCode.HeaderMismatch,
@@ -48,27 +49,30 @@ export function checkMirroredHeaders(headers: IncomingHttpHeaders, msg: Classifi
   const headerVersion = single(headers["mcp-protocol-version"]);
   const modern = isModernVersion(headerVersion) || isModernVersion(msg.metaProtocolVersion);
   if (modern && msg.kind === "request" && headerVersion !== msg.metaProtocolVersion) {
-    throw mismatch(
+    throw headerMismatch(
       `MCP-Protocol-Version header '${headerVersion ?? "(missing)"}' does not match body _meta version '${msg.metaProtocolVersion}'`,
       msg,
     );
   }
   const method = single(headers["mcp-method"]);
   if (method === undefined) {
-    if (modern) throw mismatch("required Mcp-Method header is missing", msg);
+    if (modern) throw headerMismatch("required Mcp-Method header is missing", msg);
   } else if (method !== msg.method) {
-    throw mismatch(`Mcp-Method header value '${method}' does not match body value '${msg.method}'`, msg);
+    throw headerMismatch(
+      `Mcp-Method header value '${method}' does not match body value '${msg.method}'`,
+      msg,
+    );
   }
   const rawName = single(headers["mcp-name"]);
   if (rawName === undefined) {
     if (modern && msg.name !== null && msg.kind === "request") {
-      throw mismatch("required Mcp-Name header is missing", msg);
+      throw headerMismatch("required Mcp-Name header is missing", msg);
     }
     return;
   }
   const name = decodeHeaderValue(rawName);
-  if (name === null) throw mismatch("Mcp-Name header has an invalid base64 value", msg);
+  if (name === null) throw headerMismatch("Mcp-Name header has an invalid base64 value", msg);
   if (msg.name === null || name !== msg.name) {
-    throw mismatch(`Mcp-Name header value does not match body value for ${msg.method}`, msg);
+    throw headerMismatch(`Mcp-Name header value does not match body value for ${msg.method}`, msg);
   }
 }

@@ -11,8 +11,7 @@
  * body does not. A header the gateway cannot check (tool schema not seen) is dropped.
  */
 import type { IncomingHttpHeaders } from "node:http";
-import { GatewayError, RpcCode } from "../errors.js";
-import { decodeHeaderValue } from "./headers.js";
+import { decodeHeaderValue, headerMismatch as mismatch } from "./headers.js";
 import type { ClassifiedMessage, JsonObject } from "./message.js";
 
 export const PARAM_HEADER_PREFIX = "mcp-param-";
@@ -64,15 +63,6 @@ export function paramBindings(inputSchema: unknown): Map<string, ParamBinding> |
   };
   if (isObject(inputSchema)) visit(inputSchema, [], 0);
   return valid ? out : null;
-}
-
-function mismatch(detail: string, msg: ClassifiedMessage): GatewayError {
-  return new GatewayError(
-    400,
-    RpcCode.HeaderMismatch,
-    `Header mismatch: ${detail}`,
-    `header mismatch: ${detail}`,
-  ).withId(msg.id);
 }
 
 function valueAt(args: unknown, path: readonly string[]): unknown {
