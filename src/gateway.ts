@@ -17,6 +17,7 @@ import { ConfigError, readSecret } from "./config/load.js";
 import type { BuiltinOAuthConfig } from "./config/schema.js";
 import { registerConsole } from "./console/routes.js";
 import { consoleClient } from "./console/signIn.js";
+import { outageReason } from "./core/outage.js";
 import { HttpUpstream } from "./forward/http.js";
 import { SessionBindings } from "./forward/sessions.js";
 import { StdioUpstream } from "./forward/stdio/bridge.js";
@@ -31,7 +32,6 @@ import {
 import { ReviewGate } from "./review/gate.js";
 import { registerReviewLinkRoutes } from "./review/linkPages.js";
 import { openStoreWhenReachable } from "./store/open.js";
-import { outageReason } from "./store/outage.js";
 import { rateLimitCounters } from "./store/rateLimitCounters.js";
 import type { Store } from "./store/types.js";
 import { createMetrics } from "./telemetry/metrics.js";

@@ -12,7 +12,7 @@ import {
   canonicalJson,
   canonicalJsonUnbounded,
   MAX_DEPTH,
-} from "../src/canonicalJson.js";
+} from "../src/core/canonicalJson.js";
 
 /**
  * The reference, written the obvious (recursive) way: keys sorted at every level, the

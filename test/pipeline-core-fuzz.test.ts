@@ -36,7 +36,6 @@ import { anonymousPrincipal, authenticate } from "../src/authn/authenticate.js";
 import { mintKey } from "../src/authn/keyFormat.js";
 import { issueKey } from "../src/authn/keyLifecycle.js";
 import { Keyring } from "../src/authn/keyring.js";
-import type { Principal } from "../src/authn/principal.js";
 import { authorizeRequest } from "../src/authz/authorize.js";
 import { loadPolicyFiles } from "../src/authz/policy/compile.js";
 import { DEFAULT_POLICY_PACK } from "../src/authz/policy/defaultPack.js";
@@ -47,7 +46,14 @@ import { ListedTools } from "../src/classify/listedTools.js";
 import { type ClassifiedMessage, classifyMessage } from "../src/classify/message.js";
 import { checkParamHeaders } from "../src/classify/paramHeaders.js";
 import { parseConfig } from "../src/config/load.js";
-import { errorReply, GatewayError, type JsonRpcId, missingCredential, unauthorized } from "../src/errors.js";
+import {
+  errorReply,
+  GatewayError,
+  type JsonRpcId,
+  missingCredential,
+  unauthorized,
+} from "../src/core/errors.js";
+import type { Principal } from "../src/core/principal.js";
 import { openStore } from "../src/store/open.js";
 import type { Store } from "../src/store/types.js";
 

@@ -12,11 +12,11 @@ import {
   createPrivateKey,
   createPublicKey,
   generateKeyPairSync,
-  hkdfSync,
   type KeyObject,
   sign,
   verify,
 } from "node:crypto";
+import { deriveKey } from "../core/keyDerivation.js";
 import { seal, unseal } from "../oauth/secrets.js";
 import type { AuditCheckpoint, AuditSigningKeyRecord, Store } from "../store/types.js";
 
@@ -43,16 +43,7 @@ export function anchorPayload(a: { chain: string; chainSeq: number; hash: string
 }
 
 function sealingKey(secret: Buffer): Buffer {
-  if (secret.length < 32) throw new Error("the server secret must be at least 32 bytes");
-  return Buffer.from(
-    hkdfSync(
-      "sha256",
-      secret,
-      Buffer.from("portcullis/audit/v1"),
-      "portcullis audit checkpoint-key-encryption",
-      32,
-    ),
-  );
+  return deriveKey(secret, "portcullis/audit/v1", "portcullis audit checkpoint-key-encryption");
 }
 
 /** Full SHA-256 (hex) over the raw 32-byte public key: what an operator pins. */

@@ -21,7 +21,7 @@
 import { createHash } from "node:crypto";
 import { createEngine } from "@secretlint/node";
 import { type SecretLintProfiler, secretLintProfiler } from "@secretlint/profiler";
-import { CanonicalJsonNotSerialisable, canonicalJsonUnbounded } from "../canonicalJson.js";
+import { CanonicalJsonNotSerialisable, canonicalJsonUnbounded } from "../core/canonicalJson.js";
 import { freeTextSecrets } from "./freeTextSecrets.js";
 
 export type ArgumentsMode = "full" | "redacted" | "hashed" | "none";

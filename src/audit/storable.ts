@@ -13,7 +13,7 @@
  * writer stores instead: who and what are left out, the SHA-256 of the refused row and the
  * error are kept, so the chain shows that something was refused and can prove what.
  */
-import { sha256Hex } from "../canonicalJson.js";
+import { sha256Hex } from "../core/canonicalJson.js";
 import type { AuditRecord } from "../store/types.js";
 
 /** NUL and unpaired surrogates (in a `u` regexp, a pair is one code point and never matches). */

@@ -4,10 +4,10 @@
  * Portcullis API key or an OAuth access token.
  */
 import type { IncomingHttpHeaders } from "node:http";
-import { isStoreOutage, outageReason } from "../store/outage.js";
+import { isStoreOutage, outageReason } from "../core/outage.js";
+import type { Principal } from "../core/principal.js";
 import type { Keyring } from "./keyring.js";
 import type { AccessTokenVerifier, TokenCheck } from "./oauthToken.js";
-import type { Principal } from "./principal.js";
 
 export type AuthnResult =
   | { ok: true; principal: Principal }

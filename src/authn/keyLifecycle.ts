@@ -2,8 +2,9 @@
  * Issuing, rotating and revoking API keys. A key is shown once, at creation, and stored
  * only as HMAC-SHA-256 under the server secret. Expiry is mandatory and bounded.
  */
-import { validateScopePattern } from "../authz/scope.js";
+
 import type { Config } from "../config/schema.js";
+import { validateScopePattern } from "../core/scope.js";
 import type { ApiKeyRecord, KeyOwner, Store } from "../store/types.js";
 import { mintKey } from "./keyFormat.js";
 import { hashKey } from "./keyring.js";

@@ -6,10 +6,10 @@
  * observed (e.g. the PostgreSQL listener is down), every key is refused: fail closed.
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
-import { compileScopes } from "../authz/scope.js";
+import type { Principal } from "../core/principal.js";
+import { compileScopes } from "../core/scope.js";
 import type { ApiKeyRecord, KeyWatch, Store } from "../store/types.js";
 import { parseKey } from "./keyFormat.js";
-import type { Principal } from "./principal.js";
 
 interface LoadedKey {
   record: ApiKeyRecord;

@@ -11,9 +11,9 @@
  */
 import { createHash } from "node:crypto";
 import { createRemoteJWKSet, type JWTPayload, errors as joseErrors, jwtVerify } from "jose";
-import { compileScopes } from "../authz/scope.js";
 import type { ExternalOAuthConfig } from "../config/schema.js";
-import type { Principal } from "./principal.js";
+import type { Principal } from "../core/principal.js";
+import { compileScopes } from "../core/scope.js";
 
 /**
  * A refusal is either a judgement (the token is invalid, expired, revoked: 401) or, with

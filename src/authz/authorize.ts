@@ -4,8 +4,9 @@
  * list filter that shows a caller only what policy would let it use. Pure functions; the
  * listener calls them and turns the decision into a response and an audit record.
  */
-import type { Principal } from "../authn/principal.js";
+
 import type { ClassifiedMessage, JsonObject } from "../classify/message.js";
+import type { Principal } from "../core/principal.js";
 import type { CompiledPolicy, PolicyDecision, PolicyInput, ResourceFacts, RiskTier } from "./policy/types.js";
 
 /** What the gateway knows about a server's tools (annotations seen in tools/list, operator pins). */

@@ -2,7 +2,7 @@
  * Tool definitions as pinned (MCP spec 2025-06-18+, server/tools "Tool"): the hashed fields,
  * their canonical JSON and SHA-256, and which fields differ between two definitions.
  */
-import { CanonicalJsonTooDeep, canonicalJson, sha256Hex } from "../canonicalJson.js";
+import { CanonicalJsonTooDeep, canonicalJson, sha256Hex } from "../core/canonicalJson.js";
 import type { ToolDefinition } from "../store/types.js";
 
 /** The fields of a tool definition that are hashed, in canonical (sorted) order. */

@@ -5,7 +5,7 @@
  * the gateway decides from the body and only checks that the headers agree with it.
  */
 import type { IncomingHttpHeaders } from "node:http";
-import { GatewayError, RpcCode } from "../errors.js";
+import { GatewayError, RpcCode } from "../core/errors.js";
 import { type ClassifiedMessage, MODERN_PROTOCOL_VERSION } from "./message.js";
 
 const BASE64_SENTINEL = /^=\?base64\?([A-Za-z0-9+/]*={0,2})\?=$/;

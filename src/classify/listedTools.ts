@@ -5,7 +5,7 @@
  * did not name is refused before review, since the tool cannot run (MCP server/tools
  * "Error Handling": unknown tools are -32602), so it never costs an approval or a webhook.
  */
-import { GatewayError, RpcCode } from "../errors.js";
+import { GatewayError, RpcCode } from "../core/errors.js";
 import type { ClassifiedMessage } from "./message.js";
 import { isObject, type ParamBinding, paramBindings } from "./paramHeaders.js";
 

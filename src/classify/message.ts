@@ -3,7 +3,7 @@
  * once; what is forwarded upstream is re-serialised from this same parse, so the gateway
  * can never authorise one thing while the upstream reads another.
  */
-import { GatewayError, type JsonRpcId, RpcCode } from "../errors.js";
+import { GatewayError, type JsonRpcId, RpcCode } from "../core/errors.js";
 import { MAX_MESSAGE_NESTING, nestsDeeperThan } from "./nesting.js";
 
 export const MODERN_PROTOCOL_VERSION = "2026-07-28";

@@ -2,10 +2,10 @@
  * How deep a JSON text nests (RFC 8259 §9: "An implementation may set limits on the maximum
  * depth of nesting"). A message nested deeper than {@link MAX_MESSAGE_NESTING} is refused at
  * classification, so everything after it — policy, approval bindings, the audit trail's
- * canonical JSON (src/canonicalJson.ts, {@link MAX_DEPTH} levels) — can read every message it
+ * canonical JSON (src/core/canonicalJson.ts, {@link MAX_DEPTH} levels) — can read every message it
  * is given. Counted on the text, which has already parsed, without recursion or allocation.
  */
-import { MAX_DEPTH } from "../canonicalJson.js";
+import { MAX_DEPTH } from "../core/canonicalJson.js";
 
 /** Arrays and objects open at once, the message itself included (its arguments sit two levels in). */
 export const MAX_MESSAGE_NESTING = MAX_DEPTH;

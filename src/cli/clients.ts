@@ -24,7 +24,7 @@ import {
   parsePublicKeys,
   revokeMachineClient,
 } from "../oauth/machineClients.js";
-import { deriveKey } from "../oauth/secrets.js";
+import { deriveOAuthKey } from "../oauth/secrets.js";
 import type { Store } from "../store/types.js";
 import { managementRecord, operatorOwner, recordManagement } from "./auditTrail.js";
 
@@ -207,7 +207,7 @@ export function registerClientCommands(program: Command, deps: ClientsCliDeps): 
               `--expires exceeds the maximum credential lifetime of ${config.keys.maxTtlDays} days (keys.maxTtlDays)`,
             );
           }
-          const sealKey = deriveKey(serverSecret(config, { create: true }), "client-secret-encryption");
+          const sealKey = deriveOAuthKey(serverSecret(config, { create: true }), "client-secret-encryption");
           const { client, clientSecret } = await createMachineClient(
             store,
             sealKey,

@@ -8,14 +8,8 @@
  * their console access at once, and sign-out is remembered in the store (./signOut.ts). CSRF
  * tokens (OWASP "synchronizer token", HMAC variant) are bound to the session id.
  */
-import {
-  createCipheriv,
-  createDecipheriv,
-  createHmac,
-  hkdfSync,
-  randomBytes,
-  timingSafeEqual,
-} from "node:crypto";
+import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
+import { deriveKey, constantTimeEqual as equal, mac } from "../core/keyDerivation.js";
 
 export interface ConsoleSession {
   /** Random per sign-in: CSRF tokens are bound to it. */
@@ -33,17 +27,7 @@ export function consoleKey(
   secret: Buffer,
   purpose: "session" | "csrf" | "login-state" | "client-secret",
 ): Buffer {
-  return Buffer.from(hkdfSync("sha256", secret, "portcullis-console", `portcullis console ${purpose}`, 32));
-}
-
-function mac(key: Buffer, payload: string): string {
-  return createHmac("sha256", key).update(payload).digest("base64url");
-}
-
-function equal(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
+  return deriveKey(secret, "portcullis-console", `portcullis console ${purpose}`);
 }
 
 const IV_BYTES = 12;

@@ -14,7 +14,7 @@ import {
   MODERN_PROTOCOL_VERSION,
 } from "../classify/message.js";
 import type { HttpServerConfig } from "../config/schema.js";
-import { GatewayError, RpcCode } from "../errors.js";
+import { GatewayError, RpcCode } from "../core/errors.js";
 import { filterResponse } from "./results.js";
 import type { SessionBindings } from "./sessions.js";
 import { sseRewriter } from "./sse.js";

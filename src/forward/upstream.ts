@@ -4,8 +4,8 @@
  * SSE streams pass through without buffering.
  */
 import type { IncomingHttpHeaders, ServerResponse } from "node:http";
-import type { Principal } from "../authn/principal.js";
 import type { ClassifiedMessage } from "../classify/message.js";
+import type { Principal } from "../core/principal.js";
 
 export interface ListFilter {
   /** Keep this entry (tool or prompt name, resource URI or URI template) in a list result. */

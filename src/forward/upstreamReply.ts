@@ -6,7 +6,7 @@
  * and the client gets a spec-shaped JSON-RPC error (502) instead of it, never a 200.
  */
 import { Writable } from "node:stream";
-import { GatewayError, RpcCode } from "../errors.js";
+import { GatewayError, RpcCode } from "../core/errors.js";
 
 export function isEventStream(contentType: string): boolean {
   return /^text\/event-stream\b/i.test(contentType);

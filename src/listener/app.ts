@@ -12,7 +12,6 @@ import type { AuditWriter } from "../audit/writer.js";
 import { type AuthnResult, anonymousPrincipal, authenticate } from "../authn/authenticate.js";
 import type { Keyring } from "../authn/keyring.js";
 import type { OAuthRuntime } from "../authn/oauthToken.js";
-import type { Principal } from "../authn/principal.js";
 import {
   authorizeRequest,
   entryVisible,
@@ -21,7 +20,6 @@ import {
 } from "../authz/authorize.js";
 import { missingScopes } from "../authz/oauthScopes.js";
 import type { CompiledPolicy, PolicyDecision, RiskTier } from "../authz/policy/types.js";
-import { allowsServer, allowsTool, restrictsTools } from "../authz/scope.js";
 import { checkMirroredHeaders } from "../classify/headers.js";
 import { ListedTools } from "../classify/listedTools.js";
 import { type ClassifiedMessage, classifyMessage } from "../classify/message.js";
@@ -38,7 +36,9 @@ import {
   RpcCode,
   storeUnavailable,
   unauthorized,
-} from "../errors.js";
+} from "../core/errors.js";
+import type { Principal } from "../core/principal.js";
+import { allowsServer, allowsTool, restrictsTools } from "../core/scope.js";
 import { isListMethod } from "../forward/results.js";
 import type { ListFilter, Upstream } from "../forward/upstream.js";
 import type { ReviewGate } from "../review/gate.js";

@@ -8,7 +8,7 @@
  * while something holds it, so the maps are bounded by what is open right now.
  */
 import type { Config } from "../config/schema.js";
-import { GatewayError, LIMIT_NAMES, type LimitName, tooManyRequests } from "../errors.js";
+import { GatewayError, LIMIT_NAMES, type LimitName, tooManyRequests } from "../core/errors.js";
 
 /** The cap a 429 names, for the metrics label (null for anything else). */
 export function limitOf(err: unknown): LimitName | null {

@@ -11,7 +11,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { errorReply, GatewayError, RpcCode, STORE_RETRY_AFTER_SECONDS } from "../errors.js";
+import { errorReply, GatewayError, RpcCode, STORE_RETRY_AFTER_SECONDS } from "../core/errors.js";
 
 export interface StartupListener {
   /** The bound port (the OS's pick when the configured port is 0). */

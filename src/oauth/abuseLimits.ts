@@ -17,8 +17,9 @@
  * replica, when the store is PostgreSQL. Usernames appear in them, and in the logs, only as a
  * keyed hash ({@link AbuseLimits.accountRef}): people type passwords into the username field.
  */
-import { createHmac, hkdfSync } from "node:crypto";
+
 import { type RateLimiterAbstract, RateLimiterRes } from "rate-limiter-flexible";
+import { deriveKey, mac } from "../core/keyDerivation.js";
 import { memoryCounters, type RateLimitCounters } from "../store/rateLimitCounters.js";
 
 export interface AbuseLimitSettings {
@@ -97,10 +98,9 @@ export function createAbuseLimits(
   opts: AbuseLimitOptions,
 ): AbuseLimits {
   const counters = opts.counters ?? memoryCounters();
-  const refKey = Buffer.from(hkdfSync("sha256", opts.secret, "portcullis-sign-in", "account reference", 32));
+  const refKey = deriveKey(opts.secret, "portcullis-sign-in", "account reference");
   /** Case-folded, so that varying the case of a username does not multiply the attempts. */
-  const accountRef = (username: string) =>
-    createHmac("sha256", refKey).update(username.toLowerCase()).digest("base64url").slice(0, 22);
+  const accountRef = (username: string) => mac(refKey, username.toLowerCase()).slice(0, 22);
   const pairKey = (username: string, address: string) => `${accountRef(username)}|${address}`;
 
   const perUser = counters.counter({

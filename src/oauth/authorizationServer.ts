@@ -61,7 +61,7 @@ import {
   registrationThrottled,
 } from "./registration.js";
 import { DEFAULT_MAX_BYTES, type SafeFetchPolicy, safeFetch } from "./safeFetch.js";
-import { deriveKey } from "./secrets.js";
+import { deriveOAuthKey } from "./secrets.js";
 import {
   loadSigningKeys,
   SIGNING_KEY_RELOAD_SECONDS,
@@ -270,12 +270,12 @@ export async function createAuthorizationServer(
         unusedClientTtlSeconds: registrationLimits.unusedClientTtlSeconds,
       }),
       db,
-      deriveKey(opts.secret, "client-secret-encryption"),
+      deriveOAuthKey(opts.secret, "client-secret-encryption"),
       new Set(allScopes),
     ),
     jwks: jwksOf(signingKeys),
     cookies: {
-      keys: [deriveKey(opts.secret, "cookie-signing").toString("base64url")],
+      keys: [deriveOAuthKey(opts.secret, "cookie-signing").toString("base64url")],
       // __Host- needs Path=/; oidc-provider scopes the interaction cookies to their paths.
       names: https
         ? {
@@ -574,7 +574,7 @@ export async function createAuthorizationServer(
   const interactionDeps = {
     provider,
     db,
-    csrfKey: deriveKey(opts.secret, "interaction-csrf"),
+    csrfKey: deriveOAuthKey(opts.secret, "interaction-csrf"),
     log,
     localUsers: opts.login?.localUsers ?? signIn === null,
     upstream: signIn,

@@ -7,10 +7,10 @@
  * client, where it will send the user back, the scopes and the resource (MCP security best
  * practices, "Confused Deputy Problem": consent per client, shown before redirecting).
  */
-import { createHmac, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Kysely } from "kysely";
 import type { Logger } from "pino";
+import { mac, macValid } from "../core/keyDerivation.js";
 import type { AbuseLimits } from "./abuseLimits.js";
 import { isLocalRedirect } from "./consentPolicy.js";
 import { type ResourceAccess, summarizeConsent } from "./consentSummary.js";
@@ -63,14 +63,11 @@ export function escapeHtml(value: string): string {
 }
 
 function csrfToken(key: Buffer, uid: string): string {
-  return createHmac("sha256", key).update(`interaction-csrf:${uid}`).digest("base64url");
+  return mac(key, `interaction-csrf:${uid}`);
 }
 
 function csrfValid(key: Buffer, uid: string, presented: string | null): boolean {
-  if (presented === null) return false;
-  const expected = Buffer.from(csrfToken(key, uid));
-  const actual = Buffer.from(presented);
-  return expected.length === actual.length && timingSafeEqual(expected, actual);
+  return presented !== null && macValid(key, `interaction-csrf:${uid}`, presented);
 }
 
 export function sendPage(res: ServerResponse, status: number, title: string, body: string): void {

@@ -4,7 +4,8 @@
  * AES-256-GCM sealing for values kept at rest (NIST SP 800-38D; 96-bit random IV, the
  * record's id as associated data so a sealed value cannot be moved to another row).
  */
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:crypto";
+import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
+import { deriveKey } from "../core/keyDerivation.js";
 
 export type KeyPurpose =
   | "signing-key-encryption"
@@ -14,11 +15,8 @@ export type KeyPurpose =
   | "artefact-lookup"
   | "artefact-encryption";
 
-const SALT = Buffer.from("portcullis/oauth/v1");
-
-export function deriveKey(secret: Buffer, purpose: KeyPurpose): Buffer {
-  if (secret.length < 32) throw new Error("the server secret must be at least 32 bytes");
-  return Buffer.from(hkdfSync("sha256", secret, SALT, `portcullis oauth ${purpose}`, 32));
+export function deriveOAuthKey(secret: Buffer, purpose: KeyPurpose): Buffer {
+  return deriveKey(secret, "portcullis/oauth/v1", `portcullis oauth ${purpose}`);
 }
 
 /** `v1.<iv>.<tag>.<ciphertext>`, base64url parts. */

@@ -10,7 +10,7 @@ import { randomBytes } from "node:crypto";
 import { exportJWK, generateKeyPair, type JWK } from "jose";
 import type { Kysely } from "kysely";
 import type { OAuthDatabase } from "./database.js";
-import { deriveKey, seal, unseal } from "./secrets.js";
+import { deriveOAuthKey, seal, unseal } from "./secrets.js";
 
 export const SIGNING_ALGORITHMS = ["ES256", "RS256"] as const;
 export type SigningAlgorithm = (typeof SIGNING_ALGORITHMS)[number];
@@ -55,7 +55,7 @@ export async function loadSigningKeys(
   secret: Buffer,
   opts: { overlapSeconds?: number; now?: number } = {},
 ): Promise<SigningKey[]> {
-  const key = deriveKey(secret, "signing-key-encryption");
+  const key = deriveOAuthKey(secret, "signing-key-encryption");
   const now = opts.now ?? Date.now();
   const overlapMs = (opts.overlapSeconds ?? DEFAULT_KEY_OVERLAP_SECONDS) * 1000;
   const read = () =>
@@ -100,7 +100,7 @@ export async function rotateSigningKeys(
   secret: Buffer,
   opts: { overlapSeconds?: number; now?: number } = {},
 ): Promise<{ retired: string[]; created: string[] }> {
-  const key = deriveKey(secret, "signing-key-encryption");
+  const key = deriveOAuthKey(secret, "signing-key-encryption");
   const now = opts.now ?? Date.now();
   const overlapMs = (opts.overlapSeconds ?? DEFAULT_KEY_OVERLAP_SECONDS) * 1000;
   return db.transaction().execute(async (trx) => {

@@ -6,8 +6,8 @@
  * retries the same request later rather than giving up on its grant or refresh token.
  */
 import type { ServerResponse } from "node:http";
-import { STORE_RETRY_AFTER_SECONDS } from "../errors.js";
-import { isStoreOutage } from "../store/outage.js";
+import { STORE_RETRY_AFTER_SECONDS } from "../core/errors.js";
+import { isStoreOutage } from "../core/outage.js";
 import type { OidcProvider } from "./oidcProvider.js";
 
 interface KoaContext {

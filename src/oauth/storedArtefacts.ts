@@ -19,8 +19,8 @@
  * Without the server secret, the store therefore holds neither a value that can be presented
  * nor one that can be read.
  */
-import { createHmac } from "node:crypto";
-import { deriveKey, seal, unseal } from "./secrets.js";
+import { mac } from "../core/keyDerivation.js";
+import { deriveOAuthKey, seal, unseal } from "./secrets.js";
 
 export interface ArtefactKeys {
   /** HMAC key for lookup values. */
@@ -30,12 +30,15 @@ export interface ArtefactKeys {
 }
 
 export function artefactKeys(secret: Buffer): ArtefactKeys {
-  return { lookup: deriveKey(secret, "artefact-lookup"), payload: deriveKey(secret, "artefact-encryption") };
+  return {
+    lookup: deriveOAuthKey(secret, "artefact-lookup"),
+    payload: deriveOAuthKey(secret, "artefact-encryption"),
+  };
 }
 
 /** The stored form of a lookup value (base64url HMAC-SHA-256; the value itself is never stored). */
 export function lookupHash(keys: ArtefactKeys, value: string): string {
-  return createHmac("sha256", keys.lookup).update(value, "utf8").digest("base64url");
+  return mac(keys.lookup, value);
 }
 
 const associatedData = (model: string, storedId: string) => `oauth_payloads:${model}:${storedId}`;

@@ -6,8 +6,8 @@
  */
 import { createHash } from "node:crypto";
 import { freeTextSecrets } from "../audit/freeTextSecrets.js";
-import { canonicalJson } from "../canonicalJson.js";
 import type { JsonObject } from "../classify/message.js";
+import { canonicalJson } from "../core/canonicalJson.js";
 
 const SECRET_NAME = /pass(word|phrase)?|secret|token|api[-_]?key|auth|credential|private|cookie|session/i;
 const MAX_STRING = 200;

@@ -4,8 +4,8 @@
  * so a retry whose arguments changed in any way does not match the approval.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { canonicalJson } from "../canonicalJson.js";
 import type { ClassifiedMessage, JsonObject } from "../classify/message.js";
+import { canonicalJson } from "../core/canonicalJson.js";
 
 /** Methods that may be held for review (the MCP 2026-07-28 multi round-trip methods). */
 export const REVIEWABLE_METHODS: ReadonlySet<string> = new Set([

@@ -14,12 +14,12 @@
  */
 import type { ServerResponse } from "node:http";
 import type { Logger } from "pino";
-import type { Principal } from "../authn/principal.js";
 import type { PolicyDecision } from "../authz/policy/types.js";
 import { isModernVersion } from "../classify/headers.js";
 import type { ClassifiedMessage, JsonObject } from "../classify/message.js";
 import type { Config } from "../config/schema.js";
-import { GatewayError, RpcCode, tooManyRequests } from "../errors.js";
+import { GatewayError, RpcCode, tooManyRequests } from "../core/errors.js";
+import type { Principal } from "../core/principal.js";
 import type { ApprovalRecord, AuditRecord, NewApproval, Store } from "../store/types.js";
 import { summarizeArguments } from "./argumentsSummary.js";
 import {

@@ -11,7 +11,7 @@
  */
 import type { OutgoingHttpHeaders, ServerResponse } from "node:http";
 import { Writable } from "node:stream";
-import type { JsonRpcId } from "../errors.js";
+import type { JsonRpcId } from "../core/errors.js";
 
 export function sseEvent(message: unknown): string {
   return `event: message\ndata: ${JSON.stringify(message)}\n\n`;

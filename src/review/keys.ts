@@ -4,25 +4,12 @@
  * purpose, so the secret itself never signs anything, and a requestState can never pass for
  * a signed link or the other way round.
  */
-import { createHmac, hkdfSync, timingSafeEqual } from "node:crypto";
+import { deriveKey } from "../core/keyDerivation.js";
+
+export { mac, macValid } from "../core/keyDerivation.js";
 
 export type ReviewKeyPurpose = "request-state" | "approval-link";
 
-const SALT = Buffer.from("portcullis/review/v1");
-
 export function deriveReviewKey(secret: Buffer, purpose: ReviewKeyPurpose): Buffer {
-  if (secret.length < 32) throw new Error("the server secret must be at least 32 bytes");
-  return Buffer.from(hkdfSync("sha256", secret, SALT, `portcullis review ${purpose}`, 32));
-}
-
-/** HMAC-SHA-256, base64url. */
-export function mac(key: Buffer, data: string): string {
-  return createHmac("sha256", key).update(data, "utf8").digest("base64url");
-}
-
-/** Constant-time comparison of a presented MAC with the expected one. */
-export function macValid(key: Buffer, data: string, presented: string): boolean {
-  const expected = Buffer.from(mac(key, data));
-  const actual = Buffer.from(presented);
-  return expected.length === actual.length && timingSafeEqual(expected, actual);
+  return deriveKey(secret, "portcullis/review/v1", `portcullis review ${purpose}`);
 }

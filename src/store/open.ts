@@ -2,7 +2,7 @@
  * Chooses the store from one spec string: a `postgres://` or `postgresql://` URL is
  * PostgreSQL, anything else is the path of a SQLite file. The returned store is migrated.
  */
-import { isStoreOutage } from "./outage.js";
+import { isStoreOutage } from "../core/outage.js";
 import { openPostgresStore } from "./postgres.js";
 import { openSqliteStore } from "./sqlite.js";
 import type { Store } from "./types.js";

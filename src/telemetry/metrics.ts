@@ -4,7 +4,7 @@
  * `unknown`, a method a known MCP method or a class, an outcome a known word or status.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
-import { LIMIT_NAMES } from "../errors.js";
+import { LIMIT_NAMES } from "../core/errors.js";
 
 export interface Metrics {
   registry: Registry;

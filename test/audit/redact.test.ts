@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { describe, it } from "node:test";
 import { createArgumentsRedactor, MASKED } from "../../src/audit/redact.js";
-import { canonicalJson, canonicalJsonUnbounded } from "../../src/canonicalJson.js";
+import { canonicalJson, canonicalJsonUnbounded } from "../../src/core/canonicalJson.js";
 
 const GITHUB_TOKEN = `ghp_${"A1b2C3d4E5".repeat(3)}123456`;
 const SLACK_TOKEN = "xoxb-123456789012-1234567890123-abcdefghijklmnopqrstuvwx";

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { checkMirroredHeaders, decodeHeaderValue } from "../../src/classify/headers.js";
 import { classifyMessage } from "../../src/classify/message.js";
-import { GatewayError } from "../../src/errors.js";
+import { GatewayError } from "../../src/core/errors.js";
 
 const META = { "io.modelcontextprotocol/protocolVersion": "2026-07-28" };
 const call = (name: string) =>

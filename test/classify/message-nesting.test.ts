@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { classifyMessage } from "../../src/classify/message.js";
 import { MAX_MESSAGE_NESTING, nestsDeeperThan } from "../../src/classify/nesting.js";
-import { GatewayError } from "../../src/errors.js";
+import { GatewayError } from "../../src/core/errors.js";
 
 function call(argumentsJson: string): string {
   return `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":${argumentsJson}}}`;

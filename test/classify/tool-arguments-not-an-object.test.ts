@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { it } from "node:test";
 import { classifyMessage } from "../../src/classify/message.js";
-import { errorReply, RpcCode } from "../../src/errors.js";
+import { errorReply, RpcCode } from "../../src/core/errors.js";
 
 const call = (method: string, args: unknown) =>
   JSON.stringify({ jsonrpc: "2.0", id: 7, method, params: { name: "read_note", arguments: args } });

@@ -53,7 +53,7 @@ const TOOLS: ToolFile = {
     },
   ],
 };
-/** The JSON-RPC code of a refusal because the store is unreachable (src/errors.ts). */
+/** The JSON-RPC code of a refusal because the store is unreachable (src/core/errors.ts). */
 const STORE_UNAVAILABLE = -32019;
 
 interface Replica {

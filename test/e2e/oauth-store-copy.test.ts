@@ -15,7 +15,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import Database from "better-sqlite3";
-import { deriveKey } from "../../src/oauth/secrets.js";
+import { deriveOAuthKey } from "../../src/oauth/secrets.js";
 import { CookieJar } from "../fixtures/oidc-idp.js";
 import { signInAndConsent } from "../helpers/browserLogin.js";
 import { DEMO_SERVER, type RunningGateway, startGateway } from "../helpers/gateway.js";
@@ -111,7 +111,7 @@ describe("a copy of the OAuth store yields nothing usable", () => {
       readFileSync(join(gw.dir, "data", "server-secret"), "utf8").trim(),
       "base64url",
     );
-    const key = deriveKey(secret, "cookie-signing").toString("base64url");
+    const key = deriveOAuthKey(secret, "cookie-signing").toString("base64url");
     const sig = createHmac("sha1", key)
       .update(`oauth_session=${value}`)
       .digest("base64")

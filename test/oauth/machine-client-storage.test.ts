@@ -22,13 +22,13 @@ import {
   revokeMachineClient,
   withMachineClients,
 } from "../../src/oauth/machineClients.js";
-import { deriveKey } from "../../src/oauth/secrets.js";
+import { deriveOAuthKey } from "../../src/oauth/secrets.js";
 import { artefactKeys } from "../../src/oauth/storedArtefacts.js";
 import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/types.js";
 import { createTestDatabase, postgresSkip } from "../helpers/postgres.js";
 
-const SEAL_KEY = deriveKey(randomBytes(32), "client-secret-encryption");
+const SEAL_KEY = deriveOAuthKey(randomBytes(32), "client-secret-encryption");
 const ARTEFACT_KEYS = artefactKeys(randomBytes(32));
 const inAWeek = () => new Date(Date.now() + 7 * 86_400_000);
 
@@ -77,7 +77,7 @@ function suite(
       assert.equal(found?.client_secret, clientSecret);
       assert.deepEqual(found?.grant_types, ["client_credentials"]);
       assert.deepEqual(found?.redirect_uris, []);
-      const otherKey = deriveKey(randomBytes(32), "client-secret-encryption");
+      const otherKey = deriveOAuthKey(randomBytes(32), "client-secret-encryption");
       const Wrong = withMachineClients(
         sqlAdapter(oauthDatabase(gateway), ARTEFACT_KEYS),
         oauthDatabase(gateway),

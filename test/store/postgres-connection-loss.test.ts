@@ -11,8 +11,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { sql } from "kysely";
+import { isStoreOutage } from "../../src/core/outage.js";
 import { openStore } from "../../src/store/open.js";
-import { isStoreOutage } from "../../src/store/outage.js";
 import type { Store } from "../../src/store/types.js";
 import { createTestDatabase, postgresSkip, type TestDatabase } from "../helpers/postgres.js";
 

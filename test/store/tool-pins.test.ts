@@ -9,7 +9,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { sha256Hex } from "../../src/canonicalJson.js";
+import { sha256Hex } from "../../src/core/canonicalJson.js";
 import { openStore } from "../../src/store/open.js";
 import type { Store, ToolSighting } from "../../src/store/types.js";
 import { createTestDatabase, postgresSkip } from "../helpers/postgres.js";

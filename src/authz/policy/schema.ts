@@ -1,7 +1,7 @@
 /** The policy file format (docs/policy.md), validated with zod; unknown keys are rejected. */
 
 import { z } from "zod";
-import type { AuthMethod, PrincipalKind } from "../../authn/principal.js";
+import type { AuthMethod, PrincipalKind } from "../../core/principal.js";
 
 const AUTH_METHODS = ["api_key", "oauth", "anonymous"] as const satisfies readonly AuthMethod[];
 const PRINCIPAL_KINDS = [

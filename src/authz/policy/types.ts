@@ -6,7 +6,7 @@
  *
  * Combining: deny overrides review, review overrides allow; nothing matched means deny.
  */
-import type { AuthMethod, PrincipalKind } from "../../authn/principal.js";
+import type { AuthMethod, PrincipalKind } from "../../core/principal.js";
 
 export type Effect = "allow" | "deny" | "review";
 

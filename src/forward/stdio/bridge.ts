@@ -18,7 +18,7 @@ import {
   SUPPORTED_PROTOCOL_VERSIONS,
 } from "../../classify/message.js";
 import type { StdioServerConfig } from "../../config/schema.js";
-import { GatewayError, RpcCode } from "../../errors.js";
+import { GatewayError, RpcCode } from "../../core/errors.js";
 import { filterResult } from "../results.js";
 import type { SessionBindings } from "../sessions.js";
 import type { PostExchange, StreamExchange, Upstream } from "../upstream.js";

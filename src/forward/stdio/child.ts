@@ -9,7 +9,7 @@ import { createInterface } from "node:readline";
 import type { Logger } from "pino";
 import type { JsonObject } from "../../classify/message.js";
 import type { StdioServerConfig } from "../../config/schema.js";
-import { GatewayError, RpcCode } from "../../errors.js";
+import { GatewayError, RpcCode } from "../../core/errors.js";
 
 export const CHILD_PROTOCOL_VERSION = "2025-11-25";
 

@@ -2,7 +2,7 @@
  * The Principal: the one typed result of authentication that everything downstream reads.
  * Nothing after authentication re-parses headers.
  */
-import type { ScopeSet } from "../authz/scope.js";
+import type { ScopeSet } from "./scope.js";
 
 export type AuthMethod = "api_key" | "oauth" | "anonymous";
 export type PrincipalKind = "service" | "user" | "workload" | "anonymous";

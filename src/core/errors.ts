@@ -3,7 +3,7 @@
  * function that maps an error to its HTTP response. The client gets the generic message;
  * `reason` (precise) goes to the audit log only.
  */
-import { isStoreOutage, outageReason } from "./store/outage.js";
+import { isStoreOutage, outageReason } from "./outage.js";
 
 /** JSON-RPC 2.0 and MCP error codes used by the gateway. */
 export const RpcCode = {
