@@ -6,6 +6,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
 import { isIP } from "node:net";
 import type { Config } from "../config/schema.js";
+import { sendJson } from "../core/reply.js";
 
 const LOOPBACK_NAMES = ["localhost", "127.0.0.1", "[::1]", "::1"];
 const LOOPBACK_LISTEN = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);
@@ -104,11 +105,10 @@ export function routeHostGuard(config: Config): (req: IncomingMessage) => string
 
 /** 403 for a request naming another host (RFC 9110 §7.2: Host identifies the origin server). */
 export function refuseForeignHost(res: ServerResponse, problem: string): void {
-  const body = JSON.stringify({ error: "invalid_request", error_description: problem });
-  res.writeHead(403, {
-    "content-type": "application/json",
-    "content-length": String(Buffer.byteLength(body)),
-    "cache-control": "no-store",
-  });
-  res.end(body);
+  sendJson(
+    res,
+    403,
+    { error: "invalid_request", error_description: problem },
+    { "cache-control": "no-store" },
+  );
 }

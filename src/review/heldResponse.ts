@@ -13,9 +13,9 @@ import type { OutgoingHttpHeaders, ServerResponse } from "node:http";
 import { Writable } from "node:stream";
 import type { JsonRpcId } from "../core/errors.js";
 
-export function sseEvent(message: unknown): string {
-  return `event: message\ndata: ${JSON.stringify(message)}\n\n`;
-}
+import { sseEvent } from "../core/reply.js";
+
+export { sseEvent };
 
 /** Opens the SSE stream on the client's response (headers flushed at once). */
 export function openHeldStream(res: ServerResponse): void {
