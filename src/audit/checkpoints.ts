@@ -17,7 +17,7 @@ import {
   verify,
 } from "node:crypto";
 import { deriveKey } from "../core/keyDerivation.js";
-import { seal, unseal } from "../oauth/secrets.js";
+import { seal, unseal } from "../core/sealing.js";
 import type { AuditCheckpoint, AuditSigningKeyRecord, Store } from "../store/types.js";
 
 /**

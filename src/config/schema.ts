@@ -4,7 +4,7 @@
  * Reference: docs/configuration.md.
  */
 import { z } from "zod";
-import { DEFAULT_ABUSE_LIMITS } from "../oauth/abuseLimits.js";
+import { DEFAULT_ABUSE_LIMITS } from "./abuseLimits.js";
 
 /** A secret is never written inline: it is read from an environment variable or a file. */
 export const SecretRef = z.union([

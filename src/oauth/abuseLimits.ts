@@ -19,34 +19,14 @@
  */
 
 import { type RateLimiterAbstract, RateLimiterRes } from "rate-limiter-flexible";
+import { type AbuseLimitSettings, DEFAULT_ABUSE_LIMITS } from "../config/abuseLimits.js";
 import { deriveKey, mac } from "../core/keyDerivation.js";
 import { memoryCounters, type RateLimitCounters } from "../store/rateLimitCounters.js";
 
-export interface AbuseLimitSettings {
-  /** Failed sign-ins allowed per username and address in {@link windowSeconds}. */
-  signInFailuresPerUser: number;
-  /** Failed sign-ins allowed per address (any username) in {@link windowSeconds}. */
-  signInFailuresPerAddress: number;
-  /** Failed sign-ins on one account, from any address, before its backoff starts. */
-  signInFailuresPerAccount: number;
-  /** The account's first backoff; each further failure doubles it. */
-  accountBackoffSeconds: number;
-  /** The longest backoff: the most a user waits after the guessing stops. */
-  accountBackoffMaxSeconds: number;
-  /** Client registrations allowed per address per minute. */
-  registrationsPerMinute: number;
-  windowSeconds: number;
-}
-
-export const DEFAULT_ABUSE_LIMITS: AbuseLimitSettings = {
-  signInFailuresPerUser: 10,
-  signInFailuresPerAddress: 100,
-  signInFailuresPerAccount: 5,
-  accountBackoffSeconds: 1,
-  accountBackoffMaxSeconds: 900,
-  registrationsPerMinute: 30,
-  windowSeconds: 15 * 60,
-};
+// The settings and their defaults belong to the configuration (config/abuseLimits.ts): the
+// schema's defaults are these numbers, and config/ imports nothing from oauth/.
+export type { AbuseLimitSettings } from "../config/abuseLimits.js";
+export { DEFAULT_ABUSE_LIMITS } from "../config/abuseLimits.js";
 
 /** How long an account's failures are remembered without a success (a day). */
 const ACCOUNT_MEMORY_SECONDS = 86_400;

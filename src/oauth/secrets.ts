@@ -1,11 +1,12 @@
 /**
  * Keys derived from the gateway's server secret with HKDF-SHA-256 (RFC 5869), one per
- * purpose (`info` names it), so the secret itself never encrypts or signs anything, and
- * AES-256-GCM sealing for values kept at rest (NIST SP 800-38D; 96-bit random IV, the
- * record's id as associated data so a sealed value cannot be moved to another row).
+ * purpose (`info` names it), so the secret itself never encrypts or signs anything. Values
+ * kept at rest are sealed with ../core/sealing.ts (AES-256-GCM, shared with the audit trail's
+ * checkpoint keys).
  */
-import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 import { deriveKey } from "../core/keyDerivation.js";
+
+export { seal, unseal } from "../core/sealing.js";
 
 export type KeyPurpose =
   | "signing-key-encryption"
@@ -17,27 +18,4 @@ export type KeyPurpose =
 
 export function deriveOAuthKey(secret: Buffer, purpose: KeyPurpose): Buffer {
   return deriveKey(secret, "portcullis/oauth/v1", `portcullis oauth ${purpose}`);
-}
-
-/** `v1.<iv>.<tag>.<ciphertext>`, base64url parts. */
-export function seal(key: Buffer, plaintext: string, associatedData: string): string {
-  const iv = randomBytes(12);
-  const cipher = createCipheriv("aes-256-gcm", key, iv);
-  cipher.setAAD(Buffer.from(associatedData, "utf8"));
-  const body = Buffer.concat([cipher.update(plaintext, "utf8"), cipher.final()]);
-  return ["v1", iv, cipher.getAuthTag(), body]
-    .map((p) => (typeof p === "string" ? p : p.toString("base64url")))
-    .join(".");
-}
-
-/** Throws when the value was not sealed with this key for this associated data. */
-export function unseal(key: Buffer, sealed: string, associatedData: string): string {
-  const [version, iv, tag, body] = sealed.split(".");
-  if (version !== "v1" || iv === undefined || tag === undefined || body === undefined) {
-    throw new Error("sealed value has an unknown format");
-  }
-  const decipher = createDecipheriv("aes-256-gcm", key, Buffer.from(iv, "base64url"));
-  decipher.setAAD(Buffer.from(associatedData, "utf8"));
-  decipher.setAuthTag(Buffer.from(tag, "base64url"));
-  return Buffer.concat([decipher.update(Buffer.from(body, "base64url")), decipher.final()]).toString("utf8");
 }
