@@ -7,6 +7,7 @@
  * the caller nor the owner of the caller's key (separation of duties, src/review/).
  */
 import type { Command } from "commander";
+import { pendingApprovals } from "../admin/approvals.js";
 import { ConfigError } from "../config/load.js";
 import type { Config } from "../config/schema.js";
 import { APPROVAL_ID } from "../review/binding.js";
@@ -83,9 +84,9 @@ export function registerApprovalCommands(program: Command, deps: ApprovalsCliDep
         throw new ApprovalInputError("--limit must be a positive integer");
       await withStore(opts, async (store) => {
         const now = Date.now();
-        const list = (await store.listApprovals(opts.pending ? { status: "pending", limit } : { limit }))
-          .filter((a) => !opts.pending || a.expiresAt.getTime() > now)
-          .map((a) => describeApproval(a, now));
+        const list = (
+          opts.pending ? await pendingApprovals(store, limit, now) : await store.listApprovals({ limit })
+        ).map((a) => describeApproval(a, now));
         print(opts.json, list, () =>
           table(
             list.map((v) => ({ ...v, tool: `${v.server}/${v.tool}` })),

@@ -5,6 +5,7 @@
  */
 import { userInfo } from "node:os";
 import { pino } from "pino";
+import type { AdminAction, AdminAudit } from "../admin/actions.js";
 import { AuditWriter } from "../audit/writer.js";
 import { serverSecret } from "../authn/serverSecret.js";
 import type { Config } from "../config/schema.js";
@@ -81,4 +82,51 @@ export function managementRecord(
     latencyUs: 0,
     detail: { event, ...(fields.detail ?? {}) },
   };
+}
+
+/** The CLI's record of an action taken through src/admin/ (events as docs/cli.md lists them). */
+function actionRecord(config: Config, action: AdminAction): AuditRecord {
+  switch (action.kind) {
+    case "key.created": {
+      const k = action.key;
+      return managementRecord(config, "key.created", `API key ${k.id} (${k.name}) created`, {
+        credentialId: k.id,
+        detail: { scopes: k.scopes, keyEnvironment: k.environment, expiresAt: k.expiresAt },
+      });
+    }
+    case "key.rotated":
+      return managementRecord(
+        config,
+        "key.rotated",
+        `API key ${action.previousId} rotated to ${action.key.id}`,
+        {
+          credentialId: action.key.id,
+          detail: { previous: action.previousId, previousExpiresAt: action.previousExpiresAt },
+        },
+      );
+    case "key.revoked":
+      return managementRecord(
+        config,
+        "key.revoked",
+        `API key ${action.key.id} (${action.key.name}) revoked`,
+        {
+          credentialId: action.key.id,
+        },
+      );
+    case "user.added":
+      return managementRecord(config, "user.added", `user ${action.user.username} added`, {
+        detail: { userId: action.user.id, groups: action.user.groups },
+      });
+    case "user.removed":
+      return managementRecord(config, "user.removed", `user ${action.username} removed`);
+    case "client.revoked":
+      return managementRecord(config, "client.changed", "machine client revoked", {
+        credentialId: action.clientId,
+      });
+  }
+}
+
+/** How src/admin/ operations run from the command line are audited: one committed record each. */
+export function cliAudit(store: Store, config: Config): AdminAudit {
+  return (action) => recordManagement(store, config, [actionRecord(config, action)]);
 }

@@ -8,25 +8,22 @@
  */
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
+import { findClient, listClients, revokeClient } from "../admin/clients.js";
 import { parseExpiry } from "../authn/keyLifecycle.js";
 import { serverSecret } from "../authn/serverSecret.js";
 import { ConfigError } from "../config/load.js";
 import type { Config } from "../config/schema.js";
-import { oauthDatabase } from "../oauth/database.js";
 import {
   createMachineClient,
   describeMachineClient,
-  findMachineClient,
-  listMachineClients,
   MACHINE_CLIENT_AUTH_METHODS,
   type MachineClientAuthMethod,
   MachineClientError,
   parsePublicKeys,
-  revokeMachineClient,
 } from "../oauth/machineClients.js";
 import { deriveOAuthKey } from "../oauth/secrets.js";
 import type { Store } from "../store/types.js";
-import { managementRecord, operatorOwner, recordManagement } from "./auditTrail.js";
+import { cliAudit, managementRecord, operatorOwner, recordManagement } from "./auditTrail.js";
 
 export interface ClientsCliDeps {
   withStoreOptions(cmd: Command): Command;
@@ -251,7 +248,7 @@ export function registerClientCommands(program: Command, deps: ClientsCliDeps): 
     .option("--json", "print a JSON array")
     .action(async (opts: { json?: boolean }) => {
       await deps.withStore(opts, async (store) => {
-        const all = (await listMachineClients(oauthDatabase(store))).map((c) => describeMachineClient(c));
+        const all = (await listClients(store)).map((c) => describeMachineClient(c));
         deps.print(opts.json, all, () =>
           all.length === 0
             ? "(no machine clients)"
@@ -278,7 +275,7 @@ export function registerClientCommands(program: Command, deps: ClientsCliDeps): 
     .option("--json", "print one JSON object")
     .action(async (clientId: string, opts: { json?: boolean }) => {
       await deps.withStore(opts, async (store, { config }) => {
-        const client = await findMachineClient(oauthDatabase(store), clientId);
+        const client = await findClient(store, clientId);
         if (client === undefined) throw new ConfigError(`<client-id>: no machine client with id ${clientId}`);
         const view = { ...describeMachineClient(client), ...endpoints(config, client.servers) };
         deps.print(opts.json, view, () => humanLines(view).join("\n"));
@@ -292,14 +289,11 @@ export function registerClientCommands(program: Command, deps: ClientsCliDeps): 
     .option("--json", "print one JSON object")
     .action(async (clientId: string, opts: { json?: boolean }) => {
       await deps.withStore(opts, async (store, { config }) => {
-        const db = oauthDatabase(store);
-        if ((await findMachineClient(db, clientId)) === undefined) {
+        if ((await findClient(store, clientId)) === undefined) {
           throw new ConfigError(`<client-id>: no machine client with id ${clientId}`);
         }
-        if (await revokeMachineClient(store, clientId)) {
-          await auditOperator(store, config, clientId, "machine client revoked");
-        }
-        const client = await findMachineClient(db, clientId);
+        await revokeClient(store, clientId, cliAudit(store, config));
+        const client = await findClient(store, clientId);
         if (client === undefined) throw new Error(`machine client ${clientId} vanished`);
         deps.print(
           opts.json,

@@ -5,7 +5,9 @@
  * Reference: docs/cli.md.
  */
 import { Command, Option } from "commander";
-import { describeKey, issueKey, KeyInputError, rotateKey } from "../authn/keyLifecycle.js";
+import { createKey, revokeKey, rotateKey } from "../admin/keys.js";
+import { generatePassword } from "../admin/users.js";
+import { describeKey, issueKey, KeyInputError } from "../authn/keyLifecycle.js";
 import { serverSecret } from "../authn/serverSecret.js";
 import { ConfigError, type ConfigOverrides, type LoadedConfig, loadConfig } from "../config/load.js";
 import { startGateway } from "../gateway.js";
@@ -17,14 +19,14 @@ import { createLogger } from "../telemetry/log.js";
 import { VERSION } from "../version.js";
 import { registerApprovalCommands } from "./approvals.js";
 import { registerAuditCommands } from "./audit.js";
-import { managementRecord, operatorOwner, recordManagement } from "./auditTrail.js";
+import { cliAudit, operatorOwner } from "./auditTrail.js";
 import { welcomeBanner } from "./banner.js";
 import { registerClientCommands } from "./clients.js";
 import { registerPolicyCommands } from "./policy.js";
 import { registerSigningKeyCommands } from "./signingKeys.js";
 import { table } from "./table.js";
 import { registerToolCommands } from "./tools.js";
-import { generatePassword, registerUserCommands } from "./users.js";
+import { registerUserCommands } from "./users.js";
 
 interface CommonOpts {
   config?: string;
@@ -161,23 +163,19 @@ export function buildCli(): Command {
           ?.split(",")
           .map((s) => s.trim())
           .filter(Boolean);
-        const { record, key } = await issueKey(store, secret, config, {
-          name: opts.name,
-          ...(opts.env !== undefined ? { environment: opts.env } : {}),
-          ...(scopes ? { scopes } : {}),
-          ...(opts.expires !== undefined ? { expires: opts.expires } : {}),
-          createdBy: operatorOwner(),
-        });
-        await recordManagement(store, config, [
-          managementRecord(config, "key.created", `API key ${record.id} (${record.name}) created`, {
-            credentialId: record.id,
-            detail: {
-              scopes: record.scopes,
-              keyEnvironment: record.environment,
-              expiresAt: record.expiresAt,
-            },
-          }),
-        ]);
+        const { record, key } = await createKey(
+          store,
+          secret,
+          config,
+          {
+            name: opts.name,
+            ...(opts.env !== undefined ? { environment: opts.env } : {}),
+            ...(scopes ? { scopes } : {}),
+            ...(opts.expires !== undefined ? { expires: opts.expires } : {}),
+            createdBy: operatorOwner(),
+          },
+          cliAudit(store, config),
+        );
         const view = { ...describeKey(record), key };
         print(
           opts.json,
@@ -222,17 +220,9 @@ export function buildCli(): Command {
     .option("--json", "print one JSON object")
     .action(async (id: string, opts: CommonOpts) => {
       await withStore(opts, async (store, { config }) => {
-        const existing = await store.getKey(id);
-        if (!existing) throw new KeyInputError(`no key with id ${id}`);
-        if (!existing.revokedAt) {
-          await store.revokeKey(id, new Date());
-          await recordManagement(store, config, [
-            managementRecord(config, "key.revoked", `API key ${id} (${existing.name}) revoked`, {
-              credentialId: id,
-            }),
-          ]);
-        }
-        const k = (await store.getKey(id)) ?? existing;
+        const revoked = await revokeKey(store, id, cliAudit(store, config));
+        if (revoked === undefined) throw new KeyInputError(`no key with id ${id}`);
+        const k = revoked.key;
         print(opts.json, describeKey(k), () => `revoked ${id} (${k.name}) at ${k.revokedAt?.toISOString()}`);
       });
     });
@@ -250,17 +240,18 @@ export function buildCli(): Command {
         if (overlap !== undefined && (!Number.isInteger(overlap) || overlap < 0)) {
           throw new KeyInputError("--overlap must be a whole number of seconds");
         }
-        const { issued, oldExpiresAt } = await rotateKey(store, secret, config, id, {
-          ...(overlap !== undefined ? { overlapSeconds: overlap } : {}),
-          ...(opts.expires !== undefined ? { expires: opts.expires } : {}),
-          createdBy: operatorOwner(),
-        });
-        await recordManagement(store, config, [
-          managementRecord(config, "key.rotated", `API key ${id} rotated to ${issued.record.id}`, {
-            credentialId: issued.record.id,
-            detail: { previous: id, previousExpiresAt: oldExpiresAt },
-          }),
-        ]);
+        const { issued, oldExpiresAt } = await rotateKey(
+          store,
+          secret,
+          config,
+          id,
+          {
+            ...(overlap !== undefined ? { overlapSeconds: overlap } : {}),
+            ...(opts.expires !== undefined ? { expires: opts.expires } : {}),
+            createdBy: operatorOwner(),
+          },
+          cliAudit(store, config),
+        );
         const view = {
           ...describeKey(issued.record),
           key: issued.key,

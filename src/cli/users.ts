@@ -2,23 +2,17 @@
  * `portcullis users add|list|remove`: local accounts for the built-in authorization server
  * (passwords hashed with scrypt; never printed except a generated one, once).
  */
-import { randomBytes } from "node:crypto";
 import type { Command } from "commander";
+import { addUser, generatePassword, listUsers, removeUser } from "../admin/users.js";
 import type { Config } from "../config/schema.js";
-import { oauthDatabase } from "../oauth/database.js";
-import { addUser, type LocalUser, listUsers, removeUser, UserError } from "../oauth/users.js";
+import { type LocalUser, UserError } from "../oauth/users.js";
 import type { Store } from "../store/types.js";
-import { managementRecord, recordManagement } from "./auditTrail.js";
+import { cliAudit } from "./auditTrail.js";
 
 export interface UsersCliDeps {
   withStoreOptions(cmd: Command): Command;
   withStore<T>(opts: object, fn: (store: Store, loaded: { config: Config }) => Promise<T>): Promise<T>;
   print(json: boolean | undefined, value: unknown, human: () => string): void;
-}
-
-/** A password for a generated account: 128 bits, URL-safe. */
-export function generatePassword(): string {
-  return randomBytes(16).toString("base64url");
 }
 
 function view(u: LocalUser): Record<string, unknown> {
@@ -60,21 +54,20 @@ export function registerUserCommands(program: Command, deps: UsersCliDeps): void
       ) => {
         const password = opts.passwordStdin ? await readStdin() : generatePassword();
         await deps.withStore(opts, async (store, { config }) => {
-          const user = await addUser(oauthDatabase(store), {
-            username,
-            password,
-            email: opts.email ?? null,
-            groups:
-              opts.groups
-                ?.split(",")
-                .map((g) => g.trim())
-                .filter(Boolean) ?? [],
-          });
-          await recordManagement(store, config, [
-            managementRecord(config, "user.added", `user ${user.username} added`, {
-              detail: { userId: user.id, groups: user.groups },
-            }),
-          ]);
+          const user = await addUser(
+            store,
+            {
+              username,
+              password,
+              email: opts.email ?? null,
+              groups:
+                opts.groups
+                  ?.split(",")
+                  .map((g) => g.trim())
+                  .filter(Boolean) ?? [],
+            },
+            cliAudit(store, config),
+          );
           const shown = opts.passwordStdin ? {} : { password };
           deps.print(opts.json, { ...view(user), ...shown }, () =>
             opts.passwordStdin
@@ -91,7 +84,7 @@ export function registerUserCommands(program: Command, deps: UsersCliDeps): void
     .option("--json", "print a JSON array")
     .action(async (opts: { json?: boolean }) => {
       await deps.withStore(opts, async (store) => {
-        const list = (await listUsers(oauthDatabase(store))).map(view);
+        const list = (await listUsers(store)).map(view);
         deps.print(opts.json, list, () =>
           list.length === 0
             ? "(no users)"
@@ -109,11 +102,8 @@ export function registerUserCommands(program: Command, deps: UsersCliDeps): void
     .option("--json", "print one JSON object")
     .action(async (username: string, opts: { json?: boolean }) => {
       await deps.withStore(opts, async (store, { config }) => {
-        if (!(await removeUser(oauthDatabase(store), username)))
+        if (!(await removeUser(store, username, cliAudit(store, config))))
           throw new UserError(`no user named ${username}`);
-        await recordManagement(store, config, [
-          managementRecord(config, "user.removed", `user ${username} removed`),
-        ]);
         deps.print(opts.json, { username, removed: true }, () => `removed ${username}`);
       });
     });

@@ -2,6 +2,8 @@
  * The console's pages as pure functions from data to HTML bodies (./html.ts frames them).
  */
 
+import type { AuditSearch } from "../admin/auditSearch.js";
+import type { Consent } from "../admin/clients.js";
 import type { VerifyReport } from "../audit/verify.js";
 import { describeKey } from "../authn/keyLifecycle.js";
 import type { CompiledPolicy, PolicyDecision, RuleTrace } from "../authz/policy/types.js";
@@ -143,16 +145,9 @@ export function secretShown(what: string, secret: string, extra: string): Html {
 <code class="secret" id="secret">${secret}</code></div>`;
 }
 
-export interface ConsentRow {
-  accountId: string;
-  username: string | null;
-  clientId: string;
-  updatedAt: Date;
-}
-
 export function clientsPage(
   clients: readonly MachineClient[],
-  consents: readonly ConsentRow[],
+  consents: readonly Consent[],
   csrf: string,
 ): Html {
   return html`
@@ -270,14 +265,6 @@ ${files.map(
 )}`;
 }
 
-export interface AuditFilters {
-  decision: string;
-  principal: string;
-  server: string;
-  tool: string;
-  text: string;
-}
-
 /** `portcullis audit verify`'s verdict, shown above the search. */
 function chainStatus(report: VerifyReport): Html {
   const broken = report.chains.filter((c) => !c.ok);
@@ -293,7 +280,7 @@ function chainStatus(report: VerifyReport): Html {
 
 export function auditPage(
   records: readonly StoredAuditRecord[],
-  f: AuditFilters,
+  f: AuditSearch,
   scanned: number,
   verdict: VerifyReport,
 ): Html {

@@ -1,0 +1,21 @@
+/**
+ * The administrative actions that change what the gateway accepts (keys, accounts, machine
+ * clients), as src/admin/ reports them to the face that ran them. Every operation in this
+ * folder reports its change through an {@link AdminAudit} before it returns, so neither the
+ * CLI nor the console can make a change that leaves no audit record; each face writes the
+ * record its own way (the CLI as `method: "cli"` management records, docs/cli.md; the console
+ * as `method: "console"` records, docs/console.md).
+ */
+import type { LocalUser } from "../oauth/users.js";
+import type { ApiKeyRecord } from "../store/types.js";
+
+export type AdminAction =
+  | { kind: "key.created"; key: ApiKeyRecord }
+  | { kind: "key.rotated"; previousId: string; previousExpiresAt: Date; key: ApiKeyRecord }
+  | { kind: "key.revoked"; key: ApiKeyRecord }
+  | { kind: "user.added"; user: LocalUser }
+  | { kind: "user.removed"; username: string }
+  | { kind: "client.revoked"; clientId: string };
+
+/** Records one action durably (or throws): the operation that called it has already happened. */
+export type AdminAudit = (action: AdminAction) => Promise<void>;
