@@ -9,18 +9,12 @@
 import type { Command } from "commander";
 import { pendingApprovals } from "../admin/approvals.js";
 import { ConfigError } from "../config/load.js";
-import type { Config } from "../config/schema.js";
 import { APPROVAL_ID } from "../review/binding.js";
 import { decideApproval } from "../review/decide.js";
-import type { ApprovalRecord, Store } from "../store/types.js";
+import type { ApprovalRecord } from "../store/types.js";
 import { operatorAccount, operatorPrincipal, recordManagement } from "./auditTrail.js";
+import type { CliDeps } from "./commandDeps.js";
 import { table } from "./table.js";
-
-export interface ApprovalsCliDeps {
-  withStoreOptions(cmd: Command): Command;
-  withStore<T>(opts: object, fn: (store: Store, loaded: { config: Config }) => Promise<T>): Promise<T>;
-  print(json: boolean | undefined, value: unknown, human: () => string): void;
-}
 
 /** Bad operator input or a refused decision; exits 2 like every usage error. */
 export class ApprovalInputError extends ConfigError {
@@ -67,7 +61,7 @@ function humanApproval(view: Record<string, unknown>): string {
     .join("\n");
 }
 
-export function registerApprovalCommands(program: Command, deps: ApprovalsCliDeps): void {
+export function registerApprovalCommands(program: Command, deps: CliDeps): void {
   const { withStoreOptions, withStore, print } = deps;
   const approvals = program
     .command("approvals")

@@ -23,12 +23,7 @@ import { type VerifyReport, verifyAuditLog } from "../audit/verify.js";
 import { serverSecret } from "../authn/serverSecret.js";
 import { ConfigError, type LoadedConfig } from "../config/load.js";
 import type { AuditQuery, Store, StoredAuditRecord } from "../store/types.js";
-
-export interface AuditCliDeps {
-  withStoreOptions(cmd: Command): Command;
-  withStore<T>(opts: object, fn: (store: Store, loaded: LoadedConfig) => Promise<T>): Promise<T>;
-  print(json: boolean | undefined, value: unknown, human: () => string): void;
-}
+import type { CliDeps } from "./commandDeps.js";
 
 const DURATION = /^(\d+)(s|m|h|d|w)$/;
 const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
@@ -180,7 +175,7 @@ function verifyText(report: VerifyReport, ok: boolean, opts: VerifyOpts): string
   return lines.join("\n");
 }
 
-export function registerAuditCommands(program: Command, deps: AuditCliDeps): void {
+export function registerAuditCommands(program: Command, deps: CliDeps): void {
   const audit = program
     .command("audit")
     .description("the tamper-evident audit trail: verify, search, tail, export");

@@ -24,12 +24,7 @@ import {
 import { deriveOAuthKey } from "../oauth/secrets.js";
 import type { Store } from "../store/types.js";
 import { cliAudit, managementRecord, operatorOwner, recordManagement } from "./auditTrail.js";
-
-export interface ClientsCliDeps {
-  withStoreOptions(cmd: Command): Command;
-  withStore<T>(opts: object, fn: (store: Store, loaded: { config: Config }) => Promise<T>): Promise<T>;
-  print(json: boolean | undefined, value: unknown, human: () => string): void;
-}
+import type { CliDeps } from "./commandDeps.js";
 
 const DAY_MS = 86_400_000;
 
@@ -131,7 +126,7 @@ interface CreateOpts {
   json?: boolean;
 }
 
-export function registerClientCommands(program: Command, deps: ClientsCliDeps): void {
+export function registerClientCommands(program: Command, deps: CliDeps): void {
   const clients = program
     .command("clients")
     .description("manage machine clients (OAuth client_credentials) of the built-in authorization server");

@@ -21,14 +21,8 @@ import {
   type RuleTrace,
 } from "../authz/policy/types.js";
 import { type LoadedConfig, loadConfig } from "../config/load.js";
-import type { Config } from "../config/schema.js";
-import type { Store, StoredAuditRecord } from "../store/types.js";
-
-export interface PolicyCliDeps {
-  withStoreOptions(cmd: Command): Command;
-  withStore<T>(opts: object, fn: (store: Store, loaded: { config: Config }) => Promise<T>): Promise<T>;
-  print(json: boolean | undefined, value: unknown, human: () => string): void;
-}
+import type { StoredAuditRecord } from "../store/types.js";
+import type { CliDeps } from "./commandDeps.js";
 
 interface ConfigOpts {
   config?: string;
@@ -186,7 +180,7 @@ function humanAudit(v: Record<string, unknown>): string {
 
 const DECISION_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
-export function registerPolicyCommands(program: Command, deps: PolicyCliDeps): void {
+export function registerPolicyCommands(program: Command, deps: CliDeps): void {
   const policy = program
     .command("policy")
     .description("policy-as-code: compile, test and explain policies; look up a decision")

@@ -17,13 +17,10 @@ import {
   rotateSigningKeys,
   SIGNING_KEY_RELOAD_SECONDS,
 } from "../oauth/signingKeys.js";
-import type { Store } from "../store/types.js";
 import { managementRecord, recordManagement } from "./auditTrail.js";
+import type { CliDeps } from "./commandDeps.js";
 
-export interface SigningKeysCliDeps {
-  withStoreOptions(cmd: Command): Command;
-  withStore<T>(opts: object, fn: (store: Store, loaded: { config: Config }) => Promise<T>): Promise<T>;
-  print(json: boolean | undefined, value: unknown, human: () => string): void;
+export interface SigningKeysCliDeps extends CliDeps {
   secretFor(config: Config): Buffer;
 }
 

@@ -14,15 +14,10 @@ import { definitionChanges, PINNED_FIELDS } from "../authz/toolDefinition.js";
 import { ConfigError } from "../config/load.js";
 import type { Config } from "../config/schema.js";
 import { canonicalJson } from "../core/canonicalJson.js";
-import type { Store, ToolAcceptOutcome, ToolDefinition, ToolPinRecord } from "../store/types.js";
+import type { ToolAcceptOutcome, ToolDefinition, ToolPinRecord } from "../store/types.js";
 import { managementRecord, recordManagement } from "./auditTrail.js";
+import type { CliDeps } from "./commandDeps.js";
 import { table } from "./table.js";
-
-export interface ToolsCliDeps {
-  withStoreOptions(cmd: Command): Command;
-  withStore<T>(opts: object, fn: (store: Store, loaded: { config: Config }) => Promise<T>): Promise<T>;
-  print(json: boolean | undefined, value: unknown, human: () => string): void;
-}
 
 /** Bad operator input; the message names the argument. Exits 2 like every usage error. */
 export class ToolInputError extends ConfigError {
@@ -177,7 +172,7 @@ function acceptView(o: ToolAcceptOutcome, before: ToolPinRecord | undefined): Re
   };
 }
 
-export function registerToolCommands(program: Command, deps: ToolsCliDeps): void {
+export function registerToolCommands(program: Command, deps: CliDeps): void {
   const tools = program
     .command("tools")
     .description("pinned tool definitions: review and accept tools whose definition changed");

@@ -4,16 +4,9 @@
  */
 import type { Command } from "commander";
 import { addUser, generatePassword, listUsers, removeUser } from "../admin/users.js";
-import type { Config } from "../config/schema.js";
 import { type LocalUser, UserError } from "../oauth/users.js";
-import type { Store } from "../store/types.js";
 import { cliAudit } from "./auditTrail.js";
-
-export interface UsersCliDeps {
-  withStoreOptions(cmd: Command): Command;
-  withStore<T>(opts: object, fn: (store: Store, loaded: { config: Config }) => Promise<T>): Promise<T>;
-  print(json: boolean | undefined, value: unknown, human: () => string): void;
-}
+import type { CliDeps } from "./commandDeps.js";
 
 function view(u: LocalUser): Record<string, unknown> {
   return {
@@ -34,7 +27,7 @@ async function readStdin(): Promise<string> {
     .replace(/\r?\n$/, "");
 }
 
-export function registerUserCommands(program: Command, deps: UsersCliDeps): void {
+export function registerUserCommands(program: Command, deps: CliDeps): void {
   const users = program
     .command("users")
     .description("manage local user accounts of the built-in authorization server");
