@@ -37,10 +37,10 @@ module.exports = {
       name: "no-circular",
       severity: "error",
       comment:
-        "No import cycles. The one exception: the numbered migrations import their index " +
-        "(for the shared `Migration` type and helpers) and the index imports every migration to " +
-        "list them in order; that circle is the registry's shape, is type-level on one side, and " +
-        "cannot deadlock module evaluation.",
+        "No import cycles. The one exception: each numbered migration imports its index for " +
+        "the `StoreDialect` type (a type-only import, erased at compile time) and the index " +
+        "imports every migration to list them in order; the circle is the registry's shape and " +
+        "cannot affect module evaluation.",
       from: { pathNot: "^src/store/migrations/" },
       to: { circular: true },
     },
