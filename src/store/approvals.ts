@@ -1,41 +1,9 @@
 /**
- * The `approvals` table (migration 007) as Kysely sees it and the row ↔ record mapping.
+ * The `approvals` table (migration 007, ./schema.ts): the row ↔ record mapping.
  * See src/review/ for what an approval binds and how it is decided and consumed.
  */
-import type { RevisionsTable } from "./rows.js";
+import type { ApprovalsTable } from "./schema.js";
 import type { ApprovalChannel, ApprovalRecord, ApprovalStatus, NewApproval } from "./types.js";
-
-export interface ApprovalsTable {
-  id: string;
-  status: string;
-  environment: string;
-  principal_id: string;
-  principal_name: string;
-  principal_method: string;
-  credential_id: string | null;
-  server: string;
-  rpc_method: string;
-  tool: string;
-  arguments_hash: string;
-  /** JSON text. */
-  arguments_summary: string;
-  decision_id: string | null;
-  /** JSON array text. */
-  rule_ids: string;
-  policy_version: string | null;
-  created_at: number;
-  expires_at: number;
-  decided_at: number | null;
-  decided_by: string | null;
-  decided_via: string | null;
-  reason: string | null;
-  consumed_at: number | null;
-}
-
-export interface ApprovalsDatabase {
-  approvals: ApprovalsTable;
-  revisions: RevisionsTable;
-}
 
 const dateOrNull = (ms: number | null): Date | null => (ms === null ? null : new Date(ms));
 

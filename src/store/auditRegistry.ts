@@ -7,14 +7,14 @@
  */
 import { type Kysely, sql, type Transaction } from "kysely";
 import type { StoreDialect } from "./migrations/index.js";
-import type { Database } from "./rows.js";
+import type { Schema } from "./schema.js";
 import type { AuditLegacyFacts, NewAuditChain } from "./types.js";
 
 /** pg_advisory_xact_lock key of the registry ("pcl-reg" as an integer). */
 const REGISTRY_LOCK = 0x70636c726567;
 
 /** What existed before the registry: legacy chains with their anchors, unchained records. */
-async function legacyFacts(trx: Kysely<Database>): Promise<AuditLegacyFacts> {
+async function legacyFacts(trx: Kysely<Schema>): Promise<AuditLegacyFacts> {
   const chains = await trx
     .selectFrom("audit_chains")
     .select(["chain", "anchor_seq", "anchor_hash"])
@@ -39,7 +39,7 @@ async function legacyFacts(trx: Kysely<Database>): Promise<AuditLegacyFacts> {
 
 /** Adds `chain` to the registry unless it is there already (a retried, ambiguous commit). */
 export async function registerAuditChain(
-  trx: Transaction<Database>,
+  trx: Transaction<Schema>,
   dialect: StoreDialect,
   chain: NewAuditChain,
 ): Promise<void> {
@@ -50,17 +50,11 @@ export async function registerAuditChain(
     .where("chain", "=", chain.chain)
     .executeTakeFirst();
   if (existing !== undefined) return;
-  const tail = await trx
-    .selectFrom("audit_chains")
-    .select(["reg_seq", "reg_hash"])
-    .where("reg_seq", "is not", null)
-    .orderBy("reg_seq", "desc")
-    .limit(1)
-    .executeTakeFirst();
+  const tail = await registryTail(trx);
   const entry = chain.sign({
-    seq: Number(tail?.reg_seq ?? 0) + 1,
-    prevHash: tail?.reg_hash ?? "0".repeat(64),
-    legacy: tail === undefined ? await legacyFacts(trx) : null,
+    seq: (tail?.seq ?? 0) + 1,
+    prevHash: tail?.hash ?? "0".repeat(64),
+    legacy: tail === null ? await legacyFacts(trx) : null,
   });
   await trx
     .insertInto("audit_chains")
@@ -84,7 +78,8 @@ export async function registerAuditChain(
     .execute();
 }
 
-export async function registryTail(db: Kysely<Database>): Promise<{ seq: number; hash: string } | null> {
+/** The newest registry entry, or null when no chain is registered. */
+export async function registryTail(db: Kysely<Schema>): Promise<{ seq: number; hash: string } | null> {
   const row = await db
     .selectFrom("audit_chains")
     .select(["reg_seq", "reg_hash"])

@@ -9,7 +9,7 @@
  */
 import { Kysely, PostgresDialect, sql, type Transaction } from "kysely";
 import pg from "pg";
-import type { Database } from "./rows.js";
+import type { Schema } from "./schema.js";
 import { SqlStore } from "./sqlStore.js";
 import type { KeyWatch, Store } from "./types.js";
 
@@ -96,10 +96,10 @@ class PostgresStore extends SqlStore {
     private readonly heartbeatMs: number,
     private readonly report: (err: Error) => void,
   ) {
-    super("postgres", new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }));
+    super("postgres", new Kysely<Schema>({ dialect: new PostgresDialect({ pool }) }));
   }
 
-  protected override async announceKeys(trx: Transaction<Database>, revision: number): Promise<void> {
+  protected override async announceKeys(trx: Transaction<Schema>, revision: number): Promise<void> {
     await sql`SELECT pg_notify(${KEYS_CHANNEL}, ${String(revision)})`.execute(trx);
   }
 

@@ -1,10 +1,16 @@
 /**
- * The tables as Kysely sees them, and the mapping between rows and the records of
- * ./types.ts. Shared by the SQLite and PostgreSQL stores; docs/storage-schema.md explains
+ * The mapping between the rows of ./schema.ts and the records of ./types.ts (API keys and
+ * audit). Shared by the SQLite and PostgreSQL stores; docs/storage-schema.md explains
  * every column. Instants are integer epoch milliseconds on both dialects, lists and
  * objects are JSON text, so one mapping serves both.
  */
-import type { Generated } from "kysely";
+import type {
+  ApiKeysTable,
+  AuditChainsTable,
+  AuditCheckpointsTable,
+  AuditLogTable,
+  AuditSigningKeysTable,
+} from "./schema.js";
 import type {
   ApiKeyRecord,
   AuditChainInfo,
@@ -15,111 +21,6 @@ import type {
   NewApiKey,
   StoredAuditRecord,
 } from "./types.js";
-
-export interface ApiKeysTable {
-  id: string;
-  name: string;
-  environment: string;
-  hash: string;
-  /** JSON array of scope patterns. */
-  scopes: string;
-  created_at: number;
-  expires_at: number;
-  revoked_at: number | null;
-  rotated_from: string | null;
-  /** Migration 010; null for keys created before it. */
-  created_by: string | null;
-  created_by_name: string | null;
-  last_used_at: number | null;
-  use_count: number;
-}
-
-export interface AuditLogTable {
-  seq: Generated<number>;
-  at: number;
-  environment: string;
-  principal: string | null;
-  method: string | null;
-  credential_id: string | null;
-  server: string | null;
-  rpc_method: string | null;
-  tool: string | null;
-  decision: string;
-  reason: string;
-  latency_us: number;
-  /** JSON object or null. */
-  detail: string | null;
-  decision_id: string | null;
-  policy_version: string | null;
-  /** JSON array of rule ids, or null. */
-  rule_ids: string | null;
-  /** Hash chain (migration 006); null on records written before it. */
-  chain: string | null;
-  chain_seq: number | null;
-  prev_hash: string | null;
-  hash: string | null;
-  /** Redacted arguments, JSON text, or null. */
-  arguments: string | null;
-}
-
-export interface AuditChainsTable {
-  chain: string;
-  started_at: number;
-  host: string;
-  pid: number;
-  anchor_seq: number;
-  anchor_hash: string;
-  /** Migration 008: the signed registry link and the anchor's signature (null before). */
-  reg_seq: number | null;
-  prev_reg_hash: string | null;
-  reg_hash: string | null;
-  reg_legacy: string | null;
-  reg_key_id: string | null;
-  reg_signature: string | null;
-  anchor_at: number | null;
-  anchor_key_id: string | null;
-  anchor_signature: string | null;
-}
-
-export interface AuditCheckpointsTable {
-  chain: string;
-  chain_seq: number;
-  hash: string;
-  count: number;
-  at: number;
-  key_id: string;
-  signature: string;
-  /** Migration 008: the registry entry the checkpoint names (payload v2), null in v1. */
-  registry_seq: number | null;
-  registry_hash: string | null;
-}
-
-export interface AuditSigningKeysTable {
-  id: string;
-  public_key: string;
-  private_key_sealed: string;
-  created_at: number;
-}
-
-export interface SettingsTable {
-  key: string;
-  value: string;
-}
-
-export interface RevisionsTable {
-  name: string;
-  value: number;
-}
-
-export interface Database {
-  api_keys: ApiKeysTable;
-  audit_log: AuditLogTable;
-  audit_chains: AuditChainsTable;
-  audit_checkpoints: AuditCheckpointsTable;
-  audit_signing_keys: AuditSigningKeysTable;
-  settings: SettingsTable;
-  revisions: RevisionsTable;
-}
 
 export type ApiKeyRow = ApiKeysTable;
 export type AuditRow = Omit<AuditLogTable, "seq"> & { seq: number };

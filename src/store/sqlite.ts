@@ -9,7 +9,8 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import BetterSqlite3 from "better-sqlite3";
 import { Kysely, SqliteDialect, type Transaction } from "kysely";
-import type { Database } from "./rows.js";
+import { sqliteAuditInsert } from "./repositories/auditInsert.js";
+import type { Schema } from "./schema.js";
 import { SqlStore } from "./sqlStore.js";
 import type { KeyWatch, Store } from "./types.js";
 
@@ -36,11 +37,15 @@ class SqliteStore extends SqlStore {
   private readonly live = new Set<SqliteKeyWatch>();
 
   constructor(private readonly raw: Connection) {
-    super("sqlite", new Kysely<Database>({ dialect: new SqliteDialect({ database: raw }) }));
+    super(
+      "sqlite",
+      new Kysely<Schema>({ dialect: new SqliteDialect({ database: raw }) }),
+      sqliteAuditInsert(raw),
+    );
   }
 
   /** Other processes find out through data_version; there is nothing to send. */
-  protected override async announceKeys(_trx: Transaction<Database>, _revision: number): Promise<void> {}
+  protected override async announceKeys(_trx: Transaction<Schema>, _revision: number): Promise<void> {}
 
   /** data_version does not move for this connection's own commits, so tell local watches directly. */
   protected override keysCommitted(): void {

@@ -1,33 +1,11 @@
 /**
- * The `tool_pins` table (migration 004) as Kysely sees it, the row ↔ record mapping and the
+ * The `tool_pins` table (migration 004, ./schema.ts): the row ↔ record mapping and the
  * pinning rule itself, shared by the store (which applies it to rows inside a transaction)
  * and the gateway's in-memory catalogue (src/authz/toolCatalogue.ts), so both agree.
  * See docs/storage-schema.md.
  */
-import type { RevisionsTable } from "./rows.js";
+import type { ToolPinsTable } from "./schema.js";
 import type { ToolDefinition, ToolPinRecord, ToolPinStatus, ToolSighting } from "./types.js";
-
-export interface ToolPinsTable {
-  server: string;
-  tool: string;
-  /** `pinned` or `changed`. */
-  status: string;
-  first_seen_at: number;
-  pinned_hash: string;
-  /** Canonical JSON of the accepted definition. */
-  pinned_definition: string;
-  current_hash: string;
-  /** Canonical JSON of the definition served last; null when it is the pinned one. */
-  current_definition: string | null;
-  changed_at: number | null;
-  accepted_at: number | null;
-  accepted_by: string | null;
-}
-
-export interface ToolPinsDatabase {
-  tool_pins: ToolPinsTable;
-  revisions: RevisionsTable;
-}
 
 export type ToolPinRow = ToolPinsTable;
 

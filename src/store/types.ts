@@ -1,9 +1,30 @@
 /**
- * The narrow storage interface every part of Portcullis talks to.
- * The schema itself is documented in docs/storage-schema.md; migrations are numbered
- * under src/store/migrations/ and shared by SQLite and PostgreSQL.
+ * The narrow storage interface every part of Portcullis talks to: `Store`, the composition
+ * of one repository per concept (keys, audit, tool pins, approvals, settings, the OAuth
+ * tables) and the change feed. The schema is ./schema.ts, documented in
+ * docs/storage-schema.md; migrations are numbered under src/store/migrations/ and shared by
+ * SQLite and PostgreSQL. The implementations are in src/store/repositories/.
  */
-import type { Transaction } from "kysely";
+import type { Kysely, Transaction } from "kysely";
+import type { AuditChainRepository, AuditRepository } from "./auditTypes.js";
+import type { Schema } from "./schema.js";
+
+export type {
+  AuditAnchorProof,
+  AuditChainInfo,
+  AuditChainRegistration,
+  AuditChainRepository,
+  AuditChainRow,
+  AuditCheckpoint,
+  AuditLegacyFacts,
+  AuditQuery,
+  AuditRecord,
+  AuditRepository,
+  AuditSigningKeyRecord,
+  ChainedAuditRecord,
+  NewAuditChain,
+  StoredAuditRecord,
+} from "./auditTypes.js";
 
 /** An API key as stored: never the secret, only its keyed hash. */
 export interface ApiKeyRecord {
@@ -38,241 +59,14 @@ export interface KeyOwner {
 
 export type NewApiKey = Omit<ApiKeyRecord, "revokedAt" | "lastUsedAt" | "useCount">;
 
-/** One audit record: every authentication (and later authorization) decision. */
-export interface AuditRecord {
-  at: Date;
-  environment: string;
-  /** Who: principal id, or null when authentication failed before one was known. */
-  principal: string | null;
-  /** Authentication method: api_key, anonymous, … */
-  method: string | null;
-  credentialId: string | null;
-  server: string | null;
-  rpcMethod: string | null;
-  tool: string | null;
-  decision: "allow" | "deny" | "review";
-  /** Precise reason (never shown to the client). */
-  reason: string;
-  latencyUs: number;
-  /** Free-form extra facts, e.g. `{ keyEnvironment: "prod" }`. Never a secret. */
-  detail: Record<string, unknown> | null;
-  /** Policy decisions: the id the client was given, the rules that decided, the policy set's version. */
-  decisionId?: string | null;
-  ruleIds?: string[] | null;
-  policyVersion?: string | null;
-  /**
-   * The call's arguments as received (tools/call `arguments`, prompts/get `arguments`).
-   * Never stored as given: the AuditWriter stores the form `audit.arguments` asks for
-   * (secrets masked and large values hashed by default; src/audit/redact.ts).
-   */
-  arguments?: unknown;
-}
-
-export interface StoredAuditRecord extends AuditRecord {
-  seq: number;
-  /** Hash chain (migration 006); null for records written before it. */
-  chain?: string | null;
-  chainSeq?: number | null;
-  prevHash?: string | null;
-  hash?: string | null;
-  /** The stored (redacted) arguments, parsed; null when none were kept. */
-  arguments?: unknown;
-}
-
-/** A record ready for the chain: redacted and hashed by the AuditWriter (src/audit/chain.ts). */
-export interface ChainedAuditRecord extends Omit<AuditRecord, "arguments"> {
-  chain: string;
-  chainSeq: number;
-  prevHash: string;
-  hash: string;
-  /** The redacted arguments as JSON text (what the hash covers), or null. */
-  arguments: string | null;
-}
-
-/**
- * The chained columns of one `audit_log` row exactly as stored (snake_case, JSON as text,
- * instants as epoch ms): what src/audit/chain.ts hashes and `portcullis audit verify` checks.
- */
-export interface AuditChainRow {
-  seq: number;
-  chain: string;
-  chain_seq: number;
-  prev_hash: string;
-  hash: string;
-  at: number;
-  environment: string;
-  principal: string | null;
-  method: string | null;
-  credential_id: string | null;
-  server: string | null;
-  rpc_method: string | null;
-  tool: string | null;
-  decision: string;
-  reason: string;
-  latency_us: number;
-  detail: string | null;
-  decision_id: string | null;
-  policy_version: string | null;
-  rule_ids: string | null;
-  arguments: string | null;
-}
-
-/** One writer process's chain (table `audit_chains`). */
-export interface AuditChainInfo {
-  chain: string;
-  startedAt: Date;
-  host: string;
-  pid: number;
-  /** Retention: the checkpoint the oldest kept record links to (0 / genesis hash before any purge). */
-  anchorSeq: number;
-  anchorHash: string;
-  /** Retention's signature over the anchor (migration 008); null before any purge or for older anchors. */
-  anchorProof: AuditAnchorProof | null;
-  /** The chain's entry in the signed registry (migration 008); null for chains opened before it. */
-  registration: AuditChainRegistration | null;
-}
-
-/** One entry of the signed registry of chains (src/audit/registry.ts). */
-export interface AuditChainRegistration {
-  /** 1, 2, … across every chain of the store. */
-  seq: number;
-  prevHash: string;
-  hash: string;
-  /** Only on entry 1: what existed before the registry (JSON text), else null. */
-  legacy: string | null;
-  keyId: string;
-  signature: string;
-}
-
-/** Retention's signed statement that it moved a chain's anchor (src/audit/retention.ts). */
-export interface AuditAnchorProof {
-  at: Date;
-  keyId: string;
-  signature: string;
-}
-
-/** What existed before the registry (migration 008), listed in registry entry 1. */
-export interface AuditLegacyFacts {
-  /** Chains opened before the registry, by id, with their anchors then. */
-  chains: { chain: string; anchorSeq: number; anchorHash: string }[];
-  /** Records without a chain (written before migration 006): how many, and the highest `seq`. */
-  unchained: number;
-  unchainedMaxSeq: number;
-}
-
-/**
- * A chain to register with its first records: the store calls `sign` inside the transaction,
- * with the registry's tail (serialised across writers) and, for entry 1, the legacy facts.
- */
-export interface NewAuditChain {
-  chain: string;
-  startedAt: Date;
-  host: string;
-  pid: number;
-  sign(link: { seq: number; prevHash: string; legacy: AuditLegacyFacts | null }): AuditChainRegistration;
-}
-
-/** A signed statement: `chain` had `count` records, the last (`chainSeq`) hashing to `hash`. */
-export interface AuditCheckpoint {
-  chain: string;
-  chainSeq: number;
-  hash: string;
-  count: number;
-  at: Date;
-  keyId: string;
-  /** Ed25519 over src/audit/checkpoints.ts `checkpointPayload`, base64url. */
-  signature: string;
-  /** The registry entry the writer saw when it signed (payload v2, migration 008); null in v1. */
-  registry?: { seq: number; hash: string } | null;
-}
-
-export interface AuditSigningKeyRecord {
-  /** First 16 hex characters of SHA-256 over the raw public key. */
-  id: string;
-  /** SPKI PEM. */
-  publicKey: string;
-  /** PKCS#8 PEM sealed with AES-256-GCM under a key derived from the server secret. */
-  privateKeySealed: string;
-  createdAt: Date;
-}
-
-/** Filters of `portcullis audit search|tail|export`; all optional, combined with AND. */
-export interface AuditQuery {
-  principal?: string;
-  server?: string;
-  tool?: string;
-  decision?: AuditRecord["decision"];
-  decisionId?: string;
-  since?: Date;
-  until?: Date;
-  /** Only records with a store sequence number above this (tail -f, paged export). */
-  afterSeq?: number;
-  limit?: number;
-  /** `desc` (newest first, the default) or `asc`. */
-  order?: "asc" | "desc";
-}
-
-/** The tamper-evident audit trail's storage (migration 006). */
-export interface AuditChainStore {
-  /**
-   * Inserts records and checkpoints in one transaction (the commit a durable record waits for).
-   * With `register`, the chain is first added to the signed registry in the same transaction
-   * (a no-op when it is already there), so a registered chain always has records.
-   */
-  appendAuditChain(
-    records: ChainedAuditRecord[],
-    checkpoints: AuditCheckpoint[],
-    register?: NewAuditChain,
-  ): Promise<void>;
-  listAuditChains(): Promise<AuditChainInfo[]>;
-  /** The newest registry entry, or null when no chain is registered. */
-  auditRegistryTail(): Promise<{ seq: number; hash: string } | null>;
-  /** The last stored record of a chain, or null when it has none. */
-  auditChainTail(chain: string): Promise<{ chainSeq: number; hash: string } | null>;
-  /** Rows of one chain with chain_seq > `afterChainSeq`, in chain order, at most `limit`. */
-  readAuditChain(chain: string, afterChainSeq: number, limit: number): Promise<AuditChainRow[]>;
-  /**
-   * Chain ids found in audit_log (also those missing from audit_chains), and the unchained
-   * records: how many, the highest `seq` and the newest `at` among them.
-   */
-  auditChainsInLog(): Promise<{
-    chains: string[];
-    unchained: number;
-    unchainedMaxSeq: number | null;
-    unchainedNewest: Date | null;
-  }>;
-  /** Checkpoints of one chain (or all), in chain order. */
-  listAuditCheckpoints(chain?: string): Promise<AuditCheckpoint[]>;
-  insertAuditSigningKey(key: AuditSigningKeyRecord): Promise<void>;
-  /** Newest first. */
-  listAuditSigningKeys(): Promise<AuditSigningKeyRecord[]>;
-  searchAudit(query: AuditQuery): Promise<StoredAuditRecord[]>;
-  /**
-   * Retention, in one transaction: deletes the chain's records up to and including
-   * `anchor.chainSeq` and its checkpoints before it, and makes that checkpoint the anchor
-   * (with retention's signature over it). Only moves the anchor forward. Returns the number
-   * of records deleted.
-   */
-  purgeAuditChain(
-    chain: string,
-    anchor: { chainSeq: number; hash: string; proof: AuditAnchorProof },
-  ): Promise<number>;
-  /** Deletes unchained records (written before migration 006) older than `before`. */
-  purgeUnchainedAudit(before: Date): Promise<number>;
-}
-
 export interface KeyUsage {
   id: string;
   lastUsedAt: Date;
   count: number;
 }
 
-export interface Store extends ApprovalStore, AuditChainStore {
-  readonly kind: "sqlite" | "postgres";
-  /** Applies pending numbered migrations; idempotent. */
-  migrate(): Promise<void>;
-  close(): Promise<void>;
-
+/** API keys (table `api_keys`); every mutation bumps the `keys` revision on the change feed. */
+export interface KeyRepository {
   insertKey(key: NewApiKey): Promise<void>;
   getKey(id: string): Promise<ApiKeyRecord | undefined>;
   listKeys(opts?: { includeRevoked?: boolean }): Promise<ApiKeyRecord[]>;
@@ -284,28 +78,17 @@ export interface Store extends ApprovalStore, AuditChainStore {
   recordKeyUsage(usage: KeyUsage[]): Promise<void>;
   /** A counter bumped by every key mutation, so caches know when to reload. */
   keysRevision(): Promise<number>;
-  /**
-   * Runs `change` in one transaction with the keys revision bump and its announcement, for
-   * credentials kept outside `api_keys` (the built-in authorization server's machine
-   * clients): their revocation then reaches every watchKeys() callback like a key's.
-   * `change` returns whether it changed anything; nothing is announced otherwise.
-   */
-  mutateCredentials<DB>(change: (trx: Transaction<DB>) => Promise<boolean>): Promise<boolean>;
+}
 
-  /** Inserts a batch of audit records in one transaction. */
-  appendAudit(records: AuditRecord[]): Promise<void>;
-  /** Newest first. */
-  listAudit(opts?: {
-    limit?: number;
-    credentialId?: string;
-    decisionId?: string;
-  }): Promise<StoredAuditRecord[]>;
-
-  /** Small key/value settings (e.g. the generated server secret's fingerprint). */
+/** Small key/value settings (e.g. the generated server secret's fingerprint). */
+export interface SettingsRepository {
   getSetting(key: string): Promise<string | undefined>;
   setSetting(key: string, value: string): Promise<void>;
+}
 
-  /** Tool pins (migration 004), ordered by server then tool. */
+/** Tool pins (migration 004). */
+export interface ToolPinRepository {
+  /** Ordered by server then tool. */
   listToolPins(opts?: { server?: string; status?: ToolPinStatus }): Promise<ToolPinRecord[]>;
   getToolPin(server: string, tool: string): Promise<ToolPinRecord | undefined>;
   /** Bumped by every tool-pin write: a cache whose revision has not moved need not reload. */
@@ -326,6 +109,37 @@ export interface Store extends ApprovalStore, AuditChainStore {
     requests: ToolAcceptRequest[],
     opts: { at: Date; by: string | null },
   ): Promise<ToolAcceptOutcome[]>;
+}
+
+/**
+ * The built-in authorization server's tables (migrations 002, 003). Its queries stay in
+ * src/oauth/ (one module per model), over the store's one schema.
+ */
+export interface OAuthTables {
+  /** The Kysely instance over the store's database, for src/oauth/ only. */
+  oauthDatabase(): Kysely<Schema>;
+}
+
+export interface Store
+  extends KeyRepository,
+    AuditRepository,
+    AuditChainRepository,
+    ToolPinRepository,
+    ApprovalRepository,
+    SettingsRepository,
+    OAuthTables {
+  readonly kind: "sqlite" | "postgres";
+  /** Applies pending numbered migrations; idempotent. */
+  migrate(): Promise<void>;
+  close(): Promise<void>;
+
+  /**
+   * Runs `change` in one transaction with the keys revision bump and its announcement, for
+   * credentials kept outside `api_keys` (the built-in authorization server's machine
+   * clients): their revocation then reaches every watchKeys() callback like a key's.
+   * `change` returns whether it changed anything; nothing is announced otherwise.
+   */
+  mutateCredentials(change: (trx: Transaction<Schema>) => Promise<boolean>): Promise<boolean>;
 
   /**
    * Registers a callback fired when another process changed keys (revocation fan-out).
@@ -458,8 +272,8 @@ export interface ApprovalDecisionOutcome {
   record: ApprovalRecord | null;
 }
 
-/** Approval methods of the Store (migration 007); every state change is announced on the change feed. */
-export interface ApprovalStore {
+/** Approvals (migration 007); every state change is announced on the change feed. */
+export interface ApprovalRepository {
   insertApproval(approval: NewApproval): Promise<void>;
   getApproval(id: string): Promise<ApprovalRecord | undefined>;
   /** Newest first. */
