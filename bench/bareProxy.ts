@@ -19,7 +19,12 @@ const server = createServer(async (req, res) => {
   const headers: Record<string, string> = {};
   for (const n of FORWARDED) if (typeof req.headers[n] === "string") headers[n] = req.headers[n];
   try {
-    const up = await pool.request({ path: upstream.pathname, method: "POST", headers, body: Buffer.concat(chunks) });
+    const up = await pool.request({
+      path: upstream.pathname,
+      method: "POST",
+      headers,
+      body: Buffer.concat(chunks),
+    });
     const body = Buffer.from(await up.body.arrayBuffer());
     const out: Record<string, string | number> = { "content-length": body.length };
     for (const n of PASSED_BACK) if (typeof up.headers[n] === "string") out[n] = up.headers[n];

@@ -78,7 +78,11 @@ export async function waitForHttp(url: string): Promise<void> {
 
 /** The echo server over HTTP, as its own process. */
 export async function startEchoHttp(): Promise<{ url: string; pid: number }> {
-  const echo = await startProcess(process.execPath, [ECHO, "http", "--port", "0"], /listening (http:\/\/\S+)/);
+  const echo = await startProcess(
+    process.execPath,
+    [ECHO, "http", "--port", "0"],
+    /listening (http:\/\/\S+)/,
+  );
   return { url: echo.match[1] as string, pid: echo.proc.pid as number };
 }
 
@@ -100,9 +104,13 @@ export async function prepareGateway(
   writeFileSync(configFile, stringify(config));
   const key = (
     JSON.parse(
-      execFileSync(process.execPath, [CLI, "keys", "create", "--name", "bench", "--config", configFile, "--json"], {
-        encoding: "utf8",
-      }),
+      execFileSync(
+        process.execPath,
+        [CLI, "keys", "create", "--name", "bench", "--config", configFile, "--json"],
+        {
+          encoding: "utf8",
+        },
+      ),
     ) as { key: string }
   ).key;
   return { configFile, key, url: `http://127.0.0.1:${port}` };

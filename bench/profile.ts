@@ -13,9 +13,9 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { cpuMicros } from "./cpu.js";
 import {
-  ECHO_PINS,
   call,
   closedLoop,
+  ECHO_PINS,
   launchGateway,
   openSession,
   prepareGateway,
@@ -38,7 +38,9 @@ async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), "portcullis-profile-"));
   try {
     const echo = await startEchoHttp();
-    const gw = await prepareGateway(work, { "echo-http": { transport: "http", url: echo.url, tools: ECHO_PINS } });
+    const gw = await prepareGateway(work, {
+      "echo-http": { transport: "http", url: echo.url, tools: ECHO_PINS },
+    });
     const profDir = join(work, "prof");
     const gateway = await launchGateway(gw.configFile, ["--cpu-prof", `--cpu-prof-dir=${profDir}`]);
     const session = await openSession(

@@ -62,7 +62,10 @@ export function summarise(profile: CpuProfile, top = 30, window?: [number, numbe
       .filter(([k]) => k !== "(idle)" && !k.startsWith("(idle)"))
       .sort((a, b) => b[1] - a[1])
       .slice(0, n)
-      .map(([k, us]) => `${((100 * us) / busy).toFixed(1).padStart(5)}%  ${(us / 1000).toFixed(0).padStart(6)} ms  ${k}`);
+      .map(
+        ([k, us]) =>
+          `${((100 * us) / busy).toFixed(1).padStart(5)}%  ${(us / 1000).toFixed(0).padStart(6)} ms  ${k}`,
+      );
   return [
     `profile: ${(total / 1e6).toFixed(1)} s sampled, ${(busy / 1e6).toFixed(1)} s busy (${((100 * busy) / total).toFixed(0)}%); shares below are of busy time`,
     "",
@@ -81,5 +84,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
     process.stderr.write("usage: profileSummary <file.cpuprofile> [top]\n");
     process.exit(2);
   }
-  process.stdout.write(summarise(JSON.parse(readFileSync(file, "utf8")) as CpuProfile, Number(process.argv[3] ?? 30)));
+  process.stdout.write(
+    summarise(JSON.parse(readFileSync(file, "utf8")) as CpuProfile, Number(process.argv[3] ?? 30)),
+  );
 }
