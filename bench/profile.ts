@@ -29,6 +29,8 @@ const { values: flags } = parseArgs({
     seconds: { type: "string", default: "20" },
     concurrency: { type: "string", default: "16" },
     out: { type: "string" },
+    /** Measure CPU per call without the profiler (to compare builds without its overhead). */
+    "no-profile": { type: "boolean", default: false },
   },
 });
 const SECONDS = Number(flags.seconds);
@@ -42,7 +44,11 @@ async function main(): Promise<void> {
       "echo-http": { transport: "http", url: echo.url, tools: ECHO_PINS },
     });
     const profDir = join(work, "prof");
-    const gateway = await launchGateway(gw.configFile, ["--cpu-prof", `--cpu-prof-dir=${profDir}`]);
+    const profiling = !flags["no-profile"];
+    const gateway = await launchGateway(
+      gw.configFile,
+      profiling ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`] : [],
+    );
     const session = await openSession(
       { name: "portcullis", url: `${gw.url}/mcp/echo-http`, headers: { authorization: `Bearer ${gw.key}` } },
       CONCURRENCY,
@@ -63,14 +69,17 @@ async function main(): Promise<void> {
     const exited = new Promise((r) => gateway.once("exit", r));
     gateway.kill("SIGTERM");
     await exited;
-    const file = readdirSync(profDir).find((f) => f.endsWith(".cpuprofile"));
-    if (!file) throw new Error("the gateway wrote no .cpuprofile");
     const head = [
       `load: API key, tools/call, concurrency ${CONCURRENCY}, ${SECONDS}s: ${Math.round(calls / SECONDS)} req/s, ${errors} errors`,
-      `CPU per call: gateway ${Math.round(gatewayUs)} µs, echo upstream ${Math.round(upstreamUs)} µs (includes the profiler's own overhead)`,
+      `CPU per call: gateway ${Math.round(gatewayUs)} µs, echo upstream ${Math.round(upstreamUs)} µs${profiling ? " (includes the profiler's own overhead)" : ""}`,
       "",
     ].join("\n");
-    const text = head + summarise(JSON.parse(readFileSync(join(profDir, file), "utf8")), 30, [from, to]);
+    let text = head;
+    if (profiling) {
+      const file = readdirSync(profDir).find((f) => f.endsWith(".cpuprofile"));
+      if (!file) throw new Error("the gateway wrote no .cpuprofile");
+      text += summarise(JSON.parse(readFileSync(join(profDir, file), "utf8")), 30, [from, to]);
+    }
     if (flags.out) writeFileSync(flags.out, text);
     process.stdout.write(text);
   } finally {
