@@ -36,11 +36,17 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
     });
   }
 
-  /** Aborts the call (before or after it reached a connection); the first cause wins. */
+  /**
+   * Aborts the call; the first cause wins. A call still queued for a free connection fails at
+   * once (a full pool must not hold the caller past its deadline) and is dropped by undici
+   * when its turn comes (onRequestStart), before a byte of it is written.
+   */
   abort(cause: AbortCause): void {
     if (this.aborted !== null || this.settle === null) return;
     this.aborted = cause;
-    if (this.controller !== null) this.controller.abort(new Error(`upstream call aborted: ${cause}`));
+    const reason = new Error(`upstream call aborted: ${cause}`);
+    if (this.controller !== null) this.controller.abort(reason);
+    else this.finish(reason);
   }
 
   /** The collected body: one buffer, copied only when it arrived in several chunks. */
