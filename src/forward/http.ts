@@ -1,6 +1,8 @@
 /**
  * Forwarding to a remote Streamable HTTP MCP server (MCP basic/transports) over a pooled
- * keep-alive undici connection pool. The client's credential is never forwarded: only MCP
+ * keep-alive undici connection pool, one per upstream, built once. Requests are not
+ * pipelined (`pipelining: 1`): MCP POSTs are not idempotent, and a pipelined request behind
+ * a slow or failing one on the same socket could be replayed or stalled. The client's credential is never forwarded: only MCP
  * headers plus the headers the operator configured (from secrets) go upstream.
  */
 import type { IncomingHttpHeaders, ServerResponse } from "node:http";
@@ -18,10 +20,37 @@ import { GatewayError, RpcCode } from "../core/errors.js";
 import { filterResponse } from "./results.js";
 import type { SessionBindings } from "./sessions.js";
 import { sseRewriter } from "./sse.js";
-import { isForwardableHeader, type PostExchange, type StreamExchange, type Upstream } from "./upstream.js";
-import { BoundedBody, checkUpstreamReply, isEventStream, tooLargeReply } from "./upstreamReply.js";
+import {
+  FORWARDED_HEADERS,
+  onClientGone,
+  type PostExchange,
+  type StreamExchange,
+  type Upstream,
+} from "./upstream.js";
+import { UpstreamCall } from "./upstreamCall.js";
+import { checkUpstreamReply, isEventStream, tooLargeReply } from "./upstreamReply.js";
 
 const SESSION_HEADER = "mcp-session-id";
+const DEFAULT_ACCEPT = "application/json, text/event-stream";
+/** The probe of supportsModern, built once. */
+const DISCOVER_BODY = JSON.stringify({
+  jsonrpc: "2.0",
+  id: "portcullis-discover",
+  method: "server/discover",
+  params: {
+    _meta: {
+      [META_PROTOCOL_VERSION]: MODERN_PROTOCOL_VERSION,
+      "io.modelcontextprotocol/clientCapabilities": {},
+      "io.modelcontextprotocol/clientInfo": { name: "portcullis", version: "probe" },
+    },
+  },
+});
+const DISCOVER_HEADERS: Readonly<Record<string, string>> = {
+  "content-type": "application/json",
+  accept: DEFAULT_ACCEPT,
+  "mcp-protocol-version": MODERN_PROTOCOL_VERSION,
+  "mcp-method": "server/discover",
+};
 
 export class HttpUpstream implements Upstream {
   private readonly pool: Pool;
@@ -59,23 +88,13 @@ export class HttpUpstream implements Upstream {
 
   private upstreamHeaders(client: IncomingHttpHeaders, principalId: string): Record<string, string> {
     const out: Record<string, string> = { ...this.fixedHeaders };
-    for (const [name, value] of Object.entries(client)) {
-      if (value !== undefined && isForwardableHeader(name))
-        out[name] = Array.isArray(value) ? value.join(",") : value;
+    for (const name of FORWARDED_HEADERS) {
+      const value = client[name];
+      if (value !== undefined) out[name] = Array.isArray(value) ? value.join(",") : value;
     }
     const session = client[SESSION_HEADER];
     if (typeof session === "string") {
-      const check = this.sessions.check(session, principalId, this.name);
-      if (check !== "ok") {
-        throw new GatewayError(
-          404,
-          RpcCode.SessionNotFound,
-          "Session not found",
-          check === "foreign"
-            ? "session id belongs to another caller (hijack attempt refused)"
-            : "unknown session id",
-        );
-      }
+      this.sessions.require(session, principalId, this.name);
       out[SESSION_HEADER] = session;
     }
     return out;
@@ -85,7 +104,7 @@ export class HttpUpstream implements Upstream {
     method: "POST" | "GET" | "DELETE",
     headers: Record<string, string>,
     body: string | null,
-    signal: AbortSignal,
+    signal: AbortSignal | null,
     streaming: boolean,
     pool: Pool = this.pool,
   ): Promise<Dispatcher.ResponseData> {
@@ -108,36 +127,19 @@ export class HttpUpstream implements Upstream {
    * Whether the upstream serves 2026-07-28, learnt from one `server/discover` probe and
    * remembered for a minute. A legacy-only upstream makes the gateway answer modern clients
    * with UnsupportedProtocolVersion listing the revisions that will work, so a negotiating
-   * client falls back to the initialize handshake instead of failing obscurely.
+   * client falls back to the initialize handshake instead of failing obscurely. The probe is
+   * shared by every caller waiting on it, so no one caller's disconnect aborts it.
    */
   private modernSupport: { at: number; value: Promise<boolean> } | null = null;
 
-  private supportsModern(signal: AbortSignal): Promise<boolean> {
+  private supportsModern(): Promise<boolean> {
     if (this.modernSupport && Date.now() - this.modernSupport.at < 60_000) return this.modernSupport.value;
     const value = (async () => {
-      const body = JSON.stringify({
-        jsonrpc: "2.0",
-        id: "portcullis-discover",
-        method: "server/discover",
-        params: {
-          _meta: {
-            [META_PROTOCOL_VERSION]: MODERN_PROTOCOL_VERSION,
-            "io.modelcontextprotocol/clientCapabilities": {},
-            "io.modelcontextprotocol/clientInfo": { name: "portcullis", version: "probe" },
-          },
-        },
-      });
       const res = await this.send(
         "POST",
-        {
-          ...this.fixedHeaders,
-          "content-type": "application/json",
-          accept: "application/json, text/event-stream",
-          "mcp-protocol-version": MODERN_PROTOCOL_VERSION,
-          "mcp-method": "server/discover",
-        },
-        body,
-        signal,
+        { ...this.fixedHeaders, ...DISCOVER_HEADERS },
+        DISCOVER_BODY,
+        null,
         false,
       );
       const text = await res.body.text();
@@ -151,7 +153,7 @@ export class HttpUpstream implements Upstream {
   }
 
   async post(x: PostExchange): Promise<void> {
-    if (isModernVersion(x.msg.metaProtocolVersion) && !(await this.supportsModern(x.signal))) {
+    if (isModernVersion(x.msg.metaProtocolVersion) && !(await this.supportsModern())) {
       throw new GatewayError(
         400,
         RpcCode.UnsupportedProtocolVersion,
@@ -163,8 +165,7 @@ export class HttpUpstream implements Upstream {
     const headers = this.upstreamHeaders(x.headers, x.principal.id);
     if (x.paramHeaders) Object.assign(headers, x.paramHeaders);
     headers["content-type"] = "application/json";
-    headers.accept =
-      typeof x.headers.accept === "string" ? x.headers.accept : "application/json, text/event-stream";
+    headers.accept = typeof x.headers.accept === "string" ? x.headers.accept : DEFAULT_ACCEPT;
     const { filter, msg } = x;
     const rewrite =
       filter && msg.kind === "request"
@@ -180,50 +181,37 @@ export class HttpUpstream implements Upstream {
         : null;
     // An SSE stream passes through event by event (rewritten when filtered); any other reply
     // is read whole (bounded) and checked before the client sees a byte of it.
-    let head: Pick<Dispatcher.ResponseData, "statusCode" | "headers"> | null = null;
-    let sink: BoundedBody | null = null;
+    const call = new UpstreamCall(this.config.maxResponseBytes, (statusCode, upstreamHeaders) => {
+      clearTimeout(deadline);
+      const sessionId = upstreamHeaders[SESSION_HEADER];
+      if (typeof sessionId === "string" && msg.method === "initialize" && statusCode < 300) {
+        this.sessions.bind(sessionId, x.principal.id, this.name);
+      }
+      if (statusCode !== 200 || !isEventStream(String(upstreamHeaders["content-type"] ?? ""))) return null;
+      writeHead(x.res, statusCode, upstreamHeaders);
+      if (rewrite === null) return x.res;
+      const rewriter = sseRewriter(rewrite);
+      rewriter.pipe(x.res);
+      return rewriter;
+    });
     // The answer must start within timeoutMs of the call, waiting for a free connection
     // included (undici's headersTimeout only starts once the request is on a socket), so a
     // full pool answers 504 instead of holding the caller indefinitely.
-    const deadline = new AbortController();
-    const timer = setTimeout(() => deadline.abort(), this.config.timeoutMs);
+    const deadline = setTimeout(() => call.abort("deadline"), this.config.timeoutMs);
+    const unwatch = onClientGone(x, () => call.abort("client-gone"));
     // A 2026-07-28 subscriptions/listen stream stays open like a GET stream: not on the call pool.
     const pool = msg.method === "subscriptions/listen" ? this.streamPool : this.pool;
+    pool.dispatch({ path: this.path, method: "POST", headers, body: JSON.stringify(msg.message) }, call);
     try {
-      await pool.stream(
-        {
-          path: this.path,
-          method: "POST",
-          headers,
-          body: JSON.stringify(msg.message),
-          signal: AbortSignal.any([x.signal, deadline.signal]),
-        },
-        ({ statusCode, headers: upstreamHeaders }) => {
-          clearTimeout(timer);
-          const sessionId = upstreamHeaders[SESSION_HEADER];
-          if (typeof sessionId === "string" && msg.method === "initialize" && statusCode < 300) {
-            this.sessions.bind(sessionId, x.principal.id, this.name);
-          }
-          if (statusCode === 200 && isEventStream(String(upstreamHeaders["content-type"] ?? ""))) {
-            writeHead(x.res, { statusCode, headers: upstreamHeaders });
-            if (rewrite === null) return x.res;
-            const rewriter = sseRewriter(rewrite);
-            rewriter.pipe(x.res);
-            return rewriter;
-          }
-          head = { statusCode, headers: upstreamHeaders };
-          sink = new BoundedBody(this.config.maxResponseBytes);
-          return sink;
-        },
-      );
+      await call.done;
     } catch (err) {
-      if ((sink as BoundedBody | null)?.overflow)
-        throw tooLargeReply(this.name, this.config.maxResponseBytes);
+      if (call.aborted === "overflow") throw tooLargeReply(this.name, this.config.maxResponseBytes);
       if (x.res.headersSent) {
         x.res.destroy();
         return;
       }
-      if (deadline.signal.aborted && !x.signal.aborted) {
+      if (call.aborted === "client-gone") throw clientGone();
+      if (call.aborted === "deadline") {
         throw new GatewayError(
           504,
           RpcCode.UpstreamTimeout,
@@ -233,39 +221,40 @@ export class HttpUpstream implements Upstream {
       }
       throw upstreamError(this.name, err);
     } finally {
-      clearTimeout(timer);
+      clearTimeout(deadline);
+      unwatch();
     }
-    if (head === null || sink === null) return;
-    const reply: Pick<Dispatcher.ResponseData, "statusCode" | "headers"> = head;
+    if (call.streamed) return;
     const checked = checkUpstreamReply(
       this.name,
-      reply.statusCode,
-      String(reply.headers["content-type"] ?? ""),
-      (sink as BoundedBody).body,
+      call.statusCode,
+      String(call.headers["content-type"] ?? ""),
+      call.body,
     );
     if (checked instanceof GatewayError) throw checked;
     const text =
-      rewrite !== null && reply.statusCode === 200 && checked.body.length > 0
+      rewrite !== null && call.statusCode === 200 && checked.body.length > 0
         ? rewrite(checked.body.toString("utf8"))
         : checked.body;
-    writeHead(x.res, reply, Buffer.byteLength(text));
+    // Head and body leave in one write: end() corks the socket around both.
+    writeHead(x.res, call.statusCode, call.headers, Buffer.byteLength(text));
     x.res.end(text);
   }
 
   async get(x: StreamExchange): Promise<void> {
     const headers = this.upstreamHeaders(x.headers, x.principal.id);
     headers.accept = "text/event-stream";
-    const upstream = await this.send("GET", headers, null, x.signal, true, this.streamPool);
-    writeHead(x.res, upstream, undefined, true);
+    const upstream = await this.send("GET", headers, null, clientSignal(x), true, this.streamPool);
+    writeHead(x.res, upstream.statusCode, upstream.headers, undefined, true);
     await pipe(upstream.body, x.res);
   }
 
   async delete(x: StreamExchange): Promise<void> {
     const headers = this.upstreamHeaders(x.headers, x.principal.id);
-    const upstream = await this.send("DELETE", headers, null, x.signal, false);
+    const upstream = await this.send("DELETE", headers, null, clientSignal(x), false);
     const session = x.headers[SESSION_HEADER];
     if (typeof session === "string" && upstream.statusCode < 300) this.sessions.unbind(session);
-    writeHead(x.res, upstream);
+    writeHead(x.res, upstream.statusCode, upstream.headers);
     await pipe(upstream.body, x.res);
   }
 
@@ -279,19 +268,20 @@ const PASSED_BACK = ["content-type", SESSION_HEADER, "cache-control", "mcp-proto
 
 function writeHead(
   res: ServerResponse,
-  upstream: Pick<Dispatcher.ResponseData, "statusCode" | "headers">,
+  statusCode: number,
+  upstreamHeaders: IncomingHttpHeaders,
   length?: number,
   flush = false,
 ): void {
-  const headers: Record<string, string> = {};
+  const headers: Record<string, string | number> = {};
   for (const name of PASSED_BACK) {
-    const v = upstream.headers[name];
+    const v = upstreamHeaders[name];
     if (typeof v === "string") headers[name] = v;
   }
-  if (length !== undefined) headers["content-length"] = String(length);
+  if (length !== undefined) headers["content-length"] = length;
   // An upstream 401/403 is about the gateway's own upstream credential, not the client's:
   // never let it look like the client's token was rejected.
-  const status = upstream.statusCode === 401 || upstream.statusCode === 403 ? 502 : upstream.statusCode;
+  const status = statusCode === 401 || statusCode === 403 ? 502 : statusCode;
   res.writeHead(status, headers);
   // A POST response's headers leave with its first event (one write instead of two); a GET
   // stream may wait long for its first event, so its headers are flushed at once.
@@ -325,13 +315,23 @@ function upstreamError(server: string, err: unknown): GatewayError {
       `upstream ${server} timed out: ${(err as Error).message}`,
     );
   }
-  if (err instanceof Error && err.name === "AbortError") {
-    return new GatewayError(499, RpcCode.InternalError, "Client closed request", "client went away");
-  }
+  if (err instanceof Error && err.name === "AbortError") return clientGone();
   return new GatewayError(
     502,
     RpcCode.UpstreamUnavailable,
     "Upstream unavailable",
     `upstream ${server} unreachable: ${(err as Error)?.message ?? String(err)}`,
   );
+}
+
+function clientGone(): GatewayError {
+  return new GatewayError(499, RpcCode.InternalError, "Client closed request", "client went away");
+}
+
+/** The exchange's signal, or one aborted when its response closes unfinished (GET/DELETE only). */
+function clientSignal(x: StreamExchange): AbortSignal {
+  if (x.signal !== undefined) return x.signal;
+  const controller = new AbortController();
+  onClientGone(x, () => controller.abort());
+  return controller.signal;
 }

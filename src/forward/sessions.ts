@@ -7,6 +7,8 @@
  * Bounded twice: per caller (a caller's oldest session goes when it opens one too many, so
  * a caller opening session after session only ever evicts its own) and overall.
  */
+import { GatewayError, RpcCode } from "../core/errors.js";
+
 export type SessionCheck = "ok" | "unknown" | "foreign";
 
 interface Binding {
@@ -53,6 +55,20 @@ export class SessionBindings {
     if (b.principalId !== principalId) return "foreign";
     b.lastSeen = Date.now();
     return "ok";
+  }
+
+  /** Throws the 404 a legacy client answers by starting a new session, unless `check` is ok. */
+  require(sessionId: string, principalId: string, server: string): void {
+    const check = this.check(sessionId, principalId, server);
+    if (check === "ok") return;
+    throw new GatewayError(
+      404,
+      RpcCode.SessionNotFound,
+      "Session not found",
+      check === "foreign"
+        ? "session id belongs to another caller (hijack attempt refused)"
+        : "unknown session id",
+    );
   }
 
   unbind(sessionId: string): void {

@@ -21,8 +21,8 @@ export interface PostExchange {
   res: ServerResponse;
   /** Set when the caller sees only part of the server: lists are filtered and private. */
   filter: ListFilter | null;
-  /** Aborted when the client goes away. */
-  signal: AbortSignal;
+  /** Aborted when the client goes away; without it, forwarding watches `res` closing itself. */
+  signal?: AbortSignal;
   /** `Mcp-Param-*` headers rebuilt from the body (classify/paramHeaders.ts); never the client's. */
   paramHeaders?: Readonly<Record<string, string>>;
 }
@@ -31,7 +31,7 @@ export interface StreamExchange {
   principal: Principal;
   headers: IncomingHttpHeaders;
   res: ServerResponse;
-  signal: AbortSignal;
+  signal?: AbortSignal;
 }
 
 export interface Upstream {
@@ -50,11 +50,33 @@ export interface Upstream {
  * Client header names forwarded to an upstream: MCP's own; never credentials. `Mcp-Param-*`
  * are not copied: the gateway checks them and sends its own, rebuilt from the body.
  */
-export function isForwardableHeader(name: string): boolean {
-  return (
-    name === "mcp-protocol-version" ||
-    name === "mcp-method" ||
-    name === "mcp-name" ||
-    name === "last-event-id"
-  );
+export const FORWARDED_HEADERS: readonly string[] = [
+  "mcp-protocol-version",
+  "mcp-method",
+  "mcp-name",
+  "last-event-id",
+];
+
+/**
+ * Calls `gone` once if the client goes away before its reply is complete (the exchange's
+ * signal aborts or, without one, the response closes unfinished); returns the unsubscriber.
+ * Watching the response needs no AbortController per request.
+ */
+export function onClientGone(x: { res: ServerResponse; signal?: AbortSignal }, gone: () => void): () => void {
+  const { signal, res } = x;
+  if (signal !== undefined) {
+    if (signal.aborted) {
+      gone();
+      return noop;
+    }
+    signal.addEventListener("abort", gone, { once: true });
+    return () => signal.removeEventListener("abort", gone);
+  }
+  const onClose = () => {
+    if (!res.writableFinished) gone();
+  };
+  res.once("close", onClose);
+  return () => res.removeListener("close", onClose);
 }
+
+function noop(): void {}

@@ -5,15 +5,17 @@
  * proxy, a truncated or garbage body, a body over the size limit — is the upstream's fault,
  * and the client gets a spec-shaped JSON-RPC error (502) instead of it, never a 200.
  */
-import { Writable } from "node:stream";
 import { GatewayError, RpcCode } from "../core/errors.js";
 
+const EVENT_STREAM = /^text\/event-stream\b/i;
+const JSON_TYPE = /^application\/json\b/i;
+
 export function isEventStream(contentType: string): boolean {
-  return /^text\/event-stream\b/i.test(contentType);
+  return EVENT_STREAM.test(contentType);
 }
 
 function isJson(contentType: string): boolean {
-  return /^application\/json\b/i.test(contentType);
+  return JSON_TYPE.test(contentType);
 }
 
 function invalidReply(server: string, detail: string): GatewayError {
@@ -68,30 +70,4 @@ export function checkUpstreamReply(
 /** The error for a body larger than `max` bytes. */
 export function tooLargeReply(server: string, max: number): GatewayError {
   return invalidReply(server, `sent a response body over ${max} bytes (servers.${server}.maxResponseBytes)`);
-}
-
-/** A sink that keeps at most `max` bytes and fails the stream beyond that. */
-export class BoundedBody extends Writable {
-  private readonly chunks: Buffer[] = [];
-  private size = 0;
-  overflow = false;
-
-  constructor(private readonly max: number) {
-    super();
-  }
-
-  override _write(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null) => void): void {
-    this.size += chunk.length;
-    if (this.size > this.max) {
-      this.overflow = true;
-      done(new Error("upstream response over the size limit"));
-      return;
-    }
-    this.chunks.push(chunk);
-    done();
-  }
-
-  get body(): Buffer {
-    return Buffer.concat(this.chunks, this.size);
-  }
 }

@@ -19,9 +19,10 @@ import {
 } from "../../classify/message.js";
 import type { StdioServerConfig } from "../../config/schema.js";
 import { GatewayError, RpcCode } from "../../core/errors.js";
+import { sendJson, sseEvent } from "../../core/reply.js";
 import { filterResult } from "../results.js";
 import type { SessionBindings } from "../sessions.js";
-import type { PostExchange, StreamExchange, Upstream } from "../upstream.js";
+import { onClientGone, type PostExchange, type StreamExchange, type Upstream } from "../upstream.js";
 import { type ChildInit, StdioChild } from "./child.js";
 
 const SESSION_HEADER = "mcp-session-id";
@@ -183,7 +184,7 @@ export class StdioUpstream implements Upstream {
   }
 
   private broadcast(slot: Slot, notification: JsonObject): void {
-    const event = `event: message\ndata: ${JSON.stringify(notification)}\n\n`;
+    const event = sseEvent(notification);
     for (const res of slot.streams) res.write(event);
   }
 
@@ -223,7 +224,7 @@ export class StdioUpstream implements Upstream {
     }
     if (modern && msg.method === "server/discover") {
       const child = await this.acquire(key);
-      return this.sendJson(x.res, {
+      return sendJson(x.res, 200, {
         jsonrpc: "2.0",
         id: msg.id,
         result: discoverResult(child.init as ChildInit),
@@ -251,7 +252,7 @@ export class StdioUpstream implements Upstream {
     const onNotification = stream
       ? (n: JsonObject) => {
           const p = { ...(n.params as JsonObject), progressToken: clientToken };
-          x.res.write(`event: message\ndata: ${JSON.stringify({ ...n, params: p })}\n\n`);
+          x.res.write(sseEvent({ ...n, params: p }));
         }
       : null;
     let response: JsonObject;
@@ -260,14 +261,12 @@ export class StdioUpstream implements Upstream {
         { method: msg.method as string, ...(params !== undefined ? { params } : {}) },
         this.config.timeoutMs,
         onNotification,
-        x.signal,
+        (cancel) => onClientGone(x, cancel),
       );
     } catch (err) {
       if (stream && err instanceof GatewayError) {
         // Headers are sent: the error travels as the JSON-RPC response on the stream.
-        x.res.end(
-          `event: message\ndata: ${JSON.stringify({ jsonrpc: "2.0", id: msg.id, error: { code: err.code, message: err.message } })}\n\n`,
-        );
+        x.res.end(sseEvent({ jsonrpc: "2.0", id: msg.id, error: { code: err.code, message: err.message } }));
         return;
       }
       throw err;
@@ -280,8 +279,8 @@ export class StdioUpstream implements Upstream {
       if (x.filter) result = filterResult(msg.method, result, x.filter);
       out.result = result;
     }
-    if (stream) x.res.end(`event: message\ndata: ${JSON.stringify(out)}\n\n`);
-    else this.sendJson(x.res, out);
+    if (stream) x.res.end(sseEvent(out));
+    else sendJson(x.res, 200, out);
   }
 
   private async initializeSession(x: PostExchange, key: string): Promise<void> {
@@ -300,13 +299,10 @@ export class StdioUpstream implements Upstream {
       serverInfo: init.serverInfo,
       ...(init.instructions !== undefined ? { instructions: init.instructions } : {}),
     };
-    this.sendJson(x.res, { jsonrpc: "2.0", id: x.msg.id, result }, { [SESSION_HEADER]: sessionId });
+    sendJson(x.res, 200, { jsonrpc: "2.0", id: x.msg.id, result }, { [SESSION_HEADER]: sessionId });
   }
 
-  private requireSession(x: {
-    headers: PostExchange["headers"];
-    principal: PostExchange["principal"];
-  }): string {
+  private requireSession(x: Pick<PostExchange, "headers" | "principal">): string {
     const session = x.headers[SESSION_HEADER];
     if (typeof session !== "string") {
       throw new GatewayError(
@@ -316,17 +312,7 @@ export class StdioUpstream implements Upstream {
         "legacy request without a session",
       );
     }
-    const check = this.sessions.check(session, x.principal.id, this.name);
-    if (check !== "ok") {
-      throw new GatewayError(
-        404,
-        RpcCode.SessionNotFound,
-        "Session not found",
-        check === "foreign"
-          ? "session id belongs to another caller (hijack attempt refused)"
-          : "unknown session id",
-      );
-    }
+    this.sessions.require(session, x.principal.id, this.name);
     return session;
   }
 
@@ -356,16 +342,6 @@ export class StdioUpstream implements Upstream {
     const session = this.requireSession(x);
     this.sessions.unbind(session);
     x.res.writeHead(204).end();
-  }
-
-  private sendJson(res: ServerResponse, body: JsonObject, headers: Record<string, string> = {}): void {
-    const text = JSON.stringify(body);
-    res.writeHead(200, {
-      "content-type": "application/json",
-      "content-length": String(Buffer.byteLength(text)),
-      ...headers,
-    });
-    res.end(text);
   }
 
   async close(): Promise<void> {

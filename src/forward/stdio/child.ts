@@ -19,6 +19,8 @@ interface Pending {
   onNotification: ((n: JsonObject) => void) | null;
   progressToken: string | null;
   timer: NodeJS.Timeout;
+  /** Stops watching for the client going away. */
+  unwatch: (() => void) | null;
 }
 
 export interface ChildInit {
@@ -146,7 +148,8 @@ export class StdioChild {
     message: { method: string; params?: unknown },
     timeoutMs: number,
     onNotification: ((n: JsonObject) => void) | null,
-    signal?: AbortSignal,
+    /** Subscribes `cancel` to the client going away; returns the unsubscriber. */
+    watchClient?: (cancel: () => void) => () => void,
   ): Promise<JsonObject> {
     if (this.exited) {
       return Promise.reject(
@@ -172,6 +175,7 @@ export class StdioChild {
         reject,
         onNotification,
         progressToken,
+        unwatch: null,
         timer: setTimeout(() => {
           this.settle(id);
           this.write({
@@ -191,9 +195,8 @@ export class StdioChild {
       };
       this.pending.set(id, entry);
       if (progressToken) this.progress.set(progressToken, entry);
-      signal?.addEventListener(
-        "abort",
-        () => {
+      if (watchClient !== undefined) {
+        entry.unwatch = watchClient(() => {
           if (!this.pending.has(id)) return;
           this.settle(id);
           this.write({
@@ -202,9 +205,8 @@ export class StdioChild {
             params: { requestId: id, reason: "client disconnected" },
           });
           reject(new GatewayError(499, RpcCode.InternalError, "Client closed request", "client went away"));
-        },
-        { once: true },
-      );
+        });
+      }
       this.lastActivity = Date.now();
       this.write({ jsonrpc: "2.0", id, method: message.method, ...(params !== undefined ? { params } : {}) });
     });
@@ -219,6 +221,7 @@ export class StdioChild {
     const entry = this.pending.get(id);
     if (!entry) return undefined;
     clearTimeout(entry.timer);
+    entry.unwatch?.();
     this.pending.delete(id);
     if (entry.progressToken) this.progress.delete(entry.progressToken);
     return entry;
