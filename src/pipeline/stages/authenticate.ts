@@ -40,6 +40,23 @@ export function authenticate(deps: StageDeps): Step {
     return deny(error, result.reason, result.detail ?? null, result.credentialId);
   };
 
+  /** The resource a token must be issued for (RFC 8707), built once per configured server. */
+  const resources = new Map<string, string>();
+  let base = "";
+  const resourceOf = (server: string): string => {
+    const now = deps.baseUrl();
+    if (now !== base) {
+      base = now;
+      resources.clear();
+    }
+    let url = resources.get(server);
+    if (url === undefined) {
+      url = `${now}/mcp/${server}`;
+      if (deps.routes.has(server)) resources.set(server, url);
+    }
+    return url;
+  };
+
   const unexpected = (err: unknown): Outcome =>
     deny(err, "authentication failed unexpectedly: failing closed");
 
@@ -51,7 +68,7 @@ export function authenticate(deps: StageDeps): Step {
         keyring,
         call.route?.anonymous ? anonymous : null,
         oauth.verifier,
-        `${deps.baseUrl()}/mcp/${call.server}`,
+        resourceOf(call.server),
       );
     } catch (err) {
       return unexpected(err);
