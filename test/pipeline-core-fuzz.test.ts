@@ -50,7 +50,7 @@ import { parseConfig } from "../src/config/load.js";
 import type { JsonRpcId } from "../src/core/errors.js";
 import type { Principal } from "../src/core/principal.js";
 import type { PostExchange, StreamExchange, Upstream } from "../src/forward/upstream.js";
-import { CallerLimits } from "../src/listener/limits.js";
+import { CallerLimits } from "../src/pipeline/callerLimits.js";
 import type { Route } from "../src/pipeline/deps.js";
 import { Pipeline } from "../src/pipeline/index.js";
 import { openStore } from "../src/store/open.js";

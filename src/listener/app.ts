@@ -12,12 +12,12 @@ import type { OAuthRuntime } from "../authn/oauthToken.js";
 import { ListedTools } from "../classify/listedTools.js";
 import type { Config } from "../config/schema.js";
 import { errorReply, GatewayError, RpcCode } from "../core/errors.js";
+import { CallerLimits, poolShareWarnings } from "../pipeline/callerLimits.js";
 import type { Authorization, Route } from "../pipeline/deps.js";
 import { Pipeline } from "../pipeline/index.js";
 import type { ReviewGate } from "../review/gate.js";
 import type { Metrics } from "../telemetry/metrics.js";
 import { allowedHostnames, hostGuard, refuseForeignHost, routeHostGuard } from "./hostCheck.js";
-import { CallerLimits, poolShareWarnings } from "./limits.js";
 
 export type { Authorization, Route };
 

@@ -14,9 +14,9 @@ import type { CompiledPolicy } from "../authz/policy/types.js";
 import type { ListedTools } from "../classify/listedTools.js";
 import type { Principal } from "../core/principal.js";
 import type { Upstream } from "../forward/upstream.js";
-import type { CallerLimits } from "../listener/limits.js";
 import type { ReviewGate } from "../review/gate.js";
 import type { Metrics } from "../telemetry/metrics.js";
+import type { CallerLimits } from "./callerLimits.js";
 
 export interface Route {
   upstream: Upstream;

@@ -6,7 +6,7 @@
 import { requestRecord } from "../audit/requestRecord.js";
 import { errorReply } from "../core/errors.js";
 import { sendJson } from "../core/reply.js";
-import { limitOf } from "../listener/limits.js";
+import { limitOf } from "./callerLimits.js";
 import type { CallState, Refusal } from "./callState.js";
 import type { PipelineDeps } from "./deps.js";
 import { finish } from "./stages/finish.js";

@@ -25,7 +25,7 @@ import type { Principal } from "../../src/core/principal.js";
 import { compileScopes } from "../../src/core/scope.js";
 import { filterResult } from "../../src/forward/results.js";
 import type { PostExchange, StreamExchange, Upstream } from "../../src/forward/upstream.js";
-import { CallerLimits } from "../../src/listener/limits.js";
+import { CallerLimits } from "../../src/pipeline/callerLimits.js";
 import type { AuditSink, Route } from "../../src/pipeline/deps.js";
 import { Pipeline } from "../../src/pipeline/index.js";
 import { ReviewGate } from "../../src/review/gate.js";

@@ -2,10 +2,10 @@
  * Per-caller caps (RFC 6585 §4, 429 with Retry-After): one caller cannot hold more than its
  * share of an upstream (limits.callsInFlightPerCaller), nor more than its share of long-lived
  * GET streams (limits.streamsPerCaller, limits.streamsPerSession). A slot is held until the
- * response closes. See src/listener/limits.ts.
+ * response closes. See ../callerLimits.ts.
  */
 import { GatewayError } from "../../core/errors.js";
-import { limitOf } from "../../listener/limits.js";
+import { limitOf } from "../callerLimits.js";
 import { deny, type Step } from "../callState.js";
 import type { StageDeps } from "../deps.js";
 
