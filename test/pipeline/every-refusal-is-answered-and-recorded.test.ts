@@ -256,4 +256,21 @@ describe("pipeline: allow and each refusal, on the wire and in the audit trail",
       h.keyring.failing = false;
     }
   });
+
+  it("refuses with 500 and records a deny when policy evaluation fails: a fault is never an allow", async () => {
+    h.policyFault = true;
+    try {
+      const n = h.audit.records.length;
+      const forwarded = h.upstream.calls.length;
+      const reply = await h.post(key, toolCall("echo"));
+      assert.equal(reply.status, 500);
+      assert.equal(errorCode(reply), -32603);
+      const r = recordOf(h, n);
+      assert.equal(r.decision, "deny");
+      assert.equal(r.reason, "policy evaluation failed");
+      assert.equal(h.upstream.calls.length, forwarded);
+    } finally {
+      h.policyFault = false;
+    }
+  });
 });

@@ -17,6 +17,7 @@ import { issueKey } from "../../src/authn/keyLifecycle.js";
 import { Keyring } from "../../src/authn/keyring.js";
 import type { AccessTokenVerifier, TokenCheck } from "../../src/authn/oauthToken.js";
 import { compilePolicy } from "../../src/authz/policy/compile.js";
+import type { CompiledPolicy } from "../../src/authz/policy/types.js";
 import { ToolCatalogue } from "../../src/authz/toolCatalogue.js";
 import { ListedTools } from "../../src/classify/listedTools.js";
 import { parseConfig } from "../../src/config/load.js";
@@ -186,6 +187,8 @@ export class PipelineHarness {
   readonly listed = new ListedTools();
   readonly secret = Buffer.from("pipeline-test-server-secret-0123456789", "utf8");
   oauthToken = "oauth-token-of-alice";
+  /** Makes policy evaluation throw (a fault in the engine). */
+  policyFault = false;
   url = "";
   private server: Server | null = null;
   private dir = "";
@@ -218,6 +221,16 @@ export class PipelineHarness {
     this.catalogue.observe(SERVER, TOOLS);
     this.listed.observe(SERVER, TOOLS);
     const policy = compilePolicy([{ path: "test.yaml", text: POLICY }]);
+    const faulty: CompiledPolicy = {
+      version: policy.version,
+      ruleCount: policy.ruleCount,
+      sources: policy.sources,
+      decide: () => {
+        throw new Error("policy engine fault");
+      },
+      effect: (input) => policy.effect(input),
+      explain: (input) => policy.explain(input),
+    };
     const log = pino({ level: "silent" });
     if (this.opts.reviewGate) {
       this.review = new ReviewGate({
@@ -244,7 +257,7 @@ export class PipelineHarness {
         [OTHER, { ...route, upstream: new FakeUpstream() }],
       ]),
       authorization: {
-        policy: () => policy,
+        policy: () => (this.policyFault ? faulty : policy),
         tools: this.catalogue,
         observeTools: (server, tools) => this.catalogue.observe(server, tools),
         blocked: (_server, tool) => this.blocked.has(tool),
