@@ -1,16 +1,18 @@
 /**
- * The request path's decision core, fuzzed in-process (fast-check), fast enough for a long
- * run of a million inputs (test/e2e/request-path-fuzz.test.ts fuzzes the whole gateway over
- * real HTTP, at ~100 ms an input). Each generated input goes through the same stages, in the
- * same order, as a POST in src/listener/app.ts: API-key authentication (real keys issued
- * with the CLI's code into a real SQLite store, read through a real Keyring), then
- * classification of the JSON-RPC text, the mirrored headers (Mcp-Method, Mcp-Name), the
- * Mcp-Param-* headers, and the default policy pack's decision over a real ToolCatalogue.
+ * The request pipeline (src/pipeline/), fuzzed in-process (fast-check), fast enough for a
+ * long run of a million inputs (test/e2e/request-path-fuzz.test.ts fuzzes the whole gateway
+ * over real HTTP, at ~100 ms an input). Each generated input is one POST handed to the real
+ * Pipeline: API-key authentication (real keys issued with the CLI's code into a real SQLite
+ * store, read through a real Keyring) or an OAuth / anonymous caller, then classification of
+ * the JSON-RPC text, the mirrored headers (Mcp-Method, Mcp-Name), the Mcp-Param-* headers,
+ * the credential's scope, and the default policy pack's decision over a real ToolCatalogue.
+ * What is checked is what leaves the pipeline: the reply written to the response, the one
+ * audit record, and what reached the (fake) upstream.
  *
  * Invariants, each checked against an oracle written here, not taken from the engine:
- * - every refusal is a GatewayError whose errorReply is a 4xx with a JSON-RPC error body,
- *   carrying the request's id whenever the body had a valid one (nothing else is thrown: no
- *   5xx for client input);
+ * - every refusal is a 4xx with a JSON-RPC error body, carrying the request's id whenever
+ *   the body had a valid one (no 5xx for client input), and every input leaves exactly one
+ *   audit record;
  * - a header that disagrees with the body never passes, and what goes upstream says what
  *   the body says;
  * - an invalid, tampered, revoked, expired, unknown or other-environment key never
@@ -26,41 +28,42 @@
  */
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
-import type { IncomingHttpHeaders } from "node:http";
+import { type IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
+import { Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { crc32 } from "node:zlib";
 import fc from "fast-check";
-import { anonymousPrincipal, authenticate } from "../src/authn/authenticate.js";
+import pino from "pino";
 import { mintKey } from "../src/authn/keyFormat.js";
 import { issueKey } from "../src/authn/keyLifecycle.js";
 import { Keyring } from "../src/authn/keyring.js";
-import { authorizeRequest } from "../src/authz/authorize.js";
+import type { AccessTokenVerifier, TokenCheck } from "../src/authn/oauthToken.js";
 import { loadPolicyFiles } from "../src/authz/policy/compile.js";
 import { DEFAULT_POLICY_PACK } from "../src/authz/policy/defaultPack.js";
 import type { CompiledPolicy } from "../src/authz/policy/types.js";
 import { ToolCatalogue } from "../src/authz/toolCatalogue.js";
-import { checkMirroredHeaders } from "../src/classify/headers.js";
 import { ListedTools } from "../src/classify/listedTools.js";
 import { type ClassifiedMessage, classifyMessage } from "../src/classify/message.js";
-import { checkParamHeaders } from "../src/classify/paramHeaders.js";
 import { parseConfig } from "../src/config/load.js";
-import {
-  errorReply,
-  GatewayError,
-  type JsonRpcId,
-  missingCredential,
-  unauthorized,
-} from "../src/core/errors.js";
+import type { JsonRpcId } from "../src/core/errors.js";
 import type { Principal } from "../src/core/principal.js";
+import type { PostExchange, StreamExchange, Upstream } from "../src/forward/upstream.js";
+import { CallerLimits } from "../src/pipeline/callerLimits.js";
+import type { Route } from "../src/pipeline/deps.js";
+import { Pipeline } from "../src/pipeline/index.js";
 import { openStore } from "../src/store/open.js";
 import type { Store } from "../src/store/types.js";
+import { createMetrics } from "../src/telemetry/metrics.js";
+import { RecordingAudit } from "./pipeline/harness.js";
 
 const RUNS = Number(process.env.PORTCULLIS_FUZZ_RUNS ?? 3000);
 const SEED =
   process.env.PORTCULLIS_FUZZ_SEED === undefined ? undefined : Number(process.env.PORTCULLIS_FUZZ_SEED);
 const SERVER = "demo";
+/** The same server, open to anonymous callers (route.anonymous). */
+const ANON = "anon";
 type Env = "dev" | "prod";
 type Tier = "read" | "write" | "destructive";
 
@@ -240,6 +243,10 @@ const state: {
   policy: CompiledPolicy;
   catalogue: ToolCatalogue;
   listed: ListedTools;
+  pipelines: Record<Env, Pipeline>;
+  audit: RecordingAudit;
+  upstream: FuzzUpstream;
+  verifier: FuzzTokenVerifier;
 } = {} as never;
 
 function credentialArb(env: Env): fc.Arbitrary<Credential> {
@@ -715,6 +722,76 @@ const inputArb = fc.constantFrom<Env>("dev", "prod").chain((env) =>
 );
 
 // ---------------------------------------------------------------------------------------
+// The parts around the pipeline: an upstream that answers and remembers what it was sent,
+// an OAuth verifier that presents the generated principal, and a response that keeps the
+// reply written to it.
+// ---------------------------------------------------------------------------------------
+
+class FuzzUpstream implements Upstream {
+  readonly name = SERVER;
+  last: PostExchange | null = null;
+  /** What the last forwarded request carried, once (null when nothing was forwarded). */
+  take(): PostExchange | null {
+    const x = this.last;
+    this.last = null;
+    return x;
+  }
+  async post(x: PostExchange): Promise<void> {
+    this.last = x;
+    if (x.msg.kind !== "request") {
+      x.res.writeHead(202).end();
+      return;
+    }
+    const body = JSON.stringify({ jsonrpc: "2.0", id: x.msg.id, result: {} });
+    x.res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+    x.res.end(body);
+  }
+  async get(x: StreamExchange): Promise<void> {
+    x.res.writeHead(405).end();
+  }
+  async delete(x: StreamExchange): Promise<void> {
+    x.res.writeHead(405).end();
+  }
+  processes(): number {
+    return 0;
+  }
+  async close(): Promise<void> {}
+}
+
+const OAUTH_TOKEN = "fuzz-oauth-access-token";
+
+class FuzzTokenVerifier implements AccessTokenVerifier {
+  current: Principal | null = null;
+  verify(token: string): TokenCheck {
+    if (token !== OAUTH_TOKEN || this.current === null)
+      return { ok: false, reason: "unknown token", credentialId: null };
+    return { ok: true, principal: this.current };
+  }
+}
+
+interface Written {
+  status: number;
+  json: { jsonrpc?: unknown; id?: unknown; error?: { code?: unknown; message?: unknown } } | null;
+}
+
+/** A response with no socket that keeps what the pipeline writes and closes once it ends. */
+function response(): { res: ServerResponse; written(): Written } {
+  const res = new ServerResponse(new IncomingMessage(new Socket()));
+  let text = "";
+  const end = res.end.bind(res);
+  res.end = ((chunk?: unknown) => {
+    if (typeof chunk === "string") text += chunk;
+    end();
+    res.emit("close");
+    return res;
+  }) as ServerResponse["end"];
+  return {
+    res,
+    written: () => ({ status: res.statusCode, json: text ? (JSON.parse(text) as Written["json"]) : null }),
+  };
+}
+
+// ---------------------------------------------------------------------------------------
 // One input through the pipeline.
 // ---------------------------------------------------------------------------------------
 
@@ -727,25 +804,24 @@ const stats = {
   decided: { allow: 0, review: 0, deny: 0 },
 };
 
-function tally(err: unknown): void {
-  const r = (err instanceof GatewayError ? err.reason : String(err)).replace(/'[^']*'/g, "'…'").slice(0, 60);
+function tally(reason: string): void {
+  const r = reason.replace(/'[^']*'/g, "'…'").slice(0, 60);
   reasons.set(r, (reasons.get(r) ?? 0) + 1);
 }
 
-/** A refusal: it must be a GatewayError mapping to a 4xx JSON-RPC error with the right id. */
-function checkRefusal(err: unknown, id: JsonRpcId, where: string): void {
-  if (!(err instanceof GatewayError)) {
-    assert.fail(
-      `${where}: threw a ${(err as Error)?.constructor?.name ?? typeof err} (a 500), not a GatewayError: ${String(err)}`,
-    );
-  }
-  const reply = errorReply(err);
-  assert.ok(reply.status >= 400 && reply.status < 500, `${where}: status ${reply.status} for client input`);
-  assert.equal(reply.body.jsonrpc, "2.0");
-  assert.equal(typeof reply.body.error.code, "number");
-  assert.equal(typeof reply.body.error.message, "string");
-  assert.deepEqual(reply.body.id, id, `${where}: the error must echo the request's id`);
-  JSON.stringify(reply.body);
+/** A refusal on the wire: a 4xx JSON-RPC error echoing the request's id. */
+function checkRefusal(w: Written, id: JsonRpcId, where: string): void {
+  assert.ok(w.status >= 400 && w.status < 500, `${where}: status ${w.status} for client input`);
+  assert.ok(w.json !== null, `${where}: a JSON body`);
+  assert.equal(w.json.jsonrpc, "2.0");
+  assert.equal(typeof w.json.error?.code, "number");
+  assert.equal(typeof w.json.error?.message, "string");
+  // The id as JSON carries it (-0 is written as 0).
+  assert.deepEqual(
+    w.json.id,
+    JSON.parse(JSON.stringify(id)),
+    `${where}: the error must echo the request's id`,
+  );
 }
 
 function valueAt(args: unknown, path: readonly string[]): unknown {
@@ -773,100 +849,112 @@ async function runOne(input: {
 }): Promise<void> {
   stats.inputs++;
   const { env } = input;
-  const keyring = state.keyrings[env];
-
-  // 1. Authentication (listener order: before the body is read).
-  let principal: Principal;
-  if (input.caller.kind === "key") {
-    const cred = input.caller.credential;
-    const headers: IncomingHttpHeaders = {};
-    if (cred.authorization !== undefined) headers.authorization = cred.authorization as string;
-    const pending = keyring.refresh();
-    if (pending) await pending;
-    let result: Awaited<ReturnType<typeof authenticate>>;
-    try {
-      result = await authenticate(headers, keyring, null, null, `https://gw.example/mcp/${SERVER}`);
-    } catch (err) {
-      assert.fail(`authenticate threw (${cred.label}): ${String(err)}`);
-    }
-    if (cred.expect === null) {
-      assert.equal(result.ok, false, `${cred.label} must not authenticate`);
-    } else {
-      assert.ok(result.ok, `${cred.label} must authenticate: ${result.ok ? "" : result.reason}`);
-    }
-    if (!result.ok) {
-      assert.notEqual(result.unavailable, true, "a SQLite store with a live feed can always judge a key");
-      stats.refusedAuthn++;
-      checkRefusal(
-        result.missing ? missingCredential() : unauthorized(result.reason),
-        null,
-        "authentication",
-      );
-      return;
-    }
-    assert.equal(result.principal.credentialId, cred.expect?.id);
-    assert.equal(result.principal.environment, env);
-    assert.equal(result.principal.method, "api_key");
-    principal = result.principal;
-  } else if (input.caller.kind === "oauth") {
-    principal = input.caller.principal;
-  } else {
-    principal = anonymousPrincipal(env);
-  }
-
-  // 2. Classification.
   const text = bodyText(input.body, input.wrapping);
   const id = expectedId(text);
-  let msg: ClassifiedMessage;
+
+  // The caller: an API key (as presented), an OAuth token, or nobody on the anonymous route.
+  const headers: IncomingHttpHeaders = { "content-type": "application/json" };
+  let server = SERVER;
+  if (input.caller.kind === "key") {
+    const { authorization } = input.caller.credential;
+    if (authorization !== undefined) headers.authorization = authorization as string;
+  } else if (input.caller.kind === "oauth") {
+    state.verifier.current = input.caller.principal;
+    headers.authorization = `Bearer ${OAUTH_TOKEN}`;
+  } else {
+    server = ANON;
+  }
+
+  // Mirrored and parameter headers, generated to agree or disagree with the body as a client
+  // would classify it (a body that does not classify gets none).
+  let msg: ClassifiedMessage | null = null;
   try {
     msg = classifyMessage(text);
-  } catch (err) {
+  } catch {
+    msg = null;
+  }
+  const built: BuiltHeader[] = [];
+  let checked = false;
+  let args: unknown;
+  if (msg !== null) {
+    const add = (h: BuiltHeader | null) => h && built.push(h);
+    // Mcp-Method values are method names (§"Value Encoding" applies to Mcp-Name and params).
+    add(buildHeader("mcp-method", input.headers.method, msg.method, false));
+    add(buildHeader("mcp-name", input.headers.name, msg.name));
+    const nameHeader = built.find((h) => h.field === "mcp-name");
+    if (nameHeader && msg.name === null) nameHeader.disagrees = true;
+    const methodHeader = built.find((h) => h.field === "mcp-method");
+    if (methodHeader && typeof methodHeader.raw === "string" && methodHeader.raw.startsWith("=?base64?")) {
+      methodHeader.disagrees = true; // Mcp-Method is compared as sent, never decoded
+    }
+    const params = msg.message.params as Record<string, unknown> | undefined;
+    args = params !== null && typeof params === "object" ? params.arguments : undefined;
+    checked = msg.kind !== "response" && msg.method === "tools/call" && msg.name === HEADER_TOOL;
+    for (const [param, claim] of Object.entries(input.headers.params)) {
+      const path = PARAM_PATHS[param];
+      const h = buildHeader(`mcp-param-${param}`, claim, path ? valueAt(args, path) : undefined);
+      if (h) built.push({ ...h, disagrees: h.disagrees && checked && path !== undefined });
+    }
+    for (const h of built) headers[h.field] = h.raw as string;
+    const version =
+      input.headers.version === SAME ? (msg.metaProtocolVersion ?? undefined) : input.headers.version;
+    if (version !== undefined) headers["mcp-protocol-version"] = version;
+  }
+  const mirroredDisagree =
+    msg !== null &&
+    msg.kind !== "response" &&
+    built.some((h) => h.disagrees && !h.field.startsWith("mcp-param-"));
+  const paramDisagree = built.some((h) => h.disagrees && h.field.startsWith("mcp-param-"));
+
+  // The request, through the real pipeline.
+  state.upstream.take();
+  state.audit.records.length = 0;
+  const { res, written } = response();
+  await state.pipelines[env].handle("POST", server, headers, text, "10.0.0.1", res);
+  const w = written();
+  const forwarded = state.upstream.take();
+  assert.equal(state.audit.records.length, 1, "every input leaves exactly one audit record");
+  const record = state.audit.records[0] as NonNullable<(typeof state.audit.records)[0]>;
+  if (process.env.PORTCULLIS_FUZZ_REASONS && w.status >= 400) tally(record.reason);
+  if (w.status >= 400) assert.equal(forwarded, null, "a refused request reaches no upstream");
+
+  // 1. Authentication.
+  if (input.caller.kind === "key") {
+    const cred = input.caller.credential;
+    if (cred.expect === null) {
+      assert.equal(w.status, 401, `${cred.label} must not authenticate`);
+      assert.equal(record.decision, "deny");
+      stats.refusedAuthn++;
+      checkRefusal(w, null, "authentication");
+      return;
+    }
+    assert.notEqual(w.status, 401, `${cred.label} must authenticate: ${record.reason}`);
+    assert.equal(record.credentialId, cred.expect.id);
+    assert.equal(record.method, "api_key");
+  }
+  const principal: Principal =
+    input.caller.kind === "oauth"
+      ? input.caller.principal
+      : {
+          ...anonymousOf(env),
+          ...(input.caller.kind === "key"
+            ? { method: "api_key" as const, expiresAt: new Date(Date.now() + 1e9) }
+            : {}),
+        };
+
+  // 2. Classification.
+  if (msg === null) {
     stats.refusedClassify++;
-    if (process.env.PORTCULLIS_FUZZ_REASONS) tally(err);
-    checkRefusal(err, id, "classification");
+    checkRefusal(w, id, "classification");
     return;
   }
   assert.deepEqual(msg.id, id, "the classified id is the body's id");
 
-  // 3. Mirrored and parameter headers, generated to agree or disagree with the classified body.
-  const built: BuiltHeader[] = [];
-  const add = (h: BuiltHeader | null) => h && built.push(h);
-  // Mcp-Method values are method names (§"Value Encoding" applies to Mcp-Name and params).
-  add(buildHeader("mcp-method", input.headers.method, msg.method, false));
-  add(buildHeader("mcp-name", input.headers.name, msg.name));
-  const nameHeader = built.find((h) => h.field === "mcp-name");
-  if (nameHeader && msg.name === null) nameHeader.disagrees = true;
-  const methodHeader = built.find((h) => h.field === "mcp-method");
-  if (methodHeader && typeof methodHeader.raw === "string" && methodHeader.raw.startsWith("=?base64?")) {
-    methodHeader.disagrees = true; // Mcp-Method is compared as sent, never decoded
-  }
-  const params = msg.message.params as Record<string, unknown> | undefined;
-  const args = params !== null && typeof params === "object" ? params.arguments : undefined;
-  const checked = msg.kind !== "response" && msg.method === "tools/call" && msg.name === HEADER_TOOL;
-  for (const [param, claim] of Object.entries(input.headers.params)) {
-    const path = PARAM_PATHS[param];
-    const h = buildHeader(`mcp-param-${param}`, claim, path ? valueAt(args, path) : undefined);
-    if (h) built.push({ ...h, disagrees: h.disagrees && checked && path !== undefined });
-  }
-  const headers: IncomingHttpHeaders = {};
-  for (const h of built) headers[h.field] = h.raw as string;
-  const version =
-    input.headers.version === SAME ? (msg.metaProtocolVersion ?? undefined) : input.headers.version;
-  if (version !== undefined) headers["mcp-protocol-version"] = version;
-  const mirroredDisagree =
-    msg.kind !== "response" && built.some((h) => h.disagrees && !h.field.startsWith("mcp-param-"));
-  const paramDisagree = built.some((h) => h.disagrees && h.field.startsWith("mcp-param-"));
-  let upstream: Record<string, string>;
-  try {
-    checkMirroredHeaders(headers, msg);
-    upstream = checkParamHeaders(headers, msg, state.listed.bindings(SERVER, msg.name ?? ""));
-    if (msg.kind === "notification" && !msg.method?.startsWith("notifications/")) {
-      throw new GatewayError(400, -32600, "Invalid Request", "notification of a request method");
-    }
-  } catch (err) {
+  // 3. Mirrored and parameter headers (and notifications of request methods): refused before
+  //    policy runs, so the record carries no decision id.
+  if (w.status >= 400 && (record.decisionId ?? null) === null) {
     stats.refusedHeaders++;
-    if (process.env.PORTCULLIS_FUZZ_REASONS) tally(err);
-    checkRefusal(err, id, "headers");
+    checkRefusal(w, id, "headers");
     return;
   }
   assert.equal(
@@ -875,39 +963,49 @@ async function runOne(input: {
     `a disagreeing Mcp-Method/Mcp-Name passed: ${JSON.stringify(headers)}`,
   );
   assert.equal(paramDisagree, false, `a disagreeing Mcp-Param header passed: ${JSON.stringify(headers)}`);
-  // What goes upstream is rebuilt from the body: it says exactly what the body says.
-  for (const [field, value] of Object.entries(upstream)) {
-    const param = field.slice("mcp-param-".length);
-    const path = PARAM_PATHS[param];
-    assert.ok(path, `unexpected upstream header ${field}`);
-    const body = valueAt(args, path);
-    const m = /^=\?base64\?(.*)\?=$/.exec(value);
-    const decoded = m ? Buffer.from(m[1] as string, "base64").toString("utf8") : value;
-    assert.equal(decoded, String(body), `upstream ${field} says what the body says`);
+  if (forwarded !== null) {
+    // What goes upstream is rebuilt from the body: it says exactly what the body says.
+    const upstream = forwarded.paramHeaders ?? {};
+    for (const [field, value] of Object.entries(upstream)) {
+      const param = field.slice("mcp-param-".length);
+      const path = PARAM_PATHS[param];
+      assert.ok(path, `unexpected upstream header ${field}`);
+      const body = valueAt(args, path);
+      const m = /^=\?base64\?(.*)\?=$/.exec(value);
+      const decoded = m ? Buffer.from(m[1] as string, "base64").toString("utf8") : value;
+      assert.equal(decoded, String(body), `upstream ${field} says what the body says`);
+    }
+    if (!checked) {
+      assert.deepEqual(upstream, {}, "no Mcp-Param-* header goes upstream for a tool without bindings");
+    }
   }
-  if (!checked) {
-    assert.deepEqual(upstream, {}, "no Mcp-Param-* header goes upstream for a tool without bindings");
+  if (msg.kind !== "request" || msg.method === null) {
+    assert.ok(forwarded !== null && w.status < 400, "a notification or response is passed on");
+    return;
   }
-  if (msg.kind !== "request" || msg.method === null) return;
 
   // 4. The default pack's decision, against the documented semantics.
-  const { decision, resource } = authorizeRequest(state.policy, principal, SERVER, msg, state.catalogue, {
-    environment: env,
-    sourceAddress: "10.0.0.1",
-    protocolVersion: msg.metaProtocolVersion,
-    now: new Date(),
-  });
-  stats.decided[decision.effect]++;
+  assert.ok(record.decisionId, "policy decided the request");
+  const code = w.json?.error?.code;
+  const unlisted = (record.detail as { event?: string } | null)?.event === "review.unknown_tool";
+  const effect: "allow" | "review" | "deny" =
+    forwarded !== null ? "allow" : code === -32041 || unlisted ? "review" : "deny";
+  if (forwarded === null) {
+    checkRefusal(w, id, "policy");
+    if (effect === "deny") assert.equal(code, -32040, `a policy deny answers -32040: ${record.reason}`);
+  } else assert.equal(record.decision, "allow");
+  stats.decided[effect]++;
   const listed = msg.method === "tools/call" ? TOOL_BY_NAME.get(msg.name as string) : undefined;
   const tool =
     msg.method === "tools/call" ? (listed ?? { tier: "destructive" as const, openWorld: true }) : null;
   if (tool !== null) {
-    assert.equal(resource.tier, tool.tier, `tier of ${JSON.stringify(msg.name)}`);
-    assert.equal(resource.openWorld, tool.openWorld, `open-world of ${JSON.stringify(msg.name)}`);
+    const facts = state.catalogue.facts(SERVER, msg.name as string);
+    assert.equal(facts.tier, tool.tier, `tier of ${JSON.stringify(msg.name)}`);
+    assert.equal(facts.openWorld, tool.openWorld, `open-world of ${JSON.stringify(msg.name)}`);
   }
   const expected = oracle(env, principal, msg.method, tool);
-  const what = `${env} ${principal.method}/${principal.kind} ${msg.method} ${JSON.stringify(msg.name)} (rules ${decision.ruleIds.join(",")})`;
-  if (decision.effect === "allow") {
+  const what = `${env} ${principal.method}/${principal.kind} ${msg.method} ${JSON.stringify(msg.name)} (rules ${(record.ruleIds ?? []).join(",")})`;
+  if (effect === "allow") {
     assert.notEqual(
       principal.method === "api_key" && tool !== null && tool.tier !== "read",
       true,
@@ -915,18 +1013,30 @@ async function runOne(input: {
     );
     assert.ok(msg.method !== "tools/call" || listed !== undefined, `unknown tool allowed: ${what}`);
   }
-  assert.equal(decision.effect, expected, `decision differs from the documented default pack: ${what}`);
+  assert.equal(effect, expected, `decision differs from the documented default pack: ${what}`);
   // A review for a tool the upstream never listed is refused before it costs an approval.
-  if (decision.effect === "review") {
-    const unlisted = state.listed.unlistedTool(SERVER, msg);
-    assert.equal(unlisted === null, listed !== undefined, `unlisted-tool refusal for ${what}`);
-    if (unlisted !== null) checkRefusal(unlisted, id, "unlisted tool");
-  }
+  if (effect === "review") assert.equal(unlisted, listed === undefined, `unlisted-tool refusal for ${what}`);
+}
+
+function anonymousOf(env: Env): Principal {
+  return {
+    id: "anonymous",
+    kind: "anonymous",
+    method: "anonymous",
+    name: "anonymous",
+    environment: env,
+    credentialId: null,
+    scopes: null,
+    oauthScopes: null,
+    groups: [],
+    issuedAt: null,
+    expiresAt: null,
+  };
 }
 
 // ---------------------------------------------------------------------------------------
 
-describe("pipeline core fuzz: authn → classify → headers → default-pack decision", () => {
+describe("pipeline core fuzz: the real pipeline, authn → classify → headers → default-pack decision", () => {
   before(async () => {
     state.dir = await mkdtemp(join(tmpdir(), "portcullis-core-fuzz-"));
     state.store = await openStore(join(state.dir, "store.db"));
@@ -953,15 +1063,57 @@ describe("pipeline core fuzz: authn → classify → headers → default-pack de
     await state.keyrings.prod.start();
     state.policy = loadPolicyFiles([DEFAULT_POLICY_PACK]);
     state.catalogue = await ToolCatalogue.open(state.store);
-    // The upstream's tools/list, seen as the listener sees a relayed one.
+    // The upstream's tools/list, seen as the pipeline sees a relayed one.
     const listing = TOOLS.map((t) => ({
       name: t.name,
       inputSchema: t.name === HEADER_TOOL ? WRITE_SCHEMA : { type: "object" },
       ...(t.annotations !== undefined ? { annotations: t.annotations } : {}),
     }));
-    state.catalogue.observe(SERVER, listing);
     state.listed = new ListedTools();
-    state.listed.observe(SERVER, listing);
+    for (const server of [SERVER, ANON]) {
+      state.catalogue.observe(server, listing);
+      state.listed.observe(server, listing);
+    }
+    state.audit = new RecordingAudit();
+    state.upstream = new FuzzUpstream();
+    state.verifier = new FuzzTokenVerifier();
+    const route = (anonymous: boolean): Route => ({
+      upstream: state.upstream,
+      anonymous,
+      scopes: [],
+      toolScopes: {},
+    });
+    const pipeline = (env: Env) =>
+      new Pipeline({
+        environment: env,
+        routes: new Map([
+          [SERVER, route(false)],
+          [ANON, route(true)],
+        ]),
+        authorization: {
+          policy: () => state.policy,
+          tools: state.catalogue,
+          observeTools: () => {},
+          blocked: () => false,
+        },
+        keyring: state.keyrings[env],
+        audit: state.audit,
+        metrics: createMetrics([SERVER, ANON]),
+        log: pino({ level: "silent" }),
+        oauth: { verifier: state.verifier, authorizationServers: [], server: null },
+        oauthEnabled: false,
+        baseUrl: () => "https://gw.example",
+        hostCheck: () => null,
+        limits: new CallerLimits({
+          callsInFlightPerCaller: 4,
+          streamsPerCaller: 4,
+          streamsPerSession: 4,
+          retryAfterSeconds: 1,
+        }),
+        listedTools: state.listed,
+        review: null,
+      });
+    state.pipelines = { dev: pipeline("dev"), prod: pipeline("prod") };
   });
 
   after(async () => {

@@ -17,7 +17,8 @@ export interface ToolFactsSource {
   ): { tier: RiskTier; openWorld: boolean; annotations: Readonly<Record<string, unknown>> };
 }
 
-export interface RequestContext {
+/** Where a request is decided: the deployment, the caller's address, the protocol and the time. */
+export interface PolicyEnvironment {
   environment: string;
   sourceAddress: string | null;
   protocolVersion: string | null;
@@ -84,7 +85,7 @@ export function policyInput(
   method: string,
   resource: ResourceFacts,
   params: Readonly<Record<string, unknown>>,
-  ctx: RequestContext,
+  ctx: PolicyEnvironment,
 ): PolicyInput {
   const client = objectOr(objectOr(params._meta)[CLIENT_INFO]);
   return {
@@ -121,7 +122,7 @@ export function authorizeRequest(
   server: string,
   msg: ClassifiedMessage,
   tools: ToolFactsSource,
-  ctx: RequestContext,
+  ctx: PolicyEnvironment,
 ): { decision: PolicyDecision; resource: ResourceFacts } {
   const method = msg.method ?? "";
   const resource = resourceFacts(server, method, msg.name, tools);
@@ -150,7 +151,7 @@ export function entryVisible(
   listMethod: string,
   name: string,
   tools: ToolFactsSource,
-  ctx: RequestContext,
+  ctx: PolicyEnvironment,
 ): boolean {
   const entry = LIST_ENTRY_METHOD[listMethod];
   if (entry === undefined) return true;

@@ -59,7 +59,7 @@ export interface CallerLimitsConfig {
   retryAfterSeconds: number;
 }
 
-/** The listener's caps, built once at startup from `limits`. */
+/** The request path's caps, built once at startup from `limits`. */
 export class CallerLimits {
   private readonly calls: ConcurrencyCap;
   private readonly callerStreams: ConcurrencyCap;
