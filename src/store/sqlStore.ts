@@ -6,6 +6,7 @@
 import type { Kysely, Transaction } from "kysely";
 import { type ApprovalsDatabase, approvalToRow, rowToApproval } from "./approvals.js";
 import { registerAuditChain, registryTail } from "./auditRegistry.js";
+import type { ChangeFeed, KeyWatch } from "./changeFeed.js";
 import { migrateToLatest, type StoreDialect } from "./migrations/index.js";
 import {
   type AuditRow,
@@ -36,7 +37,6 @@ import type {
   AuditSigningKeyRecord,
   ChainedAuditRecord,
   KeyUsage,
-  KeyWatch,
   NewApiKey,
   NewApproval,
   NewAuditChain,
@@ -60,11 +60,8 @@ export abstract class SqlStore implements Store {
     protected readonly db: Kysely<Database>,
   ) {}
 
-  /** Open watches, closed with the store. */
-  private readonly watches = new Set<KeyWatch>();
-
-  /** Creates the dialect's change watch. */
-  protected abstract createWatch(onChange: () => void): KeyWatch;
+  /** The store's one change feed (one listener or poller per process), fanned out to watchKeys(). */
+  protected abstract readonly feed: ChangeFeed;
 
   /** Runs inside the transaction of every key mutation, after the revision bump. */
   protected abstract announceKeys(trx: Transaction<Database>, revision: number): Promise<void>;
@@ -77,21 +74,11 @@ export abstract class SqlStore implements Store {
   }
 
   watchKeys(onChange: () => void): KeyWatch {
-    const inner = this.createWatch(onChange);
-    const watch: KeyWatch = {
-      poll: () => inner.poll(),
-      healthy: () => inner.healthy(),
-      close: async () => {
-        this.watches.delete(watch);
-        await inner.close();
-      },
-    };
-    this.watches.add(watch);
-    return watch;
+    return this.feed.subscribe(onChange);
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.watches].map((w) => w.close()));
+    await this.feed.close();
     await this.db.destroy();
   }
 

@@ -4,6 +4,7 @@
  * under src/store/migrations/ and shared by SQLite and PostgreSQL.
  */
 import type { Transaction } from "kysely";
+import type { KeyWatch } from "./changeFeed.js";
 
 /** An API key as stored: never the secret, only its keyed hash. */
 export interface ApiKeyRecord {
@@ -328,21 +329,15 @@ export interface Store extends ApprovalStore, AuditChainStore {
   ): Promise<ToolAcceptOutcome[]>;
 
   /**
-   * Registers a callback fired when another process changed keys (revocation fan-out).
-   * SQLite: a cheap synchronous check the caller runs before trusting its cache
-   * (PRAGMA data_version). PostgreSQL: LISTEN/NOTIFY; `healthy()` turns false when the
-   * listener connection is lost, and the gateway then fails closed.
+   * Subscribes to the store's one change feed (./changeFeed.ts): `onChange` fires when keys,
+   * credentials, tool pins or approvals changed anywhere (revocation fan-out). SQLite: one
+   * data_version poller per process; PostgreSQL: one LISTEN connection per process, and
+   * `healthy()` turns false while it is lost, so the gateway fails closed.
    */
   watchKeys(onChange: () => void): KeyWatch;
 }
 
-export interface KeyWatch {
-  /** Synchronous, cheap: detect external changes now (SQLite) — calls onChange if any. */
-  poll(): void;
-  /** False when changes can no longer be observed; callers must refuse credentials. */
-  healthy(): boolean;
-  close(): Promise<void>;
-}
+export type { KeyWatch };
 
 /** `pinned`: the server serves the accepted definition; `changed`: it serves another one. */
 export type ToolPinStatus = "pinned" | "changed";
