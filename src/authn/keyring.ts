@@ -1,14 +1,17 @@
 /**
  * The in-memory view of API keys that the request path reads: one HMAC and one map lookup
- * per request. It is reloaded whenever the store reports a change made elsewhere (a CLI
- * revoke, another replica), and the request that notices the change waits for the reload,
- * so a revocation takes effect on the very next request. If changes can no longer be
- * observed (e.g. the PostgreSQL listener is down), every key is refused: fail closed.
+ * per request. It is a FeedCache (../store/feedCache.ts): reloaded whenever the store's change
+ * feed reports a change made anywhere (a CLI revoke, another replica), and the request that
+ * notices the change waits for the reload, so a revocation takes effect on the next request
+ * (within the feed's 20 ms check interval for changes made in another process). If changes
+ * can no longer be observed (e.g. the PostgreSQL listener is down), every key is refused:
+ * fail closed.
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
 import type { Principal } from "../core/principal.js";
 import { compileScopes } from "../core/scope.js";
-import type { ApiKeyRecord, KeyWatch, Store } from "../store/types.js";
+import { FeedCache } from "../store/feedCache.js";
+import type { ApiKeyRecord, Store } from "../store/types.js";
 import { parseKey } from "./keyFormat.js";
 
 interface LoadedKey {
@@ -32,11 +35,35 @@ export function hashKey(secret: Buffer, key: string): string {
   return createHmac("sha256", secret).update(key).digest("hex");
 }
 
+/** The keys as the request path reads them: by id. */
+function loadKeys(store: Store): Promise<Map<string, LoadedKey>> {
+  return store.listKeys({ includeRevoked: true }).then((records) => {
+    const keys = new Map<string, LoadedKey>();
+    for (const record of records) {
+      keys.set(record.id, {
+        record,
+        hash: Buffer.from(record.hash, "hex"),
+        principal: {
+          id: `key:${record.id}`,
+          kind: "service",
+          method: "api_key",
+          name: record.name,
+          environment: record.environment,
+          credentialId: record.id,
+          scopes: compileScopes(record.scopes),
+          oauthScopes: null,
+          groups: [],
+          issuedAt: record.createdAt,
+          expiresAt: record.expiresAt,
+        },
+      });
+    }
+    return keys;
+  });
+}
+
 export class Keyring {
-  private keys = new Map<string, LoadedKey>();
-  private stale = true;
-  private reloading: Promise<void> | null = null;
-  private watch: KeyWatch | null = null;
+  private readonly keys: FeedCache<Map<string, LoadedKey>>;
   /** Usage counts not yet written to the store. */
   private usage = new Map<string, { count: number; last: number }>();
 
@@ -44,62 +71,21 @@ export class Keyring {
     private readonly store: Store,
     private readonly secret: Buffer,
     private readonly environment: string,
-  ) {}
-
-  async start(): Promise<void> {
-    this.watch = this.store.watchKeys(() => {
-      this.stale = true;
-    });
-    await this.reload();
-    // A change feed that is not yet listening would make every key refused: wait for it.
-    for (let i = 0; i < 100 && !this.watch.healthy(); i++) await new Promise((r) => setTimeout(r, 50));
+  ) {
+    this.keys = new FeedCache(store, new Map(), { load: () => loadKeys(store) });
   }
 
-  async close(): Promise<void> {
-    await this.watch?.close();
+  start(): Promise<void> {
+    return this.keys.start();
+  }
+
+  close(): Promise<void> {
+    return this.keys.close();
   }
 
   /** False when revocations could be missed; the gateway then refuses every key. */
   healthy(): boolean {
-    return this.watch?.healthy() ?? false;
-  }
-
-  private reload(): Promise<void> {
-    if (this.reloading) return this.reloading;
-    this.stale = false;
-    this.reloading = this.store
-      .listKeys({ includeRevoked: true })
-      .then((records) => {
-        const next = new Map<string, LoadedKey>();
-        for (const record of records) {
-          next.set(record.id, {
-            record,
-            hash: Buffer.from(record.hash, "hex"),
-            principal: {
-              id: `key:${record.id}`,
-              kind: "service",
-              method: "api_key",
-              name: record.name,
-              environment: record.environment,
-              credentialId: record.id,
-              scopes: compileScopes(record.scopes),
-              oauthScopes: null,
-              groups: [],
-              issuedAt: record.createdAt,
-              expiresAt: record.expiresAt,
-            },
-          });
-        }
-        this.keys = next;
-      })
-      .catch((err: unknown) => {
-        this.stale = true;
-        throw err;
-      })
-      .finally(() => {
-        this.reloading = null;
-      });
-    return this.reloading;
+    return this.keys.healthy();
   }
 
   /**
@@ -107,9 +93,7 @@ export class Keyring {
    * in the steady state; returns a promise only right after a change.
    */
   refresh(): Promise<void> | undefined {
-    this.watch?.poll();
-    if (this.stale || this.reloading) return this.reload();
-    return undefined;
+    return this.keys.refresh();
   }
 
   /** Verifies a presented key string. Call refresh() first. */
@@ -138,7 +122,7 @@ export class Keyring {
         unavailable: true,
       };
     }
-    const loaded = this.keys.get(parsed.id);
+    const loaded = this.keys.value.get(parsed.id);
     if (!loaded) return { ok: false, reason: "unknown key id", credentialId: parsed.id };
     const candidate = createHmac("sha256", this.secret).update(presented).digest();
     if (candidate.length !== loaded.hash.length || !timingSafeEqual(candidate, loaded.hash)) {

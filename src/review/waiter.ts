@@ -1,14 +1,17 @@
 /**
  * Waiting for an approver's decision made anywhere: in this process (signed link, console)
  * or another one (`portcullis approvals approve` on the same store, another replica). The
- * store's change feed (Store#watchKeys: SQLite data_version, polled cheaply every 250 ms
- * while a call waits; PostgreSQL LISTEN/NOTIFY) wakes the waiters, which re-read their
- * approval; a slower re-read every 2 s is the fallback should a notification be missed.
+ * store's change feed (SQLite data_version, polled every 250 ms by the process's one
+ * poller; PostgreSQL LISTEN/NOTIFY) wakes the waiters through a FeedCache
+ * (../store/feedCache.ts) whose reload re-reads the approvals someone waits for; a re-read
+ * every 2 s (every 250 ms while the feed is down) is the fallback should a notification be
+ * missed.
  */
 import type { Logger } from "pino";
-import type { ApprovalRecord, KeyWatch, Store } from "../store/types.js";
+import { FeedCache } from "../store/feedCache.js";
+import type { ApprovalRecord, Store } from "../store/types.js";
 
-const FEED_POLL_MS = 250;
+const TICK_MS = 250;
 const FALLBACK_READ_MS = 2_000;
 
 export type WaitOutcome =
@@ -22,28 +25,27 @@ interface Waiter {
 }
 
 export class ApprovalWaiter {
-  private watch: KeyWatch | null = null;
   private readonly waiters = new Set<Waiter>();
+  /** Its "value" is the time of the last read; a reload settles the waiters decided meanwhile. */
+  private readonly decisions: FeedCache<number>;
   private timer: NodeJS.Timeout | null = null;
-  private lastRead = 0;
-  private reading = false;
-  private again = false;
 
   constructor(
     private readonly store: Store,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.decisions = new FeedCache(store, 0, { load: () => this.read(), eager: true });
+  }
 
   start(): void {
-    this.watch = this.store.watchKeys(() => void this.read());
+    void this.decisions.start().catch((err: unknown) => this.log.warn({ err }, "approval change feed"));
   }
 
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     for (const w of [...this.waiters]) w.settle({ kind: "aborted" });
-    await this.watch?.close();
-    this.watch = null;
+    await this.decisions.close();
   }
 
   /** Resolves once the approval is no longer pending, at the deadline, or when `signal` aborts. */
@@ -71,49 +73,35 @@ export class ApprovalWaiter {
       signal.addEventListener("abort", onAbort, { once: true });
       this.waiters.add(waiter);
       if (this.timer === null) {
-        this.timer = setInterval(() => this.tick(), FEED_POLL_MS);
+        this.timer = setInterval(() => this.tick(), TICK_MS);
         this.timer.unref();
       }
       // A decision may have landed between the caller's last read and this registration.
-      void this.read();
+      this.decisions.invalidate();
     });
   }
 
   private tick(): void {
-    try {
-      this.watch?.poll();
-    } catch (err) {
-      this.log.warn({ err }, "approval change feed poll failed");
+    if (Date.now() - this.decisions.value >= FALLBACK_READ_MS || !this.decisions.healthy()) {
+      this.decisions.invalidate();
     }
-    if (Date.now() - this.lastRead >= FALLBACK_READ_MS || !(this.watch?.healthy() ?? false)) void this.read();
   }
 
-  /** Re-reads every approval someone waits for; settles those no longer pending. */
-  private async read(): Promise<void> {
-    if (this.reading) {
-      this.again = true;
-      return;
+  /** Re-reads every approval someone waits for; settles those no longer pending. Never rejects. */
+  private async read(): Promise<number> {
+    const at = Date.now();
+    const ids = new Set([...this.waiters].map((w) => w.id));
+    for (const id of ids) {
+      let record: ApprovalRecord | undefined;
+      try {
+        record = await this.store.getApproval(id);
+      } catch (err) {
+        this.log.warn({ err, approvalId: id }, "cannot read approval; retrying");
+        continue;
+      }
+      if (record === undefined || record.status === "pending") continue;
+      for (const w of [...this.waiters]) if (w.id === id) w.settle({ kind: "decided", record });
     }
-    this.reading = true;
-    try {
-      do {
-        this.again = false;
-        this.lastRead = Date.now();
-        const ids = new Set([...this.waiters].map((w) => w.id));
-        for (const id of ids) {
-          let record: ApprovalRecord | undefined;
-          try {
-            record = await this.store.getApproval(id);
-          } catch (err) {
-            this.log.warn({ err, approvalId: id }, "cannot read approval; retrying");
-            continue;
-          }
-          if (record === undefined || record.status === "pending") continue;
-          for (const w of [...this.waiters]) if (w.id === id) w.settle({ kind: "decided", record });
-        }
-      } while (this.again);
-    } finally {
-      this.reading = false;
-    }
+    return at;
   }
 }

@@ -2,20 +2,22 @@
  * The shared store for several gateway replicas: PostgreSQL through a pg Pool.
  * Revocation fan-out uses LISTEN/NOTIFY: every key mutation bumps the `keys` revision and
  * sends `NOTIFY portcullis_keys` in the same transaction, so the notification is delivered
- * exactly when the change is visible. Each watch holds one dedicated listener connection;
- * while it is down (or stops answering its heartbeat) the watch reports unhealthy and the
- * gateway fails closed, and once it is back the watch fires onChange so caches reload
+ * exactly when the change is visible. The store's one change feed (./changeFeed.ts) holds
+ * one dedicated listener connection per replica, shared by every cache in the process;
+ * while it is down (or stops answering its heartbeat) the feed reports unhealthy and the
+ * gateway fails closed, and once it is back the feed reports a change so caches reload
  * whatever they missed.
  */
 import { Kysely, PostgresDialect, sql, type Transaction } from "kysely";
 import pg from "pg";
+import { type ChangeDetector, ChangeFeed } from "./changeFeed.js";
 import type { Schema } from "./schema.js";
 import { SqlStore } from "./sqlStore.js";
-import type { KeyWatch, Store } from "./types.js";
+import type { Store } from "./types.js";
 
 /** The notification channel for key mutations; the payload is the new keys revision. */
 export const KEYS_CHANNEL = "portcullis_keys";
-/** application_name of listener connections (visible in pg_stat_activity). */
+/** application_name of the listener connection, one per replica (visible in pg_stat_activity). */
 export const LISTENER_APPLICATION_NAME = "portcullis-key-listener";
 
 const INT8_OID = 20;
@@ -37,9 +39,9 @@ const types: pg.CustomTypesConfig = {
 };
 
 export interface PostgresStoreOptions {
-  /** Pool size for queries (the listener connections are extra). Default 10. */
+  /** Pool size for queries (the one listener connection is extra). Default 10. */
   poolSize?: number;
-  /** How often a listener connection proves it is alive; also its answer deadline. Default 5000 ms. */
+  /** How often the listener connection proves it is alive; also its answer deadline. Default 5000 ms. */
   heartbeatMs?: number;
   /**
    * A connection failed outside any query (the server restarted, a socket was reset). Such
@@ -90,31 +92,21 @@ function redact(url: string): string {
 }
 
 class PostgresStore extends SqlStore {
-  constructor(
-    pool: pg.Pool,
-    private readonly config: pg.ClientConfig,
-    private readonly heartbeatMs: number,
-    private readonly report: (err: Error) => void,
-  ) {
+  protected readonly feed: ChangeFeed;
+
+  constructor(pool: pg.Pool, config: pg.ClientConfig, heartbeatMs: number, report: (err: Error) => void) {
     super("postgres", new Kysely<Schema>({ dialect: new PostgresDialect({ pool }) }));
+    const listenerConfig = { ...config, application_name: LISTENER_APPLICATION_NAME, keepAlive: true };
+    this.feed = new ChangeFeed((changed) => new PgKeyListener(listenerConfig, changed, heartbeatMs, report));
   }
 
   protected override async announceKeys(trx: Transaction<Schema>, revision: number): Promise<void> {
     await sql`SELECT pg_notify(${KEYS_CHANNEL}, ${String(revision)})`.execute(trx);
   }
-
-  protected override createWatch(onChange: () => void): KeyWatch {
-    return new PgKeyListener(
-      { ...this.config, application_name: LISTENER_APPLICATION_NAME, keepAlive: true },
-      onChange,
-      this.heartbeatMs,
-      this.report,
-    );
-  }
 }
 
 /** One LISTEN connection, reconnected with exponential backoff. Unhealthy until LISTEN is active. */
-class PgKeyListener implements KeyWatch {
+class PgKeyListener implements ChangeDetector {
   private client: pg.Client | null = null;
   private listening = false;
   private closed = false;
@@ -133,6 +125,9 @@ class PgKeyListener implements KeyWatch {
 
   /** Notifications arrive on their own; nothing to check. */
   poll(): void {}
+
+  /** This process's own commits are notified to its listener like anyone's. */
+  ownCommit(): void {}
 
   healthy(): boolean {
     return this.listening;

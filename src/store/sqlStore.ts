@@ -6,6 +6,7 @@
  */
 import type { Kysely, Transaction } from "kysely";
 import type { AuditChainRepository, AuditRepository } from "./auditTypes.js";
+import type { ChangeFeed, KeyWatch } from "./changeFeed.js";
 import { migrateToLatest, type StoreDialect } from "./migrations/index.js";
 import { SqlApprovalRepository } from "./repositories/approvals.js";
 import { SqlAuditChainRepository } from "./repositories/auditChains.js";
@@ -19,7 +20,6 @@ import type { Schema } from "./schema.js";
 import type {
   ApprovalRepository,
   KeyRepository,
-  KeyWatch,
   SettingsRepository,
   Store,
   ToolPinRepository,
@@ -49,11 +49,8 @@ export abstract class SqlStore implements Store {
 
   // ---- The change feed (watches and the keys revision): kept as one block. ----
 
-  /** Open watches, closed with the store. */
-  private readonly watches = new Set<KeyWatch>();
-
-  /** Creates the dialect's change watch. */
-  protected abstract createWatch(onChange: () => void): KeyWatch;
+  /** The store's one change feed (one listener or poller per process), fanned out to watchKeys(). */
+  protected abstract readonly feed: ChangeFeed;
 
   /** Runs inside the transaction of every key mutation, after the revision bump. */
   protected abstract announceKeys(trx: Transaction<Schema>, revision: number): Promise<void>;
@@ -66,21 +63,11 @@ export abstract class SqlStore implements Store {
   }
 
   watchKeys(onChange: () => void): KeyWatch {
-    const inner = this.createWatch(onChange);
-    const watch: KeyWatch = {
-      poll: () => inner.poll(),
-      healthy: () => inner.healthy(),
-      close: async () => {
-        this.watches.delete(watch);
-        await inner.close();
-      },
-    };
-    this.watches.add(watch);
-    return watch;
+    return this.feed.subscribe(onChange);
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.watches].map((w) => w.close()));
+    await this.feed.close();
     await this.db.destroy();
   }
 

@@ -2,17 +2,19 @@
  * The embedded store: one SQLite file through better-sqlite3 (WAL, so readers never wait
  * for the writer). Other processes on the same file (the CLI revoking a key, a second
  * gateway) are noticed with `PRAGMA data_version`, which changes only when another
- * connection commits: a synchronous check of a few microseconds that the request path
- * runs before trusting its key cache.
+ * connection commits: a synchronous check of a few microseconds, run by the process's one
+ * change feed (./changeFeed.ts) on a timer and, at most every 20 ms, by the request path
+ * before it trusts its key cache.
  */
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import BetterSqlite3 from "better-sqlite3";
 import { Kysely, SqliteDialect, type Transaction } from "kysely";
+import { type ChangeDetector, ChangeFeed } from "./changeFeed.js";
 import { sqliteAuditInsert } from "./repositories/auditInsert.js";
 import type { Schema } from "./schema.js";
 import { SqlStore } from "./sqlStore.js";
-import type { KeyWatch, Store } from "./types.js";
+import type { Store } from "./types.js";
 
 type Connection = BetterSqlite3.Database;
 
@@ -33,37 +35,37 @@ export async function openSqliteStore(file: string): Promise<Store> {
   return new SqliteStore(raw);
 }
 
-class SqliteStore extends SqlStore {
-  private readonly live = new Set<SqliteKeyWatch>();
+/** How often the feed looks for other processes' commits while nobody asks (tool pins, approvals). */
+const BACKGROUND_POLL_MS = 250;
 
-  constructor(private readonly raw: Connection) {
+class SqliteStore extends SqlStore {
+  protected readonly feed: ChangeFeed;
+
+  constructor(raw: Connection) {
     super(
       "sqlite",
       new Kysely<Schema>({ dialect: new SqliteDialect({ database: raw }) }),
       sqliteAuditInsert(raw),
     );
+    this.feed = new ChangeFeed((changed) => new DataVersionPoller(raw, changed), {
+      backgroundPollMs: BACKGROUND_POLL_MS,
+    });
   }
 
   /** Other processes find out through data_version; there is nothing to send. */
   protected override async announceKeys(_trx: Transaction<Schema>, _revision: number): Promise<void> {}
 
-  /** data_version does not move for this connection's own commits, so tell local watches directly. */
+  /** data_version does not move for this connection's own commits, so tell local subscribers directly. */
   protected override keysCommitted(): void {
-    for (const w of this.live) w.ownChange();
-  }
-
-  protected override createWatch(onChange: () => void): KeyWatch {
-    const watch = new SqliteKeyWatch(this.raw, onChange, () => this.live.delete(watch));
-    this.live.add(watch);
-    return watch;
+    this.feed.ownCommit();
   }
 }
 
 /**
- * data_version moves on any commit by another connection, audit writes included; the
- * keys revision is read only then, so only key mutations reach onChange.
+ * The process's one poller. data_version moves on any commit by another connection, audit
+ * writes included; the keys revision is read only then, so only announced mutations fire.
  */
-class SqliteKeyWatch implements KeyWatch {
+class DataVersionPoller implements ChangeDetector {
   private readonly dataVersion: BetterSqlite3.Statement<[], number>;
   private readonly revision: BetterSqlite3.Statement<[], number>;
   private lastDataVersion: number;
@@ -72,8 +74,7 @@ class SqliteKeyWatch implements KeyWatch {
 
   constructor(
     raw: Connection,
-    private readonly onChange: () => void,
-    private readonly onClose: () => void,
+    private readonly changed: () => void,
   ) {
     try {
       this.dataVersion = raw.prepare<[], number>("PRAGMA data_version").pluck();
@@ -100,21 +101,18 @@ class SqliteKeyWatch implements KeyWatch {
     const revision = this.readRevision();
     if (revision === this.lastRevision) return;
     this.lastRevision = revision;
-    this.onChange();
+    this.changed();
   }
 
-  ownChange(): void {
-    if (this.closed) return;
-    this.lastRevision = this.readRevision();
-    this.onChange();
+  ownCommit(): void {
+    if (!this.closed) this.lastRevision = this.readRevision();
   }
 
   healthy(): boolean {
-    return true;
+    return !this.closed;
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    this.onClose();
   }
 }

@@ -7,6 +7,7 @@
  */
 import type { Kysely, Transaction } from "kysely";
 import type { AuditChainRepository, AuditRepository } from "./auditTypes.js";
+import type { KeyWatch } from "./changeFeed.js";
 import type { Schema } from "./schema.js";
 
 export type {
@@ -142,21 +143,15 @@ export interface Store
   mutateCredentials(change: (trx: Transaction<Schema>) => Promise<boolean>): Promise<boolean>;
 
   /**
-   * Registers a callback fired when another process changed keys (revocation fan-out).
-   * SQLite: a cheap synchronous check the caller runs before trusting its cache
-   * (PRAGMA data_version). PostgreSQL: LISTEN/NOTIFY; `healthy()` turns false when the
-   * listener connection is lost, and the gateway then fails closed.
+   * Subscribes to the store's one change feed (./changeFeed.ts): `onChange` fires when keys,
+   * credentials, tool pins or approvals changed anywhere (revocation fan-out). SQLite: one
+   * data_version poller per process; PostgreSQL: one LISTEN connection per process, and
+   * `healthy()` turns false while it is lost, so the gateway fails closed.
    */
   watchKeys(onChange: () => void): KeyWatch;
 }
 
-export interface KeyWatch {
-  /** Synchronous, cheap: detect external changes now (SQLite) — calls onChange if any. */
-  poll(): void;
-  /** False when changes can no longer be observed; callers must refuse credentials. */
-  healthy(): boolean;
-  close(): Promise<void>;
-}
+export type { KeyWatch };
 
 /** `pinned`: the server serves the accepted definition; `changed`: it serves another one. */
 export type ToolPinStatus = "pinned" | "changed";

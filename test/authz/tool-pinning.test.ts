@@ -95,7 +95,7 @@ function catalogueSuite(makeBackend: () => Promise<Backend>): void {
   let store: Store;
   const open: ToolCatalogue[] = [];
   const catalogue = async (opts: ToolCatalogueOptions = {}) => {
-    const c = await ToolCatalogue.open(store, { flushDelayMs: 1, pollIntervalMs: 10, ...opts });
+    const c = await ToolCatalogue.open(store, { flushDelayMs: 1, ...opts });
     open.push(c);
     return c;
   };
