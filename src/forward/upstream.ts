@@ -72,6 +72,11 @@ export function onClientGone(x: { res: ServerResponse; signal?: AbortSignal }, g
     signal.addEventListener("abort", gone, { once: true });
     return () => signal.removeEventListener("abort", gone);
   }
+  // Already gone (e.g. while authentication awaited the store): no close event will come.
+  if (res.closed) {
+    if (!res.writableFinished) gone();
+    return noop;
+  }
   const onClose = () => {
     if (!res.writableFinished) gone();
   };

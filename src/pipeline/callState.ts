@@ -47,10 +47,8 @@ export class CallState implements RequestFacts, PolicyEnvironment {
   label: string | null = null;
   /** Releases the caller-limit slot (called once the response closes). */
   private release: (() => void) | null = null;
-  private controller: AbortController | null = null;
-  /** The response closed (finished, or the client went away: `gone`). */
+  /** The response closed (finished, or the client went away). */
   private over = false;
-  private gone = false;
 
   constructor(
     readonly method: HttpMethod,
@@ -66,20 +64,8 @@ export class CallState implements RequestFacts, PolicyEnvironment {
     this.route = routes.get(server);
     this.out = res;
     this.reason = method === "POST" ? "credential valid and in scope" : `${method} stream`;
-    // One listener per response: releases the slot, and aborts forwarding if the client left.
+    // One listener per response: releases the slot (forward/ watches for a client that leaves).
     res.once("close", () => this.closed());
-  }
-
-  /**
-   * Aborted when the client goes away before its reply is complete. Created on first use:
-   * a request whose upstream never asks for it costs no AbortController.
-   */
-  get signal(): AbortSignal {
-    if (this.controller === null) {
-      this.controller = new AbortController();
-      if (this.gone) this.controller.abort();
-    }
-    return this.controller.signal;
   }
 
   /** Keeps a caller-limit slot until the response closes. */
@@ -92,9 +78,6 @@ export class CallState implements RequestFacts, PolicyEnvironment {
     this.over = true;
     this.release?.();
     this.release = null;
-    if (this.res.writableFinished) return;
-    this.gone = true;
-    this.controller?.abort();
   }
 }
 

@@ -32,7 +32,7 @@ class CallerListFilter implements ListFilter {
   }
 }
 
-/** The exchange handed to the upstream; `signal` is created only if the upstream reads it. */
+/** The exchange handed to the upstream: it watches `res` for a client that leaves (no AbortController per call). */
 class Exchange implements PostExchange, StreamExchange {
   readonly principal: Principal;
   readonly msg: ClassifiedMessage;
@@ -40,7 +40,7 @@ class Exchange implements PostExchange, StreamExchange {
   readonly res: ServerResponse;
   readonly paramHeaders: Readonly<Record<string, string>>;
   constructor(
-    private readonly call: CallState,
+    call: CallState,
     principal: Principal,
     msg: ClassifiedMessage,
     readonly filter: ListFilter | null,
@@ -50,10 +50,6 @@ class Exchange implements PostExchange, StreamExchange {
     this.headers = call.headers;
     this.res = call.out;
     this.paramHeaders = call.paramHeaders;
-  }
-
-  get signal(): AbortSignal {
-    return this.call.signal;
   }
 }
 
@@ -104,6 +100,6 @@ export function forwardStream(_deps: StageDeps): Step {
   return (call) => {
     const { principal } = call;
     if (principal === null) return unrecorded(new Error("forward before authentication"));
-    return sent(call, { principal, headers: call.headers, res: call.res, signal: call.signal });
+    return sent(call, { principal, headers: call.headers, res: call.res });
   };
 }
