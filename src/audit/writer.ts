@@ -25,16 +25,12 @@
  * go on, and a durable caller is answered (committed or refused), never left waiting.
  */
 import type { Logger } from "pino";
-import { chainedAuditToRow } from "../store/rows.js";
-import type { AuditCheckpoint, AuditRecord, ChainedAuditRecord, Store } from "../store/types.js";
-import {
-  auditRecordHash,
-  canonicalAuditFields,
-  GENESIS_HASH,
-  type HashedAuditFields,
-  newChainId,
-} from "./chain.js";
+import type { AuditCheckpoint, AuditRecord, Store } from "../store/types.js";
+import { GENESIS_HASH, newChainId } from "./chain.js";
+import { type BatchEntry, chainBatch } from "./chainBatch.js";
 import { auditKeyFingerprint, type CheckpointSigner, loadCheckpointSigner } from "./checkpoints.js";
+import { logCheckpoint } from "./loggedCheckpoints.js";
+import { systemRecord } from "./records.js";
 import {
   type ArgumentsMode,
   type ArgumentsRedactor,
@@ -44,7 +40,6 @@ import {
 } from "./redact.js";
 import { newRegistration } from "./registry.js";
 import { purgeExpiredAudit } from "./retention.js";
-import { refusedRecord, storableRecord } from "./storable.js";
 
 export interface AuditWriterOptions {
   flushIntervalMs: number;
@@ -65,11 +60,8 @@ export interface AuditWriterOptions {
   onWriteError?: (err: unknown) => void;
 }
 
-interface Pending {
-  entry: AuditRecord;
+interface Pending extends BatchEntry {
   durable: { resolve(): void; reject(err: unknown): void } | null;
-  /** The store refused this record written alone, while it answered: store it as its hash. */
-  refused: { row: string; error: string } | null;
 }
 
 /** How often retention runs when `retentionDays` is set. */
@@ -239,7 +231,7 @@ export class AuditWriter {
      * refusal be the record's fault rather than an outage that began with this write.
      */
     let answered = false;
-    const rows: string[] = [];
+    let rows: readonly string[] = [];
     try {
       if (this.resync) {
         const tail = await this.store.auditChainTail(this.chain);
@@ -254,28 +246,9 @@ export class AuditWriter {
       const args = await this.redactor.redact(
         batch.map((p) => (p.refused === null ? p.entry.arguments : undefined)),
       );
-      let seq = this.seq;
-      let prev = this.lastHash;
-      const records: ChainedAuditRecord[] = batch.map((p, i) => {
-        seq += 1;
-        const entry =
-          p.refused === null
-            ? storableRecord(p.entry)
-            : refusedRecord(p.entry, p.refused.row, p.refused.error);
-        const record: ChainedAuditRecord = {
-          ...entry,
-          arguments: p.refused === null ? (args[i] ?? null) : null,
-          chain: this.chain,
-          chainSeq: seq,
-          prevHash: prev,
-          hash: "",
-        };
-        const fields = chainedAuditToRow(record) as HashedAuditFields;
-        rows.push(canonicalAuditFields(fields));
-        record.hash = auditRecordHash(prev, fields);
-        prev = record.hash;
-        return record;
-      });
+      const chained = chainBatch(this.chain, { seq: this.seq, hash: this.lastHash }, batch, args);
+      rows = chained.rows;
+      const { records, seq, hash: prev } = chained;
       const checkpoints: AuditCheckpoint[] = [];
       const now = Date.now();
       if (
@@ -310,20 +283,7 @@ export class AuditWriter {
         this.checkpointSeq = c.chainSeq;
         this.lastCheckpointAt = now;
         this.forceCheckpoint = false;
-        // A copy outside the store: a truncated store cannot also erase what the log shipped.
-        this.log.info(
-          {
-            event: "audit.checkpoint",
-            chain: c.chain,
-            seq: c.chainSeq,
-            hash: c.hash,
-            at: c.at.getTime(),
-            registry: c.registry ?? null,
-            keyId: c.keyId,
-            signature: c.signature,
-          },
-          "audit checkpoint",
-        );
+        logCheckpoint(this.log, c);
       }
       for (const p of batch) p.durable?.resolve();
       this.batchLimit = Math.min(this.opts.maxBatch, this.batchLimit * 2);
@@ -370,16 +330,7 @@ export class AuditWriter {
     reason: string,
     detail: Record<string, unknown>,
   ): void {
-    const none = {
-      principal: null,
-      method: null,
-      credentialId: null,
-      server: null,
-      rpcMethod: null,
-      tool: null,
-    };
-    const environment = this.opts.environment ?? "-";
-    this.record({ at, environment, ...none, decision, reason, latencyUs: 0, detail });
+    this.record(systemRecord(this.opts.environment ?? "-", decision, reason, detail, at));
   }
 
   /** The one record that stands for the requests refused while the backlog was full. */

@@ -10,6 +10,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { errors as joseErrors } from "jose";
 import type { Kysely } from "kysely";
 import type { Logger } from "pino";
+import { adminRecord } from "../audit/records.js";
 import { serverSecretTrust } from "../audit/trust.js";
 import { verifyAuditLog } from "../audit/verify.js";
 import type { AuditWriter } from "../audit/writer.js";
@@ -98,21 +99,11 @@ export function registerConsole(app: FastifyInstance, deps: ConsoleDeps): void {
     reply.code(status).headers(CONSOLE_HEADERS).type("text/html; charset=utf-8").send(page);
 
   const record = (admin: Admin, reason: string, detail: Record<string, unknown>) =>
-    deps.audit.record({
-      at: new Date(),
-      environment: config.environment,
-      principal: admin.principalId,
-      method: "console",
-      credentialId: null,
-      server: null,
-      rpcMethod: null,
-      tool: null,
-      decision: "allow",
-      reason,
-      latencyUs: 0,
-      detail,
-      policyVersion: deps.policy().version,
-    });
+    deps.audit.record(
+      adminRecord(config.environment, { principal: admin.principalId, method: "console" }, reason, detail, {
+        policyVersion: deps.policy().version,
+      }),
+    );
 
   /** The signed-in admin, or null after replying (redirect to sign-in, or 403). */
   async function admin(req: FastifyRequest, reply: FastifyReply): Promise<Admin | null> {
