@@ -7,6 +7,7 @@
  * src/audit/requestRecord.ts.)
  */
 import type { AuditRecord } from "../store/types.js";
+import type { RetentionResult } from "./retention.js";
 
 type Decision = AuditRecord["decision"];
 
@@ -63,6 +64,32 @@ export function systemRecord(
   at: Date = new Date(),
 ): AuditRecord {
   return eventRecord(environment, decision, reason, detail, {}, at);
+}
+
+/** One record for the requests refused (503) unrecorded while the audit backlog was full. */
+export function backlogOverflowed(environment: string, refused: number): AuditRecord {
+  return systemRecord(
+    environment,
+    "deny",
+    `audit backlog full: ${refused} requests refused (503) without a record of their own`,
+    { event: "audit.backlog_full", refused },
+  );
+}
+
+/** A retention run that purged records (src/audit/retention.ts), with the anchors it set. */
+export function retentionPurged(
+  environment: string,
+  retentionDays: number,
+  result: RetentionResult,
+  at: Date = new Date(),
+): AuditRecord {
+  return systemRecord(
+    environment,
+    "allow",
+    `retention: purged ${result.records} audit records older than ${retentionDays} days`,
+    { event: "audit.retention", ...result },
+    at,
+  );
 }
 
 /** The policy in force changed (hot reload): which version, from which files. */

@@ -30,7 +30,7 @@ import { GENESIS_HASH, newChainId } from "./chain.js";
 import { type BatchEntry, chainBatch } from "./chainBatch.js";
 import { auditKeyFingerprint, type CheckpointSigner, loadCheckpointSigner } from "./checkpoints.js";
 import { logCheckpoint } from "./loggedCheckpoints.js";
-import { systemRecord } from "./records.js";
+import { backlogOverflowed, retentionPurged } from "./records.js";
 import {
   type ArgumentsMode,
   type ArgumentsRedactor,
@@ -155,6 +155,11 @@ export class AuditWriter {
     }
     log.info({ event: "audit.chain", chain, keyId: signer.keyId, fingerprint }, "audit chain opened");
     return writer;
+  }
+
+  /** Environment named in the writer's own records. */
+  private get environment(): string {
+    return this.opts.environment ?? "-";
   }
 
   /** Records not yet committed. */
@@ -323,22 +328,11 @@ export class AuditWriter {
     }
   }
 
-  /** A record of the writer's own (backlog overflow, retention): no caller, no target. */
-  private recordOwn(
-    at: Date,
-    decision: "allow" | "deny",
-    reason: string,
-    detail: Record<string, unknown>,
-  ): void {
-    this.record(systemRecord(this.opts.environment ?? "-", decision, reason, detail, at));
-  }
-
   /** The one record that stands for the requests refused while the backlog was full. */
   private recordUnrecorded(): void {
     const refused = this.unrecorded;
     this.unrecorded = 0;
-    const reason = `audit backlog full: ${refused} requests refused (503) without a record of their own`;
-    this.recordOwn(new Date(), "deny", reason, { event: "audit.backlog_full", refused });
+    this.record(backlogOverflowed(this.environment, refused));
   }
 
   /** Stores a signed checkpoint of everything written so far (when anything was). */
@@ -351,10 +345,8 @@ export class AuditWriter {
   async purgeExpired(now = new Date()): Promise<number> {
     if (this.opts.retentionDays === undefined) return 0;
     const result = await purgeExpiredAudit(this.store, this.opts.retentionDays, this.signer, now);
-    if (result.records > 0) {
-      const reason = `retention: purged ${result.records} audit records older than ${this.opts.retentionDays} days`;
-      this.recordOwn(now, "allow", reason, { event: "audit.retention", ...result });
-    }
+    if (result.records > 0)
+      this.record(retentionPurged(this.environment, this.opts.retentionDays, result, now));
     return result.records;
   }
 
