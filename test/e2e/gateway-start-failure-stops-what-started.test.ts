@@ -17,7 +17,7 @@ import { ALLOW_ALL_POLICY, DEMO_SERVER, tempDir } from "../helpers/gateway.js";
 import { freePort } from "../helpers/net.js";
 
 describe("a startup that fails half-way", () => {
-  it("stops what had started: the port is free again and a corrected start succeeds on it", async () => {
+  it("stops what had started: the port is free again, and a corrected start on it advertises its issuer from the first request", async () => {
     const dir = tempDir();
     const port = await freePort();
     const file = join(dir, "portcullis.yaml");
@@ -50,9 +50,15 @@ describe("a startup that fails half-way", () => {
     const gateway = await startGateway(loadConfig({ config: file }), pino({ level: "silent" }));
     try {
       assert.equal(gateway.port, port);
-      const res = await fetch(`${gateway.url}/.well-known/oauth-authorization-server`);
-      assert.equal(res.status, 200);
-      assert.equal(((await res.json()) as { issuer: string }).issuer, gateway.url);
+      // The very first requests the listener answers already carry the complete OAuth side.
+      const prm = await fetch(`${gateway.url}/.well-known/oauth-protected-resource/mcp/demo`);
+      assert.equal(prm.status, 200);
+      assert.deepEqual(((await prm.json()) as { authorization_servers: string[] }).authorization_servers, [
+        gateway.url,
+      ]);
+      const as = await fetch(`${gateway.url}/.well-known/oauth-authorization-server`);
+      assert.equal(as.status, 200);
+      assert.equal(((await as.json()) as { issuer: string }).issuer, gateway.url);
     } finally {
       await gateway.close();
     }
