@@ -18,7 +18,7 @@
  * stores a signed checkpoint (src/audit/checkpoints.ts).
  *
  * No single record can stop the writer. Every record is first made storable
- * (src/audit/storable.ts) and its arguments redacted one by one (a value that cannot be read
+ * (src/audit/storable.ts; a batch is chained in src/audit/chainBatch.ts) and its arguments redacted one by one (a value that cannot be read
  * becomes a marker with its hash, src/audit/redact.ts). Should the store still refuse a batch
  * while it answers, the batch is halved until the refused record is written alone, and a
  * record refused alone is stored as its hash ({@link refusedRecord}): the records behind it
