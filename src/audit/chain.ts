@@ -45,11 +45,12 @@ export function canonicalAuditFields(r: HashedAuditFields): string {
 }
 
 export function auditRecordHash(prevHash: string, fields: HashedAuditFields): string {
-  return createHash("sha256")
-    .update(prevHash)
-    .update("\n")
-    .update(canonicalAuditFields(fields))
-    .digest("hex");
+  return canonicalRecordHash(prevHash, canonicalAuditFields(fields));
+}
+
+/** The hash of a record whose canonical serialisation is already known (the writer keeps it). */
+export function canonicalRecordHash(prevHash: string, canonical: string): string {
+  return createHash("sha256").update(prevHash).update("\n").update(canonical).digest("hex");
 }
 
 /** A new chain id: sortable by start time, unique across replicas (`c` + base36 ms + 8 random bytes). */

@@ -7,6 +7,7 @@
  * chain gone, or its record missing or different and not purged by retention) shows it.
  */
 import type { KeyObject } from "node:crypto";
+import type { Logger } from "pino";
 import type { AuditCheckpoint, Store } from "../store/types.js";
 import { checkpointSignatureValid } from "./checkpoints.js";
 
@@ -14,6 +15,26 @@ export interface LoggedCheckpointProblem {
   kind: "deleted_chain" | "truncated" | "checkpoint_mismatch" | "forged_checkpoint";
   chain: string;
   detail: string;
+}
+
+/**
+ * Writes the copy of a checkpoint the store just committed (the writer calls it): a copy
+ * outside the store, so a truncated store cannot also erase what the log shipped.
+ */
+export function logCheckpoint(log: Pick<Logger, "info">, c: AuditCheckpoint): void {
+  log.info(
+    {
+      event: "audit.checkpoint",
+      chain: c.chain,
+      seq: c.chainSeq,
+      hash: c.hash,
+      at: c.at.getTime(),
+      registry: c.registry ?? null,
+      keyId: c.keyId,
+      signature: c.signature,
+    },
+    "audit checkpoint",
+  );
 }
 
 /** The checkpoints in a log (JSON lines; other lines are skipped). */

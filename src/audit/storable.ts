@@ -15,6 +15,7 @@
  */
 import { sha256Hex } from "../core/canonicalJson.js";
 import type { AuditRecord } from "../store/types.js";
+import { systemRecord } from "./records.js";
 
 /** NUL and unpaired surrogates (in a `u` regexp, a pair is one code point and never matches). */
 // biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is exactly what PostgreSQL refuses.
@@ -68,22 +69,15 @@ export function storableRecord(entry: AuditRecord): AuditRecord {
 
 /** What is stored in place of a record the store refused although it answered. */
 export function refusedRecord(entry: AuditRecord, refusedRow: string, error: string): AuditRecord {
-  return {
-    at: instant(entry.at),
-    environment: typeof entry.environment === "string" ? storableText(entry.environment) : "-",
-    principal: null,
-    method: null,
-    credentialId: null,
-    server: null,
-    rpcMethod: null,
-    tool: null,
-    decision: entry.decision === "allow" || entry.decision === "review" ? entry.decision : "deny",
-    reason: "audit record refused by the store; kept as its hash",
-    latencyUs: 0,
-    detail: {
+  return systemRecord(
+    typeof entry.environment === "string" ? storableText(entry.environment) : "-",
+    entry.decision === "allow" || entry.decision === "review" ? entry.decision : "deny",
+    "audit record refused by the store; kept as its hash",
+    {
       unrecorded: "refused by the store",
       sha256: sha256Hex(refusedRow),
       error: storableText(error.slice(0, 500)),
     },
-  };
+    instant(entry.at),
+  );
 }

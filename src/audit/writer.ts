@@ -18,23 +18,19 @@
  * stores a signed checkpoint (src/audit/checkpoints.ts).
  *
  * No single record can stop the writer. Every record is first made storable
- * (src/audit/storable.ts) and its arguments redacted one by one (a value that cannot be read
+ * (src/audit/storable.ts; a batch is chained in src/audit/chainBatch.ts) and its arguments redacted one by one (a value that cannot be read
  * becomes a marker with its hash, src/audit/redact.ts). Should the store still refuse a batch
  * while it answers, the batch is halved until the refused record is written alone, and a
  * record refused alone is stored as its hash ({@link refusedRecord}): the records behind it
  * go on, and a durable caller is answered (committed or refused), never left waiting.
  */
 import type { Logger } from "pino";
-import { chainedAuditToRow } from "../store/rows.js";
-import type { AuditCheckpoint, AuditRecord, ChainedAuditRecord, Store } from "../store/types.js";
-import {
-  auditRecordHash,
-  canonicalAuditFields,
-  GENESIS_HASH,
-  type HashedAuditFields,
-  newChainId,
-} from "./chain.js";
+import type { AuditCheckpoint, AuditRecord, Store } from "../store/types.js";
+import { GENESIS_HASH, newChainId } from "./chain.js";
+import { type BatchEntry, chainBatch } from "./chainBatch.js";
 import { auditKeyFingerprint, type CheckpointSigner, loadCheckpointSigner } from "./checkpoints.js";
+import { logCheckpoint } from "./loggedCheckpoints.js";
+import { backlogOverflowed, retentionPurged } from "./records.js";
 import {
   type ArgumentsMode,
   type ArgumentsRedactor,
@@ -44,7 +40,6 @@ import {
 } from "./redact.js";
 import { newRegistration } from "./registry.js";
 import { purgeExpiredAudit } from "./retention.js";
-import { refusedRecord, storableRecord } from "./storable.js";
 
 export interface AuditWriterOptions {
   flushIntervalMs: number;
@@ -65,11 +60,8 @@ export interface AuditWriterOptions {
   onWriteError?: (err: unknown) => void;
 }
 
-interface Pending {
-  entry: AuditRecord;
+interface Pending extends BatchEntry {
   durable: { resolve(): void; reject(err: unknown): void } | null;
-  /** The store refused this record written alone, while it answered: store it as its hash. */
-  refused: { row: string; error: string } | null;
 }
 
 /** How often retention runs when `retentionDays` is set. */
@@ -165,6 +157,11 @@ export class AuditWriter {
     return writer;
   }
 
+  /** Environment named in the writer's own records. */
+  private get environment(): string {
+    return this.opts.environment ?? "-";
+  }
+
   /** Records not yet committed. */
   get pending(): number {
     return this.queue.length;
@@ -239,7 +236,7 @@ export class AuditWriter {
      * refusal be the record's fault rather than an outage that began with this write.
      */
     let answered = false;
-    const rows: string[] = [];
+    let rows: readonly string[] = [];
     try {
       if (this.resync) {
         const tail = await this.store.auditChainTail(this.chain);
@@ -254,28 +251,9 @@ export class AuditWriter {
       const args = await this.redactor.redact(
         batch.map((p) => (p.refused === null ? p.entry.arguments : undefined)),
       );
-      let seq = this.seq;
-      let prev = this.lastHash;
-      const records: ChainedAuditRecord[] = batch.map((p, i) => {
-        seq += 1;
-        const entry =
-          p.refused === null
-            ? storableRecord(p.entry)
-            : refusedRecord(p.entry, p.refused.row, p.refused.error);
-        const record: ChainedAuditRecord = {
-          ...entry,
-          arguments: p.refused === null ? (args[i] ?? null) : null,
-          chain: this.chain,
-          chainSeq: seq,
-          prevHash: prev,
-          hash: "",
-        };
-        const fields = chainedAuditToRow(record) as HashedAuditFields;
-        rows.push(canonicalAuditFields(fields));
-        record.hash = auditRecordHash(prev, fields);
-        prev = record.hash;
-        return record;
-      });
+      const chained = chainBatch(this.chain, { seq: this.seq, hash: this.lastHash }, batch, args);
+      rows = chained.rows;
+      const { records, seq, hash: prev } = chained;
       const checkpoints: AuditCheckpoint[] = [];
       const now = Date.now();
       if (
@@ -310,20 +288,7 @@ export class AuditWriter {
         this.checkpointSeq = c.chainSeq;
         this.lastCheckpointAt = now;
         this.forceCheckpoint = false;
-        // A copy outside the store: a truncated store cannot also erase what the log shipped.
-        this.log.info(
-          {
-            event: "audit.checkpoint",
-            chain: c.chain,
-            seq: c.chainSeq,
-            hash: c.hash,
-            at: c.at.getTime(),
-            registry: c.registry ?? null,
-            keyId: c.keyId,
-            signature: c.signature,
-          },
-          "audit checkpoint",
-        );
+        logCheckpoint(this.log, c);
       }
       for (const p of batch) p.durable?.resolve();
       this.batchLimit = Math.min(this.opts.maxBatch, this.batchLimit * 2);
@@ -363,31 +328,11 @@ export class AuditWriter {
     }
   }
 
-  /** A record of the writer's own (backlog overflow, retention): no caller, no target. */
-  private recordOwn(
-    at: Date,
-    decision: "allow" | "deny",
-    reason: string,
-    detail: Record<string, unknown>,
-  ): void {
-    const none = {
-      principal: null,
-      method: null,
-      credentialId: null,
-      server: null,
-      rpcMethod: null,
-      tool: null,
-    };
-    const environment = this.opts.environment ?? "-";
-    this.record({ at, environment, ...none, decision, reason, latencyUs: 0, detail });
-  }
-
   /** The one record that stands for the requests refused while the backlog was full. */
   private recordUnrecorded(): void {
     const refused = this.unrecorded;
     this.unrecorded = 0;
-    const reason = `audit backlog full: ${refused} requests refused (503) without a record of their own`;
-    this.recordOwn(new Date(), "deny", reason, { event: "audit.backlog_full", refused });
+    this.record(backlogOverflowed(this.environment, refused));
   }
 
   /** Stores a signed checkpoint of everything written so far (when anything was). */
@@ -400,10 +345,8 @@ export class AuditWriter {
   async purgeExpired(now = new Date()): Promise<number> {
     if (this.opts.retentionDays === undefined) return 0;
     const result = await purgeExpiredAudit(this.store, this.opts.retentionDays, this.signer, now);
-    if (result.records > 0) {
-      const reason = `retention: purged ${result.records} audit records older than ${this.opts.retentionDays} days`;
-      this.recordOwn(now, "allow", reason, { event: "audit.retention", ...result });
-    }
+    if (result.records > 0)
+      this.record(retentionPurged(this.environment, this.opts.retentionDays, result, now));
     return result.records;
   }
 

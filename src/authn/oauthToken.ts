@@ -11,7 +11,8 @@
  */
 import { createHash } from "node:crypto";
 import { createRemoteJWKSet, type JWTPayload, errors as joseErrors, jwtVerify } from "jose";
-import type { ExternalOAuthConfig } from "../config/schema.js";
+import { readSecret } from "../config/load.js";
+import type { Config, ExternalOAuthConfig } from "../config/schema.js";
 import type { Principal } from "../core/principal.js";
 import { compileScopes } from "../core/scope.js";
 
@@ -30,18 +31,53 @@ export interface AccessTokenVerifier {
 }
 
 /**
- * The OAuth side of a running gateway. Filled once the public base URL is known (the
- * built-in authorization server's issuer is that URL); until then OAuth tokens are refused.
+ * The OAuth side of a running gateway, complete before the listener is built: the built-in
+ * authorization server's issuer is the public base URL, known once the port is bound
+ * (src/listener/startup.ts), so nothing here changes once requests are served.
  */
 export interface OAuthRuntime {
-  verifier: AccessTokenVerifier | null;
+  readonly verifier: AccessTokenVerifier | null;
   /** Issuers advertised in protected resource metadata. */
-  authorizationServers: string[];
+  readonly authorizationServers: readonly string[];
   /** The built-in authorization server, whose routes the listener hands over unparsed. */
-  server: {
+  readonly server: {
     owns(pathname: string): boolean;
     handle(req: import("node:http").IncomingMessage, res: import("node:http").ServerResponse): void;
   } | null;
+}
+
+/** The built-in authorization server as the listener and the verifier see it. */
+export interface BuiltinIssuer extends NonNullable<OAuthRuntime["server"]> {
+  verifyAccessToken(token: string, resource: string): TokenCheck | Promise<TokenCheck>;
+}
+
+/**
+ * The OAuth runtime for `oauth:` in the config: none (OAuth tokens refused), an external
+ * issuer (tokens verified by {@link OAuthTokenVerifier}), or the built-in server at `issuer`.
+ */
+export function oauthRuntime(
+  oauth: Config["oauth"],
+  environment: string,
+  builtin: { server: BuiltinIssuer; issuer: string } | null,
+): OAuthRuntime {
+  if (oauth?.mode === "external") {
+    const { introspection } = oauth;
+    const secret = introspection
+      ? readSecret(introspection.clientSecret, "oauth.introspection.clientSecret")
+      : null;
+    return {
+      verifier: new OAuthTokenVerifier(oauth, environment, secret),
+      authorizationServers: [oauth.issuer],
+      server: null,
+    };
+  }
+  if (builtin === null) return { verifier: null, authorizationServers: [], server: null };
+  const { server } = builtin;
+  return {
+    verifier: { verify: (token, resource) => server.verifyAccessToken(token, resource) },
+    authorizationServers: [builtin.issuer],
+    server,
+  };
 }
 
 interface CachedToken {

@@ -6,6 +6,7 @@
 import { userInfo } from "node:os";
 import { pino } from "pino";
 import type { AdminAction, AdminAudit } from "../admin/actions.js";
+import { adminRecord } from "../audit/records.js";
 import { AuditWriter } from "../audit/writer.js";
 import { serverSecret } from "../authn/serverSecret.js";
 import type { Config } from "../config/schema.js";
@@ -68,20 +69,13 @@ export function managementRecord(
     detail?: Record<string, unknown>;
   } = {},
 ): AuditRecord {
-  return {
-    at: new Date(),
-    environment: config.environment,
-    principal: operatorPrincipal(),
-    method: "cli",
-    credentialId: fields.credentialId ?? null,
-    server: fields.server ?? null,
-    rpcMethod: null,
-    tool: fields.tool ?? null,
-    decision: "allow",
+  return adminRecord(
+    config.environment,
+    { principal: operatorPrincipal(), method: "cli" },
     reason,
-    latencyUs: 0,
-    detail: { event, ...(fields.detail ?? {}) },
-  };
+    { event, ...(fields.detail ?? {}) },
+    { credentialId: fields.credentialId ?? null, server: fields.server ?? null, tool: fields.tool ?? null },
+  );
 }
 
 /** The CLI's record of an action taken through src/admin/ (events as docs/cli.md lists them). */

@@ -8,10 +8,12 @@
  * can forget one. Changes made through src/admin/ are audited as `method: "console"` records
  * (docs/console.md lists their events).
  */
+
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteGenericInterface } from "fastify";
 import type { Logger } from "pino";
 import type { AdminAction, AdminAudit } from "../admin/actions.js";
 import { findUser } from "../admin/users.js";
+import { adminRecord } from "../audit/records.js";
 import type { AuditWriter } from "../audit/writer.js";
 import type { CompiledPolicy } from "../authz/policy/types.js";
 import type { Config } from "../config/schema.js";
@@ -151,21 +153,17 @@ export class ConsoleRoutes {
 
   /** One audit record of an action by `a` (`method: "console"`). */
   record(a: Admin, reason: string, detail: Record<string, unknown>): void {
-    this.deps.audit.record({
-      at: new Date(),
-      environment: this.deps.config.environment,
-      principal: a.principalId,
-      method: "console",
-      credentialId: null,
-      server: null,
-      rpcMethod: null,
-      tool: null,
-      decision: "allow",
-      reason,
-      latencyUs: 0,
-      detail,
-      policyVersion: this.deps.policy().version,
-    });
+    this.deps.audit.record(
+      adminRecord(
+        this.deps.config.environment,
+        { principal: a.principalId, method: "console" },
+        reason,
+        detail,
+        {
+          policyVersion: this.deps.policy().version,
+        },
+      ),
+    );
   }
 
   /** The signed-in admin, or null after replying (redirect to sign-in, 401 or 403). */

@@ -6,6 +6,7 @@
  * the record keeps oidc-provider's precise detail. Never a secret: client assertions and
  * secrets are not read here.
  */
+import { eventRecord } from "../audit/records.js";
 import type { AuditRecord } from "../store/types.js";
 import type { OidcProvider } from "./oidcProvider.js";
 
@@ -44,31 +45,33 @@ export function auditClientCredentials(
   /** The gateway's audit writer (hash-chained): an unchained row would fail `audit verify`. */
   write: (record: AuditRecord) => void,
 ): void {
-  const base = (ctx: TokenContext, clientId: string | null) => {
+  /** The record of one client_credentials token request: the (claimed) client, the resource's server. */
+  const tokenRecord = (
+    ctx: TokenContext,
+    clientId: string | null,
+    decision: "allow" | "deny",
+    reason: string,
+    detail: Record<string, unknown>,
+  ) => {
     const resource = ctx.oidc?.params?.resource;
-    return {
-      at: new Date(),
-      environment,
+    return eventRecord(environment, decision, reason, detail, {
       principal: clientId === null ? null : `oauth:${issuer}#${clientId}`,
       method: "oauth_client_credentials",
       credentialId: clientId,
       server: typeof resource === "string" ? (/\/mcp\/([^/]+)$/.exec(resource)?.[1] ?? null) : null,
-      rpcMethod: null,
-      tool: null,
-      latencyUs: 0,
-    };
+    });
   };
   provider.on("grant.success", (...args: unknown[]) => {
     const ctx = args[0] as TokenContext;
     if (ctx.oidc?.params?.grant_type !== "client_credentials") return;
     const clientId = ctx.oidc.client?.clientId ?? null;
     const token = ctx.oidc.entities?.ClientCredentials;
-    write({
-      ...base(ctx, clientId),
-      decision: "allow",
-      reason: "access token issued (client_credentials)",
-      detail: { resource: ctx.oidc.params.resource ?? null, scope: token?.scope ?? null },
-    });
+    write(
+      tokenRecord(ctx, clientId, "allow", "access token issued (client_credentials)", {
+        resource: ctx.oidc.params.resource ?? null,
+        scope: token?.scope ?? null,
+      }),
+    );
   });
   provider.on("grant.error", (...args: unknown[]) => {
     const ctx = args[0] as TokenContext;
@@ -78,11 +81,14 @@ export function auditClientCredentials(
       ctx.oidc.client?.clientId ??
       (typeof ctx.oidc.params.client_id === "string" ? ctx.oidc.params.client_id.slice(0, 200) : null) ??
       assertionSubject(ctx.oidc.params.client_assertion);
-    write({
-      ...base(ctx, claimed),
-      decision: "deny",
-      reason: `token request refused (client_credentials): ${err.error ?? "error"}: ${err.error_detail ?? err.error_description ?? err.message ?? ""}`,
-      detail: { error: err.error ?? null, resource: ctx.oidc.params.resource ?? null },
-    });
+    write(
+      tokenRecord(
+        ctx,
+        claimed,
+        "deny",
+        `token request refused (client_credentials): ${err.error ?? "error"}: ${err.error_detail ?? err.error_description ?? err.message ?? ""}`,
+        { error: err.error ?? null, resource: ctx.oidc.params.resource ?? null },
+      ),
+    );
   });
 }

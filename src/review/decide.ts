@@ -6,6 +6,7 @@
  * announced on the change feed so the gateway holding the call hears of it at once, and one
  * audit record naming who decided, when and how.
  */
+import { eventRecord } from "../audit/records.js";
 import type { ApprovalChannel, ApprovalRecord, AuditRecord, Store } from "../store/types.js";
 import { credentialOwner } from "./credentialOwner.js";
 import { conflictOfInterest } from "./separationOfDuties.js";
@@ -119,21 +120,22 @@ export function approvalAudit(
   detail: Record<string, unknown>,
   at: Date = new Date(),
 ): AuditRecord {
-  return {
-    at,
-    environment: a.environment,
-    principal: a.principalId,
-    method: a.principalMethod,
-    credentialId: a.credentialId,
-    server: a.server,
-    rpcMethod: a.rpcMethod,
-    tool: a.tool,
+  return eventRecord(
+    a.environment,
     decision,
     reason,
-    latencyUs: 0,
-    detail: { approvalId: a.id, argumentsHash: a.argumentsHash, ...detail },
-    decisionId: a.decisionId,
-    ruleIds: a.ruleIds,
-    policyVersion: a.policyVersion,
-  };
+    { approvalId: a.id, argumentsHash: a.argumentsHash, ...detail },
+    {
+      principal: a.principalId,
+      method: a.principalMethod,
+      credentialId: a.credentialId,
+      server: a.server,
+      rpcMethod: a.rpcMethod,
+      tool: a.tool,
+      decisionId: a.decisionId,
+      ruleIds: a.ruleIds,
+      policyVersion: a.policyVersion,
+    },
+    at,
+  );
 }
