@@ -12,7 +12,11 @@ import { stringify } from "yaml";
 
 export const ECHO = resolve("dist/bench/echo-server.js");
 export const BARE_PROXY = resolve("dist/bench/bareProxy.js");
-export const CLI = resolve("dist/src/cli/main.js");
+/**
+ * The gateway under test: this checkout's build, or another build's CLI named by
+ * PORTCULLIS_BENCH_CLI (to measure an earlier commit with the same bench, in the same run).
+ */
+export const CLI = resolve(process.env.PORTCULLIS_BENCH_CLI ?? "dist/src/cli/main.js");
 export const BIN = resolve("node_modules/.bin");
 export const ECHO_PINS = { echo: { tier: "read", openWorld: false } };
 
