@@ -333,7 +333,7 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
     }
     const as = authorizationServer;
     oauth.server = as;
-    oauth.verifier = { verify: (token, resource) => as.verifyAccessToken(token, resource) };
+    oauth.verifier = as.tokenVerifier;
     oauth.authorizationServers = [url];
   }
   // Every advertised endpoint works from the first request the real listener takes.
