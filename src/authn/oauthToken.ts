@@ -55,6 +55,10 @@ interface CachedToken {
 const ALL_SERVERS = compileScopes(["*"]);
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
+/**
+ * The `AccessTokenVerifier` for an external authorization server's tokens (the built-in
+ * authorization server's is `BuiltinTokenVerifier` in src/oauth/accessTokens.ts).
+ */
 export class OAuthTokenVerifier implements AccessTokenVerifier {
   private cache = new Map<string, CachedToken>();
   private jwks: ReturnType<typeof createRemoteJWKSet> | null = null;

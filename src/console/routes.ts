@@ -45,10 +45,10 @@ import {
   csrfToken,
   csrfValid,
   newSession,
+  openCookie,
   readCookie,
-  seal,
+  sealCookie,
   setCookie,
-  unseal,
 } from "./session.js";
 import {
   authorizationUrl,
@@ -117,7 +117,7 @@ export function registerConsole(app: FastifyInstance, deps: ConsoleDeps): void {
   /** The signed-in admin, or null after replying (redirect to sign-in, or 403). */
   async function admin(req: FastifyRequest, reply: FastifyReply): Promise<Admin | null> {
     const names = cookieNames(deps.baseUrl());
-    const opened = unseal<ConsoleSession>(sessionKey, readCookie(req.headers.cookie, names.session));
+    const opened = openCookie<ConsoleSession>(sessionKey, readCookie(req.headers.cookie, names.session));
     const session = opened !== null && !(await signedOut(store, opened)) ? opened : null;
     if (session === null) {
       if (req.url.startsWith("/console/api/"))
@@ -227,7 +227,7 @@ export function registerConsole(app: FastifyInstance, deps: ConsoleDeps): void {
     // Lax: the login state must survive the top-level redirect back from the sign-in pages.
     reply.header(
       "set-cookie",
-      setCookie(names.login, seal(loginKey, login), {
+      setCookie(names.login, sealCookie(loginKey, login), {
         maxAge: LOGIN_STATE_SECONDS,
         secure: names.secure,
         sameSite: "Lax",
@@ -243,7 +243,7 @@ export function registerConsole(app: FastifyInstance, deps: ConsoleDeps): void {
     async (req, reply) => {
       const base = deps.baseUrl();
       const names = cookieNames(base);
-      const login = unseal<LoginState>(loginKey, readCookie(req.headers.cookie, names.login));
+      const login = openCookie<LoginState>(loginKey, readCookie(req.headers.cookie, names.login));
       const clearLogin = setCookie(names.login, "", { maxAge: 0, secure: names.secure, sameSite: "Lax" });
       if (login === null)
         return send(
@@ -285,7 +285,7 @@ export function registerConsole(app: FastifyInstance, deps: ConsoleDeps): void {
       const session = newSession(sub, config.console.sessionMinutes);
       reply.header("set-cookie", [
         clearLogin,
-        setCookie(names.session, seal(sessionKey, session), {
+        setCookie(names.session, sealCookie(sessionKey, session), {
           maxAge: config.console.sessionMinutes * 60,
           secure: names.secure,
           sameSite: "Strict",
