@@ -57,7 +57,7 @@ const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
 /**
  * The `AccessTokenVerifier` for an external authorization server's tokens (the built-in
- * authorization server's is `BuiltinTokenVerifier` in src/oauth/accessTokens.ts).
+ * authorization server's is `BuiltinTokenVerifier` in src/oauth/builtinTokenVerifier.ts).
  */
 export class OAuthTokenVerifier implements AccessTokenVerifier {
   private cache = new Map<string, CachedToken>();

@@ -18,13 +18,12 @@
  *   (./signingKeys.ts), local users (./users.ts), sign-in and consent pages (./interactions.ts).
  * This module wires the parts: options (./authorizationServerOptions.ts), the oidc-provider
  * configuration (./providerConfiguration.ts), routes (./authorizationServerRoutes.ts), key
- * rotation (./signingKeyRotation.ts) and token verification (./accessTokens.ts).
+ * rotation (./signingKeyRotation.ts) and token verification (./builtinTokenVerifier.ts).
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { JWK } from "jose";
 import type { AccessTokenVerifier, TokenCheck } from "../authn/oauthToken.js";
 import { createAbuseLimits, DEFAULT_ABUSE_LIMITS } from "./abuseLimits.js";
-import { BuiltinTokenVerifier } from "./accessTokens.js";
 import { purgeExpired } from "./adapter.js";
 import {
   type AuthorizationServerOptions,
@@ -32,6 +31,7 @@ import {
   validateOptions,
 } from "./authorizationServerOptions.js";
 import { ownsPath, routeAuthorizationServerRequest } from "./authorizationServerRoutes.js";
+import { BuiltinTokenVerifier } from "./builtinTokenVerifier.js";
 import { auditClientCredentials } from "./clientCredentialsAudit.js";
 import { oauthDatabase } from "./database.js";
 import { federatedSignIn } from "./federatedSignIn.js";
