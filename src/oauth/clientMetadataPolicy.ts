@@ -17,9 +17,9 @@ export interface ClientMetadataSettings {
 }
 
 /** oidc-provider's `extraClientMetadata`. */
-export function clientMetadataPolicy(s: ClientMetadataSettings): Record<string, unknown> {
-  const { environment, errors, isFirstParty } = s;
-  const registrationLimits = s.registration;
+export function clientMetadataPolicy(settings: ClientMetadataSettings): Record<string, unknown> {
+  const { environment, errors, isFirstParty } = settings;
+  const registrationLimits = settings.registration;
   return {
     // RFC 7591 §2 software statement fields; the validator runs once per registration or
     // metadata document (oidc-provider calls it only for extra properties), so the

@@ -45,17 +45,17 @@ export interface ProviderSettings {
 }
 
 /** Everything but `jwks`, which the caller adds for each build of the provider. */
-export function providerConfiguration(s: ProviderSettings): Record<string, unknown> {
-  const { issuer, environment, https, db, resources, firstParty } = s;
-  const { errors } = s.oidc;
-  const keys = s.artefactKeys;
-  const registrationLimits = s.registration;
-  const accessTtl = s.accessTokenTtlSeconds;
-  const refreshTtl = s.refreshTokenTtlSeconds;
+export function providerConfiguration(settings: ProviderSettings): Record<string, unknown> {
+  const { issuer, environment, https, db, resources, firstParty } = settings;
+  const { errors } = settings.oidc;
+  const keys = settings.artefactKeys;
+  const registrationLimits = settings.registration;
+  const accessTtl = settings.accessTokenTtlSeconds;
+  const refreshTtl = settings.refreshTokenTtlSeconds;
   const allScopes = [...new Set([...resources.values()].flat())];
   const fetchPolicy: SafeFetchPolicy = { environment, maxBytes: DEFAULT_MAX_BYTES };
   const isFirstParty = (clientId: unknown) => firstParty !== undefined && clientId === firstParty.clientId;
-  const policy = s.oidc.interactionPolicy.base();
+  const policy = settings.oidc.interactionPolicy.base();
   // RFC 8252 §8.6: consent is remembered only for operator-registered and same-origin CIMD clients.
   askUnlessClientIdentityAssured(policy, (id) => isFirstParty(id) || isMachineClientId(id));
 
@@ -64,16 +64,16 @@ export function providerConfiguration(s: ProviderSettings): Record<string, unkno
       // Announced before the revocation is answered, so no replica accepts the grant's tokens after.
       sqlAdapter(db, keys, {
         onGrantRevoked: async () => {
-          await s.store.mutateCredentials(async () => true);
+          await settings.store.mutateCredentials(async () => true);
         },
         unusedClientTtlSeconds: registrationLimits.unusedClientTtlSeconds,
       }),
       db,
-      deriveOAuthKey(s.secret, "client-secret-encryption"),
+      deriveOAuthKey(settings.secret, "client-secret-encryption"),
       new Set(allScopes),
     ),
     cookies: {
-      keys: [deriveOAuthKey(s.secret, "cookie-signing").toString("base64url")],
+      keys: [deriveOAuthKey(settings.secret, "cookie-signing").toString("base64url")],
       // __Host- needs Path=/; oidc-provider scopes the interaction cookies to their paths.
       names: https
         ? {
@@ -154,7 +154,7 @@ export function providerConfiguration(s: ProviderSettings): Record<string, unkno
         ctx.oidc.result?.consent?.grantId ??
         ctx.oidc.session?.grantIdFor(client.clientId) ??
         (accountId === undefined ? undefined : await rememberedGrantId(db, accountId, client.clientId));
-      const { Grant } = s.currentProvider();
+      const { Grant } = settings.currentProvider();
       if (grantId === undefined) {
         if (!isFirstParty(client.clientId) || accountId === undefined) return undefined;
         // The console asks for `openid` only: signing in is the whole decision.

@@ -23,9 +23,9 @@ export interface ResourceIndicatorSettings {
 }
 
 /** oidc-provider's `features.resourceIndicators`. */
-export function resourceIndicators(s: ResourceIndicatorSettings): Record<string, unknown> {
-  const { issuer, db, resources, errors, isFirstParty } = s;
-  const accessTtl = s.accessTokenTtlSeconds;
+export function resourceIndicators(settings: ResourceIndicatorSettings): Record<string, unknown> {
+  const { issuer, db, resources, errors, isFirstParty } = settings;
+  const accessTtl = settings.accessTokenTtlSeconds;
   return {
     enabled: true,
     // RFC 8707 §2: the authorization request must name the resource; at the token
