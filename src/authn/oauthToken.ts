@@ -48,7 +48,8 @@ export interface OAuthRuntime {
 
 /** The built-in authorization server as the listener and the verifier see it. */
 export interface BuiltinIssuer extends NonNullable<OAuthRuntime["server"]> {
-  verifyAccessToken(token: string, resource: string): TokenCheck | Promise<TokenCheck>;
+  /** Its verifier of the access tokens it issues. */
+  readonly tokenVerifier: AccessTokenVerifier;
 }
 
 /**
@@ -74,7 +75,7 @@ export function oauthRuntime(
   if (builtin === null) return { verifier: null, authorizationServers: [], server: null };
   const { server } = builtin;
   return {
-    verifier: { verify: (token, resource) => server.verifyAccessToken(token, resource) },
+    verifier: server.tokenVerifier,
     authorizationServers: [builtin.issuer],
     server,
   };
@@ -91,6 +92,10 @@ interface CachedToken {
 const ALL_SERVERS = compileScopes(["*"]);
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
+/**
+ * The `AccessTokenVerifier` for an external authorization server's tokens (the built-in
+ * authorization server's is `BuiltinTokenVerifier` in src/oauth/builtinTokenVerifier.ts).
+ */
 export class OAuthTokenVerifier implements AccessTokenVerifier {
   private cache = new Map<string, CachedToken>();
   private jwks: ReturnType<typeof createRemoteJWKSet> | null = null;

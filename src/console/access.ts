@@ -27,8 +27,8 @@ import {
   cookieNames,
   csrfToken,
   csrfValid,
+  openCookie,
   readCookie,
-  unseal,
 } from "./session.js";
 import { signedOut } from "./signOut.js";
 
@@ -170,7 +170,7 @@ export class ConsoleRoutes {
   private async admin(req: FastifyRequest<ConsoleRoute>, reply: FastifyReply): Promise<Admin | null> {
     const { store } = this.deps;
     const names = cookieNames(this.deps.baseUrl());
-    const opened = unseal<ConsoleSession>(this.sessionKey, readCookie(req.headers.cookie, names.session));
+    const opened = openCookie<ConsoleSession>(this.sessionKey, readCookie(req.headers.cookie, names.session));
     const session = opened !== null && !(await signedOut(store, opened)) ? opened : null;
     if (session === null) {
       if (req.url.startsWith("/console/api/"))

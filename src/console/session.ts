@@ -1,6 +1,7 @@
 /**
  * The console session: a short-lived cookie sealed with AES-256-GCM (`v2.<iv>.<ciphertext and
- * tag>`, NIST SP 800-38D: confidentiality and integrity in one) naming the signed-in user,
+ * tag>`, NIST SP 800-38D: confidentiality and integrity in one; not the `v1` at-rest format of
+ * src/oauth/secrets.ts, which binds the row id as associated data) naming the signed-in user,
  * HttpOnly and SameSite=Strict, `__Host-` prefixed on https (RFC 6265bis §4.1.3.2: Secure,
  * Path=/, no Domain). The same sealing keeps the sign-in state (PKCE verifier, nonce) unreadable
  * in its cookie (RFC 7636 §7.1: the verifier must stay secret). Every replica can open it; the
@@ -34,7 +35,7 @@ const IV_BYTES = 12;
 const TAG_BYTES = 16;
 
 /** Encrypts and authenticates a JSON value into a cookie value (AES-256-GCM, a fresh IV each time). */
-export function seal(key: Buffer, value: object): string {
+export function sealCookie(key: Buffer, value: object): string {
   const iv = randomBytes(IV_BYTES);
   const cipher = createCipheriv("aes-256-gcm", key, iv);
   const body = Buffer.concat([
@@ -46,7 +47,7 @@ export function seal(key: Buffer, value: object): string {
 }
 
 /** The value when it opens under `key` and `exp` (epoch seconds) is in the future; null otherwise. */
-export function unseal<T extends { exp: number }>(
+export function openCookie<T extends { exp: number }>(
   key: Buffer,
   cookie: string | undefined,
   now = Date.now(),

@@ -9,7 +9,15 @@ import { errors as joseErrors } from "jose";
 import { findUser } from "../admin/users.js";
 import type { ConsoleRoutes } from "./access.js";
 import { CONSOLE_HEADERS, html } from "./html.js";
-import { consoleKey, cookieNames, newSession, readCookie, seal, setCookie, unseal } from "./session.js";
+import {
+  consoleKey,
+  cookieNames,
+  newSession,
+  openCookie,
+  readCookie,
+  sealCookie,
+  setCookie,
+} from "./session.js";
 import {
   authorizationUrl,
   CALLBACK_PATH,
@@ -42,7 +50,7 @@ export function registerSignInRoutes(routes: ConsoleRoutes): void {
     // Lax: the login state must survive the top-level redirect back from the sign-in pages.
     reply.header(
       "set-cookie",
-      setCookie(names.login, seal(loginKey, login), {
+      setCookie(names.login, sealCookie(loginKey, login), {
         maxAge: LOGIN_STATE_SECONDS,
         secure: names.secure,
         sameSite: "Lax",
@@ -58,7 +66,7 @@ export function registerSignInRoutes(routes: ConsoleRoutes): void {
     async (req, reply) => {
       const base = deps.baseUrl();
       const names = cookieNames(base);
-      const login = unseal<LoginState>(loginKey, readCookie(req.headers.cookie, names.login));
+      const login = openCookie<LoginState>(loginKey, readCookie(req.headers.cookie, names.login));
       const clearLogin = setCookie(names.login, "", { maxAge: 0, secure: names.secure, sameSite: "Lax" });
       if (login === null)
         return routes.plain(
@@ -92,7 +100,7 @@ export function registerSignInRoutes(routes: ConsoleRoutes): void {
       const session = newSession(sub, config.console.sessionMinutes);
       reply.header("set-cookie", [
         clearLogin,
-        setCookie(names.session, seal(routes.sessionKey, session), {
+        setCookie(names.session, sealCookie(routes.sessionKey, session), {
           maxAge: config.console.sessionMinutes * 60,
           secure: names.secure,
           sameSite: "Strict",

@@ -12,10 +12,10 @@ import {
   csrfToken,
   csrfValid,
   newSession,
+  openCookie,
   readCookie,
-  seal,
+  sealCookie,
   setCookie,
-  unseal,
 } from "../../src/console/session.js";
 
 const secret = randomBytes(32);
@@ -24,27 +24,28 @@ const key = consoleKey(secret, "session");
 describe("console session cookie", () => {
   it("round-trips a session sealed with the key", () => {
     const s = newSession("u_1", 30);
-    assert.deepEqual(unseal<ConsoleSession>(key, seal(key, s)), s);
+    assert.deepEqual(openCookie<ConsoleSession>(key, sealCookie(key, s)), s);
   });
 
   it("rejects a cookie whose payload was altered to another user", () => {
-    const [v, , tag] = seal(key, newSession("u_1", 30)).split(".");
+    const [v, , tag] = sealCookie(key, newSession("u_1", 30)).split(".");
     const forged = Buffer.from(JSON.stringify(newSession("u_admin", 30))).toString("base64url");
-    assert.equal(unseal(key, `${v}.${forged}.${tag}`), null);
+    assert.equal(openCookie(key, `${v}.${forged}.${tag}`), null);
   });
 
   it("rejects a cookie sealed under another server secret", () => {
     const other = consoleKey(randomBytes(32), "session");
-    assert.equal(unseal(key, seal(other, newSession("u_1", 30))), null);
+    assert.equal(openCookie(key, sealCookie(other, newSession("u_1", 30))), null);
   });
 
   it("rejects an expired session", () => {
     const s = newSession("u_1", 1, Date.now() - 120_000);
-    assert.equal(unseal(key, seal(key, s)), null);
+    assert.equal(openCookie(key, sealCookie(key, s)), null);
   });
 
   it("rejects garbage", () => {
-    for (const v of [undefined, "", "v1", "v1..", "v2.a.b", "v1.%%%.x"]) assert.equal(unseal(key, v), null);
+    for (const v of [undefined, "", "v1", "v1..", "v2.a.b", "v1.%%%.x"])
+      assert.equal(openCookie(key, v), null);
   });
 
   it("binds the CSRF token to the session", () => {

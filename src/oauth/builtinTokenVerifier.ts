@@ -9,7 +9,7 @@
 import { createHash } from "node:crypto";
 import { createLocalJWKSet, type JWK, type JWTPayload, errors as joseErrors, jwtVerify } from "jose";
 import type { Kysely } from "kysely";
-import type { TokenCheck } from "../authn/oauthToken.js";
+import type { AccessTokenVerifier, TokenCheck } from "../authn/oauthToken.js";
 import type { Principal } from "../core/principal.js";
 import { compileScopes } from "../core/scope.js";
 import { grantIsLive } from "./adapter.js";
@@ -34,7 +34,7 @@ interface CachedToken {
   until: number;
 }
 
-export interface AccessTokenVerifierOptions {
+export interface BuiltinTokenVerifierOptions {
   issuer: string;
   environment: string;
   /** The gateway's MCP endpoints: the only acceptable audiences. */
@@ -47,17 +47,26 @@ export interface AccessTokenVerifierOptions {
   machineClients: MachineClientRoster;
   /** How long a revoked grant is remembered in memory: past the life of any token it issued. */
   accessTokenTtlSeconds: number;
+  /**
+   * Runs before every check: follows what the store's change feed reported (machine clients,
+   * revoked grants, rotated keys); the answer waits for the promise it returns, if any.
+   */
+  observeChanges: () => Promise<void> | undefined;
 }
 
-export class AccessTokenVerifier {
+/**
+ * The authn `AccessTokenVerifier` of the built-in authorization server (the external
+ * authorization server's is `OAuthTokenVerifier` in src/authn/oauthToken.ts).
+ */
+export class BuiltinTokenVerifier implements AccessTokenVerifier {
   private keySet: ReturnType<typeof createLocalJWKSet>;
   private lastReload = Date.now();
   private readonly cache = new Map<string, CachedToken>();
   /** Grants revoked in this process, for the synchronous check on a cache hit. */
   private readonly revokedGrants = new Map<string, number>();
 
-  constructor(private readonly opts: AccessTokenVerifierOptions) {
-    this.keySet = AccessTokenVerifier.keySetOf(opts.keys);
+  constructor(private readonly opts: BuiltinTokenVerifierOptions) {
+    this.keySet = BuiltinTokenVerifier.keySetOf(opts.keys);
   }
 
   private static keySetOf(keys: SigningKey[]) {
@@ -66,7 +75,7 @@ export class AccessTokenVerifier {
 
   /** After a rotation: verify with these keys, and forget what the old ones verified. */
   useKeys(keys: SigningKey[]): void {
-    this.keySet = AccessTokenVerifier.keySetOf(keys);
+    this.keySet = BuiltinTokenVerifier.keySetOf(keys);
     this.lastReload = Date.now();
     this.cache.clear();
   }
@@ -87,10 +96,29 @@ export class AccessTokenVerifier {
   }
 
   /**
-   * Synchronous on a cache hit. `pending` is a change-feed reload the caller started; the
-   * answer waits for it so a revocation it carries is never missed.
+   * Synchronous on a cache hit; the grant's (or machine client's) revocation is checked on
+   * every call, so a cached token never outlives it. Fails closed (503, `unavailable`) while
+   * the store's change feed is down: a revocation could be missed.
    */
-  verify(token: string, resource: string, pending?: Promise<void>): TokenCheck | Promise<TokenCheck> {
+  verify(token: string, resource: string): TokenCheck | Promise<TokenCheck> {
+    const pending = this.opts.observeChanges();
+    if (!this.opts.machineClients.feedHealthy()) {
+      return {
+        ok: false,
+        reason: "revocation state unknown (store change feed down): failing closed",
+        credentialId: null,
+        unavailable: true,
+      };
+    }
+    return this.verifyAfter(token, resource, pending);
+  }
+
+  /** `pending` is a change-feed reload: the answer waits for it so a revocation it carries is never missed. */
+  private verifyAfter(
+    token: string,
+    resource: string,
+    pending: Promise<void> | undefined,
+  ): TokenCheck | Promise<TokenCheck> {
     const key = createHash("sha256").update(token).digest("base64url");
     const hit = this.cache.get(key);
     if (hit !== undefined) {
@@ -117,7 +145,7 @@ export class AccessTokenVerifier {
   private async reloadKeys(): Promise<boolean> {
     if (Date.now() - this.lastReload < KEY_RELOAD_COOLDOWN_MS) return false;
     this.lastReload = Date.now();
-    this.keySet = AccessTokenVerifier.keySetOf(await loadSigningKeys(this.opts.db, this.opts.secret));
+    this.keySet = BuiltinTokenVerifier.keySetOf(await loadSigningKeys(this.opts.db, this.opts.secret));
     return true;
   }
 
