@@ -13,18 +13,13 @@ import type { CallRule } from "../authz/mayCall.js";
 import type { CompiledPolicy } from "../authz/policy/types.js";
 import type { ListedTools } from "../classify/listedTools.js";
 import type { Principal } from "../core/principal.js";
-import type { Upstream } from "../forward/upstream.js";
+import type { ServerRoute } from "../forward/routes.js";
 import type { ReviewGate } from "../review/gate.js";
 import type { Metrics } from "../telemetry/metrics.js";
 import type { CallerLimits } from "./callerLimits.js";
 
-export interface Route {
-  upstream: Upstream;
-  anonymous: boolean;
-  /** OAuth scopes every request needs, and per-tool additions. */
-  scopes: readonly string[];
-  toolScopes: Readonly<Record<string, readonly string[]>>;
-}
+/** A configured MCP server: its upstream and what a request to it needs (src/forward/routes.ts). */
+export type Route = ServerRoute;
 
 /** Request-time authorization: the policy in force and what is known of each server's tools. */
 export interface Authorization {
