@@ -4,6 +4,7 @@
  * signing keys and retention (migrations 006 and 008). Schema: ./schema.ts and
  * docs/storage-schema.md; the chain's rules: src/audit/chain.ts.
  */
+import type { AuditLogTable } from "./schema.js";
 
 /** One audit record: every authentication (and later authorization) decision. */
 export interface AuditRecord {
@@ -60,29 +61,13 @@ export interface ChainedAuditRecord extends Omit<AuditRecord, "arguments"> {
  * The chained columns of one `audit_log` row exactly as stored (snake_case, JSON as text,
  * instants as epoch ms): what src/audit/chain.ts hashes and `portcullis audit verify` checks.
  */
-export interface AuditChainRow {
+export type AuditChainRow = Omit<AuditLogTable, "seq" | "chain" | "chain_seq" | "prev_hash" | "hash"> & {
   seq: number;
   chain: string;
   chain_seq: number;
   prev_hash: string;
   hash: string;
-  at: number;
-  environment: string;
-  principal: string | null;
-  method: string | null;
-  credential_id: string | null;
-  server: string | null;
-  rpc_method: string | null;
-  tool: string | null;
-  decision: string;
-  reason: string;
-  latency_us: number;
-  detail: string | null;
-  decision_id: string | null;
-  policy_version: string | null;
-  rule_ids: string | null;
-  arguments: string | null;
-}
+};
 
 /** One writer process's chain (table `audit_chains`). */
 export interface AuditChainInfo {
