@@ -89,10 +89,11 @@ function gatewayConfig(store: string, tools: string, calls: string, extra: Recor
   };
 }
 
-/** Tags of the calls the upstream received. */
+/** Tags of the calls the upstream received: complete lines only, since the upstream may be mid-append while we read. */
 function received(callsFile: string): string[] {
-  return readFileSync(callsFile, "utf8")
-    .split("\n")
+  const lines = readFileSync(callsFile, "utf8").split("\n");
+  lines.pop(); // "" after the last newline, or a line still being written
+  return lines
     .filter(Boolean)
     .map((l) => (JSON.parse(l) as { arguments: { tag: string } }).arguments.tag);
 }
