@@ -93,9 +93,7 @@ function gatewayConfig(store: string, tools: string, calls: string, extra: Recor
 function received(callsFile: string): string[] {
   const lines = readFileSync(callsFile, "utf8").split("\n");
   lines.pop(); // "" after the last newline, or a line still being written
-  return lines
-    .filter(Boolean)
-    .map((l) => (JSON.parse(l) as { arguments: { tag: string } }).arguments.tag);
+  return lines.filter(Boolean).map((l) => (JSON.parse(l) as { arguments: { tag: string } }).arguments.tag);
 }
 
 /** Tags of the allowed write_note calls the audit trail holds. */
