@@ -82,7 +82,7 @@ export async function startHarness(
       : { accessTokenTtlSeconds: opts.accessTokenTtlSeconds }),
     ...(opts.limits === undefined ? {} : { limits: opts.limits }),
     log,
-    audit: (record) => audit.record(record),
+    audit,
   });
   server.on("request", (req, res) => {
     const path = new URL(req.url ?? "/", issuer).pathname;
