@@ -19,7 +19,7 @@ const STYLE = [
   "main{max-width:30rem;margin:2.5rem auto;padding:1.75rem 2rem;background:#fff;border:1px solid var(--line);border-radius:10px;box-shadow:0 2px 8px rgba(20,33,61,.08)}",
   "h1{font-size:1.4rem;margin:0 0 .5rem}h2{font-size:1rem;margin:1.25rem 0 .4rem}",
   "p{margin:.5rem 0}ul{margin:.25rem 0;padding-left:1.25rem}",
-  ".lead{color:var(--muted)}.muted{color:var(--muted);font-size:.85rem}",
+  ".lead{color:var(--muted)}.lead strong{color:var(--fg)}.muted{color:var(--muted);font-size:.85rem}",
   "label{display:block;margin:.9rem 0 .25rem;font-weight:600}",
   "input{display:block;width:100%;font:inherit;padding:.5rem .6rem;border:1px solid #8a93a6;border-radius:6px}",
   "input:focus,button:focus,a:focus{outline:3px solid #f0a500;outline-offset:2px}",
