@@ -10,7 +10,7 @@
  */
 import { errors as joseErrors } from "jose";
 import { findUser } from "../admin/users.js";
-import { newEventDecisionId, type SignInFacts, signInRecord } from "../audit/records.js";
+import { type SignInFacts, signInRecord } from "../audit/records.js";
 import type { ConsoleRoutes } from "./access.js";
 import { CONSOLE_HEADERS, html } from "./html.js";
 import {
@@ -42,26 +42,20 @@ export function registerSignInRoutes(routes: ConsoleRoutes): void {
   const loginKey = consoleKey(deps.secret, "login-state");
   const redeemer = new CodeRedeemer();
   const client = { id: CONSOLE_CLIENT_ID, name: CONSOLE_CLIENT_NAME };
-  /** One sign-in record about the console; returns its decision id. */
+  /** One sign-in record about the console (the user's principal id when the account is known). */
   const record = (
     req: { socket: { remoteAddress?: string | undefined } },
     facts: Omit<SignInFacts, "client" | "address" | "principal"> & { userId: string | null },
-  ): string => {
+  ): void => {
     const { userId, ...rest } = facts;
-    const decisionId = newEventDecisionId();
     deps.audit.record(
-      signInRecord(
-        config.environment,
-        {
-          ...rest,
-          principal: userId === null ? null : `oauth:${deps.baseUrl()}#${userId}`,
-          client,
-          address: req.socket.remoteAddress ?? null,
-        },
-        decisionId,
-      ),
+      signInRecord(config.environment, {
+        ...rest,
+        principal: userId === null ? null : `oauth:${deps.baseUrl()}#${userId}`,
+        client,
+        address: req.socket.remoteAddress ?? null,
+      }),
     );
-    return decisionId;
   };
 
   app.get("/console/login", async (_req, reply) => {
@@ -158,7 +152,14 @@ export function registerSignInRoutes(routes: ConsoleRoutes): void {
               : `console sign-in refused: ${user.username} is ${user.disabledAt === null ? "not in an admin group" : "disabled"}`,
           userId: sub,
           username: user?.username ?? null,
-          extra: { outcome: user === undefined ? "unknown_user" : "not_admin" },
+          extra: {
+            outcome:
+              user === undefined
+                ? "unknown_user"
+                : user.disabledAt === null
+                  ? "not_admin"
+                  : "account_disabled",
+          },
         });
         reply.header("set-cookie", clearLogin);
         return routes.forbidden(reply, user?.username ?? null);

@@ -49,7 +49,7 @@ export function signInAudit(
     principal: (accountId) => `oauth:${issuer}#${accountId}`,
     async client(provider, clientId, redirectUri) {
       const found = clientId === "" ? undefined : await provider.Client.find(clientId);
-      return { id: clientId.slice(0, 512), name: clientDisplayName(found, redirectUri) };
+      return { id: clientId, name: clientDisplayName(found, redirectUri) };
     },
   };
 }
