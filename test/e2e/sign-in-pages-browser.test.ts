@@ -3,7 +3,8 @@
  * (playwright-core driving Debian's Chromium) against a real gateway: they name the product
  * and the client by its registered display name — never its internal client id — are styled
  * by their one inline stylesheet under the strict CSP (no violation, no external asset), and
- * show a wrong password inline. Screenshots go to test-artifacts/oauth-pages/.
+ * show a wrong password inline; the console's sign-in is the same page, naming the Portcullis
+ * console. Screenshots go to test-artifacts/oauth-pages/.
  */
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
@@ -155,6 +156,17 @@ describe("sign-in and consent pages in a browser", { skip: skipReason() }, () =>
     assert.ok(!(await page.content()).includes(clientId), `the client id ${clientId} is not on the page`);
     await page.screenshot({ path: join(ARTIFACTS, "consent.png"), fullPage: true });
     assert.deepEqual(violations, [], "no CSP violation");
+    await page.context().close();
+  });
+
+  it("the console's sign-in names Portcullis and the Portcullis console", async () => {
+    const page = await newPage();
+    await page.goto(`${gw.url}/console`);
+    await page.waitForURL(/\/oauth\/interaction\//);
+    assert.equal(await page.locator("header").innerText(), "Portcullis");
+    assert.match(await page.locator("main").innerText(), /to continue to Portcullis console/);
+    assert.ok(!(await page.content()).includes("portcullis-console"), "not its client id");
+    await page.screenshot({ path: join(ARTIFACTS, "console-sign-in.png"), fullPage: true });
     await page.context().close();
   });
 
