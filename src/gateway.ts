@@ -149,7 +149,7 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
               store,
               storeSpec,
               secret,
-              audit: record,
+              audit,
               consoleClient: withConsole ? consoleClient(secret, url) : null,
               log,
             }),

@@ -6,6 +6,7 @@
  * rather than by a field someone forgot. (The request path's decision record is built in
  * src/audit/requestRecord.ts.)
  */
+import { randomBytes } from "node:crypto";
 import type { AuditRecord } from "../store/types.js";
 import type { RetentionResult } from "./retention.js";
 
@@ -156,4 +157,72 @@ export function adminRecord(
     principal: admin.principal,
     method: admin.method,
   });
+}
+
+/**
+ * The sign-in events (docs/audit.md, "Sign-ins"): the built-in authorization server's sign-in
+ * (password or upstream OpenID Provider) and consent, and the console's sign-in and sign-out.
+ */
+export type SignInEvent =
+  | "sign_in.succeeded"
+  | "sign_in.failed"
+  | "consent.granted"
+  | "consent.denied"
+  | "console.signed_in"
+  | "console.sign_in_failed"
+  | "console.signed_out";
+
+/** The `method` of every sign-in record: `portcullis audit search --method sign_in` finds them all. */
+export const SIGN_IN_METHOD = "sign_in";
+
+/** What one sign-in decision is about; never a password, never an unknown typed username. */
+export interface SignInFacts {
+  event: SignInEvent;
+  decision: "allow" | "deny";
+  /** Precise reason (the user saw a generic one). */
+  reason: string;
+  /** The account's principal id (`oauth:<issuer>#<account id>`), when an account is known. */
+  principal: string | null;
+  /** The account's username, when an account is known (an unknown typed name is never kept). */
+  username: string | null;
+  /**
+   * The keyed hash of the typed username (src/oauth/abuseLimits.ts accountRef, the value the
+   * logs and throttling counters name): the only trace of a name that matches no account,
+   * since people type passwords into the username field.
+   */
+  account?: string | null;
+  /** The OAuth client the user signs in to: its id and the name shown to the user. */
+  client: { id: string; name: string } | null;
+  /** The socket's peer address. */
+  address: string | null;
+  /** More facts for this event (scopes of a consent, seconds to wait when throttled, …). */
+  extra?: Record<string, unknown>;
+}
+
+/** A decision id for an event outside the request path (shown to the user, searchable with --decision-id). */
+export function newEventDecisionId(): string {
+  return randomBytes(12).toString("base64url");
+}
+
+/** One sign-in, consent or sign-out decision (`method: "sign_in"`, `detail.event` says which). */
+export function signInRecord(
+  environment: string,
+  facts: SignInFacts,
+  decisionId: string = newEventDecisionId(),
+): AuditRecord {
+  return eventRecord(
+    environment,
+    facts.decision,
+    facts.reason,
+    {
+      event: facts.event,
+      username: facts.username,
+      ...(facts.account === undefined ? {} : { account: facts.account }),
+      clientId: facts.client?.id ?? null,
+      clientName: facts.client?.name ?? null,
+      address: facts.address,
+      ...facts.extra,
+    },
+    { principal: facts.principal, method: SIGN_IN_METHOD, decisionId },
+  );
 }

@@ -48,6 +48,7 @@ function parseLimit(value: string | undefined, fallback: number): number {
 
 interface FilterOpts {
   principal?: string;
+  method?: string;
   server?: string;
   tool?: string;
   decision?: string;
@@ -65,6 +66,7 @@ function query(opts: FilterOpts): AuditQuery {
     q.decision = opts.decision as AuditQuery["decision"] & string;
   }
   if (opts.principal !== undefined) q.principal = opts.principal;
+  if (opts.method !== undefined) q.method = opts.method;
   if (opts.server !== undefined) q.server = opts.server;
   if (opts.tool !== undefined) q.tool = opts.tool;
   if (opts.decisionId !== undefined) q.decisionId = opts.decisionId;
@@ -267,6 +269,7 @@ export function registerAuditCommands(program: Command, deps: CliDeps): void {
   const filters = (cmd: Command) =>
     cmd
       .option("--principal <id>", "who: principal id")
+      .option("--method <m>", "how: api_key, oauth, sign_in (sign-ins, consents, sign-outs), console, cli, …")
       .option("--server <name>", "upstream server")
       .option("--tool <name>", "tool, prompt or resource")
       .option("--decision <effect>", "allow, deny or review")

@@ -12,6 +12,8 @@ import type { FirstPartyClient } from "../oauth/authorizationServer.js";
 import { consoleKey } from "./session.js";
 
 export const CONSOLE_CLIENT_ID = "portcullis-console";
+/** The console's name on the sign-in page and in audit records (its registered client_name). */
+export const CONSOLE_CLIENT_NAME = "Portcullis console";
 export const CALLBACK_PATH = "/console/callback";
 /** How long a user has to sign in on the AS pages. */
 export const LOGIN_STATE_SECONDS = 600;
@@ -20,6 +22,7 @@ export const LOGIN_STATE_SECONDS = 600;
 export function consoleClient(secret: Buffer, baseUrl: string): FirstPartyClient {
   return {
     clientId: CONSOLE_CLIENT_ID,
+    clientName: CONSOLE_CLIENT_NAME,
     clientSecret: consoleKey(secret, "client-secret").toString("base64url"),
     redirectUri: `${baseUrl}${CALLBACK_PATH}`,
   };

@@ -15,7 +15,8 @@
  *   "oauth-client-credentials"; private_key_jwt or client_secret_basic): ./machineClients.ts;
  *   their tokens have no grant and live only as long as the client (./machineClientRoster.ts);
  * - state in the gateway's SQL store (./adapter.ts), signing keys sealed at rest
- *   (./signingKeys.ts), local users (./users.ts), sign-in and consent pages (./interactions.ts).
+ *   (./signingKeys.ts), local users (./users.ts), sign-in and consent pages (./interactions.ts),
+ *   each sign-in and consent audited through the gateway's chained writer (./signInAudit.ts).
  * This module wires the parts: options (./authorizationServerOptions.ts), the oidc-provider
  * configuration (./providerConfiguration.ts), routes (./authorizationServerRoutes.ts), key
  * rotation (./signingKeyRotation.ts) and token verification (./builtinTokenVerifier.ts).
@@ -42,6 +43,7 @@ import { loadOidcProvider, type OidcProvider } from "./oidcProvider.js";
 import { providerConfiguration } from "./providerConfiguration.js";
 import { DEFAULT_REGISTRATION_LIMITS } from "./registration.js";
 import { deriveOAuthKey } from "./secrets.js";
+import { signInAudit } from "./signInAudit.js";
 import { SigningKeyRotation } from "./signingKeyRotation.js";
 import { loadSigningKeys, type SigningKey } from "./signingKeys.js";
 import { artefactKeys } from "./storedArtefacts.js";
@@ -131,7 +133,7 @@ export async function createAuthorizationServer(
       tokens.noteRevoked(grantId);
     });
     built.on("server_error", (_ctx, error) => log.error({ err: error }, "authorization server error"));
-    auditClientCredentials(built, issuer, environment, opts.audit);
+    auditClientCredentials(built, issuer, environment, (record) => opts.audit.record(record));
     return built;
   };
 
@@ -156,6 +158,7 @@ export async function createAuthorizationServer(
   let provider = buildProvider(signingKeys);
   let providerCallback = provider.callback();
 
+  const audit = signInAudit(opts.audit, environment, issuer);
   const signInDeps =
     upstreamLogin === null
       ? null
@@ -168,6 +171,7 @@ export async function createAuthorizationServer(
           secure: https,
           log,
           keys,
+          audit,
         };
   const signIn = signInDeps === null ? null : federatedSignIn(signInDeps);
   const abuseLimits = createAbuseLimits(opts.limits ?? DEFAULT_ABUSE_LIMITS, {
@@ -183,6 +187,7 @@ export async function createAuthorizationServer(
     upstream: signIn,
     limits: abuseLimits,
     resourceAccess: (resource: string) => accessByResource.get(resource),
+    audit,
   };
 
   /** Rebuilds the verification key set and the provider when the stored key set changed. */

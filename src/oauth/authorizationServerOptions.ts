@@ -7,12 +7,13 @@
  */
 import type { Logger } from "pino";
 import type { RateLimitCounters } from "../store/rateLimitCounters.js";
-import type { AuditRecord, Store } from "../store/types.js";
+import type { Store } from "../store/types.js";
 import type { AbuseLimitSettings } from "./abuseLimits.js";
 import type { ResourceAccess } from "./consentSummary.js";
 import { UPSTREAM_CALLBACK_PATH } from "./federatedSignIn.js";
 import { type FederationConfig, FederationError, UpstreamLogin } from "./federation.js";
 import type { RegistrationLimits } from "./registration.js";
+import type { AuthorizationServerAudit } from "./signInAudit.js";
 
 export interface AuthorizationServerOptions {
   /** The gateway's public base URL (origin only); the AS routes live at its root. */
@@ -34,8 +35,12 @@ export interface AuthorizationServerOptions {
   /** Default 14 days; each rotation starts a new period, capped by the grant's life. */
   refreshTokenTtlSeconds?: number;
   log: Logger;
-  /** Where token-endpoint decisions are audited: the gateway's chained writer, never the store directly. */
-  audit: (record: AuditRecord) => void;
+  /**
+   * Where token-endpoint, sign-in and consent decisions are audited: the gateway's chained
+   * writer, never the store directly (an unchained row would fail `audit verify`); its
+   * backlog bound refuses sign-ins it could not record.
+   */
+  audit: AuthorizationServerAudit;
   /** How users sign in. Default: local users only. */
   login?: LoginOptions;
   /** Limits on password guessing and registration floods. Default: DEFAULT_ABUSE_LIMITS. */
@@ -55,6 +60,8 @@ export interface AuthorizationServerOptions {
  */
 export interface FirstPartyClient {
   clientId: string;
+  /** Its name on the sign-in page (`client_name`). */
+  clientName: string;
   clientSecret: string;
   redirectUri: string;
 }

@@ -1,6 +1,6 @@
 /**
  * Which requests belong to the built-in authorization server and where each goes: the
- * stylesheet, the upstream sign-in callback, the sign-in and consent pages (./interactions.ts),
+ * upstream sign-in callback, the sign-in and consent pages (./interactions.ts),
  * dynamic client registration behind its flood limit (RFC 7591, ./registration.ts), and every
  * other OAuth endpoint to oidc-provider with its default paths (RFC 8414 metadata, RFC 7009
  * revocation, RFC 7662 introspection, /token, /auth, /jwks).
@@ -9,14 +9,8 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import type { AbuseLimits } from "./abuseLimits.js";
 import { type FederatedSignIn, UPSTREAM_CALLBACK_PATH } from "./federatedSignIn.js";
-import {
-  handleInteraction,
-  INTERACTION_PREFIX,
-  type InteractionDeps,
-  STYLESHEET_PATH,
-  sendPage,
-  sendStylesheet,
-} from "./interactions.js";
+import { sendPage } from "./interactionPages.js";
+import { handleInteraction, INTERACTION_PREFIX, type InteractionDeps } from "./interactions.js";
 import { preReadRegistration, registrationThrottled } from "./registration.js";
 import { replyStoreOutage } from "./storeOutage.js";
 
@@ -31,7 +25,6 @@ const EXACT_PATHS = new Set([
   "/request",
   "/.well-known/oauth-authorization-server",
   "/.well-known/openid-configuration",
-  STYLESHEET_PATH,
   UPSTREAM_CALLBACK_PATH,
 ]);
 /** `/auth/:uid` is where an interaction resumes. */
@@ -71,10 +64,6 @@ export function routeAuthorizationServerRequest(routes: AuthorizationServerRoute
 
   return (req, res) => {
     const pathname = new URL(req.url ?? "/", "http://x").pathname;
-    if (pathname === STYLESHEET_PATH) {
-      sendStylesheet(res);
-      return;
-    }
     if (pathname === UPSTREAM_CALLBACK_PATH) {
       if (signIn === null) sendPage(res, 404, "Not found", "<h1>Not found</h1>");
       else signIn.handleCallback(req, res).catch((err: unknown) => fail(res, err));

@@ -9,7 +9,7 @@ import type { Logger } from "pino";
 import { ConfigError, readSecret } from "../config/load.js";
 import type { BuiltinOAuthConfig } from "../config/schema.js";
 import { rateLimitCounters } from "../store/rateLimitCounters.js";
-import type { AuditRecord, Store } from "../store/types.js";
+import type { Store } from "../store/types.js";
 import {
   type AuthorizationServer,
   AuthorizationServerConfigError,
@@ -17,6 +17,7 @@ import {
   type FirstPartyClient,
   type LoginOptions,
 } from "./authorizationServer.js";
+import type { AuthorizationServerAudit } from "./signInAudit.js";
 
 /** The built-in AS's sign-in options, the upstream client secret read from its reference. */
 export function loginOptions(login: NonNullable<BuiltinOAuthConfig["login"]>): LoginOptions {
@@ -54,7 +55,8 @@ export interface BuiltinServerDeps {
   /** The store's spec: rate-limit counters are shared through it by replicas on PostgreSQL. */
   storeSpec: string;
   secret: Buffer;
-  audit: (record: AuditRecord) => void;
+  /** The gateway's chained audit writer. */
+  audit: AuthorizationServerAudit;
   /** The admin console's client, when the console runs. */
   consoleClient: FirstPartyClient | null;
   log: Logger;

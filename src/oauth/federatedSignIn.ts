@@ -19,6 +19,10 @@
  * A federated user becomes an `oauth_users` row with id `fed:<issuer hash>#<user id>` whose
  * email and groups are refreshed from the ID token at every sign-in, so `findAccount` and the
  * access token's `email` and `groups` claims come from the upstream.
+ *
+ * Every callback is a sign-in decision and an audit record (`sign_in.succeeded` or
+ * `sign_in.failed` with its precise reason: refused upstream, login CSRF, replay, disabled
+ * account, …); the user sees a generic page.
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -31,8 +35,9 @@ import {
   type PendingLogin,
   type UpstreamLogin,
 } from "./federation.js";
-import { sendPage } from "./interactions.js";
+import { sendPage } from "./interactionPages.js";
 import type { OidcInteractionRecord, OidcProvider } from "./oidcProvider.js";
+import type { SignInAudit } from "./signInAudit.js";
 import { type ArtefactKeys, sealPayload, unsealPayload } from "./storedArtefacts.js";
 
 export const UPSTREAM_CALLBACK_PATH = "/oauth/callback";
@@ -57,6 +62,8 @@ export interface FederatedSignInDeps {
   now?: () => number;
   /** The pending login (PKCE verifier, nonce, interaction uid) is sealed at rest (./storedArtefacts.ts). */
   keys: ArtefactKeys;
+  /** Where every callback's decision is recorded (./signInAudit.ts). */
+  audit: SignInAudit;
 }
 
 export interface FederatedSignIn {
@@ -135,13 +142,46 @@ export function federatedSignIn(deps: FederatedSignInDeps): FederatedSignIn {
   const now = deps.now ?? Date.now;
   const cookieName = deps.secure ? "__Secure-oauth_upstream" : "oauth_upstream";
 
-  const refuse = (res: ServerResponse, status: number, reason: string, detail: string) => {
+  const { audit } = deps;
+  /** The client the interaction is for, once the interaction is known. */
+  type Client = { id: string; name: string };
+  const clientOf = (interaction: OidcInteractionRecord): Promise<Client> =>
+    audit.client(
+      deps.provider,
+      String(interaction.params?.client_id ?? ""),
+      String(interaction.params?.redirect_uri ?? ""),
+    );
+  const failed = (
+    req: IncomingMessage,
+    detail: string,
+    facts: { client?: Client; accountId?: string; outcome?: string } = {},
+  ) =>
+    audit.record({
+      event: "sign_in.failed",
+      decision: "deny",
+      reason: `sign-in through ${deps.name} refused: ${detail}`,
+      principal: facts.accountId === undefined ? null : audit.principal(facts.accountId),
+      username: facts.accountId ?? null,
+      client: facts.client ?? null,
+      address: req.socket.remoteAddress ?? null,
+      extra: { outcome: facts.outcome ?? "refused", amr: "fed", upstream: upstream.issuer },
+    });
+
+  const refuse = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    status: number,
+    reason: string,
+    detail: string,
+    facts: { client?: Client; accountId?: string; outcome?: string } = {},
+  ) => {
     log.warn({ event: "oauth.upstream_login_refused", reason: detail }, "upstream sign-in refused");
+    const decisionId = failed(req, detail, facts);
     return sendPage(
       res,
       status,
       "Sign-in failed",
-      `<h1>Sign-in failed</h1><p>${reason}</p><p>Start again from your application.</p>`,
+      `<h1>Sign-in failed</h1><p class="error" role="alert">${reason} <span class="muted">Reference <code>${decisionId}</code></span></p><p>Start again from your application.</p>`,
     );
   };
 
@@ -214,10 +254,21 @@ export function federatedSignIn(deps: FederatedSignInDeps): FederatedSignIn {
         res.setHeader("allow", "GET");
         return sendPage(res, 405, "Method not allowed", "<h1>Method not allowed</h1>");
       }
+      // Nothing is decided that could not be recorded (the attempt is counted as unrecorded).
+      if (!audit.admit()) {
+        res.setHeader("retry-after", "5");
+        return sendPage(res, 503, "Try again shortly", "<h1>Sign-in is briefly unavailable</h1>");
+      }
       const callback = new URL(req.url ?? "/", deps.issuer);
       const state = callback.searchParams.get("state");
       if (state === null || state === "" || state.length > 512) {
-        return refuse(res, 400, "The identity provider's answer is incomplete.", "callback without state");
+        return refuse(
+          req,
+          res,
+          400,
+          "The identity provider's answer is incomplete.",
+          "callback without state",
+        );
       }
       const id = sha256(state);
       const row = await db
@@ -228,6 +279,7 @@ export function federatedSignIn(deps: FederatedSignInDeps): FederatedSignIn {
         .executeTakeFirst();
       if (row === undefined || (row.expires_at !== null && Number(row.expires_at) <= now())) {
         return refuse(
+          req,
           res,
           400,
           "This sign-in attempt is unknown or has expired.",
@@ -239,6 +291,7 @@ export function federatedSignIn(deps: FederatedSignInDeps): FederatedSignIn {
         pending = JSON.parse(unsealPayload(deps.keys, MODEL, id, row.payload)) as StoredPending;
       } catch {
         return refuse(
+          req,
           res,
           400,
           "This sign-in attempt is unknown or has expired.",
@@ -248,6 +301,7 @@ export function federatedSignIn(deps: FederatedSignInDeps): FederatedSignIn {
       const binding = readCookie(req, cookieName);
       if (binding === null || !sameHash(sha256(binding), pending.binding)) {
         return refuse(
+          req,
           res,
           403,
           "This sign-in was not started in this browser.",
@@ -263,22 +317,26 @@ export function federatedSignIn(deps: FederatedSignInDeps): FederatedSignIn {
         .where("consumed_at", "is", null)
         .executeTakeFirst();
       if (consumed.numUpdatedRows !== 1n) {
-        return refuse(res, 400, "This sign-in answer was already used.", "callback replayed");
+        return refuse(req, res, 400, "This sign-in answer was already used.", "callback replayed");
       }
       const interaction = await deps.provider.Interaction.find(pending.uid);
       if (interaction === undefined || interaction.prompt?.name !== "login") {
         return refuse(
+          req,
           res,
           400,
           "This sign-in attempt has expired.",
           "the interaction is gone or past sign-in",
         );
       }
+      const client = await clientOf(interaction);
       if (callback.searchParams.has("error")) {
+        const error = callback.searchParams.get("error")?.slice(0, 64) ?? "";
         log.info(
-          { event: "oauth.upstream_login_refused", reason: callback.searchParams.get("error")?.slice(0, 64) },
+          { event: "oauth.upstream_login_refused", reason: error },
           "the upstream identity provider did not sign the user in",
         );
+        failed(req, `the identity provider answered ${error}`, { client, outcome: "upstream_refused" });
         return finish(res, interaction, {
           error: "access_denied",
           error_description: "the identity provider did not sign the user in",
@@ -290,16 +348,48 @@ export function federatedSignIn(deps: FederatedSignInDeps): FederatedSignIn {
         identity = await upstream.complete(callback, login);
       } catch (err) {
         if (!(err instanceof FederationError)) throw err;
-        return refuse(res, 400, "The identity provider's answer was not accepted.", err.message);
+        return refuse(req, res, 400, "The identity provider's answer was not accepted.", err.message, {
+          client,
+        });
       }
       if (identity.subject.length > MAX_SUBJECT_LENGTH) {
-        return refuse(res, 400, "The identity provider's answer was not accepted.", "user id claim too long");
+        return refuse(
+          req,
+          res,
+          400,
+          "The identity provider's answer was not accepted.",
+          "user id claim too long",
+          {
+            client,
+          },
+        );
       }
       const accountId = await upsertFederatedUser(db, identity, now());
       if (accountId === null) {
-        return refuse(res, 403, "This account is disabled.", `federated account disabled: ${identity.id}`);
+        return refuse(
+          req,
+          res,
+          403,
+          "This account is disabled.",
+          `federated account disabled: ${identity.id}`,
+          {
+            client,
+            accountId: federatedAccountId(identity),
+            outcome: "account_disabled",
+          },
+        );
       }
       log.info({ event: "oauth.upstream_login", accountId }, "user signed in through the upstream provider");
+      audit.record({
+        event: "sign_in.succeeded",
+        decision: "allow",
+        reason: `${accountId} signed in through ${deps.name} to ${client.name}`,
+        principal: audit.principal(accountId),
+        username: accountId,
+        client,
+        address: req.socket.remoteAddress ?? null,
+        extra: { outcome: "signed_in", amr: "fed", upstream: upstream.issuer, email: identity.email },
+      });
       return finish(res, interaction, { login: { accountId, amr: ["fed"] } });
     },
   };

@@ -6,38 +6,26 @@
  * (RFC 6819 §4.4.1.9), a CSRF token bound to the interaction, and consent that names the
  * client, where it will send the user back, the scopes and the resource (MCP security best
  * practices, "Confused Deputy Problem": consent per client, shown before redirecting).
+ * The pages' frame and inline stylesheet are in ./interactionPages.ts; the client is named by
+ * ./clientDisplayName.ts. Every sign-in attempt (throttled ones too) and every consent answer
+ * is an audit record (./signInAudit.ts); a failed one shows its decision id inline.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Kysely } from "kysely";
 import type { Logger } from "pino";
 import { mac, macValid } from "../core/keyDerivation.js";
 import type { AbuseLimits } from "./abuseLimits.js";
+import { clientDisplayName, redirectTarget } from "./clientDisplayName.js";
 import { isLocalRedirect } from "./consentPolicy.js";
 import { type ResourceAccess, summarizeConsent } from "./consentSummary.js";
 import type { OAuthDatabase } from "./database.js";
+import { escapeHtml, inlineError, PRODUCT, sendPage } from "./interactionPages.js";
 import type { OidcInteraction, OidcProvider } from "./oidcProvider.js";
-import { verifyPassword } from "./users.js";
+import type { SignInAudit } from "./signInAudit.js";
+import { checkPassword, findUser } from "./users.js";
 
 export const INTERACTION_PREFIX = "/oauth/interaction/";
-export const STYLESHEET_PATH = "/oauth/assets/style.css";
 const FORM_LIMIT = 8 * 1024;
-
-export const PAGE_HEADERS: Readonly<Record<string, string>> = {
-  "content-security-policy":
-    "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-  "x-frame-options": "DENY",
-  "x-content-type-options": "nosniff",
-  "referrer-policy": "no-referrer",
-  "cache-control": "no-store",
-};
-
-const STYLESHEET = [
-  "body{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem;color:#222}",
-  "label{display:block;margin:.75rem 0}input{display:block;width:100%;padding:.4rem}",
-  "button{margin:.5rem .5rem 0 0;padding:.5rem 1rem}.warn{background:#fff3cd;padding:.5rem}",
-  ".error{color:#a00}code{background:#eee;padding:0 .2rem}",
-  "a.button{display:inline-block;padding:.5rem 1rem;border:1px solid #888;color:#222;text-decoration:none}",
-].join("\n");
 
 export interface InteractionDeps {
   provider: OidcProvider;
@@ -56,10 +44,8 @@ export interface InteractionDeps {
   resourceAccess?: (resource: string) => ResourceAccess | undefined;
   /** Limits on password guessing (./abuseLimits.ts); none when absent. */
   limits?: AbuseLimits;
-}
-
-export function escapeHtml(value: string): string {
-  return value.replace(/[&<>"'`]/g, (c) => `&#${c.charCodeAt(0)};`);
+  /** Where every sign-in and consent decision is recorded (./signInAudit.ts). */
+  audit: SignInAudit;
 }
 
 function csrfToken(key: Buffer, uid: string): string {
@@ -68,28 +54,6 @@ function csrfToken(key: Buffer, uid: string): string {
 
 function csrfValid(key: Buffer, uid: string, presented: string | null): boolean {
   return presented !== null && macValid(key, `interaction-csrf:${uid}`, presented);
-}
-
-export function sendPage(res: ServerResponse, status: number, title: string, body: string): void {
-  const html = [
-    "<!DOCTYPE html>",
-    `<html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>`,
-    `<meta name="viewport" content="width=device-width, initial-scale=1">`,
-    `<link rel="stylesheet" href="${STYLESHEET_PATH}"></head><body>`,
-    body,
-    "</body></html>",
-  ].join("\n");
-  res.writeHead(status, { ...PAGE_HEADERS, "content-type": "text/html; charset=utf-8" });
-  res.end(html);
-}
-
-export function sendStylesheet(res: ServerResponse): void {
-  res.writeHead(200, {
-    "content-type": "text/css; charset=utf-8",
-    "cache-control": "public, max-age=3600",
-    "x-content-type-options": "nosniff",
-  });
-  res.end(STYLESHEET);
 }
 
 async function readForm(req: IncomingMessage): Promise<URLSearchParams | null> {
@@ -105,30 +69,37 @@ async function readForm(req: IncomingMessage): Promise<URLSearchParams | null> {
   return new URLSearchParams(Buffer.concat(chunks).toString("utf8"));
 }
 
-function loginPage(
-  uid: string,
-  csrf: string,
-  clientName: string,
-  username: string,
-  error: string | null,
-  options: { localUsers: boolean; upstreamName: string | null } = { localUsers: true, upstreamName: null },
-): string {
+interface LoginView {
+  uid: string;
+  csrf: string;
+  clientName: string;
+  username: string;
+  /**
+   * An inline error. Without the audit record's decision id: the page must be the same byte
+   * for byte whether or not the username exists (test/oauth/sign-in-throttling.test.ts).
+   */
+  error: string | null;
+  localUsers: boolean;
+  upstreamName: string | null;
+}
+
+function loginPage(v: LoginView): string {
   return [
     "<h1>Sign in</h1>",
-    `<p>to continue to <strong>${escapeHtml(clientName)}</strong></p>`,
-    error === null ? "" : `<p class="error">${escapeHtml(error)}</p>`,
+    `<p class="lead">to continue to <strong>${escapeHtml(v.clientName)}</strong></p>`,
+    v.error === null ? "" : inlineError(v.error, null),
     // A link, not a form: the upstream is another origin, which `form-action 'self'` forbids
     // as a redirect target of a form submission.
-    options.upstreamName === null
+    v.upstreamName === null
       ? ""
-      : `<p><a class="button" href="${INTERACTION_PREFIX}${escapeHtml(uid)}/upstream">Sign in with ${escapeHtml(options.upstreamName)}</a></p>`,
-    ...(options.localUsers
+      : `<p><a class="button" href="${INTERACTION_PREFIX}${escapeHtml(v.uid)}/upstream">Sign in with ${escapeHtml(v.upstreamName)}</a></p>`,
+    ...(v.localUsers
       ? [
-          `<form method="post" action="${INTERACTION_PREFIX}${escapeHtml(uid)}/login">`,
-          `<input type="hidden" name="csrf" value="${escapeHtml(csrf)}">`,
-          `<label>Username <input name="username" autocomplete="username" required value="${escapeHtml(username)}"></label>`,
-          '<label>Password <input name="password" type="password" autocomplete="current-password" required></label>',
-          '<button type="submit">Sign in</button>',
+          `<form method="post" action="${INTERACTION_PREFIX}${escapeHtml(v.uid)}/login">`,
+          `<input type="hidden" name="csrf" value="${escapeHtml(v.csrf)}">`,
+          `<label for="username">Username</label><input id="username" name="username" autocomplete="username" required value="${escapeHtml(v.username)}"${v.error === null ? " autofocus" : ""}>`,
+          `<label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required${v.error === null ? "" : " autofocus"}>`,
+          '<div class="actions"><button type="submit">Sign in</button></div>',
           "</form>",
         ]
       : []),
@@ -144,10 +115,11 @@ function listOf(value: unknown): string[] {
 async function consentPage(deps: InteractionDeps, details: OidcInteraction, csrf: string): Promise<string> {
   const clientId = String(details.params.client_id ?? "");
   const client = await deps.provider.Client.find(clientId);
-  const name = client?.clientName ?? clientId;
-  const redirect = URL.parse(String(details.params.redirect_uri ?? ""));
-  const target =
-    redirect === null ? "(unknown)" : redirect.host === "" ? `${redirect.protocol}//` : redirect.host;
+  const redirectUri = String(details.params.redirect_uri ?? "");
+  const name = clientDisplayName(client, redirectUri);
+  const target = redirectTarget(redirectUri) ?? "(unknown)";
+  // A metadata-document client's id is an https URL: its host vouches for the document.
+  const publisher = /^https:\/\//.test(clientId) ? URL.parse(clientId)?.host : undefined;
   const allLocal =
     (client?.redirectUris ?? []).length > 0 && (client?.redirectUris ?? []).every(isLocalRedirect);
   const scopes = listOf(details.params.scope).filter((s) => s !== "openid");
@@ -168,7 +140,10 @@ async function consentPage(deps: InteractionDeps, details: OidcInteraction, csrf
   };
   return [
     "<h1>Authorize access</h1>",
-    `<p><strong>${escapeHtml(name)}</strong> (client <code>${escapeHtml(clientId)}</code>) asks to act on your behalf.</p>`,
+    `<p class="lead"><strong>${escapeHtml(name)}</strong> asks to use MCP servers behind ${PRODUCT} on your behalf.</p>`,
+    publisher === undefined
+      ? ""
+      : `<p class="muted">Its description is published by <strong>${escapeHtml(publisher)}</strong>.</p>`,
     `<p>After you decide, you will be sent to <strong>${escapeHtml(target)}</strong>.</p>`,
     allLocal
       ? '<p class="warn">This application receives the answer on your own computer. Approve only if you just started it yourself.</p>'
@@ -181,8 +156,8 @@ async function consentPage(deps: InteractionDeps, details: OidcInteraction, csrf
     `<ul>${resources.map((r) => `<li><code>${escapeHtml(r)}</code>${reach(r)}</li>`).join("")}</ul>`,
     `<form method="post" action="${INTERACTION_PREFIX}${escapeHtml(details.uid)}/confirm">`,
     `<input type="hidden" name="csrf" value="${escapeHtml(csrf)}">`,
-    '<button type="submit" name="decision" value="allow">Allow</button>',
-    '<button type="submit" name="decision" value="deny">Deny</button>',
+    '<div class="actions"><button type="submit" name="decision" value="allow">Allow</button>',
+    '<button class="secondary" type="submit" name="decision" value="deny">Deny</button></div>',
     "</form>",
   ].join("\n");
 }
@@ -218,13 +193,24 @@ export async function rememberedGrantId(
   return row?.grant_id;
 }
 
+/** The answer while the audit trail cannot take a decision's record: try again shortly, nothing decided. */
+function auditBusy(res: ServerResponse): void {
+  res.setHeader("retry-after", "5");
+  sendPage(
+    res,
+    503,
+    "Try again shortly",
+    "<h1>Sign-in is briefly unavailable</h1><p>Try again in a few seconds.</p>",
+  );
+}
+
 /** Serves GET /oauth/interaction/:uid and …/upstream, and POST …/login and …/confirm. */
 export async function handleInteraction(
   deps: InteractionDeps,
   req: IncomingMessage,
   res: ServerResponse,
 ): Promise<void> {
-  const { provider, csrfKey } = deps;
+  const { provider, csrfKey, audit } = deps;
   const path = new URL(req.url ?? "/", "http://x").pathname;
   const match = /^\/oauth\/interaction\/([A-Za-z0-9_-]{1,64})(?:\/(login|confirm|upstream))?$/.exec(path);
   if (match === null) return sendPage(res, 404, "Not found", "<h1>Not found</h1>");
@@ -257,18 +243,29 @@ export async function handleInteraction(
     return sendPage(res, 400, "Sign-in mismatch", "<h1>This page belongs to another sign-in attempt</h1>");
   }
   const csrf = csrfToken(csrfKey, uid);
-  const clientId = String(details.params.client_id ?? "");
-  const clientName = (await provider.Client.find(clientId))?.clientName ?? clientId;
+  const client = await audit.client(
+    provider,
+    String(details.params.client_id ?? ""),
+    String(details.params.redirect_uri ?? ""),
+  );
+  const login = (username: string, error: LoginView["error"]): string =>
+    loginPage({
+      uid,
+      csrf,
+      clientName: client.name,
+      username,
+      error,
+      localUsers,
+      upstreamName: upstream?.name ?? null,
+    });
 
-  const pageOptions = { localUsers, upstreamName: upstream?.name ?? null };
   if (action === "upstream" || (action === undefined && details.prompt.name === "login" && !localUsers)) {
     if (details.prompt.name !== "login" || upstream === null)
       return sendPage(res, 400, "Unexpected", "<h1>Already signed in</h1>");
     return upstream.begin(uid, req, res);
   }
   if (action === undefined) {
-    if (details.prompt.name === "login")
-      return sendPage(res, 200, "Sign in", loginPage(uid, csrf, clientName, "", null, pageOptions));
+    if (details.prompt.name === "login") return sendPage(res, 200, "Sign in", login("", null));
     if (details.prompt.name === "consent")
       return sendPage(res, 200, "Authorize access", await consentPage(deps, details, csrf));
     return sendPage(res, 400, "Unsupported", "<h1>Unsupported sign-in step</h1>");
@@ -278,17 +275,20 @@ export async function handleInteraction(
   if (form === null || !csrfValid(csrfKey, uid, form.get("csrf"))) {
     return sendPage(res, 403, "Forbidden", "<h1>The form was not submitted from this page</h1>");
   }
+  // The socket's peer, not X-Forwarded-For: the gateway has no trusted-proxy setting yet, and
+  // a client-supplied header would let a guesser pick a fresh "address" for every attempt.
+  // Behind a reverse proxy every user therefore shares the proxy's per-address budget.
+  const address = req.socket.remoteAddress ?? "unknown";
+  // Nothing is decided that could not be recorded (the attempt is counted as unrecorded).
+  if (!audit.admit()) return auditBusy(res);
 
   if (action === "login") {
     if (details.prompt.name !== "login")
       return sendPage(res, 400, "Unexpected", "<h1>Already signed in</h1>");
     const username = form.get("username") ?? "";
-    // The socket's peer, not X-Forwarded-For: the gateway has no trusted-proxy setting yet, and
-    // a client-supplied header would let a guesser pick a fresh "address" for every attempt.
-    // Behind a reverse proxy every user therefore shares the proxy's per-address budget.
-    const address = req.socket.remoteAddress ?? "unknown";
-    // The typed username is never logged: people paste passwords into it. A keyed hash still
-    // lets an operator see that the attempts aim at one account.
+    // The typed username is never logged nor recorded unless it names an account: people
+    // paste passwords into it. A keyed hash still lets an operator see that the attempts aim
+    // at one account.
     const account = deps.limits?.accountRef(username) ?? null;
     const gate = (await deps.limits?.beginSignIn(username, address)) ?? null;
     if (gate !== null && !gate.allowed) {
@@ -297,6 +297,18 @@ export async function handleInteraction(
         { event: "oauth.login_throttled", account, address, retryAfter },
         "local sign-in throttled",
       );
+      // Recorded without looking the account up: the same work whether or not it exists.
+      audit.record({
+        event: "sign_in.failed",
+        decision: "deny",
+        reason: `password sign-in refused: throttled (retry after ${retryAfter} s), password not checked`,
+        principal: null,
+        username: null,
+        account,
+        client,
+        address,
+        extra: { outcome: "throttled", retryAfter },
+      });
       // The same answer whether or not the username exists, and the password is not checked.
       const minutes = Math.ceil(retryAfter / 60);
       res.setHeader("retry-after", String(retryAfter));
@@ -304,32 +316,42 @@ export async function handleInteraction(
         res,
         429,
         "Sign in",
-        loginPage(
-          uid,
-          csrf,
-          clientName,
-          username,
-          `Too many attempts, try again in ${minutes} minute${minutes === 1 ? "" : "s"}`,
-          pageOptions,
-        ),
+        login(username, `Too many attempts, try again in ${minutes} minute${minutes === 1 ? "" : "s"}.`),
       );
     }
-    const user = await verifyPassword(deps.db, username, form.get("password") ?? "");
-    if (user === null) {
+    const check = await checkPassword(deps.db, username, form.get("password") ?? "");
+    const known = check.user;
+    const facts = {
+      principal: known === null ? null : audit.principal(known.id),
+      username: known?.username ?? null,
+      account,
+      client,
+      address,
+    };
+    if (check.outcome !== "signed_in") {
       await gate?.failed();
       deps.log.info({ event: "oauth.login_failed", account, address }, "local sign-in refused");
-      return sendPage(
-        res,
-        401,
-        "Sign in",
-        loginPage(uid, csrf, clientName, username, "Invalid username or password", pageOptions),
-      );
+      audit.record({
+        ...facts,
+        event: "sign_in.failed",
+        decision: "deny",
+        reason: `password sign-in refused: ${check.outcome.replace("_", " ")}`,
+        extra: { outcome: check.outcome, amr: "pwd" },
+      });
+      return sendPage(res, 401, "Sign in", login(username, "Invalid username or password."));
     }
     await gate?.succeeded();
+    audit.record({
+      ...facts,
+      event: "sign_in.succeeded",
+      decision: "allow",
+      reason: `${check.user.username} signed in with a password to ${client.name}`,
+      extra: { outcome: "signed_in", amr: "pwd" },
+    });
     return provider.interactionFinished(
       req,
       res,
-      { login: { accountId: user.id, amr: ["pwd"] } },
+      { login: { accountId: check.user.id, amr: ["pwd"] } },
       { mergeWithLastSubmission: false },
     );
   }
@@ -337,7 +359,23 @@ export async function handleInteraction(
   // action === "confirm"
   if (details.prompt.name !== "consent")
     return sendPage(res, 400, "Unexpected", "<h1>Nothing to confirm</h1>");
+  const accountId = details.session?.accountId;
+  const scopes = listOf(details.params.scope);
+  const resources = listOf(details.params.resource);
+  const consentFacts = {
+    principal: accountId === undefined ? null : audit.principal(accountId),
+    username: accountId === undefined ? null : ((await findUser(deps.db, accountId))?.username ?? accountId),
+    client,
+    address,
+  };
   if (form.get("decision") !== "allow") {
+    audit.record({
+      ...consentFacts,
+      event: "consent.denied",
+      decision: "deny",
+      reason: `consent to ${client.name} denied by the user`,
+      extra: { scopes, resources },
+    });
     return provider.interactionFinished(
       req,
       res,
@@ -345,11 +383,10 @@ export async function handleInteraction(
       { mergeWithLastSubmission: false },
     );
   }
-  const accountId = details.session?.accountId;
   if (accountId === undefined) return sendPage(res, 400, "Sign-in expired", "<h1>Sign in again</h1>");
   const grant =
     (details.grantId === undefined ? undefined : await provider.Grant.find(details.grantId)) ??
-    new provider.Grant({ accountId, clientId });
+    new provider.Grant({ accountId, clientId: client.id });
   const prompt = details.prompt.details;
   const oidcScopes = listOf(prompt.missingOIDCScope);
   if (oidcScopes.length > 0) grant.addOIDCScope(oidcScopes.join(" "));
@@ -362,6 +399,13 @@ export async function handleInteraction(
     }
   }
   const grantId = await grant.save();
-  await rememberConsent(deps.db, accountId, clientId, grantId);
+  await rememberConsent(deps.db, accountId, client.id, grantId);
+  audit.record({
+    ...consentFacts,
+    event: "consent.granted",
+    decision: "allow",
+    reason: `consent to ${client.name} granted by ${consentFacts.username}`,
+    extra: { scopes, resources },
+  });
   return provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
 }

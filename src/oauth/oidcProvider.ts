@@ -34,6 +34,8 @@ export interface OidcClient {
 export interface OidcInteractionRecord {
   uid: string;
   prompt?: { name: string };
+  /** The authorization request's parameters (client_id, redirect_uri, …). */
+  params?: Record<string, unknown>;
   result?: Record<string, unknown>;
   returnTo: string;
   /** Expiry, epoch seconds. */

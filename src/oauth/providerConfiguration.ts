@@ -13,7 +13,8 @@ import type { FirstPartyClient } from "./authorizationServerOptions.js";
 import { clientMetadataPolicy } from "./clientMetadataPolicy.js";
 import { askUnlessClientIdentityAssured } from "./consentPolicy.js";
 import type { OAuthDatabase } from "./database.js";
-import { escapeHtml, INTERACTION_PREFIX, rememberedGrantId, STYLESHEET_PATH } from "./interactions.js";
+import { escapeHtml, PAGE_HEADERS, pageHtml } from "./interactionPages.js";
+import { INTERACTION_PREFIX, rememberedGrantId } from "./interactions.js";
 import { isMachineClientId, withMachineClients } from "./machineClients.js";
 import type { OidcClient, OidcContext, OidcGrant, OidcProvider, OidcProviderModule } from "./oidcProvider.js";
 import type { RegistrationLimits } from "./registration.js";
@@ -92,6 +93,7 @@ export function providerConfiguration(settings: ProviderSettings): Record<string
         : [
             {
               client_id: firstParty.clientId,
+              client_name: firstParty.clientName,
               client_secret: firstParty.clientSecret,
               redirect_uris: [firstParty.redirectUri],
               grant_types: ["authorization_code"],
@@ -170,23 +172,17 @@ export function providerConfiguration(settings: ProviderSettings): Record<string
     },
     interactions: { policy, url: (_ctx: unknown, i: { uid: string }) => `${INTERACTION_PREFIX}${i.uid}` },
     async renderError(ctx: OidcContext, out: Record<string, string>) {
-      for (const [k, v] of Object.entries({
-        "content-security-policy": "default-src 'none'; style-src 'self'; frame-ancestors 'none'",
-        "x-frame-options": "DENY",
-        "x-content-type-options": "nosniff",
-        "cache-control": "no-store",
-      })) {
-        ctx.set(k, v);
-      }
+      for (const [k, v] of Object.entries(PAGE_HEADERS)) ctx.set(k, v);
       ctx.type = "html";
-      ctx.body = [
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Authorization error</title>',
-        `<link rel="stylesheet" href="${STYLESHEET_PATH}"></head><body><h1>Authorization error</h1>`,
-        ...Object.entries(out).map(
-          ([k, v]) => `<p><code>${escapeHtml(k)}</code>: ${escapeHtml(String(v))}</p>`,
-        ),
-        "</body></html>",
-      ].join("\n");
+      ctx.body = pageHtml(
+        "Authorization error",
+        [
+          "<h1>Authorization error</h1>",
+          ...Object.entries(out).map(
+            ([k, v]) => `<p><code>${escapeHtml(k)}</code>: ${escapeHtml(String(v))}</p>`,
+          ),
+        ].join("\n"),
+      );
     },
     clientBasedCORS(_ctx: unknown, origin: string, client: OidcClient) {
       // Browser-based clients may call the token endpoint from their redirect URIs' origin.

@@ -129,12 +129,22 @@ export async function removeUser(db: Kysely<OAuthDatabase>, username: string): P
   return res.numDeletedRows > 0n;
 }
 
-/** The user when the password matches and the account is enabled; null otherwise. */
-export async function verifyPassword(
+/** How a password sign-in ended; the user is known unless the username matches no account. */
+export type PasswordCheck =
+  | { outcome: "signed_in"; user: LocalUser }
+  | { outcome: "wrong_password" | "account_disabled"; user: LocalUser }
+  | { outcome: "unknown_user"; user: null };
+
+/**
+ * Checks a password sign-in and says why it failed (for the audit record only: the user is
+ * told the same thing in every case). A disabled account is reported as such only when its
+ * password was right, so the record does not tell a guesser's attempts apart by account state.
+ */
+export async function checkPassword(
   db: Kysely<OAuthDatabase>,
   username: string,
   password: string,
-): Promise<LocalUser | null> {
+): Promise<PasswordCheck> {
   const row = await db
     .selectFrom("oauth_users")
     .selectAll()
@@ -143,9 +153,20 @@ export async function verifyPassword(
   if (row === undefined) {
     decoy ??= hashPassword("decoy password, never matches");
     await checkPasswordHash(password, await decoy);
-    return null;
+    return { outcome: "unknown_user", user: null };
   }
-  const ok = await checkPasswordHash(password, row.password_hash);
-  if (!ok || row.disabled_at !== null) return null;
-  return toUser(row);
+  const user = toUser(row);
+  if (!(await checkPasswordHash(password, row.password_hash))) return { outcome: "wrong_password", user };
+  if (row.disabled_at !== null) return { outcome: "account_disabled", user };
+  return { outcome: "signed_in", user };
+}
+
+/** The user when the password matches and the account is enabled; null otherwise. */
+export async function verifyPassword(
+  db: Kysely<OAuthDatabase>,
+  username: string,
+  password: string,
+): Promise<LocalUser | null> {
+  const check = await checkPassword(db, username, password);
+  return check.outcome === "signed_in" ? check.user : null;
 }

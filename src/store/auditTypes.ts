@@ -151,6 +151,8 @@ export interface AuditSigningKeyRecord {
 /** Filters of `portcullis audit search|tail|export`; all optional, combined with AND. */
 export interface AuditQuery {
   principal?: string;
+  /** Exact `method` (api_key, oauth, sign_in, console, cli, …). */
+  method?: string;
   server?: string;
   tool?: string;
   decision?: AuditRecord["decision"];

@@ -22,7 +22,9 @@ import type {
 import { decodeJwt } from "jose";
 import { openStore } from "../../src/store/open.js";
 import { CookieJar, IDP_SECRETS, type IdpProcess, startIdpProcess } from "../fixtures/oidc-idp.js";
+import { auditRecords } from "../helpers/audit.js";
 import { DEMO_SERVER, type RunningGateway, startGateway } from "../helpers/gateway.js";
+import { waitFor } from "../helpers/wait.js";
 import { browse } from "../oauth/asHarness.js";
 
 const REDIRECT = "http://127.0.0.1:49152/callback";
@@ -201,6 +203,17 @@ describe("built-in OAuth with sign-in federated to an enterprise IdP", () => {
     } finally {
       await store.close();
     }
+    // The sign-in itself is in the audit trail: who, through which IdP, to which client.
+    const [signedIn] = await waitFor("the federated sign-in record", async () => {
+      const found = (await auditRecords(gw, { method: "sign_in" })).filter(
+        (r) =>
+          r.detail?.event === "sign_in.succeeded" && r.principal === `oauth:${gw.url}#${String(claims.sub)}`,
+      );
+      return found.length > 0 ? found : undefined;
+    });
+    assert.equal(signedIn?.detail?.amr, "fed");
+    assert.equal(signedIn?.detail?.upstream, idp.issuer);
+    assert.equal(signedIn?.detail?.clientName, "Portcullis federated e2e client");
   });
 
   it("goes straight to the IdP when local sign-in is off, and refuses a local password sign-in", async () => {
@@ -247,6 +260,14 @@ describe("built-in OAuth with sign-in federated to an enterprise IdP", () => {
     const unknown = await browse(attacker.jar, forged);
     assert.equal(unknown.status, 400);
     await unknown.arrayBuffer();
+    // Each refusal is an audit record with its precise reason.
+    await waitFor("the login CSRF refusals in the audit trail", async () => {
+      const reasons = (await auditRecords(gw, { method: "sign_in", decision: "deny" })).map((r) => r.reason);
+      return (
+        reasons.filter((r) => /login CSRF/.test(r)).length >= 2 &&
+        reasons.some((r) => /names no pending login/.test(r))
+      );
+    });
     // The refusals did not burn the attacker's own answer: it still works in the attacker's browser.
     const own = await browse(attacker.jar, stolen);
     await own.arrayBuffer();

@@ -32,11 +32,32 @@ export interface Harness {
   resources: [string, string];
   as: AuthorizationServer;
   store: Store;
+  /** The chained audit writer the AS records through. */
+  audit: AuditWriter;
   close(): Promise<void>;
 }
 
+/** What the audit writer calls on its store: an outage of the audit trail fails them all. */
+const AUDIT_WRITES = new Set<string | symbol>([
+  "appendAuditChain",
+  "auditChainTail",
+  "listAuditCheckpoints",
+  "auditRegistryTail",
+]);
+
+/** Makes the audit writer's store fail (an outage of the audit trail only) while `down`. */
+export interface AuditOutage {
+  down: boolean;
+}
+
 export async function startHarness(
-  opts: { accessTokenTtlSeconds?: number; limits?: AbuseLimitSettings } = {},
+  opts: {
+    accessTokenTtlSeconds?: number;
+    limits?: AbuseLimitSettings;
+    /** The audit writer's backlog bound (default: the writer's). */
+    maxPendingRecords?: number;
+    auditOutage?: AuditOutage;
+  } = {},
 ): Promise<Harness> {
   const dir = await mkdtemp(join(tmpdir(), "portcullis-as-"));
   const store = await openStore(join(dir, "db.sqlite"));
@@ -47,12 +68,26 @@ export async function startHarness(
   );
   const secret = randomBytes(32);
   const log = pino({ level: "silent" });
+  const outage = opts.auditOutage;
+  const auditStore =
+    outage === undefined
+      ? store
+      : (new Proxy(store, {
+          get(target, prop, receiver) {
+            if (AUDIT_WRITES.has(prop) && outage.down)
+              return () =>
+                Promise.reject(Object.assign(new Error("connection refused"), { code: "ECONNREFUSED" }));
+            const v = Reflect.get(target, prop, receiver);
+            return typeof v === "function" ? v.bind(target) : v;
+          },
+        }) as Store);
   const audit = await AuditWriter.open(
-    store,
+    auditStore,
     log,
     {
       flushIntervalMs: 10,
       maxBatch: 100,
+      ...(opts.maxPendingRecords === undefined ? {} : { maxPendingRecords: opts.maxPendingRecords }),
       checkpointEvery: 1000,
       checkpointIntervalSeconds: 3600,
       arguments: "redacted",
@@ -82,7 +117,7 @@ export async function startHarness(
       : { accessTokenTtlSeconds: opts.accessTokenTtlSeconds }),
     ...(opts.limits === undefined ? {} : { limits: opts.limits }),
     log,
-    audit: (record) => audit.record(record),
+    audit,
   });
   server.on("request", (req, res) => {
     const path = new URL(req.url ?? "/", issuer).pathname;
@@ -97,6 +132,7 @@ export async function startHarness(
     resources,
     as,
     store,
+    audit,
     async close() {
       await as.close();
       await audit.close();

@@ -84,10 +84,12 @@ describe("authorization request attacks", () => {
     const interaction = new URL(String(res.headers.get("location")), h.issuer);
     res = await browse(jar, interaction);
     const check = (r: Response, html: string) => {
-      assert.equal(
-        r.headers.get("content-security-policy"),
-        "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+      // The one inline stylesheet is allowed by its hash; nothing else (no script, no external asset).
+      assert.match(
+        r.headers.get("content-security-policy") ?? "",
+        /^default-src 'none'; style-src 'sha256-[A-Za-z0-9+/]{43}='; form-action 'self'; frame-ancestors 'none'; base-uri 'none'$/,
       );
+      assert.doesNotMatch(html, /<link |src=/i);
       assert.equal(r.headers.get("x-frame-options"), "DENY");
       assert.equal(r.headers.get("cache-control"), "no-store");
       assert.doesNotMatch(html, /<script/i);

@@ -126,6 +126,7 @@ export class SqlAuditRepository implements AuditRepository {
       .orderBy("seq", query.order ?? "desc")
       .limit(limit);
     if (query.principal !== undefined) q = q.where("principal", "=", query.principal);
+    if (query.method !== undefined) q = q.where("method", "=", query.method);
     if (query.server !== undefined) q = q.where("server", "=", query.server);
     if (query.tool !== undefined) q = q.where("tool", "=", query.tool);
     if (query.decision !== undefined) q = q.where("decision", "=", query.decision);
