@@ -50,8 +50,20 @@ export async function addUser(
   return user;
 }
 
-/** Removes an account by username and records it; false (nothing recorded) when there is none. */
-export async function removeUser(store: Store, username: string, audit: AdminAudit): Promise<boolean> {
+/**
+ * Removes an account by username, after revoking what it holds at the authorization server (as
+ * {@link disableUser} does: its tokens must not outlive it), and records it; false (nothing
+ * recorded) when there is none.
+ */
+export async function removeUser(
+  store: Store,
+  secret: Buffer,
+  username: string,
+  audit: AdminAudit,
+): Promise<boolean> {
+  const user = await findUserByName(oauthDatabase(store), username);
+  if (user === undefined) return false;
+  await revokeAccountGrants(store, artefactKeys(secret), user.id);
   if (!(await deleteUser(oauthDatabase(store), username))) return false;
   await audit({ kind: "user.removed", username });
   return true;

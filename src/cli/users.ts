@@ -131,12 +131,13 @@ export function registerUserCommands(program: Command, deps: CliDeps): void {
 
   deps
     .withStoreOptions(users.command("remove"))
-    .description("remove a user")
+    .description("remove a user, revoking every grant, token and sign-in session they hold")
     .argument("<username>", "login name")
     .option("--json", "print one JSON object")
     .action(async (username: string, opts: { json?: boolean }) => {
       await deps.withStore(opts, async (store, { config }) => {
-        if (!(await removeUser(store, username, cliAudit(store, config))))
+        const secret = serverSecret(config, { create: true });
+        if (!(await removeUser(store, secret, username, cliAudit(store, config))))
           throw new UserError(`no user named ${username}`);
         deps.print(opts.json, { username, removed: true }, () => `removed ${username}`);
       });

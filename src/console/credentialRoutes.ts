@@ -147,7 +147,7 @@ export function registerCredentialRoutes(routes: ConsoleRoutes): void {
     const username = f.get("username") ?? "";
     if (username === a.user.username)
       return routes.show(reply, a, users, notice("You cannot remove yourself.", true), 409);
-    const done = await removeUser(store, username, routes.auditFor(a));
+    const done = await removeUser(store, deps.secret, username, routes.auditFor(a));
     const message = notice(done ? `User ${username} removed.` : `No user ${username}.`, !done);
     return routes.show(reply, a, users, message, done ? 200 : 404);
   });

@@ -163,6 +163,14 @@ describe("users CLI: editing accounts of the built-in authorization server", () 
     assert.equal(r.code, 2);
   });
 
+  it("remove revokes the removed user's live tokens at the gateway", async () => {
+    const user = await addUser(gw, "liam");
+    const token = await userAccessToken(gw, { ...user, server: "demo" });
+    assert.equal(await listTools(token), 200);
+    assert.equal((await gw.cli(["users", "remove", "liam"])).removed, true);
+    await waitFor("the token to be refused", async () => (await listTools(token)) === 401);
+  });
+
   it("an unknown user exits 2 naming the user, for every edit command, with --help describing each", async () => {
     for (const args of [
       ["set-groups", "nobody", "a"],
