@@ -173,7 +173,7 @@ ${
   consents.length === 0
     ? html`<p class="muted">No remembered consents.</p>`
     : html`<table><thead><tr><th scope="col">User</th><th scope="col">Client</th><th scope="col">Updated</th></tr></thead><tbody>
-${consents.map((c) => html`<tr><td>${c.username ?? c.accountId}</td><td><code>${c.clientId}</code></td><td class="t">${when(c.updatedAt)}</td></tr>`)}</tbody></table>`
+${consents.map((c) => html`<tr><td>${c.username === null ? c.accountId : html`<a href="/console/users/${encodeURIComponent(c.accountId)}" title="${c.accountId}">${c.username}</a>`}</td><td><code>${c.clientId}</code></td><td class="t">${when(c.updatedAt)}</td></tr>`)}</tbody></table>`
 }</section>`;
 }
 
