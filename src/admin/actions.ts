@@ -15,6 +15,11 @@ export type AdminAction =
   | { kind: "key.revoked"; key: ApiKeyRecord }
   | { kind: "user.added"; user: LocalUser }
   | { kind: "user.removed"; username: string }
+  | { kind: "user.groups_set"; user: LocalUser; previous: string[] }
+  | { kind: "user.password_reset"; user: LocalUser; generated: boolean }
+  | { kind: "user.disabled"; user: LocalUser; grantsRevoked: number }
+  | { kind: "user.enabled"; user: LocalUser }
+  | { kind: "user.consent_revoked"; user: LocalUser; clientId: string; grantsRevoked: number }
   | { kind: "client.revoked"; clientId: string };
 
 /** Records one action durably (or throws): the operation that called it has already happened. */

@@ -6,6 +6,7 @@
 import { userInfo } from "node:os";
 import { pino } from "pino";
 import type { AdminAction, AdminAudit } from "../admin/actions.js";
+import { userChange, userChangeDetail } from "../admin/userAudit.js";
 import { adminRecord } from "../audit/records.js";
 import { AuditWriter } from "../audit/writer.js";
 import { serverSecret } from "../authn/serverSecret.js";
@@ -113,6 +114,14 @@ function actionRecord(config: Config, action: AdminAction): AuditRecord {
       });
     case "user.removed":
       return managementRecord(config, "user.removed", `user ${action.username} removed`);
+    case "user.groups_set":
+    case "user.password_reset":
+    case "user.disabled":
+    case "user.enabled":
+    case "user.consent_revoked":
+      return managementRecord(config, action.kind, userChange(action), {
+        detail: userChangeDetail(action),
+      });
     case "client.revoked":
       return managementRecord(config, "client.changed", "machine client revoked", {
         credentialId: action.clientId,

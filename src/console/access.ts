@@ -12,6 +12,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteGenericInterface } from "fastify";
 import type { Logger } from "pino";
 import type { AdminAction, AdminAudit } from "../admin/actions.js";
+import { userChange, userChangeDetail } from "../admin/userAudit.js";
 import { findUser } from "../admin/users.js";
 import { adminRecord } from "../audit/records.js";
 import type { AuditWriter } from "../audit/writer.js";
@@ -275,6 +276,15 @@ function consoleRecord(action: AdminAction): { reason: string; detail: Record<st
       return {
         reason: `user ${action.username} removed in the console`,
         detail: { event: "console.user_removed", username: action.username },
+      };
+    case "user.groups_set":
+    case "user.password_reset":
+    case "user.disabled":
+    case "user.enabled":
+    case "user.consent_revoked":
+      return {
+        reason: `${userChange(action)} in the console`,
+        detail: { event: `console.${action.kind.replace(".", "_")}`, ...userChangeDetail(action) },
       };
     case "client.revoked":
       return {

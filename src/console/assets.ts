@@ -54,6 +54,11 @@ svg .bar-allow{fill:var(--allow)}svg .bar-deny{fill:var(--deny)}svg .bar-review{
 svg .axis{stroke:#8a93a6;stroke-width:1}svg text{font-size:11px;fill:var(--muted)}
 .legend span{display:inline-block;margin-right:1rem}
 .legend i{display:inline-block;width:.8rem;height:.8rem;margin-right:.3rem;vertical-align:middle}
+dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:.3rem 1rem;margin:1rem 0}
+dl.facts dt{font-weight:600}dl.facts dd{margin:0;overflow-wrap:anywhere}
+.pager{display:flex;gap:1rem;margin:.5rem 0}
+table.detail th{width:14rem;white-space:nowrap}table.detail td pre{max-width:none}
+.person{text-decoration:underline dotted;cursor:help}
 .legend .k-allow{background:var(--allow)}.legend .k-deny{background:var(--deny)}.legend .k-review{background:var(--review)}
 `;
 

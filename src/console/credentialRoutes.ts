@@ -1,17 +1,33 @@
 /**
  * The console's credential pages: API keys (create, rotate, revoke), OAuth machine clients and
- * user consents (revoke), and local users (add with a generated password, remove). Each change
+ * user consents (revoke), and local users (add with a generated password, remove, and on each
+ * user's own page: set groups, reset the password, disable or enable, revoke a consent). Each change
  * goes through src/admin/, the same operations the CLI runs, and is audited there. A secret
  * (a key, a password) is shown once, on the page that created it.
  */
 
+import type { FastifyReply } from "fastify";
 import { listClients, listConsents, revokeClient } from "../admin/clients.js";
 import { createKey, revokeKey, rotateKey } from "../admin/keys.js";
-import { addUser, generatePassword, listUsers, removeUser } from "../admin/users.js";
+import {
+  addUser,
+  disableUser,
+  enableUser,
+  findUser,
+  generatePassword,
+  listUsers,
+  removeUser,
+  resetPassword,
+  revokeConsent,
+  setGroups,
+  userConsents,
+} from "../admin/users.js";
 import { KeyInputError } from "../authn/keyLifecycle.js";
 import { UserError } from "../oauth/users.js";
-import { type ConsolePage, type ConsoleRoutes, listField, ownerOf } from "./access.js";
+import { type Admin, type ConsolePage, type ConsoleRoutes, listField, ownerOf } from "./access.js";
+import { type Html, html } from "./html.js";
 import { clientsPage, keysPage, notice, secretShown, usersPage } from "./pages.js";
+import { userPage } from "./userPages.js";
 
 export function registerCredentialRoutes(routes: ConsoleRoutes): void {
   const { deps } = routes;
@@ -131,8 +147,95 @@ export function registerCredentialRoutes(routes: ConsoleRoutes): void {
     const username = f.get("username") ?? "";
     if (username === a.user.username)
       return routes.show(reply, a, users, notice("You cannot remove yourself.", true), 409);
-    const done = await removeUser(store, username, routes.auditFor(a));
+    const done = await removeUser(store, deps.secret, username, routes.auditFor(a));
     const message = notice(done ? `User ${username} removed.` : `No user ${username}.`, !done);
     return routes.show(reply, a, users, message, done ? 200 : 404);
+  });
+
+  // ── one user ────────────────────────────────────────────────────────
+  /** The user's page, with `message` above it; 404 when the id names nobody. */
+  const showUser = async (reply: FastifyReply, a: Admin, id: string, message?: Html, status = 200) => {
+    const user = await findUser(store, id);
+    if (user === undefined) return routes.show(reply, a, users, notice(`No user ${id}.`, true), 404);
+    const consents = await userConsents(store, deps.secret, user.username);
+    const body = userPage(user, consents, a.csrf, user.id === a.user.id);
+    return routes.page(
+      reply,
+      a,
+      `User ${user.username}`,
+      users.path,
+      message === undefined ? body : html`${message}${body}`,
+      status,
+    );
+  };
+  routes.get("/console/users/:id", (req, reply, a) => showUser(reply, a, req.params.id ?? ""));
+  routes.post("/console/users/:id/:action", async (req, reply, a, f) => {
+    const { id = "", action } = req.params;
+    const user = await findUser(store, id);
+    if (user === undefined) return routes.show(reply, a, users, notice(`No user ${id}.`, true), 404);
+    const audit = routes.auditFor(a);
+    const self = user.id === a.user.id;
+    try {
+      switch (action) {
+        case "groups": {
+          const groups = listField(f, "groups");
+          // An administrator cannot take away their own access to the console by mistake.
+          if (self && !groups.some((g) => routes.adminGroups.has(g)))
+            return showUser(
+              reply,
+              a,
+              id,
+              notice("You cannot remove yourself from the administrators.", true),
+              409,
+            );
+          const updated = await setGroups(store, user.username, groups, audit);
+          return showUser(
+            reply,
+            a,
+            id,
+            notice(`Groups of ${updated.username} set to ${updated.groups.join(", ") || "none"}.`),
+          );
+        }
+        case "password": {
+          const { generated } = await resetPassword(store, user.username, null, audit);
+          const shown = secretShown(
+            `Password of ${user.username} reset.`,
+            generated ?? "",
+            "This is their new password.",
+          );
+          return showUser(reply, a, id, shown);
+        }
+        case "disable": {
+          if (self) return showUser(reply, a, id, notice("You cannot disable yourself.", true), 409);
+          const r = await disableUser(store, deps.secret, user.username, audit);
+          const text = r.changed
+            ? `${user.username} disabled; ${r.grantsRevoked} grants revoked.`
+            : `${user.username} was already disabled.`;
+          return showUser(reply, a, id, notice(text));
+        }
+        case "enable": {
+          const r = await enableUser(store, user.username, audit);
+          return showUser(
+            reply,
+            a,
+            id,
+            notice(r.changed ? `${user.username} enabled.` : `${user.username} was already enabled.`),
+          );
+        }
+        case "revoke-consent": {
+          const client = (f.get("client") ?? "").trim();
+          const done =
+            client !== "" && (await revokeConsent(store, deps.secret, user.username, client, audit));
+          const text = done
+            ? `Consent of ${user.username} to ${client} revoked.`
+            : `No consent to ${client}.`;
+          return showUser(reply, a, id, notice(text, !done), done ? 200 : 404);
+        }
+      }
+    } catch (err) {
+      if (!(err instanceof UserError)) throw err;
+      return showUser(reply, a, id, notice(err.message, true), 400);
+    }
+    return showUser(reply, a, id, notice("Unknown action.", true), 404);
   });
 }

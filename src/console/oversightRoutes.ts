@@ -2,15 +2,20 @@
  * The console's oversight pages: the overview (decisions over the last hour and day, pending
  * approvals), runtime review (approve or deny held calls through ReviewGate.decide, which
  * refuses self-approval and approval by the owner of the caller's credential: src/review/),
- * the audit search with the trail's verdict, and the JSON the approvals page polls.
+ * the audit search (paged) with the trail's verdict and each record's detail, and the JSON
+ * the approvals page polls.
  */
 import { pendingApprovals } from "../admin/approvals.js";
-import { searchAudit } from "../admin/auditSearch.js";
+import { auditRecordsOf, MAX_AUDIT_PAGE, searchAudit } from "../admin/auditSearch.js";
 import type { ConsolePage, ConsoleRoutes } from "./access.js";
-import { approvalsPage, auditPage, notice, overviewPage } from "./pages.js";
+import { auditPage, auditRecordPage } from "./auditPages.js";
+import { approvalsPage, notice, overviewPage } from "./pages.js";
+import { peopleOf } from "./people.js";
 
-/** How many of the newest audit records the overview and the search read. */
+/** How many of the newest audit records the overview reads. */
 const AUDIT_SCAN = 5000;
+/** Records on one page of the audit search, unless the page asks for another size (at most MAX_AUDIT_PAGE). */
+const AUDIT_PAGE = 50;
 const DECISIONS = ["allow", "review", "deny"];
 
 export function registerOversightRoutes(routes: ConsoleRoutes): void {
@@ -23,7 +28,12 @@ export function registerOversightRoutes(routes: ConsoleRoutes): void {
       store.listAudit({ limit: AUDIT_SCAN }),
       store.listApprovals({ status: "pending" }),
     ]);
-    return routes.page(reply, a, "Overview", "/console", overviewPage(records, pending.length));
+    const refusals = records.filter((r) => r.decision === "deny").slice(0, 10);
+    const people = await peopleOf(
+      store,
+      refusals.map((r) => r.principal),
+    );
+    return routes.page(reply, a, "Overview", "/console", overviewPage(records, pending.length, people));
   });
 
   // ── approvals ───────────────────────────────────────────────────────
@@ -72,7 +82,7 @@ export function registerOversightRoutes(routes: ConsoleRoutes): void {
     return routes.show(reply, a, approvals, notice(done));
   });
 
-  // ── audit search ────────────────────────────────────────────────────
+  // ── audit search and records ────────────────────────────────────────
   routes.get("/console/audit", async (req, reply, a) => {
     const q = req.query;
     const search = {
@@ -82,7 +92,46 @@ export function registerOversightRoutes(routes: ConsoleRoutes): void {
       tool: (q.tool ?? "").slice(0, 200),
       text: (q.text ?? "").slice(0, 200),
     };
-    const r = await searchAudit(store, deps.secret, search, { scan: AUDIT_SCAN, limit: 200 });
-    return routes.page(reply, a, "Audit", "/console/audit", auditPage(r.found, search, r.scanned, r.verdict));
+    const size = seqParam(q.size) ?? AUDIT_PAGE;
+    const before = seqParam(q.before);
+    const after = seqParam(q.after);
+    const cursor = before !== null ? { before } : after !== null ? { after } : null;
+    const r = await searchAudit(store, deps.secret, search, { cursor, size });
+    const people = await peopleOf(
+      store,
+      r.found.map((x) => x.principal),
+    );
+    const page = { size: Math.min(size, MAX_AUDIT_PAGE), older: r.older, newer: r.newer };
+    return routes.page(
+      reply,
+      a,
+      "Audit",
+      "/console/audit",
+      auditPage(r.found, search, page, r.verdict, people),
+    );
   });
+  routes.get("/console/audit/:id", async (req, reply, a) => {
+    const id = req.params.id ?? "";
+    const records = await auditRecordsOf(store, id);
+    if (records.length === 0)
+      return routes.page(
+        reply,
+        a,
+        "Audit record",
+        "/console/audit",
+        notice(`No audit record ${id}.`, true),
+        404,
+      );
+    const people = await peopleOf(
+      store,
+      records.map((x) => x.principal),
+    );
+    return routes.page(reply, a, "Audit record", "/console/audit", auditRecordPage(records, people));
+  });
+}
+
+/** A positive integer query parameter, or null. */
+function seqParam(value: string | undefined): number | null {
+  if (value === undefined || !/^[1-9][0-9]{0,15}$/.test(value)) return null;
+  return Number(value);
 }

@@ -2,7 +2,6 @@
  * The console's pages as pure functions from data to HTML bodies (./html.ts frames them).
  */
 
-import type { AuditSearch } from "../admin/auditSearch.js";
 import type { Consent } from "../admin/clients.js";
 import type { VerifyReport } from "../audit/verify.js";
 import { describeKey } from "../authn/keyLifecycle.js";
@@ -12,6 +11,7 @@ import type { LocalUser } from "../oauth/users.js";
 import type { ApiKeyRecord, ApprovalRecord, StoredAuditRecord } from "../store/types.js";
 import { bucketize, stackedBars } from "./charts.js";
 import { type Html, html, raw, when } from "./html.js";
+import { type People, who } from "./people.js";
 
 const HOUR = 3_600_000;
 
@@ -24,11 +24,16 @@ export function notice(message: string | null, error = false): Html {
   return html`<p class="notice${error ? " error" : ""}" role="${error ? "alert" : "status"}">${message}</p>`;
 }
 
-function decision(d: string): Html {
+export function decision(d: string): Html {
   return html`<span class="d-${d}">${d}</span>`;
 }
 
-export function overviewPage(records: readonly StoredAuditRecord[], pending: number, now = Date.now()): Html {
+export function overviewPage(
+  records: readonly StoredAuditRecord[],
+  pending: number,
+  people: People = new Map(),
+  now = Date.now(),
+): Html {
   const lastDay = records.filter((r) => r.at.getTime() > now - 24 * HOUR);
   const count = (d: string) => lastDay.filter((r) => r.decision === d).length;
   const hourChart = stackedBars("Last hour", bucketize(records, now, 5 * 60_000, 12), (d) =>
@@ -78,7 +83,7 @@ ${
     : html`<table><thead><tr><th scope="col">When</th><th scope="col">Who</th><th scope="col">What</th><th scope="col">Reason</th></tr></thead><tbody>
 ${refusals.map(
   (r) =>
-    html`<tr><td class="t">${when(r.at)}</td><td>${r.principal ?? "—"}</td><td>${r.server ?? ""} ${r.tool ?? r.rpcMethod ?? ""}</td><td>${r.reason}</td></tr>`,
+    html`<tr><td class="t">${when(r.at)}</td><td>${who(r.principal, people)}</td><td>${r.server ?? ""} ${r.tool ?? r.rpcMethod ?? ""}</td><td>${r.reason}</td></tr>`,
 )}</tbody></table>`
 }</section></div>`;
 }
@@ -99,7 +104,7 @@ ${
 ${pending.map(
   (
     a,
-  ) => html`<tr data-approval="${a.id}"><td><code>${a.id}</code></td><td>${a.principalName}<br><span class="muted">${a.principalId}</span></td><td>${a.server}</td><td><strong>${a.tool}</strong></td>
+  ) => html`<tr data-approval="${a.id}"><td><code>${a.id}</code></td><td><span class="person" title="${a.principalId}">${a.principalName}</span></td><td>${a.server}</td><td><strong>${a.tool}</strong></td>
 <td><pre>${JSON.stringify(a.argumentsSummary, null, 2)}</pre></td><td class="t">${when(a.expiresAt)}</td>
 <td><form class="inline" method="post" action="/console/approvals/${a.id}/approve">${csrfField(csrf)}<button type="submit" class="approve" aria-label="Approve ${a.tool} call ${a.id}">Approve</button></form>
 <form class="inline" method="post" action="/console/approvals/${a.id}/deny">${csrfField(csrf)}<button type="submit" class="deny" aria-label="Deny ${a.tool} call ${a.id}">Deny</button></form></td></tr>`,
@@ -120,11 +125,11 @@ ${recent.map(
 export function keysPage(keys: readonly ApiKeyRecord[], csrf: string, servers: readonly string[]): Html {
   return html`
 <section><h2>Keys</h2>
-<table><thead><tr><th scope="col">Name</th><th scope="col">Id</th><th scope="col">Env</th><th scope="col">Scopes</th><th scope="col">Status</th><th scope="col">Expires</th><th scope="col">Last used</th><th scope="col">Uses</th><th scope="col">Actions</th></tr></thead><tbody>
+<table><thead><tr><th scope="col">Name</th><th scope="col">Id</th><th scope="col">Env</th><th scope="col">Scopes</th><th scope="col">Status</th><th scope="col">Expires</th><th scope="col">Last used</th><th scope="col">Uses</th><th scope="col">Created by</th><th scope="col">Actions</th></tr></thead><tbody>
 ${keys.map((k) => {
   const d = describeKey(k);
   const active = d.status === "active";
-  return html`<tr><td>${k.name}</td><td><code>${k.id}</code></td><td>${k.environment}</td><td>${k.scopes.join(", ")}</td><td>${String(d.status)}</td><td class="t">${when(k.expiresAt)}</td><td class="t">${when(k.lastUsedAt)}</td><td>${k.useCount}</td>
+  return html`<tr><td>${k.name}</td><td><code>${k.id}</code></td><td>${k.environment}</td><td>${k.scopes.join(", ")}</td><td>${String(d.status)}</td><td class="t">${when(k.expiresAt)}</td><td class="t">${when(k.lastUsedAt)}</td><td>${k.useCount}</td><td>${k.createdBy === null ? "—" : html`<span class="person" title="${k.createdBy.principal}">${k.createdBy.name}</span>`}</td>
 <td>${
     active
       ? html`<form class="inline" method="post" action="/console/keys/${k.id}/rotate">${csrfField(csrf)}<button type="submit" aria-label="Rotate key ${k.name}">Rotate</button></form>
@@ -168,7 +173,7 @@ ${
   consents.length === 0
     ? html`<p class="muted">No remembered consents.</p>`
     : html`<table><thead><tr><th scope="col">User</th><th scope="col">Client</th><th scope="col">Updated</th></tr></thead><tbody>
-${consents.map((c) => html`<tr><td>${c.username ?? c.accountId}</td><td><code>${c.clientId}</code></td><td class="t">${when(c.updatedAt)}</td></tr>`)}</tbody></table>`
+${consents.map((c) => html`<tr><td>${c.username === null ? c.accountId : html`<a href="/console/users/${encodeURIComponent(c.accountId)}" title="${c.accountId}">${c.username}</a>`}</td><td><code>${c.clientId}</code></td><td class="t">${when(c.updatedAt)}</td></tr>`)}</tbody></table>`
 }</section>`;
 }
 
@@ -178,7 +183,7 @@ export function usersPage(users: readonly LocalUser[], csrf: string, self: strin
 ${users.map(
   (
     u,
-  ) => html`<tr><td>${u.username}</td><td>${u.email ?? "—"}</td><td>${u.groups.join(", ") || "—"}</td><td class="t">${when(u.createdAt)}</td><td>${u.disabledAt ? "disabled" : "active"}</td>
+  ) => html`<tr><td><a href="/console/users/${encodeURIComponent(u.id)}" title="${u.id}">${u.username}</a></td><td>${u.email ?? "—"}</td><td>${u.groups.join(", ") || "—"}</td><td class="t">${when(u.createdAt)}</td><td>${u.disabledAt ? "disabled" : "active"}</td>
 <td>${
     u.id === self
       ? html`<span class="muted">you</span>`
@@ -266,7 +271,7 @@ ${files.map(
 }
 
 /** `portcullis audit verify`'s verdict, shown above the search. */
-function chainStatus(report: VerifyReport): Html {
+export function chainStatus(report: VerifyReport): Html {
   const broken = report.chains.filter((c) => !c.ok);
   const records = report.chains.reduce((n, c) => n + c.records, 0);
   const open = report.chains.reduce((n, c) => n + c.uncheckpointed, 0);
@@ -276,29 +281,4 @@ function chainStatus(report: VerifyReport): Html {
     (c) =>
       html`chain <code>${c.chain}</code>: ${c.problem?.kind ?? "problem"} at #${c.problem?.seq ?? "?"} (${c.problem?.detail ?? ""}) `,
   )}${report.problems.map((p) => html`${p.kind}: ${p.detail} `)}. Run <code>portcullis audit verify</code> for the full report.</p>`;
-}
-
-export function auditPage(
-  records: readonly StoredAuditRecord[],
-  f: AuditSearch,
-  scanned: number,
-  verdict: VerifyReport,
-): Html {
-  const opt = (v: string) =>
-    html`<option value="${v}"${raw(f.decision === v ? " selected" : "")}>${v || "any"}</option>`;
-  return html`
-${chainStatus(verdict)}
-<form method="get" action="/console/audit" class="filters" role="search">
-<div><label for="f-decision">Decision</label><select id="f-decision" name="decision">${["", "allow", "review", "deny"].map(opt)}</select></div>
-<div><label for="f-principal">Who contains</label><input id="f-principal" name="principal" value="${f.principal}"></div>
-<div><label for="f-server">Server</label><input id="f-server" name="server" value="${f.server}"></div>
-<div><label for="f-tool">Tool</label><input id="f-tool" name="tool" value="${f.tool}"></div>
-<div><label for="f-text">Reason contains</label><input id="f-text" name="text" value="${f.text}"></div>
-<div><button type="submit">Search</button></div></form>
-<p class="muted">${records.length} matching of the newest ${scanned} records.</p>
-<table><thead><tr><th scope="col">#</th><th scope="col">When</th><th scope="col">Decision</th><th scope="col">Who</th><th scope="col">Server</th><th scope="col">Method · tool</th><th scope="col">Reason</th><th scope="col">Rules · policy</th></tr></thead><tbody>
-${records.map(
-  (r) =>
-    html`<tr><td>${r.seq}</td><td class="t">${when(r.at)}</td><td>${decision(r.decision)}</td><td>${r.principal ?? "—"}</td><td>${r.server ?? "—"}</td><td>${r.rpcMethod ?? ""} ${r.tool ?? ""}</td><td>${r.reason}</td><td>${(r.ruleIds ?? []).join(", ")} <span class="muted">${r.policyVersion ?? ""}</span></td></tr>`,
-)}</tbody></table>`;
 }

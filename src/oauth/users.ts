@@ -170,3 +170,100 @@ export async function verifyPassword(
   const check = await checkPassword(db, username, password);
   return check.outcome === "signed_in" ? check.user : null;
 }
+
+/** A username as found, or UserError naming it. */
+async function idOf(db: Kysely<OAuthDatabase>, username: string): Promise<string> {
+  const row = await db
+    .selectFrom("oauth_users")
+    .select("id")
+    .where("username", "=", username)
+    .executeTakeFirst();
+  if (row === undefined) throw new UnknownUser(username);
+  return row.id;
+}
+
+/** No account has this username (the CLI exits 2, the console answers 404). */
+export class UnknownUser extends UserError {
+  constructor(readonly username: string) {
+    super(`no user named ${username}`);
+  }
+}
+
+export async function findUserByName(
+  db: Kysely<OAuthDatabase>,
+  username: string,
+): Promise<LocalUser | undefined> {
+  const row = await db
+    .selectFrom("oauth_users")
+    .selectAll()
+    .where("username", "=", username)
+    .executeTakeFirst();
+  return row === undefined ? undefined : toUser(row);
+}
+
+/** The accounts with these ids (one query), for showing names instead of ids. */
+export async function usersByIds(db: Kysely<OAuthDatabase>, ids: readonly string[]): Promise<LocalUser[]> {
+  const unique = [...new Set(ids)];
+  if (unique.length === 0) return [];
+  const rows = await db.selectFrom("oauth_users").selectAll().where("id", "in", unique).execute();
+  return rows.map(toUser);
+}
+
+const GROUP = /^[^\s,\p{Cc}]{1,128}$/u;
+
+/** Replaces the account's groups; throws UnknownUser or UserError (a malformed group name). */
+export async function setUserGroups(
+  db: Kysely<OAuthDatabase>,
+  username: string,
+  groups: readonly string[],
+): Promise<LocalUser> {
+  const bad = groups.find((g) => !GROUP.test(g));
+  if (bad !== undefined)
+    throw new UserError(`group '${bad}' must be 1-128 characters without spaces or commas`);
+  const id = await idOf(db, username);
+  await db
+    .updateTable("oauth_users")
+    .set({ groups: JSON.stringify([...new Set(groups)]) })
+    .where("id", "=", id)
+    .execute();
+  return (await findUser(db, id)) as LocalUser;
+}
+
+/** Replaces the account's password hash; throws UnknownUser or UserError (too short). */
+export async function setUserPassword(
+  db: Kysely<OAuthDatabase>,
+  username: string,
+  password: string,
+  params: ScryptParams = DEFAULT_SCRYPT,
+): Promise<LocalUser> {
+  if (password.length < MIN_PASSWORD) {
+    throw new UserError(`password must be at least ${MIN_PASSWORD} characters`);
+  }
+  const id = await idOf(db, username);
+  await db
+    .updateTable("oauth_users")
+    .set({ password_hash: await hashPassword(password, params) })
+    .where("id", "=", id)
+    .execute();
+  return (await findUser(db, id)) as LocalUser;
+}
+
+/**
+ * Disables (sign-in refused, `findAccount` finds nobody) or enables the account; returns it and
+ * whether anything changed. Throws UnknownUser.
+ */
+export async function setUserDisabled(
+  db: Kysely<OAuthDatabase>,
+  username: string,
+  disabled: boolean,
+  at: Date = new Date(),
+): Promise<{ user: LocalUser; changed: boolean }> {
+  const id = await idOf(db, username);
+  const res = await db
+    .updateTable("oauth_users")
+    .set({ disabled_at: disabled ? at.getTime() : null })
+    .where("id", "=", id)
+    .where("disabled_at", disabled ? "is" : "is not", null)
+    .executeTakeFirst();
+  return { user: (await findUser(db, id)) as LocalUser, changed: res.numUpdatedRows > 0n };
+}

@@ -161,6 +161,12 @@ export interface AuditQuery {
   until?: Date;
   /** Only records with a store sequence number above this (tail -f, paged export). */
   afterSeq?: number;
+  /** Only records with a store sequence number below this (the console's older pages). */
+  beforeSeq?: number;
+  /** Only records whose principal contains one of these, in any case (the console's "who"). */
+  principalContains?: string[];
+  /** Only records whose reason contains this, in any case. */
+  reasonContains?: string;
   limit?: number;
   /** `desc` (newest first, the default) or `asc`. */
   order?: "asc" | "desc";

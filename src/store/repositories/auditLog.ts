@@ -2,6 +2,7 @@
  * The records of `audit_log` (docs/storage-schema.md): appended in batches by the AuditWriter
  * (through ./auditInsert.ts, the hot path), read by `portcullis audit` and verification.
  */
+import { sql } from "kysely";
 import { registerAuditChain } from "../auditRegistry.js";
 import type {
   AuditChainRow,
@@ -17,6 +18,11 @@ import { auditToRow, chainedAuditToRow, checkpointToRow, rowToAudit } from "../r
 import type { AuditBatchInsert } from "./auditInsert.js";
 import { AUDIT_CHUNK } from "./auditInsert.js";
 import { checkLimit, DEFAULT_LIST_LIMIT, type StoreContext } from "./context.js";
+
+/** A LIKE pattern (escape `\\`) matching values that contain `text`, lower-cased. */
+function containsPattern(text: string) {
+  return sql<string>`${`%${text.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`} escape '\\'`;
+}
 
 export class SqlAuditRepository implements AuditRepository {
   constructor(
@@ -134,6 +140,12 @@ export class SqlAuditRepository implements AuditRepository {
     if (query.since !== undefined) q = q.where("at", ">=", query.since.getTime());
     if (query.until !== undefined) q = q.where("at", "<", query.until.getTime());
     if (query.afterSeq !== undefined) q = q.where("seq", ">", query.afterSeq);
+    if (query.beforeSeq !== undefined) q = q.where("seq", "<", query.beforeSeq);
+    const parts = query.principalContains;
+    if (parts !== undefined)
+      q = q.where((eb) => eb.or(parts.map((p) => eb(sql`lower(principal)`, "like", containsPattern(p)))));
+    if (query.reasonContains !== undefined)
+      q = q.where(sql`lower(reason)`, "like", containsPattern(query.reasonContains));
     return (await q.execute()).map(rowToAudit);
   }
 
