@@ -24,6 +24,7 @@ import {
   tempDir,
 } from "../helpers/gateway.js";
 import { freePort } from "../helpers/net.js";
+import { createTestDatabase, postgresSkip } from "../helpers/postgres.js";
 
 const SECRET = "sk-live-4f9c2a7e1b8d6f30a5c9e2b7d4f1a8c3";
 
@@ -284,5 +285,39 @@ describe("portcullis init: other sources and interactive answers", () => {
     const r = await runCli(["init", "--yes", "--import", bad, "--dir", dir]);
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /notes\.json: no MCP servers in it/);
+  });
+});
+
+describe("portcullis init on PostgreSQL", async () => {
+  const skip = await postgresSkip();
+  it("--store with a password: the store is created, the admin is in it, and the password is not in the config", {
+    skip,
+  }, async () => {
+    const db = await createTestDatabase();
+    const dir = tempDir("portcullis-init-pg-");
+    try {
+      // The test server trusts local connections, so any password is accepted: what matters is where it is written.
+      const url = new URL(db.url);
+      url.username = url.username || "postgres";
+      url.password = "hunter2-not-in-yaml";
+      const r = await runCli(["init", "--yes", "--store", url.toString(), "--dir", dir]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /set PGPASSWORD/);
+      const text = readFileSync(join(dir, "portcullis.yaml"), "utf8");
+      assert.ok(!text.includes("hunter2"), text);
+      const { config } = loadConfig({ config: join(dir, "portcullis.yaml") });
+      const written = new URL(url);
+      written.password = "";
+      assert.equal(config.store, written.toString());
+      const users = await runCli(["users", "list", "--config", join(dir, "portcullis.yaml"), "--json"]);
+      assert.equal(users.code, 0, users.stderr);
+      assert.deepEqual(
+        (JSON.parse(users.stdout) as Array<{ username: string }>).map((u) => u.username),
+        ["admin"],
+      );
+    } finally {
+      cleanup(dir);
+      await db.drop();
+    }
   });
 });
