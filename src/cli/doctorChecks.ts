@@ -286,7 +286,10 @@ export async function checkUpstream(
     env = resolveSecretValues(server.transport === "stdio" ? server.env : server.headers, `servers.${name}`);
   } catch (err) {
     // The secret check reports the missing variable or file; this one says what it could not do.
-    return ok(check, `${server.transport === "stdio" ? found : `http: ${server.url}`}; not probed (${message(err)})`);
+    return ok(
+      check,
+      `${server.transport === "stdio" ? found : `http: ${server.url}`}; not probed (${message(err)})`,
+    );
   }
   if (!opts.probe) {
     if (server.transport === "stdio") return ok(check, found);
