@@ -5,7 +5,7 @@
  * Exit 0 when nothing failed, 1 otherwise.
  */
 import type { Command } from "commander";
-import { type LoadedConfig, loadConfig } from "../config/load.js";
+import { ConfigError, type LoadedConfig, loadConfig } from "../config/load.js";
 import {
   type Check,
   checkClock,
@@ -25,6 +25,8 @@ interface DoctorOptions extends CommonOpts {
 }
 
 export async function runDoctor(opts: DoctorOptions): Promise<Check[]> {
+  if (!(Number(opts.timeout ?? "10") > 0))
+    throw new ConfigError(`--timeout '${opts.timeout}': a number of seconds greater than 0`);
   const checks: Check[] = [checkNode()];
   let loaded: LoadedConfig;
   try {
@@ -38,7 +40,7 @@ export async function runDoctor(opts: DoctorOptions): Promise<Check[]> {
     });
     return checks;
   }
-  const timeoutMs = Math.max(1, Number(opts.timeout ?? "10")) * 1000;
+  const timeoutMs = Number(opts.timeout ?? "10") * 1000;
   const { config } = loaded;
   checks.unshift({
     check: "config",

@@ -166,8 +166,11 @@ export function registerInitCommand(program: Command): void {
         for (const found of wellKnownClientConfigs(dir)) answers.importer.addFile(found);
       }
       if (!opts.yes) await ask(opts, dir, answers);
-      if (answers.admin === "" || answers.admin.length > 64)
-        throw new ConfigError("--admin: a username of 1-64 characters");
+      // The account rule of src/oauth/users.ts, checked before anything is written.
+      if (!/^[A-Za-z0-9._@+-]{1,128}$/.test(answers.admin))
+        throw new ConfigError(
+          `--admin '${answers.admin}': a username is 1-128 characters of letters, digits and . _ @ + -`,
+        );
 
       const imported = answers.importer.result();
       let servers = [...imported.servers, ...answers.typed];

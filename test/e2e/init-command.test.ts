@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { loadConfig } from "../../src/config/load.js";
@@ -270,12 +270,51 @@ describe("portcullis init: other sources and interactive answers", () => {
     assert.match(r.stderr, /Server name/);
   });
 
+  const script = spawnSync("script", ["--version"], { encoding: "utf8" });
+  const noPty = script.status === 0 ? false : "util-linux `script` (a pseudo-terminal) is not installed";
+  it("on a terminal it prompts through readline (driven through a pseudo-TTY)", { skip: noPty }, async () => {
+    const dir = fresh();
+    const answers = ["tools", `${process.execPath} ${DEMO_SERVER}`, "", "", "", "", "carol"];
+    const quote = (a: string) => `'${a.replace(/'/g, "'\\''")}'`;
+    const command = [process.execPath, CLI, "init", "--dir", dir, "--json"].map(quote).join(" ");
+    const r = spawnSync("script", ["-qec", command, "/dev/null"], {
+      input: `${answers.join("\n")}\n`,
+      env: { ...process.env, HOME: fresh() },
+      encoding: "utf8",
+      timeout: 60_000,
+    });
+    assert.equal(r.status, 0, r.stdout);
+    // Readline in terminal mode redraws its prompt with cursor escapes: the TTY path ran.
+    const esc = String.fromCharCode(0x1b);
+    assert.ok(r.stdout.includes(`${esc}[1G${esc}[0JAdmin username [admin]: `), r.stdout);
+    const json = r.stdout.split(/\r?\n/).find((l) => l.startsWith('{"config"'));
+    assert.ok(json, r.stdout);
+    assert.equal((JSON.parse(json) as { admin: { username: string } }).admin.username, "carol");
+    assert.deepEqual(Object.keys(loadConfig({ config: join(dir, "portcullis.yaml") }).config.servers), [
+      "tools",
+    ]);
+  });
+
   it("answers that end too early are a usage error (exit 2) and no config is left behind", async () => {
     const dir = fresh();
     const r = runWithInput(["init", "--dir", dir], "", { HOME: fresh() });
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /standard input closed/);
     assert.throws(() => statSync(join(dir, "portcullis.yaml")));
+  });
+
+  it("a bad --admin, --port or --environment is a usage error (exit 2) and nothing is written", async () => {
+    const dir = fresh();
+    for (const args of [
+      ["--admin", "a b"],
+      ["--port", "80000"],
+      ["--environment", "Prod!"],
+    ]) {
+      const r = await runCli(["init", "--yes", "--dir", dir, ...args]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, new RegExp(args[0] as string));
+      assert.ok(!existsSync(join(dir, "portcullis.yaml")));
+    }
   });
 
   it("an --import file that is not a client config is a usage error naming the file", async () => {
