@@ -118,18 +118,33 @@ export async function checkStore(
   }
 }
 
-/** Every `{ file }` and `{ env }` secret reference in the config, with the field that holds it. */
-export function secretReferences(
-  value: unknown,
-  path = "",
-): Array<{ field: string; file?: string; env?: string }> {
+type SecretLocation = { field: string; file?: string; env?: string };
+
+function asReference(value: unknown, field: string): SecretLocation[] {
   if (value === null || typeof value !== "object") return [];
-  const entries = Object.entries(value as Record<string, unknown>);
-  if (entries.length === 1 && typeof (value as { file?: unknown }).file === "string")
-    return [{ field: path, file: (value as { file: string }).file }];
-  if (entries.length === 1 && typeof (value as { env?: unknown }).env === "string")
-    return [{ field: path, env: (value as { env: string }).env }];
-  return entries.flatMap(([k, v]) => secretReferences(v, path === "" ? k : `${path}.${k}`));
+  const ref = value as { file?: unknown; env?: unknown };
+  if (Object.keys(ref).length !== 1) return [];
+  if (typeof ref.file === "string") return [{ field, file: ref.file }];
+  if (typeof ref.env === "string") return [{ field, env: ref.env }];
+  return [];
+}
+
+/**
+ * Every `{ file }` and `{ env }` secret reference in the config, with the field that holds it.
+ * A server's `env` and `headers` are maps of names chosen by the operator: only their values
+ * can be references (a variable named `file` is not one).
+ */
+export function secretReferences(value: unknown, path = ""): SecretLocation[] {
+  if (value === null || typeof value !== "object") return [];
+  if (/^servers\.[^.]+\.(env|headers)$/.test(path))
+    return Object.entries(value as Record<string, unknown>).flatMap(([k, v]) =>
+      asReference(v, `${path}.${k}`),
+    );
+  const ref = asReference(value, path);
+  if (ref.length > 0) return ref;
+  return Object.entries(value as Record<string, unknown>).flatMap(([k, v]) =>
+    secretReferences(v, path === "" ? k : `${path}.${k}`),
+  );
 }
 
 function fileMode(check: string, file: string, field: string): Check {

@@ -89,6 +89,17 @@ interface Answers {
   store: string;
   importer: ClientConfigImport;
   typed: ImportedServer[];
+  notes: string[];
+}
+
+/** A file found at a well-known place (not named by the user): one that cannot be read is noted and skipped. */
+function skipUnreadable(answers: Answers, file: string): void {
+  try {
+    answers.importer.addFile(file);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    answers.notes.push(`${err.message.replace(/^--import /, "")}: skipped`);
+  }
 }
 
 async function ask(opts: InitOptions, dir: string, answers: Answers): Promise<void> {
@@ -96,7 +107,7 @@ async function ask(opts: InitOptions, dir: string, answers: Answers): Promise<vo
   try {
     if (!opts.import?.length) {
       for (const file of wellKnownClientConfigs(dir)) {
-        if (await p.confirm(`Import the MCP servers of ${file}?`, true)) answers.importer.addFile(file);
+        if (await p.confirm(`Import the MCP servers of ${file}?`, true)) skipUnreadable(answers, file);
       }
     }
     const imported = new Set(answers.importer.result().servers.map((s) => s.name));
@@ -157,13 +168,14 @@ export function registerInitCommand(program: Command): void {
         store: storeSpec(opts.store ?? "sqlite"),
         importer: new ClientConfigImport(),
         typed: [],
+        notes: [],
       };
       for (const spec of opts.import ?? []) {
         if (spec !== "auto") {
           answers.importer.addFile(resolve(spec));
           continue;
         }
-        for (const found of wellKnownClientConfigs(dir)) answers.importer.addFile(found);
+        for (const found of wellKnownClientConfigs(dir)) skipUnreadable(answers, found);
       }
       if (!opts.yes) await ask(opts, dir, answers);
       // The account rule of src/oauth/users.ts, checked before anything is written.
@@ -174,7 +186,7 @@ export function registerInitCommand(program: Command): void {
 
       const imported = answers.importer.result();
       let servers = [...imported.servers, ...answers.typed];
-      const notes = [...imported.notes];
+      const notes = [...answers.notes, ...imported.notes];
       if (servers.length === 0) {
         servers = [demoServer()];
         notes.push("no servers imported: the bundled demo server is configured (replace it with your own)");

@@ -201,6 +201,9 @@ describe("portcullis init: other sources and interactive answers", () => {
         },
       }),
     );
+    // A well-known file that is not JSON is skipped with a note, not fatal.
+    mkdirSync(join(dir, ".cursor"));
+    writeFileSync(join(dir, ".cursor", "mcp.json"), "{ not json");
     mkdirSync(join(dir, ".vscode"));
     writeFileSync(
       join(dir, ".vscode", "mcp.json"),
@@ -235,6 +238,11 @@ describe("portcullis init: other sources and interactive answers", () => {
     assert.deepEqual(out.variables.map((v) => v.variable).sort(), ["FILES_TOKEN", "SEARCH_AUTHORIZATION"]);
     assert.ok(
       out.notes.some((n) => n.includes("'legacy'") && n.includes("SSE")),
+      out.notes.join("\n"),
+    );
+    const broken = join(dir, ".cursor", "mcp.json");
+    assert.ok(
+      out.notes.some((n) => n.includes(broken) && n.endsWith("skipped")),
       out.notes.join("\n"),
     );
   });
