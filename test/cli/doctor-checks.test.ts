@@ -43,7 +43,8 @@ describe("doctor checks", () => {
         serverSecret: { file: "/etc/portcullis/secret" },
         review: { webhook: { url: "https://hooks.example.com/x", secret: { env: "WEBHOOK_SECRET" } } },
         servers: {
-          a: { transport: "stdio", command: "x", env: { file: "/data/in.csv", TOKEN: { env: "A_TOKEN" } } },
+          a: { transport: "stdio", command: "x", env: { file: "/data/in.csv" } },
+          c: { transport: "stdio", command: "y", env: { TOKEN: { env: "C_TOKEN" } } },
           b: {
             transport: "http",
             url: "https://b.example.com/mcp",
@@ -57,8 +58,8 @@ describe("doctor checks", () => {
       secretReferences(config).sort((x, y) => x.field.localeCompare(y.field)),
       [
         { field: "review.webhook.secret", env: "WEBHOOK_SECRET" },
-        { field: "servers.a.env.TOKEN", env: "A_TOKEN" },
         { field: "servers.b.headers.Authorization", file: "/run/b" },
+        { field: "servers.c.env.TOKEN", env: "C_TOKEN" },
         { field: "serverSecret", file: "/etc/portcullis/secret" },
       ],
     );
