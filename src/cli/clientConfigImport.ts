@@ -132,11 +132,17 @@ export class ClientConfigImport {
 
   /** Adds the servers of one file; a file that is not a client config is a ConfigError. */
   addFile(file: string): number {
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch (err) {
+      throw new ConfigError(`--import ${file}: cannot read it: ${(err as Error).message}`);
+    }
     let parsed: unknown;
     try {
-      parsed = parseJsonc(readFileSync(file, "utf8"));
+      parsed = parseJsonc(text);
     } catch (err) {
-      throw new ConfigError(`--import ${file}: cannot read it as JSON: ${(err as Error).message}`);
+      throw new ConfigError(`--import ${file}: not JSON: ${(err as Error).message}`);
     }
     const obj = (parsed ?? {}) as Record<string, unknown>;
     const nested = (obj.mcp as Record<string, unknown> | undefined)?.servers;

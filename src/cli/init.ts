@@ -4,7 +4,7 @@
  * the bundled demo), creates the store and the first admin (password shown once), and prints
  * the client configuration. Interactive on a terminal, scriptable with --yes.
  */
-import { existsSync, unlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, unlinkSync, writeFileSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import type { Command } from "commander";
 import { addUser, generatePassword, listUsers } from "../admin/users.js";
@@ -200,6 +200,7 @@ export function registerInitCommand(program: Command): void {
         adminGroup: ADMIN_GROUP,
         servers,
       });
+      mkdirSync(dir, { recursive: true });
       writeFileSync(file, text, { mode: 0o644 });
 
       let admin: { username: string; password: string | null; created: boolean };

@@ -311,6 +311,13 @@ describe("portcullis init: other sources and interactive answers", () => {
     assert.throws(() => statSync(join(dir, "portcullis.yaml")));
   });
 
+  it("--dir that does not exist yet is created", async () => {
+    const dir = join(fresh(), "new", "place");
+    const r = await runCli(["init", "--yes", "--dir", dir, "--json"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(existsSync(join(dir, "portcullis.yaml")));
+  });
+
   it("a bad --admin, --port or --environment is a usage error (exit 2) and nothing is written", async () => {
     const dir = fresh();
     for (const args of [
@@ -332,6 +339,9 @@ describe("portcullis init: other sources and interactive answers", () => {
     const r = await runCli(["init", "--yes", "--import", bad, "--dir", dir]);
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /notes\.json: no MCP servers in it/);
+    const missing = await runCli(["init", "--yes", "--import", join(dir, "nope.json"), "--dir", dir]);
+    assert.equal(missing.code, 2, missing.stderr);
+    assert.match(missing.stderr, /nope\.json: cannot read it: ENOENT/);
   });
 });
 
