@@ -9,6 +9,7 @@ import { chmodSync, existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { stringify } from "yaml";
+import { startHttpUpstream } from "../fixtures/http-upstream.js";
 import {
   cleanup,
   DEMO_SERVER,
@@ -169,6 +170,45 @@ describe("portcullis doctor", () => {
       assert.match(oauth?.fix ?? "", /publicUrl/);
     } finally {
       cleanup(other);
+    }
+  });
+
+  it("HTTP upstreams: a live one answers MCP initialize with its configured header, a dead one fails; the clock is compared with its Date", async () => {
+    const upstream = await startHttpUpstream();
+    const other = tempDir("portcullis-doctor-http-");
+    try {
+      const f = join(other, "portcullis.yaml");
+      writeFileSync(
+        f,
+        stringify({
+          dataDir: join(other, "data"),
+          servers: {
+            live: { transport: "http", url: upstream.url, headers: { Authorization: { env: "LIVE_AUTH" } } },
+            dead: { transport: "http", url: `http://127.0.0.1:${await freePort()}/mcp` },
+          },
+        }),
+      );
+      const r = await runCli(["doctor", "--config", f, "--json", "--timeout", "5"], {
+        LIVE_AUTH: "Bearer upstream-secret",
+      });
+      const report = JSON.parse(r.stdout) as Report;
+      assert.equal(r.code, 1);
+      assert.match(
+        byName(report, "upstream:live")?.detail ?? "",
+        /http: MCP initialize and tools\/list answered \(\d+ tools\)/,
+      );
+      assert.ok(upstream.requests.some((q) => q.headers.authorization === "Bearer upstream-secret"));
+      const dead = byName(report, "upstream:dead");
+      assert.equal(dead?.status, "fail");
+      assert.match(dead?.detail ?? "", /ECONNREFUSED/);
+      assert.match(
+        byName(report, "clock")?.detail ?? "",
+        /within \d+ s of the upstream http:\/\/127\.0\.0\.1/,
+      );
+      assert.ok(!r.stdout.includes("upstream-secret"), "the header value is never printed");
+    } finally {
+      cleanup(other);
+      await upstream.close();
     }
   });
 
