@@ -236,6 +236,8 @@ export function registerInitCommand(program: Command): void {
         throw err;
       }
 
+      if (isPostgresSpec(answers.store) && new URL(answers.store).password !== "")
+        notes.push("the store URL's password is not in the config: set PGPASSWORD before starting");
       const config = loaded.config;
       const baseUrl = publicBaseUrl(config, config.listen.port);
       const shown = relative(process.cwd(), file) || file;
@@ -266,8 +268,6 @@ export function registerInitCommand(program: Command): void {
             ...imported.variables.map((v) => `  ${v.variable}   (${v.field})`),
           );
         }
-        if (isPostgresSpec(answers.store) && new URL(answers.store).password !== "")
-          out.push("", "The store URL's password is not in the config: set PGPASSWORD before starting.");
         out.push(
           "",
           admin.password === null
