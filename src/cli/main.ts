@@ -13,6 +13,8 @@ import { VERSION } from "../version.js";
 import { registerApprovalCommands } from "./approvals.js";
 import { registerAuditCommands } from "./audit.js";
 import { registerClientCommands } from "./clients.js";
+import { registerDoctorCommand } from "./doctor.js";
+import { registerInitCommand } from "./init.js";
 import { registerKeyCommands } from "./keys.js";
 import { print, withStore, withStoreOptions } from "./options.js";
 import { registerPolicyCommands } from "./policy.js";
@@ -29,6 +31,8 @@ export function buildCli(): Command {
 
   registerStartCommand(program);
   registerKeyCommands(program);
+  registerInitCommand(program);
+  registerDoctorCommand(program);
 
   registerUserCommands(program, { withStoreOptions, withStore, print });
   registerClientCommands(program, { withStoreOptions, withStore, print });

@@ -5,7 +5,7 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { promisify } from "node:util";
 import { stringify } from "yaml";
@@ -75,6 +75,21 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     configFile,
     stringify({ dataDir: join(dir, "data"), listen: { port: 0 }, ...policy, ...opts.config }),
   );
+  const gw = await startGatewayWithConfigFile(configFile, opts);
+  const stop = gw.stop;
+  gw.stop = async () => {
+    await stop();
+    if (!opts.dir) rmSync(dir, { recursive: true, force: true });
+  };
+  return gw;
+}
+
+/** `portcullis start --config <configFile>` for a config file the test wrote (or `portcullis init` did). */
+export async function startGatewayWithConfigFile(
+  configFile: string,
+  opts: Omit<GatewayOptions, "config" | "dir"> = {},
+): Promise<RunningGateway> {
+  const dir = dirname(configFile);
   const proc = spawn(process.execPath, [CLI, "start", "--config", configFile, ...(opts.flags ?? [])], {
     env: { ...process.env, ...opts.env },
     stdio: ["ignore", "pipe", "pipe"],
@@ -124,7 +139,6 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
         proc.kill("SIGTERM");
         await exited;
       }
-      if (!opts.dir) rmSync(dir, { recursive: true, force: true });
     },
   };
 }
