@@ -15,7 +15,14 @@ export type AdminAction =
   | { kind: "key.revoked"; key: ApiKeyRecord }
   | { kind: "user.added"; user: LocalUser }
   | { kind: "user.removed"; username: string }
-  | { kind: "client.revoked"; clientId: string };
+  | { kind: "client.revoked"; clientId: string }
+  | {
+      kind: "tool.accepted";
+      server: string;
+      tool: string;
+      previousHash: string | null;
+      pinnedHash: string | null;
+    };
 
 /** Records one action durably (or throws): the operation that called it has already happened. */
 export type AdminAudit = (action: AdminAction) => Promise<void>;
