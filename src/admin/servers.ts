@@ -7,6 +7,7 @@
 
 import type { TierPin } from "../authz/riskTier.js";
 import { recordRisk } from "../authz/toolCatalogue.js";
+import { definitionChanges } from "../authz/toolDefinition.js";
 import type { Config, UpstreamServer } from "../config/schema.js";
 import type { Store, ToolAcceptOutcome, ToolPinRecord } from "../store/types.js";
 import { type HealthState, readReports, type ServerHealth } from "../telemetry/upstreamHealth.js";
@@ -87,6 +88,8 @@ export interface ToolView {
   blocked: boolean;
   pinnedHash: string;
   currentHash: string;
+  /** What differs between the pinned and the current definition (empty while pinned). */
+  changedFields: string[];
   changedAt: Date | null;
   acceptedAt: Date | null;
   acceptedBy: string | null;
@@ -111,6 +114,7 @@ export async function toolViews(store: Store, config: Config): Promise<ToolView[
       blocked: block && r.status === "changed",
       pinnedHash: r.pinnedHash,
       currentHash: r.currentHash,
+      changedFields: r.status === "changed" ? definitionChanges(r.pinnedDefinition, r.currentDefinition) : [],
       changedAt: r.changedAt,
       acceptedAt: r.acceptedAt,
       acceptedBy: r.acceptedBy,
