@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { startHttpUpstream } from "../fixtures/http-upstream.js";
 import { createKey, modern, type RunningGateway, rpc, runCli, startGateway } from "../helpers/gateway.js";
 import { freePort } from "../helpers/net.js";
 import { waitFor } from "../helpers/wait.js";
@@ -169,5 +170,21 @@ describe("upstream health", () => {
   it("keeps /readyz about the gateway itself: ready while upstreams are down", async () => {
     const r = await fetch(`${gw.url}/readyz`);
     assert.equal(r.status, 200);
+  });
+
+  it("marks an HTTP upstream up again from real traffic once it answers", async () => {
+    const upstream = await startHttpUpstream({ port: deadPort });
+    try {
+      const m = modern(9, "tools/list", {}, key);
+      const res = await rpc(`${gw.endpoint("unreachable")}`, m.body, m.headers);
+      assert.equal(res.status, 200, res.text);
+      const view = await waitFor("unreachable reported up", async () => {
+        const v = byName(await status(), "unreachable");
+        return v.state === "up" && v;
+      });
+      assert.match(String(view.lastError), /does not answer/, "the last error stays for the record");
+    } finally {
+      await upstream.close();
+    }
   });
 });
