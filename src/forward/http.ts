@@ -195,8 +195,18 @@ export class HttpUpstream implements Upstream {
     return value;
   }
 
+  /** {@link supportsModern}, reporting an upstream that does not answer the probe as down. */
+  private async supportsModernOrReport(): Promise<boolean> {
+    try {
+      return await this.supportsModern();
+    } catch (err) {
+      if (err instanceof GatewayError && err.status !== 499) void this.health.down(this.name, err.reason);
+      throw err;
+    }
+  }
+
   async post(x: PostExchange): Promise<void> {
-    if (isModernVersion(x.msg.metaProtocolVersion) && !(await this.supportsModern())) {
+    if (isModernVersion(x.msg.metaProtocolVersion) && !(await this.supportsModernOrReport())) {
       throw new GatewayError(
         400,
         RpcCode.UnsupportedProtocolVersion,

@@ -172,7 +172,15 @@ describe("upstream health", () => {
     assert.equal(r.status, 200);
   });
 
-  it("marks an HTTP upstream up again from real traffic once it answers", async () => {
+  it("marks an HTTP upstream down from a failed call, and up again from real traffic once it answers", async () => {
+    const failed = await call("unreachable");
+    assert.equal(failed.status, 502, failed.text);
+    await waitFor("the failed call in the health report", async () => {
+      const v = byName(await status(), "unreachable");
+      return (
+        v.state === "down" && /^upstream unreachable unreachable: .*ECONNREFUSED/.test(String(v.lastError))
+      );
+    });
     const upstream = await startHttpUpstream({ port: deadPort });
     try {
       const m = modern(9, "tools/list", {}, key);
@@ -182,7 +190,7 @@ describe("upstream health", () => {
         const v = byName(await status(), "unreachable");
         return v.state === "up" && v;
       });
-      assert.match(String(view.lastError), /does not answer/, "the last error stays for the record");
+      assert.match(String(view.lastError), /ECONNREFUSED/, "the last error stays for the record");
     } finally {
       await upstream.close();
     }
