@@ -106,6 +106,18 @@ describe("upstream health", () => {
     assert.equal((await call("working")).status, 200);
   });
 
+  it("logs a stdio server that fails to start at error level, naming the fix", async () => {
+    assert.equal((await call("missing")).status, 502);
+    const entry = await waitFor("the failed start's error log line", () =>
+      gw.logs.find((l) => l.level === 50 && l.server === "missing"),
+    );
+    assert.match(
+      String(entry.msg),
+      /stdio upstream missing failed: servers\.missing\.command 'portcullis-no-such-mcp-server' is not on PATH/,
+    );
+    assert.match(String(entry.msg), /it wrote nothing to stderr/);
+  });
+
   it("shows a crashed stdio server down with its last stderr lines, and a working one up, in servers status", async () => {
     assert.equal((await call("working")).status, 200);
     await call("broken");

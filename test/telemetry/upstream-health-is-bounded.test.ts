@@ -73,4 +73,26 @@ describe("upstream health is bounded", () => {
     await health.down("also-not", "x");
     assert.deepEqual(Object.keys(health.snapshot()), ["a"]);
   });
+
+  it("keeps the published row within replicas × servers × 5 KB however much the servers write", async () => {
+    const names = Array.from({ length: 10 }, (_, i) => `server-${i}`);
+    const health = new UpstreamHealth(names, pino({ level: "silent" }), async (l) => [...l]);
+    for (const name of names) {
+      const tail = new OutputTail();
+      for (let i = 0; i < 1000; i++) tail.push(`${name} ${"é".repeat(2000)}`);
+      await health.down(name, "x".repeat(10_000), tail.get());
+    }
+    const settings = new MemorySettings();
+    for (let r = 0; r < 40; r++)
+      await publishReport(settings, `replica-${r}`, {
+        at: new Date(Date.UTC(2026, 0, 1, 0, r)).toISOString(),
+        stopped: false,
+        servers: health.snapshot(),
+      });
+    const bytes = Buffer.byteLength(settings.values.get("upstream_health") as string);
+    console.log(
+      `# published row: ${bytes} bytes for ${HEALTH_LIMITS.replicas} replicas × ${names.length} servers`,
+    );
+    assert.ok(bytes <= HEALTH_LIMITS.replicas * names.length * 5 * 1024, `${bytes} bytes`);
+  });
 });
