@@ -53,7 +53,7 @@ export class StdioUpstream implements Upstream {
   private slots = new Map<string, Slot>();
   private reaper: NodeJS.Timeout;
   private closed = false;
-  /** Only stdio children are started on demand: a check is a PATH lookup, never repeated. */
+  /** Children start on demand, per caller: the check is a PATH lookup at start, not a probe. */
   readonly probed = false;
 
   constructor(
