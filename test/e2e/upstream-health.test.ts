@@ -208,3 +208,39 @@ describe("upstream health", () => {
     }
   });
 });
+
+describe("upstream stderr at debug level", () => {
+  let gw: RunningGateway;
+  let key: string;
+  before(async () => {
+    gw = await startGateway({
+      config: {
+        environment: "test",
+        log: { level: "debug" },
+        servers: {
+          broken: {
+            transport: "stdio",
+            command: process.execPath,
+            args: [STDERR_CRASH, FAILURE],
+            env: { GITHUB_TOKEN: TOKEN },
+          },
+        },
+      },
+    });
+    ({ key } = await createKey(gw, "debug"));
+  });
+  after(() => gw?.stop());
+
+  it("logs each stderr line as it comes, masked like the crash report", async () => {
+    const m = modern(1, "tools/list", {}, key);
+    assert.equal((await rpc(gw.endpoint("broken"), m.body, m.headers)).status, 502);
+    await waitFor(
+      "both stderr lines at debug",
+      () => gw.logs.filter((l) => l.level === 20 && l.msg === "upstream stderr").length >= 2 || undefined,
+    );
+    const lines = gw.logs.filter((l) => l.level === 20 && l.msg === "upstream stderr").map((l) => l.stderr);
+    assert.ok(lines.includes(FAILURE));
+    assert.ok(lines.includes("GITHUB_TOKEN is [secret]"), JSON.stringify(lines));
+    assert.ok(!JSON.stringify(gw.logs).includes(TOKEN));
+  });
+});
