@@ -3,8 +3,8 @@
  * child's PATH or not executable, and an HTTP upstream that does not answer, are reported at
  * start with a warning that names the server and the fix, instead of at the first call. They
  * never stop the gateway: a server may be installed or started after it (docs/operations.md).
- * HTTP upstreams that carried no call for {@link PROBE_EVERY_MS} are probed again (one small
- * request per upstream per interval), so their health follows a server that goes away or
+ * HTTP upstreams that carried no call during the last {@link PROBE_EVERY_MS} are probed again
+ * (one small request per upstream per interval; a call costs the request path one set insert), so their health follows a server that goes away or
  * comes back while nobody calls it.
  */
 import { accessSync, constants, statSync } from "node:fs";
@@ -77,10 +77,9 @@ export function watchUpstreams(
   };
   for (const [name, route] of routes) run(name, route);
   const timer = setInterval(() => {
-    for (const [name, route] of routes) {
-      if (route.upstream.probed === true && Date.now() - health.lastSeen(name) >= PROBE_EVERY_MS)
-        run(name, route);
-    }
+    const idle = health.idleSince();
+    for (const [name, route] of routes)
+      if (route.upstream.probed === true && idle.has(name)) run(name, route);
   }, PROBE_EVERY_MS);
   timer.unref();
   return {

@@ -56,8 +56,8 @@ function clip(text: string, max: number): string {
 
 export class UpstreamHealth {
   private readonly servers = new Map<string, ServerHealth>();
-  /** When each server last answered or failed (ms since epoch): idle ones are probed. */
-  private readonly seen = new Map<string, number>();
+  /** Servers that answered or failed since the last {@link idleSince} (the others are probed). */
+  private readonly seen = new Set<string>();
   private publisher: { store: SettingsRepository; replica: string } | null = null;
   private publishTimer: NodeJS.Timeout | null = null;
   private publishing: Promise<void> = Promise.resolve();
@@ -88,15 +88,18 @@ export class UpstreamHealth {
     return Object.fromEntries(this.servers);
   }
 
-  lastSeen(server: string): number {
-    return this.seen.get(server) ?? 0;
+  /** The servers that neither answered nor failed since the last call; starts a new period. */
+  idleSince(): Set<string> {
+    const idle = new Set([...this.servers.keys()].filter((s) => !this.seen.has(s)));
+    this.seen.clear();
+    return idle;
   }
 
   /** The server answered (a call, a start check or a probe). Cheap when already up. */
   up(server: string): void {
     const h = this.servers.get(server);
     if (h === undefined) return;
-    this.seen.set(server, Date.now());
+    this.seen.add(server);
     if (h.state === "up") return;
     if (h.state === "down") this.log.info({ server }, "upstream is up again");
     this.servers.set(server, { ...h, state: "up", since: new Date().toISOString() });
@@ -110,7 +113,7 @@ export class UpstreamHealth {
   async down(server: string, error: string, stderr?: readonly string[]): Promise<void> {
     const h = this.servers.get(server);
     if (h === undefined) return;
-    this.seen.set(server, Date.now());
+    this.seen.add(server);
     const lastError = clip(error, HEALTH_LIMITS.errorChars);
     const now = new Date().toISOString();
     const wasDown = h.state === "down";

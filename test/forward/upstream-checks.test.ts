@@ -78,4 +78,14 @@ describe("upstream start checks", () => {
       await upstream.close();
     }
   });
+
+  it("probes only the servers that neither answered nor failed during the last period", async () => {
+    const health = new UpstreamHealth(["busy", "failing", "idle"], pino({ level: "silent" }), async (l) => [
+      ...l,
+    ]);
+    health.up("busy");
+    await health.down("failing", "connection refused");
+    assert.deepEqual([...health.idleSince()], ["idle"]);
+    assert.deepEqual([...health.idleSince()].sort(), ["busy", "failing", "idle"], "a new period starts");
+  });
 });
