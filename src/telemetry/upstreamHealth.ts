@@ -39,7 +39,8 @@ export const HEALTH_LIMITS = {
   stderrLines: 20,
   stderrBytes: 4096,
   lineChars: 240,
-  errorChars: 300,
+  // Both under the audit redaction's maxStringLength (256), which hashes longer strings.
+  errorChars: 240,
   /** Replicas kept in the published report (the most recently reporting ones). */
   replicas: 16,
 } as const;
@@ -107,32 +108,34 @@ export class UpstreamHealth {
   }
 
   /**
-   * The server failed. The state changes at once; a stdio process's `stderr` is masked, then
-   * kept and logged at error. Other failures are logged at warn only when something is new.
+   * The server failed. Without `stderr` (a failure the gateway observed: a refused connection,
+   * a timeout, an HTTP status) the state changes at once and is logged at warn when something
+   * is new. With `stderr` (a stdio process that exited or could not start), the process's own
+   * words (its stderr lines, and the error, which may quote what it answered) are masked first,
+   * then kept, published and logged at error: nothing unmasked is ever stored or shown.
    */
   async down(server: string, error: string, stderr?: readonly string[]): Promise<void> {
     const h = this.servers.get(server);
     if (h === undefined) return;
     this.seen.add(server);
-    const lastError = clip(error, HEALTH_LIMITS.errorChars);
-    const now = new Date().toISOString();
-    const wasDown = h.state === "down";
-    this.servers.set(server, {
-      ...h,
-      state: "down",
-      since: wasDown ? h.since : now,
-      lastError,
-      lastErrorAt: now,
-    });
-    this.changed();
     if (stderr === undefined) {
-      if (!wasDown || h.lastError !== lastError)
+      const lastError = clip(error, HEALTH_LIMITS.errorChars);
+      this.markDown(server, h, lastError, h.stderr);
+      if (h.state !== "down" || h.lastError !== lastError)
         this.log.warn({ server, error: lastError }, `upstream ${server} is down: ${lastError}`);
       return;
     }
-    const lines = await this.masked(stderr);
+    const [lastError = "", ...lines] = await this.masked([error, ...stderr]);
     const current = this.servers.get(server) as ServerHealth;
-    this.servers.set(server, { ...current, stderr: lines });
+    // Started again while the lines were masked: keep the failure for the record, not the state.
+    if (current !== h && current.state === "up")
+      this.servers.set(server, {
+        ...current,
+        lastError,
+        lastErrorAt: new Date().toISOString(),
+        stderr: lines,
+      });
+    else this.markDown(server, current, lastError, lines);
     this.changed();
     // A process that exited or could not start: its own words are the useful part.
     this.log.error(
@@ -143,14 +146,34 @@ export class UpstreamHealth {
     );
   }
 
-  private async masked(lines: readonly string[]): Promise<string[]> {
-    const kept = lines.map((l) => clip(l, HEALTH_LIMITS.lineChars));
+  private markDown(server: string, h: ServerHealth, lastError: string, stderr: readonly string[]): void {
+    const now = new Date().toISOString();
+    this.servers.set(server, {
+      state: "down",
+      since: h.state === "down" ? h.since : now,
+      lastError,
+      lastErrorAt: now,
+      stderr,
+    });
+    this.changed();
+  }
+
+  /** `[error, ...lines]` clipped and masked; on a masking failure, placeholders only. */
+  private async masked(texts: readonly string[]): Promise<string[]> {
+    const [error = "", ...lines] = texts;
+    const kept = [
+      clip(error, HEALTH_LIMITS.errorChars),
+      ...lines.map((l) => clip(l, HEALTH_LIMITS.lineChars)),
+    ];
     try {
       return await this.mask(kept);
     } catch (err) {
       // Never show what could not be checked for secrets.
       this.log.warn({ err }, "could not mask upstream stderr; lines withheld");
-      return [`(${kept.length} lines withheld: secret masking failed)`];
+      return [
+        "(error withheld: secret masking failed)",
+        `(${lines.length} lines withheld: secret masking failed)`,
+      ];
     }
   }
 

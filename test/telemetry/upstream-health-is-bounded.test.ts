@@ -53,18 +53,20 @@ describe("upstream health is bounded", () => {
     assert.equal(reports[0]?.replica, "replica-99");
   });
 
-  it("masks stderr before keeping it, and withholds it when masking fails", async () => {
+  it("masks a process's stderr and error before keeping them, and withholds them when masking fails", async () => {
     const log = pino({ level: "silent" });
     const masked = new UpstreamHealth(["a"], log, async (lines) =>
       lines.map((l) => l.replace(/secret\S*/, "[secret]")),
     );
-    await masked.down("a", "exited with code 1", ["token secret-123"]);
+    await masked.down("a", "initialize failed: answered secret-456", ["token secret-123"]);
     assert.deepEqual(masked.get("a")?.stderr, ["token [secret]"]);
+    assert.equal(masked.get("a")?.lastError, "initialize failed: answered [secret]");
     const failing = new UpstreamHealth(["a"], log, async () => {
       throw new Error("scanner broke");
     });
     await failing.down("a", "exited with code 1", ["token secret-123"]);
     assert.deepEqual(failing.get("a")?.stderr, ["(1 lines withheld: secret masking failed)"]);
+    assert.equal(failing.get("a")?.lastError, "(error withheld: secret masking failed)");
   });
 
   it("tracks only configured servers", async () => {
