@@ -12,8 +12,10 @@
  * listener, which takes the port over with every advertised endpoint working.
  */
 import { mkdirSync } from "node:fs";
+import { hostname } from "node:os";
 import type { Logger } from "pino";
 import { policyChanged, toolChanged } from "./audit/records.js";
+import { redactArguments } from "./audit/redact.js";
 import { AuditWriter } from "./audit/writer.js";
 import { Keyring } from "./authn/keyring.js";
 import { oauthRuntime } from "./authn/oauthToken.js";
@@ -30,6 +32,7 @@ import { consoleClient } from "./console/signIn.js";
 import { Lifetime } from "./core/lifetime.js";
 import { closeRoutes, serverRoutes } from "./forward/routes.js";
 import { SessionBindings } from "./forward/sessions.js";
+import { watchUpstreams } from "./forward/upstreamChecks.js";
 import { buildApp } from "./listener/app.js";
 import { listenWhileStarting } from "./listener/startup.js";
 import { startBuiltinAuthorizationServer } from "./oauth/builtinServer.js";
@@ -39,6 +42,7 @@ import { openStoreWhenReachable } from "./store/open.js";
 import type { Store } from "./store/types.js";
 import { createMetrics } from "./telemetry/metrics.js";
 import { storeOutageReporting } from "./telemetry/storeOutage.js";
+import { UpstreamHealth } from "./telemetry/upstreamHealth.js";
 
 export interface Gateway {
   url: string;
@@ -69,8 +73,15 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
       "sessions",
       new SessionBindings(undefined, undefined, config.limits.sessionsPerCaller),
     );
-    const routes = serverRoutes(config, sessions, log);
+    // Stderr a server prints is masked as the audit log masks arguments (secretlint and more).
+    const health = new UpstreamHealth(
+      Object.keys(config.servers),
+      log,
+      async (lines) => (await redactArguments(lines)) as string[],
+    );
+    const routes = serverRoutes(config, sessions, log, health);
     lifetime.defer("upstreams", () => closeRoutes(routes));
+    lifetime.add("upstream checks", watchUpstreams(routes, health, log));
     const metrics = createMetrics(routes.keys());
     /** Audited once the audit writer is open (below). */
     let recordPolicyChange: (next: CompiledPolicy) => void = () => {};
@@ -90,6 +101,8 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
       "store",
       await openStoreWhenReachable(storeSpec, storeOutageReporting(metrics, log)),
     );
+    health.publishTo(store, `${hostname()}:${startup.port}`);
+    lifetime.add("upstream health", health);
     const keyring = new Keyring(store, secret, environment);
     await keyring.start();
     const usageTimer = setInterval(() => {
@@ -180,6 +193,7 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
       baseUrl: () => url,
       ready: () => ready,
       review,
+      health,
     });
     // ---- end of buildApp's deps ----
     registerReviewLinkRoutes(app, review);

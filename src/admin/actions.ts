@@ -20,7 +20,14 @@ export type AdminAction =
   | { kind: "user.disabled"; user: LocalUser; grantsRevoked: number }
   | { kind: "user.enabled"; user: LocalUser }
   | { kind: "user.consent_revoked"; user: LocalUser; clientId: string; grantsRevoked: number }
-  | { kind: "client.revoked"; clientId: string };
+  | { kind: "client.revoked"; clientId: string }
+  | {
+      kind: "tool.accepted";
+      server: string;
+      tool: string;
+      previousHash: string | null;
+      pinnedHash: string | null;
+    };
 
 /** Records one action durably (or throws): the operation that called it has already happened. */
 export type AdminAudit = (action: AdminAction) => Promise<void>;

@@ -126,6 +126,12 @@ function actionRecord(config: Config, action: AdminAction): AuditRecord {
       return managementRecord(config, "client.changed", "machine client revoked", {
         credentialId: action.clientId,
       });
+    case "tool.accepted":
+      return managementRecord(config, "tool.accepted", "tool definition accepted", {
+        server: action.server,
+        tool: action.tool,
+        detail: { previousHash: action.previousHash, pinnedHash: action.pinnedHash },
+      });
   }
 }
 

@@ -18,6 +18,7 @@ import { registerInitCommand } from "./init.js";
 import { registerKeyCommands } from "./keys.js";
 import { print, withStore, withStoreOptions } from "./options.js";
 import { registerPolicyCommands } from "./policy.js";
+import { registerServerCommands } from "./servers.js";
 import { registerSigningKeyCommands } from "./signingKeys.js";
 import { registerStartCommand } from "./start.js";
 import { registerToolCommands } from "./tools.js";
@@ -40,6 +41,7 @@ export function buildCli(): Command {
   registerPolicyCommands(program, { withStoreOptions, withStore, print });
   registerApprovalCommands(program, { withStoreOptions, withStore, print });
   registerAuditCommands(program, { withStoreOptions, withStore, print });
+  registerServerCommands(program, { withStoreOptions, withStore, print });
 
   const oauth = program.command("oauth").description("the built-in OAuth authorization server");
   registerSigningKeyCommands(oauth, {

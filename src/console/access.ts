@@ -291,5 +291,16 @@ function consoleRecord(action: AdminAction): { reason: string; detail: Record<st
         reason: `machine client ${action.clientId} revoked in the console`,
         detail: { event: "console.client_revoked", clientId: action.clientId },
       };
+    case "tool.accepted":
+      return {
+        reason: `tool ${action.server}/${action.tool} definition accepted in the console`,
+        detail: {
+          event: "console.tool_accepted",
+          server: action.server,
+          tool: action.tool,
+          previousHash: action.previousHash,
+          pinnedHash: action.pinnedHash,
+        },
+      };
   }
 }

@@ -56,6 +56,7 @@ export const NAV: ReadonlyArray<[path: string, label: string]> = [
   ["/console/clients", "OAuth clients"],
   ["/console/users", "Users"],
   ["/console/policies", "Policies"],
+  ["/console/servers", "Servers"],
   ["/console/audit", "Audit"],
 ];
 

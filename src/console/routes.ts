@@ -10,6 +10,7 @@ import { CONSOLE_CSS, CONSOLE_JS } from "./assets.js";
 import { registerCredentialRoutes } from "./credentialRoutes.js";
 import { registerOversightRoutes } from "./oversightRoutes.js";
 import { registerPolicyRoutes } from "./policyRoutes.js";
+import { registerServerRoutes } from "./serverRoutes.js";
 import { registerSignInRoutes } from "./signInRoutes.js";
 
 export type { ConsoleDeps } from "./access.js";
@@ -28,4 +29,5 @@ export function registerConsole(app: FastifyInstance, deps: ConsoleDeps): void {
   registerOversightRoutes(routes);
   registerCredentialRoutes(routes);
   registerPolicyRoutes(routes);
+  registerServerRoutes(routes);
 }

@@ -17,6 +17,7 @@ import {
 } from "../classify/message.js";
 import type { HttpServerConfig } from "../config/schema.js";
 import { GatewayError, RpcCode } from "../core/errors.js";
+import type { UpstreamHealth } from "../telemetry/upstreamHealth.js";
 import { filterResponse } from "./results.js";
 import type { SessionBindings } from "./sessions.js";
 import { sseRewriter } from "./sse.js";
@@ -32,6 +33,9 @@ import { checkUpstreamReply, isEventStream, tooLargeReply } from "./upstreamRepl
 
 const SESSION_HEADER = "mcp-session-id";
 const DEFAULT_ACCEPT = "application/json, text/event-stream";
+/** The health probe: a JSON-RPC ping. Any HTTP answer but 404 or 5xx means the server is there. */
+const PING_BODY = JSON.stringify({ jsonrpc: "2.0", id: "portcullis-health", method: "ping" });
+const PROBE_TIMEOUT_MS = 5000;
 /** The probe of supportsModern, built once. */
 const DISCOVER_BODY = JSON.stringify({
   jsonrpc: "2.0",
@@ -60,6 +64,7 @@ export class HttpUpstream implements Upstream {
    */
   private readonly streamPool: Pool;
   private readonly path: string;
+  readonly probed = true;
 
   constructor(
     readonly name: string,
@@ -67,6 +72,7 @@ export class HttpUpstream implements Upstream {
     /** Operator-configured headers, secrets already resolved at startup. */
     private readonly fixedHeaders: Record<string, string>,
     private readonly sessions: SessionBindings,
+    private readonly health: UpstreamHealth,
   ) {
     const url = new URL(config.url);
     this.path = url.pathname + url.search;
@@ -84,6 +90,43 @@ export class HttpUpstream implements Upstream {
 
   processes(): number {
     return 0;
+  }
+
+  /** Where the server is, for messages: no query string or user info (they may hold secrets). */
+  private where(): string {
+    const url = new URL(this.config.url);
+    return `${url.origin}${url.pathname}`;
+  }
+
+  async check(): Promise<void> {
+    const timeout = Math.min(PROBE_TIMEOUT_MS, this.config.timeoutMs);
+    try {
+      const res = await this.pool.request({
+        path: this.path,
+        method: "POST",
+        headers: { ...this.fixedHeaders, "content-type": "application/json", accept: DEFAULT_ACCEPT },
+        body: PING_BODY,
+        headersTimeout: timeout,
+        bodyTimeout: timeout,
+        signal: AbortSignal.timeout(timeout),
+      });
+      await res.body.dump();
+      if (res.statusCode === 404 || res.statusCode >= 500) {
+        await this.health.down(
+          this.name,
+          `servers.${this.name}.url ${this.where()} answered HTTP ${res.statusCode}: check the URL and the server's own log`,
+        );
+      } else this.health.up(this.name);
+    } catch (err) {
+      const why =
+        (err as Error)?.name === "TimeoutError"
+          ? `no answer within ${timeout} ms`
+          : upstreamError(this.name, err).reason;
+      await this.health.down(
+        this.name,
+        `servers.${this.name}.url ${this.where()} does not answer (${why}): start the server, or fix the URL`,
+      );
+    }
   }
 
   private upstreamHeaders(client: IncomingHttpHeaders, principalId: string): Record<string, string> {
@@ -152,8 +195,18 @@ export class HttpUpstream implements Upstream {
     return value;
   }
 
+  /** {@link supportsModern}, reporting an upstream that does not answer the probe as down. */
+  private async supportsModernOrReport(): Promise<boolean> {
+    try {
+      return await this.supportsModern();
+    } catch (err) {
+      if (err instanceof GatewayError && err.status !== 499) void this.health.down(this.name, err.reason);
+      throw err;
+    }
+  }
+
   async post(x: PostExchange): Promise<void> {
-    if (isModernVersion(x.msg.metaProtocolVersion) && !(await this.supportsModern())) {
+    if (isModernVersion(x.msg.metaProtocolVersion) && !(await this.supportsModernOrReport())) {
       throw new GatewayError(
         400,
         RpcCode.UnsupportedProtocolVersion,
@@ -205,6 +258,13 @@ export class HttpUpstream implements Upstream {
     try {
       await call.done;
     } catch (err) {
+      if (call.aborted !== "client-gone" && call.aborted !== "overflow") {
+        const failure =
+          call.aborted === "deadline"
+            ? `no answer started within ${this.config.timeoutMs} ms`
+            : upstreamError(this.name, err).reason;
+        void this.health.down(this.name, failure);
+      }
       if (call.aborted === "overflow") throw tooLargeReply(this.name, this.config.maxResponseBytes);
       if (x.res.headersSent) {
         x.res.destroy();
@@ -224,6 +284,8 @@ export class HttpUpstream implements Upstream {
       clearTimeout(deadline);
       unwatch();
     }
+    if (call.statusCode >= 500) void this.health.down(this.name, `answered HTTP ${call.statusCode}`);
+    else this.health.up(this.name);
     if (call.streamed) return;
     const checked = checkUpstreamReply(
       this.name,

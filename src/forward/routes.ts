@@ -6,6 +6,7 @@
 import type { Logger } from "pino";
 import { resolveSecretValues } from "../config/derived.js";
 import type { Config } from "../config/schema.js";
+import type { UpstreamHealth } from "../telemetry/upstreamHealth.js";
 import { VERSION } from "../version.js";
 import { HttpUpstream } from "./http.js";
 import type { SessionBindings } from "./sessions.js";
@@ -24,6 +25,8 @@ export function serverRoutes(
   config: Config,
   sessions: SessionBindings,
   log: Logger,
+  /** Where every upstream reports whether it answers (../telemetry/upstreamHealth.ts). */
+  health: UpstreamHealth,
 ): Map<string, ServerRoute> {
   const routes = new Map<string, ServerRoute>();
   for (const [name, server] of Object.entries(config.servers)) {
@@ -34,6 +37,7 @@ export function serverRoutes(
             server,
             resolveSecretValues(server.headers, `servers.${name}.headers`),
             sessions,
+            health,
           )
         : new StdioUpstream(
             name,
@@ -42,6 +46,7 @@ export function serverRoutes(
             sessions,
             log,
             VERSION,
+            health,
           );
     routes.set(name, {
       upstream,

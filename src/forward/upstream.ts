@@ -43,6 +43,13 @@ export interface Upstream {
   delete(x: StreamExchange): Promise<void>;
   /** Number of live child processes (stdio) for metrics; 0 for HTTP. */
   processes(): number;
+  /**
+   * Checks that the server can be reached (stdio: its command can be run; HTTP: it answers)
+   * and reports the result to the gateway's upstream health (./upstreamChecks.ts).
+   */
+  check?(): Promise<void>;
+  /** Whether {@link check} is cheap enough to repeat while the server is idle (HTTP). */
+  readonly probed?: boolean;
   close(): Promise<void>;
 }
 

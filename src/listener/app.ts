@@ -17,6 +17,7 @@ import type { Authorization, Route } from "../pipeline/deps.js";
 import { Pipeline } from "../pipeline/index.js";
 import type { ReviewGate } from "../review/gate.js";
 import type { Metrics } from "../telemetry/metrics.js";
+import type { UpstreamHealth } from "../telemetry/upstreamHealth.js";
 import { allowedHostnames, hostGuard, refuseForeignHost, routeHostGuard } from "./hostCheck.js";
 
 export type { Authorization, Route };
@@ -36,6 +37,8 @@ export interface AppDeps {
   ready(): boolean;
   /** Runtime review (src/review/): holds calls policy decides `review` for; null refuses them. */
   review?: ReviewGate | null;
+  /** Each upstream's health, shown (state only) at GET /status. */
+  health?: UpstreamHealth;
 }
 
 type McpRequest = FastifyRequest<{ Params: { server: string } }>;
@@ -158,6 +161,15 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.get("/readyz", async (_req, reply) => {
     const ok = deps.ready() && keyring.healthy();
     return reply.code(ok ? 200 : 503).send({ status: ok ? "ready" : "not ready" });
+  });
+  // Unauthenticated like /readyz: each server's state and since when, never error text or stderr
+  // (operators read those with `portcullis servers status` or the console's Servers page).
+  app.get("/status", async (_req, reply) => {
+    const servers: Record<string, { state: string; since: string | null }> = {};
+    for (const [name, h] of Object.entries(deps.health?.snapshot() ?? {}))
+      servers[name] = { state: h.state, since: h.since };
+    const ready = deps.ready() && keyring.healthy();
+    return reply.header("cache-control", "no-store").send({ status: ready ? "ready" : "not ready", servers });
   });
   app.get("/metrics", async (_req, reply) => {
     metrics.auditPending.set(audit.pending);

@@ -20,9 +20,11 @@ import {
 import type { StdioServerConfig } from "../../config/schema.js";
 import { GatewayError, RpcCode } from "../../core/errors.js";
 import { sendJson, sseEvent } from "../../core/reply.js";
+import type { UpstreamHealth } from "../../telemetry/upstreamHealth.js";
 import { filterResult } from "../results.js";
 import type { SessionBindings } from "../sessions.js";
 import { onClientGone, type PostExchange, type StreamExchange, type Upstream } from "../upstream.js";
+import { commandProblem } from "../upstreamChecks.js";
 import { type ChildInit, StdioChild } from "./child.js";
 
 const SESSION_HEADER = "mcp-session-id";
@@ -35,6 +37,8 @@ const CACHEABLE = new Set([
   "resources/templates/list",
 ]);
 const MAX_BACKOFF_MS = 30_000;
+/** How long a crash report waits for the rest of a dead child's stderr (a grandchild may hold it). */
+const STDERR_DRAIN_MS = 1000;
 
 interface Slot {
   child: StdioChild | null;
@@ -49,6 +53,8 @@ export class StdioUpstream implements Upstream {
   private slots = new Map<string, Slot>();
   private reaper: NodeJS.Timeout;
   private closed = false;
+  /** Children start on demand, per caller: the check is a PATH lookup at start, not a probe. */
+  readonly probed = false;
 
   constructor(
     readonly name: string,
@@ -58,10 +64,16 @@ export class StdioUpstream implements Upstream {
     private readonly sessions: SessionBindings,
     private readonly log: Logger,
     private readonly version: string,
+    private readonly health: UpstreamHealth,
   ) {
     const idleMs = config.idleTimeoutSeconds * 1000;
     this.reaper = setInterval(() => this.reapIdle(idleMs), Math.min(idleMs, 30_000));
     this.reaper.unref();
+  }
+
+  async check(): Promise<void> {
+    const problem = commandProblem(this.name, this.config, this.env);
+    if (problem !== null) await this.health.down(this.name, problem);
   }
 
   processes(): number {
@@ -122,13 +134,25 @@ export class StdioUpstream implements Upstream {
       );
     }
     slot.starting = (async () => {
-      const child = new StdioChild(this.name, this.config, this.env, this.log, (c, code, signal) =>
-        this.onExit(key, c, code, signal),
+      const child = new StdioChild(this.name, this.config, this.env, this.log, (c, code, signal, why) =>
+        this.onExit(key, c, code, signal, why),
       );
       slot.child = child;
       child.onBroadcast = (n) => this.broadcast(slot, n);
-      await child.initialize(this.config.timeoutMs, this.version);
+      if (this.log.isLevelEnabled("debug")) child.onStderr = (line) => this.debugStderr(child, line);
+      try {
+        await child.initialize(this.config.timeoutMs, this.version);
+      } catch (err) {
+        // A child that exited is reported by onExit, with its stderr; one that is alive did
+        // not answer initialize as an MCP server must.
+        if (child.alive) {
+          const reason = err instanceof GatewayError ? err.reason : String(err);
+          void this.health.down(this.name, `initialize failed: ${reason}`, child.stderrTail());
+        }
+        throw err;
+      }
       this.log.info({ server: this.name, pid: child.pid }, "stdio upstream started");
+      this.health.up(this.name);
       return child;
     })().finally(() => {
       slot.starting = null;
@@ -136,11 +160,32 @@ export class StdioUpstream implements Upstream {
     return slot.starting;
   }
 
-  private onExit(key: string, child: StdioChild, code: number | null, signal: NodeJS.Signals | null): void {
+  /** A server's stderr at debug level, masked like the crash report (never raw). */
+  private debugStderr(child: StdioChild, line: string): void {
+    void this.health.mask([line]).then(
+      ([masked]) => this.log.debug({ server: this.name, pid: child.pid, stderr: masked }, "upstream stderr"),
+      () => {},
+    );
+  }
+
+  private onExit(
+    key: string,
+    child: StdioChild,
+    code: number | null,
+    signal: NodeJS.Signals | null,
+    why: string,
+  ): void {
     const slot = this.slots.get(key);
-    if (!slot || slot.child !== child) return;
-    slot.child = null;
-    if (child.stopping) return;
+    const current = slot !== undefined && slot.child === child;
+    if (current) slot.child = null;
+    if (child.stopping || this.closed) return;
+    // Reported once stderr is drained, so the last lines are really the last ones.
+    const notFound = why.includes("ENOENT") || why.includes("EACCES");
+    const problem = notFound ? commandProblem(this.name, this.config, this.env) : null;
+    void Promise.race([child.stderrClosed, new Promise((r) => setTimeout(r, STDERR_DRAIN_MS).unref())]).then(
+      () => this.health.down(this.name, problem ?? why, child.stderrTail()),
+    );
+    if (!current) return;
     slot.crashes++;
     slot.lastCrash = Date.now();
     this.log.warn(

@@ -10,6 +10,7 @@ import type { Logger } from "pino";
 import type { JsonObject } from "../../classify/message.js";
 import type { StdioServerConfig } from "../../config/schema.js";
 import { GatewayError, RpcCode } from "../../core/errors.js";
+import { OutputTail } from "../../telemetry/upstreamHealth.js";
 
 export const CHILD_PROTOCOL_VERSION = "2025-11-25";
 
@@ -46,13 +47,20 @@ export class StdioChild {
   init: ChildInit | null = null;
   /** Server-initiated notifications with no request to route to (list changes, logs). */
   onBroadcast: ((n: JsonObject) => void) | null = null;
+  /** Each stderr line as it comes (set only when someone reads them: debug logging). */
+  onStderr: ((line: string) => void) | null = null;
+  /** The last lines the process wrote to stderr (bounded), for the crash report. */
+  private readonly stderr = new OutputTail();
+  /** Settles once stderr is closed: every line the process wrote is in the tail. */
+  readonly stderrClosed: Promise<void>;
 
   constructor(
     private readonly server: string,
     config: StdioServerConfig,
     env: Record<string, string>,
     private readonly log: Logger,
-    onExit: (child: StdioChild, code: number | null, signal: NodeJS.Signals | null) => void,
+    /** `detail` says why, for the health report and the error log ("exited with code 1"). */
+    onExit: (child: StdioChild, code: number | null, signal: NodeJS.Signals | null, detail: string) => void,
   ) {
     const baseEnv: Record<string, string> = {};
     for (const name of INHERITED_ENV) {
@@ -66,6 +74,10 @@ export class StdioChild {
     });
     const terminated = (detail: string, code: number | null, signal: NodeJS.Signals | null) => {
       if (this.exited) return;
+      const why =
+        code === null && signal === null
+          ? detail
+          : `exited with ${signal ? `signal ${signal}` : `code ${code}`}`;
       this.exited = true;
       this.failAll(
         new GatewayError(
@@ -75,11 +87,11 @@ export class StdioChild {
           `stdio upstream ${server} ${detail}`,
         ),
       );
-      onExit(this, code, signal);
+      onExit(this, code, signal, why);
     };
-    // A command that cannot start (ENOENT, EACCES) emits 'error' and never 'exit'.
+    // A command that cannot start (ENOENT, EACCES) emits 'error' and never 'exit'; the
+    // supervisor (./bridge.ts) reports it with the fix.
     this.proc.on("error", (err) => {
-      this.log.error({ server, err: err.message }, "stdio upstream failed to start");
       terminated(`failed to start: ${err.message}`, null, null);
     });
     this.proc.stdin.on("error", () => {}); // EPIPE after exit is handled by the exit path
@@ -89,9 +101,12 @@ export class StdioChild {
     createInterface({ input: this.proc.stdout, crlfDelay: Number.POSITIVE_INFINITY }).on("line", (line) =>
       this.onLine(line),
     );
-    createInterface({ input: this.proc.stderr }).on("line", (line) => {
-      this.log.debug({ server, pid: this.proc.pid, stderr: line.slice(0, 2000) }, "upstream stderr");
+    const stderrLines = createInterface({ input: this.proc.stderr, crlfDelay: Number.POSITIVE_INFINITY });
+    stderrLines.on("line", (line) => {
+      this.stderr.push(line);
+      this.onStderr?.(line);
     });
+    this.stderrClosed = new Promise((resolve) => stderrLines.once("close", resolve));
   }
 
   get pid(): number | undefined {
@@ -100,6 +115,11 @@ export class StdioChild {
 
   get alive(): boolean {
     return !this.exited;
+  }
+
+  /** The last lines written to stderr (bounded: HEALTH_LIMITS), unmasked: mask before showing. */
+  stderrTail(): string[] {
+    return this.stderr.get();
   }
 
   get busy(): boolean {
