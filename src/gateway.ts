@@ -35,7 +35,7 @@ import { listenWhileStarting } from "./listener/startup.js";
 import { startBuiltinAuthorizationServer } from "./oauth/builtinServer.js";
 import { ReviewGate } from "./review/gate.js";
 import { registerReviewLinkRoutes } from "./review/linkPages.js";
-import { openStoreWhenReachable } from "./store/open.js";
+import { openStoreWhenReachable, storeDisplayName } from "./store/open.js";
 import type { Store } from "./store/types.js";
 import { createMetrics } from "./telemetry/metrics.js";
 import { storeOutageReporting } from "./telemetry/storeOutage.js";
@@ -88,7 +88,10 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
     // The store, and what lives in it.
     const store = lifetime.add(
       "store",
-      await openStoreWhenReachable(storeSpec, storeOutageReporting(metrics, log)),
+      await openStoreWhenReachable(
+        storeSpec,
+        storeOutageReporting(metrics, log.child({ store: storeDisplayName(storeSpec) })),
+      ),
     );
     const keyring = new Keyring(store, secret, environment);
     await keyring.start();
