@@ -43,6 +43,15 @@ async function firstAdmin(
   return user;
 }
 
+/** Whether a postgres:// URL carries a password (unparseable: assume it does, never print it). */
+function hasPassword(url: string): boolean {
+  try {
+    return new URL(url).password !== "";
+  } catch {
+    return true;
+  }
+}
+
 /** What another command needs to use this gateway's store, from any working directory. */
 function storeArgs(loaded: LoadedConfig, opts: StartOpts): { args: string; notes: string[] } {
   const args: string[] = [];
@@ -52,7 +61,7 @@ function storeArgs(loaded: LoadedConfig, opts: StartOpts): { args: string; notes
     args.push("--data-dir", shellQuote(loaded.config.dataDir));
   if (opts.store !== undefined && opts.store !== "sqlite") {
     if (!isPostgresSpec(opts.store)) args.push("--store", shellQuote(loaded.storeSpec));
-    else if (!new URL(opts.store).password) args.push("--store", shellQuote(opts.store));
+    else if (!hasPassword(opts.store)) args.push("--store", shellQuote(opts.store));
     else if (process.env.PORTCULLIS_STORE === opts.store) args.push("--store", '"$PORTCULLIS_STORE"');
     else {
       args.push("--store", shellQuote(storeDisplayName(opts.store)));

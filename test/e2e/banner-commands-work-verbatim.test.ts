@@ -15,6 +15,7 @@ import { promisify } from "node:util";
 import { stringify } from "yaml";
 import { CLI, cleanup, DEMO_SERVER, EVERYTHING_SERVER, modern, rpc, tempDir } from "../helpers/gateway.js";
 import { freePort } from "../helpers/net.js";
+import { createTestDatabase, postgresSkip, type TestDatabase } from "../helpers/postgres.js";
 import { waitFor } from "../helpers/wait.js";
 
 const execFileP = promisify(execFile);
@@ -289,6 +290,37 @@ describe("the banner names the CLI as it was invoked", () => {
     } finally {
       await gw.stop();
       cleanup(root);
+    }
+  });
+});
+
+describe("the banner never prints the store's password", { skip: await postgresSkip() }, () => {
+  let db: TestDatabase;
+  const root = tempDir("portcullis-banner-pg-");
+  before(async () => {
+    db = await createTestDatabase();
+  });
+  after(async () => {
+    await db.drop();
+    cleanup(root);
+  });
+
+  it("masks it in --store and says to fill it in (PostgreSQL given on the command line)", async () => {
+    const url = new URL(db.url);
+    // A local test server trusts its clients: any password passes, and must not be printed.
+    if (url.password === "") url.password = "banner-must-not-print-this";
+    const gw = await startIn(
+      root,
+      ["--port", "0", "--data-dir", join(root, "data"), "--store", url.toString()],
+      userEnv(),
+    );
+    try {
+      assert.ok(!gw.banner.includes(url.password), "no password in the banner");
+      const list = printedLine(gw.banner, /keys list /);
+      assert.ok(list.includes(`--store '${url.protocol}//${url.username}:***@${url.host}`), list);
+      assert.match(gw.banner, /replace \*\*\* with the store's password/);
+    } finally {
+      await gw.stop();
     }
   });
 });
