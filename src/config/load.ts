@@ -191,7 +191,7 @@ export function loadConfig(overrides: ConfigOverrides = {}): LoadedConfig {
   if (!isAbsolute(config.dataDir)) config.dataDir = resolve(base, config.dataDir);
   let storeSpec = config.store;
   if (storeSpec === "sqlite") storeSpec = join(config.dataDir, "portcullis.db");
-  else if (!/^postgres(ql)?:\/\//.test(storeSpec) && !isAbsolute(storeSpec))
+  else if (!/^postgres(ql)?:\/\//i.test(storeSpec) && !isAbsolute(storeSpec))
     storeSpec = resolve(base, storeSpec);
   return { config, source, foundBy: found.foundBy, storeSpec };
 }
