@@ -24,7 +24,8 @@ import { isPostgresSpec, openStore, storeDisplayName } from "../store/open.js";
 import type { Store } from "../store/types.js";
 
 export interface CommonOpts {
-  config?: string;
+  /** A file, or false for `--no-config` (the embedded default, whatever would be discovered). */
+  config?: string | false;
   dataDir?: string;
   store?: string;
   env?: string;
@@ -53,7 +54,18 @@ export function withStoreOptions(cmd: Command): Command {
     });
   });
   return cmd
-    .addOption(new Option("-c, --config <file>", "config file (portcullis.yaml)").env("PORTCULLIS_CONFIG"))
+    .addOption(
+      new Option(
+        "-c, --config <file>",
+        "config file (default: PORTCULLIS_CONFIG, else ./portcullis.yaml, else the embedded default)",
+      ).env("PORTCULLIS_CONFIG"),
+    )
+    .addOption(
+      new Option(
+        "--no-config",
+        "the embedded default configuration, even where a config file would be found",
+      ),
+    )
     .addOption(
       new Option("-d, --data-dir <dir>", "data directory (embedded store, generated secrets)").env(
         "PORTCULLIS_DATA_DIR",

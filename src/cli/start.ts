@@ -56,7 +56,8 @@ function hasPassword(url: string): boolean {
 function storeArgs(loaded: LoadedConfig, opts: StartOpts): { args: string; notes: string[] } {
   const args: string[] = [];
   const notes: string[] = [];
-  if (loaded.source !== null) args.push("--config", shellQuote(loaded.source));
+  // The embedded default is named too: elsewhere a ./portcullis.yaml would be found instead.
+  args.push(...(loaded.source !== null ? ["--config", shellQuote(loaded.source)] : ["--no-config"]));
   if (loaded.source === null || opts.dataDir !== undefined)
     args.push("--data-dir", shellQuote(loaded.config.dataDir));
   if (opts.store !== undefined && opts.store !== "sqlite") {

@@ -29,7 +29,7 @@ export const CONFIG_FILE_NAMES = ["portcullis.yaml", "portcullis.yml"] as const;
 
 /**
  * Which config file a command uses, the same way for `start` and every management command:
- * 1. `--config <file>` (`flag`);
+ * 1. `--config <file>` (`flag`; `--no-config` names the embedded default);
  * 2. the `PORTCULLIS_CONFIG` environment variable;
  * 3. `portcullis.yaml` (or `portcullis.yml`) in the working directory;
  * 4. none: the embedded default, whose store is in the data directory (`--data-dir`,
@@ -57,7 +57,9 @@ export function discoverConfig(
 export function describeConfigSource(found: DiscoveredConfig): string {
   switch (found.foundBy) {
     case "flag":
-      return `config ${found.path}`;
+      return found.path === null
+        ? "the embedded default configuration (--no-config)"
+        : `config ${found.path}`;
     case "environment":
       return `config ${found.path} (from PORTCULLIS_CONFIG)`;
     case "working-directory":
@@ -68,8 +70,8 @@ export function describeConfigSource(found: DiscoveredConfig): string {
 }
 
 export interface ConfigOverrides {
-  /** A config file named explicitly; absent: found by {@link discoverConfig}. */
-  config?: string | undefined;
+  /** A config file named explicitly, false for none (`--no-config`); absent: {@link discoverConfig}. */
+  config?: string | false | undefined;
   /** How `config` was given (default `flag`): PORTCULLIS_CONFIG arrives through the same option. */
   configFoundBy?: "flag" | "environment" | undefined;
   port?: number | undefined;
@@ -150,9 +152,12 @@ export function parseConfig(raw: unknown, source: string): Config {
 
 export function loadConfig(overrides: ConfigOverrides = {}): LoadedConfig {
   let raw: unknown;
-  const found: DiscoveredConfig = overrides.config
-    ? { path: resolve(overrides.config), foundBy: overrides.configFoundBy ?? "flag" }
-    : discoverConfig();
+  const found: DiscoveredConfig =
+    overrides.config === false
+      ? { path: null, foundBy: "flag" }
+      : overrides.config
+        ? { path: resolve(overrides.config), foundBy: overrides.configFoundBy ?? "flag" }
+        : discoverConfig();
   const source = found.path;
   if (source !== null) {
     let text: string;

@@ -267,11 +267,16 @@ describe("the banner names the CLI as it was invoked", () => {
     try {
       const list = printedLine(gw.banner, /keys list /);
       assert.ok(
-        list.startsWith(`npx --prefix ${clone} portcullis keys list --data-dir ${join(root, "data")}`),
+        list.startsWith(
+          `npx --prefix ${clone} portcullis keys list --no-config --data-dir ${join(root, "data")}`,
+        ),
         list,
       );
-      // Real npx, from a directory that is neither the clone nor the gateway's.
-      const r = await sh(list, tempDir("portcullis-banner-cwd-"), userEnv());
+      // Real npx, from a directory that is neither the clone nor the gateway's, and holds a
+      // portcullis.yaml of its own (which --no-config keeps the command from using).
+      const other = tempDir("portcullis-banner-cwd-");
+      writeFileSync(join(other, "portcullis.yaml"), stringify({ environment: "prod", store: "other.db" }));
+      const r = await sh(list, other, userEnv());
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /dev-key/, "the embedded default's first-run key, in the gateway's store");
     } finally {
@@ -285,7 +290,10 @@ describe("the banner names the CLI as it was invoked", () => {
     const gw = await startIn(root, ["--port", "0"], userEnv({ PATH: process.env.PATH ?? "" }));
     try {
       const list = printedLine(gw.banner, /keys list /);
-      assert.ok(list.startsWith(`node ${CLI} keys list --data-dir ${join(root, ".portcullis")}`), list);
+      assert.ok(
+        list.startsWith(`node ${CLI} keys list --no-config --data-dir ${join(root, ".portcullis")}`),
+        list,
+      );
       assert.ok(existsSync(join(root, ".portcullis", "portcullis.db")));
     } finally {
       await gw.stop();

@@ -102,6 +102,11 @@ describe("the CLI finds the gateway's store the way the gateway does", () => {
       ),
     );
     assert.ok(!existsSync(join(project, ".portcullis")), "not the embedded default's store");
+    // --no-config: the embedded default, though ./portcullis.yaml is there.
+    const embedded = await cli(project, ["keys", "create", "--name", "embedded", "--no-config", "--json"]);
+    assert.equal(embedded.code, 0, embedded.stderr);
+    assert.doesNotMatch(embedded.stderr, /using/, "named on the command line: not announced");
+    assert.ok(existsSync(join(project, ".portcullis", "portcullis.db")));
     // The same store as `--config <file>` from anywhere, which is named and so not announced.
     const named = await cli(root, ["keys", "list", "--config", file, "--json"]);
     assert.equal(named.code, 0, named.stderr);

@@ -65,7 +65,7 @@ describe("quick start: `portcullis start` on the embedded default", () => {
       assert.ok(desktop.mcpServers.demo.args.every((a) => !a.includes(" ")));
       assert.deepEqual(desktop.mcpServers.demo.env, { AUTH_HEADER: `Bearer ${key}` });
       // The printed commands name this data directory, so they work from any directory.
-      assert.ok(first.banner.includes(` keys list --data-dir ${dir}/.portcullis`), first.banner);
+      assert.ok(first.banner.includes(` keys list --no-config --data-dir ${dir}/.portcullis`), first.banner);
       const call = modern(1, "tools/list", {}, key);
       const res = await rpc(`${first.url}/mcp/demo`, call.body, call.headers);
       assert.equal(res.status, 200);
