@@ -38,7 +38,7 @@ import { listenWhileStarting } from "./listener/startup.js";
 import { startBuiltinAuthorizationServer } from "./oauth/builtinServer.js";
 import { ReviewGate } from "./review/gate.js";
 import { registerReviewLinkRoutes } from "./review/linkPages.js";
-import { openStoreWhenReachable } from "./store/open.js";
+import { openStoreWhenReachable, storeDisplayName } from "./store/open.js";
 import type { Store } from "./store/types.js";
 import { createMetrics } from "./telemetry/metrics.js";
 import { storeOutageReporting } from "./telemetry/storeOutage.js";
@@ -99,7 +99,10 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
     // The store, and what lives in it.
     const store = lifetime.add(
       "store",
-      await openStoreWhenReachable(storeSpec, storeOutageReporting(metrics, log)),
+      await openStoreWhenReachable(
+        storeSpec,
+        storeOutageReporting(metrics, log.child({ store: storeDisplayName(storeSpec) })),
+      ),
     );
     health.publishTo(store, `${hostname()}:${startup.port}`);
     lifetime.add("upstream health", health);

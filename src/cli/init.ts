@@ -14,7 +14,7 @@ import { ConfigError, demoServerPath, loadConfig } from "../config/load.js";
 import { EnvironmentName } from "../config/schema.js";
 import { isPostgresSpec, openStore } from "../store/open.js";
 import { cliAudit } from "./auditTrail.js";
-import { welcomeBanner } from "./banner.js";
+import { cliInvocation, shellQuote, welcomeBanner } from "./banner.js";
 import { ClientConfigImport, type ImportedServer, wellKnownClientConfigs } from "./clientConfigImport.js";
 import { renderInitConfig } from "./initConfig.js";
 import { print } from "./options.js";
@@ -241,6 +241,8 @@ export function registerInitCommand(program: Command): void {
       const config = loaded.config;
       const baseUrl = publicBaseUrl(config, config.listen.port);
       const shown = relative(process.cwd(), file) || file;
+      const cli = cliInvocation();
+      const storeArgs = `--config ${shellQuote(file)}`;
       const result = {
         config: file,
         environment: config.environment,
@@ -256,7 +258,7 @@ export function registerInitCommand(program: Command): void {
         admin,
         variables: imported.variables,
         notes,
-        start: `portcullis start --config ${shown}`,
+        start: `${cli} start --config ${shellQuote(shown)}`,
       };
       print(opts.json, result, () => {
         const out = [`wrote ${file}`, `store ${result.store}`];
@@ -275,14 +277,17 @@ export function registerInitCommand(program: Command): void {
             : `Admin (console at ${baseUrl}/console and OAuth sign-in), shown ONCE:\n  username: ${admin.username}   password: ${admin.password}`,
           "",
           `Start the gateway with: ${result.start}`,
-          `Check the setup with:   portcullis doctor --config ${shown}`,
+          `Check the setup with:   ${cli} doctor --config ${shellQuote(shown)}`,
         );
-        const banner = welcomeBanner(
+        const banner = welcomeBanner({
           baseUrl,
-          servers.map((s) => s.name),
-          config.environment,
-          null,
-        ).replace(
+          servers: servers.map((s) => ({ name: s.name, transport: s.transport })),
+          environment: config.environment,
+          key: null,
+          invocation: cli,
+          storeArgs,
+          using: `config ${file} (written now); store ${result.store}`,
+        }).replace(
           /^Portcullis is running \(environment: ([^)]*)\)$/m,
           "Once started, Portcullis serves (environment: $1):",
         );

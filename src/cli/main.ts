@@ -8,6 +8,7 @@ import { Command } from "commander";
 import { KeyInputError } from "../authn/keyLifecycle.js";
 import { serverSecret } from "../authn/serverSecret.js";
 import { ConfigError } from "../config/load.js";
+import { OperationalError } from "../core/operationalError.js";
 import { UserError } from "../oauth/users.js";
 import { VERSION } from "../version.js";
 import { registerApprovalCommands } from "./approvals.js";
@@ -61,10 +62,13 @@ async function main(): Promise<void> {
   } catch (err) {
     const json = process.argv.includes("--json");
     const usage = err instanceof ConfigError || err instanceof KeyInputError || err instanceof UserError;
-    const message = usage
-      ? (err as Error).message
-      : `unexpected error: ${(err as Error)?.stack ?? String(err)}`;
-    if (json) process.stdout.write(`${JSON.stringify({ error: usage ? "usage" : "internal", message })}\n`);
+    const operational = err instanceof OperationalError;
+    const message =
+      usage || operational
+        ? (err as Error).message
+        : `unexpected error: ${(err as Error)?.stack ?? String(err)}`;
+    const kind = usage ? "usage" : operational ? "unavailable" : "internal";
+    if (json) process.stdout.write(`${JSON.stringify({ error: kind, message })}\n`);
     process.stderr.write(`portcullis: ${message}\n`);
     process.exit(usage ? 2 : 1);
   }

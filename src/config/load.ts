@@ -1,8 +1,9 @@
 /**
- * Loads portcullis.yaml (or the embedded default), applies command-line overrides and
- * validates once. A bad config fails here, at startup, with a message naming the field.
+ * Finds the config file (one order for `start` and every other command: see
+ * {@link discoverConfig}), loads it (or the embedded default), applies command-line overrides
+ * and validates once. A bad config fails here, at startup, with a message naming the field.
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseDocument } from "yaml";
@@ -14,8 +15,65 @@ export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
+/** How the config file was found, in the order {@link discoverConfig} tries. */
+export type ConfigFoundBy = "flag" | "environment" | "working-directory" | "embedded-default";
+
+export interface DiscoveredConfig {
+  /** Absolute path of the config file, or null for the embedded default. */
+  path: string | null;
+  foundBy: ConfigFoundBy;
+}
+
+/** The names looked for in the working directory, in this order. */
+export const CONFIG_FILE_NAMES = ["portcullis.yaml", "portcullis.yml"] as const;
+
+/**
+ * Which config file a command uses, the same way for `start` and every management command:
+ * 1. `--config <file>` (`flag`; `--no-config` names the embedded default);
+ * 2. the `PORTCULLIS_CONFIG` environment variable;
+ * 3. `portcullis.yaml` (or `portcullis.yml`) in the working directory;
+ * 4. none: the embedded default, whose store is in the data directory (`--data-dir`,
+ *    `PORTCULLIS_DATA_DIR`, default `./.portcullis`).
+ * Both `portcullis.yaml` and `portcullis.yml` in one directory is ambiguous: a ConfigError.
+ */
+export function discoverConfig(
+  opts: { flag?: string | undefined; env?: NodeJS.ProcessEnv; cwd?: string } = {},
+): DiscoveredConfig {
+  const cwd = opts.cwd ?? process.cwd();
+  if (opts.flag) return { path: resolve(cwd, opts.flag), foundBy: "flag" };
+  const fromEnv = (opts.env ?? process.env).PORTCULLIS_CONFIG;
+  if (fromEnv) return { path: resolve(cwd, fromEnv), foundBy: "environment" };
+  const present = CONFIG_FILE_NAMES.map((name) => join(cwd, name)).filter((file) => existsSync(file));
+  if (present.length > 1)
+    throw new ConfigError(
+      `both ${present.join(" and ")} exist: remove one, or name the one to use with --config`,
+    );
+  const [found] = present;
+  if (found !== undefined) return { path: found, foundBy: "working-directory" };
+  return { path: null, foundBy: "embedded-default" };
+}
+
+/** One line saying which configuration was used and how it was found (for stderr). */
+export function describeConfigSource(found: DiscoveredConfig): string {
+  switch (found.foundBy) {
+    case "flag":
+      return found.path === null
+        ? "the embedded default configuration (--no-config)"
+        : `config ${found.path}`;
+    case "environment":
+      return `config ${found.path} (from PORTCULLIS_CONFIG)`;
+    case "working-directory":
+      return `config ${found.path} (found in the working directory)`;
+    case "embedded-default":
+      return "the embedded default configuration (no --config, PORTCULLIS_CONFIG or ./portcullis.yaml)";
+  }
+}
+
 export interface ConfigOverrides {
-  config?: string | undefined;
+  /** A config file named explicitly, false for none (`--no-config`); absent: {@link discoverConfig}. */
+  config?: string | false | undefined;
+  /** How `config` was given (default `flag`): PORTCULLIS_CONFIG arrives through the same option. */
+  configFoundBy?: "flag" | "environment" | undefined;
   port?: number | undefined;
   host?: string | undefined;
   dataDir?: string | undefined;
@@ -27,6 +85,8 @@ export interface LoadedConfig {
   config: Config;
   /** The file it came from, or null for the embedded default. */
   source: string | null;
+  /** How that file (or the embedded default) was chosen. */
+  foundBy: ConfigFoundBy;
   /** Absolute path of the SQLite file or the postgres:// URL. */
   storeSpec: string;
 }
@@ -92,9 +152,14 @@ export function parseConfig(raw: unknown, source: string): Config {
 
 export function loadConfig(overrides: ConfigOverrides = {}): LoadedConfig {
   let raw: unknown;
-  let source: string | null = null;
-  if (overrides.config) {
-    source = resolve(overrides.config);
+  const found: DiscoveredConfig =
+    overrides.config === false
+      ? { path: null, foundBy: "flag" }
+      : overrides.config
+        ? { path: resolve(overrides.config), foundBy: overrides.configFoundBy ?? "flag" }
+        : discoverConfig();
+  const source = found.path;
+  if (source !== null) {
     let text: string;
     try {
       text = readFileSync(source, "utf8");
@@ -112,8 +177,13 @@ export function loadConfig(overrides: ConfigOverrides = {}): LoadedConfig {
   }
   const obj: Record<string, unknown> = raw && typeof raw === "object" ? { ...(raw as object) } : {};
   if (overrides.environment !== undefined) obj.environment = overrides.environment;
-  if (overrides.dataDir !== undefined) obj.dataDir = overrides.dataDir;
-  if (overrides.store !== undefined) obj.store = overrides.store;
+  // Paths given on the command line are relative to the working directory, not to the file.
+  if (overrides.dataDir !== undefined) obj.dataDir = resolve(overrides.dataDir);
+  if (overrides.store !== undefined)
+    obj.store =
+      overrides.store === "sqlite" || /^postgres(ql)?:\/\//i.test(overrides.store)
+        ? overrides.store
+        : resolve(overrides.store);
   if (overrides.port !== undefined || overrides.host !== undefined) {
     const listen = { ...((obj.listen as object | undefined) ?? {}) } as Record<string, unknown>;
     if (overrides.port !== undefined) listen.port = overrides.port;
@@ -126,9 +196,9 @@ export function loadConfig(overrides: ConfigOverrides = {}): LoadedConfig {
   if (!isAbsolute(config.dataDir)) config.dataDir = resolve(base, config.dataDir);
   let storeSpec = config.store;
   if (storeSpec === "sqlite") storeSpec = join(config.dataDir, "portcullis.db");
-  else if (!/^postgres(ql)?:\/\//.test(storeSpec) && !isAbsolute(storeSpec))
+  else if (!/^postgres(ql)?:\/\//i.test(storeSpec) && !isAbsolute(storeSpec))
     storeSpec = resolve(base, storeSpec);
-  return { config, source, storeSpec };
+  return { config, source, foundBy: found.foundBy, storeSpec };
 }
 
 /** Reads a secret reference at startup; a missing variable or file is a startup error. */

@@ -12,6 +12,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { errorReply, GatewayError, RpcCode, STORE_RETRY_AFTER_SECONDS } from "../core/errors.js";
+import { listenFailure } from "../core/operationalError.js";
 
 export interface StartupListener {
   /** The bound port (the OS's pick when the configured port is 0). */
@@ -53,9 +54,10 @@ export async function listenWhileStarting(host: string, port: number): Promise<S
   });
   server.keepAliveTimeout = 0;
   await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
+    const failed = (err: Error) => reject(listenFailure(host, port, err));
+    server.once("error", failed);
     server.listen({ host, port }, () => {
-      server.off("error", reject);
+      server.off("error", failed);
       resolve();
     });
   });

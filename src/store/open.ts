@@ -11,6 +11,18 @@ export function isPostgresSpec(spec: string): boolean {
   return /^postgres(ql)?:\/\//i.test(spec);
 }
 
+/** The store as it may be printed: the SQLite file, or the URL without its password. */
+export function storeDisplayName(spec: string): string {
+  if (!isPostgresSpec(spec)) return spec;
+  try {
+    const url = new URL(spec);
+    if (url.password) url.password = "***";
+    return url.toString();
+  } catch {
+    return "(unparseable PostgreSQL URL)";
+  }
+}
+
 export interface OpenStoreOptions {
   /** A connection failed outside any query (PostgreSQL): reported, never thrown. */
   onConnectionError?: (err: Error) => void;

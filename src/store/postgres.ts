@@ -10,6 +10,7 @@
  */
 import { Kysely, PostgresDialect, sql, type Transaction } from "kysely";
 import pg from "pg";
+import { OperationalError } from "../core/operationalError.js";
 import { type ChangeDetector, ChangeFeed } from "./changeFeed.js";
 import type { Schema } from "./schema.js";
 import { SqlStore } from "./sqlStore.js";
@@ -75,7 +76,9 @@ export async function openPostgresStore(url: string, opts: PostgresStoreOptions 
   } catch (err) {
     await pool.end().catch(() => {});
     const reason = err instanceof Error ? err.message : String(err);
-    throw new Error(`cannot connect to the PostgreSQL store at ${redact(url)}: ${reason}`, { cause: err });
+    throw new OperationalError(`cannot connect to the PostgreSQL store at ${redact(url)}: ${reason}`, {
+      cause: err,
+    });
   }
   return new PostgresStore(pool, config, opts.heartbeatMs ?? 5_000, report);
 }

@@ -57,6 +57,15 @@ describe("quick start: `portcullis start` on the embedded default", () => {
       key = match[1] as string;
       for (const client of ["Claude Code", "Claude Desktop", "Cursor", "VS Code"])
         assert.ok(first.banner.includes(client), client);
+      // mcp-remote's header argument holds no space (it breaks on Windows): the value is in env.
+      const desktop = JSON.parse(
+        /Claude Desktop[^\n]*\n([\s\S]*?\n {2}\})\n/.exec(first.banner)?.[1] ?? "null",
+      ) as { mcpServers: { demo: { args: string[]; env: Record<string, string> } } };
+      assert.deepEqual(desktop.mcpServers.demo.args.slice(-2), ["--header", `Authorization:$\{AUTH_HEADER}`]);
+      assert.ok(desktop.mcpServers.demo.args.every((a) => !a.includes(" ")));
+      assert.deepEqual(desktop.mcpServers.demo.env, { AUTH_HEADER: `Bearer ${key}` });
+      // The printed commands name this data directory, so they work from any directory.
+      assert.ok(first.banner.includes(` keys list --no-config --data-dir ${dir}/.portcullis`), first.banner);
       const call = modern(1, "tools/list", {}, key);
       const res = await rpc(`${first.url}/mcp/demo`, call.body, call.headers);
       assert.equal(res.status, 200);

@@ -131,7 +131,16 @@ describe("users CLI: editing accounts of the built-in authorization server", () 
     const events = (await auditRecords(gw))
       .filter((r) => r.detail?.username === "jack")
       .map((r) => r.detail?.event);
-    assert.deepEqual(events, ["user.disabled", "user.enabled"]);
+    // The management actions, and the sign-ins around them: the refused one while disabled is recorded too.
+    assert.deepEqual(events, [
+      "sign_in.succeeded",
+      "consent.granted",
+      "user.disabled",
+      "sign_in.failed",
+      "user.enabled",
+      "sign_in.succeeded",
+      "consent.granted",
+    ]);
   });
 
   it("consents lists the client by name; revoke-consent revokes its tokens and the next sign-in asks again", async () => {
