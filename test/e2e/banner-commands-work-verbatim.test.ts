@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { delimiter, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { after, before, describe, it } from "node:test";
@@ -28,10 +28,11 @@ function userEnv(extra: Record<string, string> = {}): Record<string, string> {
   return { ...env, ...extra };
 }
 
-/** A directory on the PATH holding `portcullis`, linked to the built CLI as a global install links it. */
+/** A directory on the PATH holding `portcullis`, linked to the built CLI as a global install links it (executable, as npm makes it). */
 function installedOnPath(root: string): string {
   const bin = join(root, "bin");
   mkdirSync(bin);
+  chmodSync(CLI, 0o755);
   symlinkSync(CLI, join(bin, "portcullis"));
   return bin;
 }
