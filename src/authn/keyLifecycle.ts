@@ -92,9 +92,15 @@ export interface Rotation {
   issued: IssuedKey;
   /** When the old key stops working. */
   oldExpiresAt: Date;
+  /** The successor expires when the old key was due to (no `expires` was given). */
+  keptExpiry: boolean;
 }
 
-/** Issues a successor with the same name, environment and scopes; the old key lives on only for the overlap. */
+/**
+ * Issues a successor with the same name, environment and scopes; the old key lives on only
+ * for the overlap. The successor keeps the old key's expiry unless `expires` is given:
+ * rotating a secret must not quietly extend the credential's lifetime.
+ */
 export async function rotateKey(
   store: Store,
   secret: Buffer,
@@ -117,7 +123,7 @@ export async function rotateKey(
     name: old.name,
     environment: old.environment,
     scopes: old.scopes,
-    ...(opts.expires !== undefined ? { expires: opts.expires } : {}),
+    expires: opts.expires ?? old.expiresAt.toISOString(),
     rotatedFrom: old.id,
     // The successor's secret is shown to whoever rotates: they own it from now on.
     createdBy: opts.createdBy ?? null,
@@ -125,7 +131,7 @@ export async function rotateKey(
   const overlap = (opts.overlapSeconds ?? config.keys.rotationOverlapSeconds) * 1000;
   const end = new Date(Math.min(old.expiresAt.getTime(), Date.now() + overlap));
   await store.setKeyExpiry(old.id, end);
-  return { issued, oldExpiresAt: end };
+  return { issued, oldExpiresAt: end, keptExpiry: opts.expires === undefined };
 }
 
 /** The public view of a key (never the hash). */

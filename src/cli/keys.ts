@@ -101,7 +101,10 @@ export function registerKeyCommands(program: Command): void {
     .description("issue a successor key; the old one stays valid only for the overlap window")
     .argument("<id>", "key id")
     .option("--overlap <seconds>", "seconds the old key keeps working (default keys.rotationOverlapSeconds)")
-    .option("--expires <when>", "lifetime of the new key")
+    .option(
+      "--expires <when>",
+      "lifetime of the new key (90d, 12h, 2w) or ISO date; default: the old key's expiry",
+    )
     .option("--json", "print one JSON object")
     .action(async (id: string, opts: CommonOpts & { overlap?: string; expires?: string }) => {
       await withStore(opts, async (store, { config }) => {
@@ -110,7 +113,7 @@ export function registerKeyCommands(program: Command): void {
         if (overlap !== undefined && (!Number.isInteger(overlap) || overlap < 0)) {
           throw new KeyInputError("--overlap must be a whole number of seconds");
         }
-        const { issued, oldExpiresAt } = await rotateKey(
+        const { issued, oldExpiresAt, keptExpiry } = await rotateKey(
           store,
           secret,
           config,
@@ -126,12 +129,14 @@ export function registerKeyCommands(program: Command): void {
           ...describeKey(issued.record),
           key: issued.key,
           previous: { id, expiresAt: oldExpiresAt.toISOString() },
+          expiryKept: keptExpiry,
         };
+        const expiry = `new key expires at ${issued.record.expiresAt.toISOString()} (${keptExpiry ? "same as the old key" : "--expires"})`;
         print(
           opts.json,
           view,
           () =>
-            `${humanKey(describeKey(issued.record))}\n\nold key ${id} stops working at ${oldExpiresAt.toISOString()}\n\nnew key (shown once):\n${issued.key}`,
+            `${humanKey(describeKey(issued.record))}\n\nold key ${id} stops working at ${oldExpiresAt.toISOString()}\n${expiry}\n\nnew key (shown once):\n${issued.key}`,
         );
       });
     });

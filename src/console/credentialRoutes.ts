@@ -66,7 +66,7 @@ export function registerCredentialRoutes(routes: ConsoleRoutes): void {
         const shown = secretShown(
           `Key ${r.issued.record.name} rotated.`,
           r.issued.key,
-          `The old key stops working at ${r.oldExpiresAt.toISOString()}.`,
+          `The old key stops working at ${r.oldExpiresAt.toISOString()}; the new one expires at ${r.issued.record.expiresAt.toISOString()} (same as the old key).`,
         );
         return routes.show(reply, a, keys, shown);
       }

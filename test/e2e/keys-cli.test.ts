@@ -105,6 +105,34 @@ function keysSuite(name: string, backend: () => Promise<Backend>): void {
       assert.equal(await listTools(created.key as string), 401);
     });
 
+    it("rotate keeps the old key's expiry (it never silently extends the lifetime) unless --expires is given", async () => {
+      const created = await cli(["keys", "create", "--name", "short-lived", "--expires", "2d"]);
+      const rotated = await cli(["keys", "rotate", created.id as string]);
+      assert.equal(rotated.expiresAt, created.expiresAt, "the successor expires when the old key would have");
+      assert.equal(rotated.expiryKept, true);
+      const human = await runCli([
+        "keys",
+        "rotate",
+        rotated.id as string,
+        "--config",
+        gw.configFile,
+        ...b.flags,
+      ]);
+      assert.equal(human.code, 0, human.stderr);
+      assert.match(
+        human.stdout,
+        new RegExp(`new key expires at ${created.expiresAt} \\(same as the old key\\)`),
+      );
+      const successor = ((await cli(["keys", "list"])) as unknown as Record<string, unknown>[]).find(
+        (k) => k.rotatedFrom === rotated.id,
+      );
+      assert.equal(successor?.expiresAt, created.expiresAt);
+      const longer = await cli(["keys", "rotate", successor?.id as string, "--expires", "10d"]);
+      assert.equal(longer.expiryKept, false);
+      const days = (Date.parse(longer.expiresAt as string) - Date.now()) / 86_400_000;
+      assert.ok(days > 9.9 && days <= 10, String(days));
+    });
+
     it("answers unknown ids and bad flags with exit code 2 and a message naming the problem", async () => {
       let r = await runCli(["keys", "show", "doesnotexist", "--config", gw.configFile, ...b.flags, "--json"]);
       assert.equal(r.code, 2);
