@@ -22,7 +22,7 @@ export function registerKeyCommands(program: Command): void {
     .option("--env <environment>", "environment the key is minted for (default: the config's)")
     .option(
       "--servers <patterns>",
-      "comma-separated scopes: server, server:tool, server:prefix* (default: every configured server)",
+      "comma-separated scopes: server, server:tool, server:prefix* (default: every configured server); each must name a configured server, and a tool the server is known to have",
     )
     .option("--expires <when>", "lifetime (90d, 12h, 2w) or ISO date; default keys.defaultTtlDays")
     .option("--json", "print one JSON object")
@@ -33,7 +33,11 @@ export function registerKeyCommands(program: Command): void {
           ?.split(",")
           .map((s) => s.trim())
           .filter(Boolean);
-        const { record, key } = await createKey(
+        const {
+          record,
+          key,
+          warnings = [],
+        } = await createKey(
           store,
           secret,
           config,
@@ -46,7 +50,8 @@ export function registerKeyCommands(program: Command): void {
           },
           cliAudit(store, config),
         );
-        const view = { ...describeKey(record), key };
+        const view = { ...describeKey(record), key, ...(warnings.length > 0 ? { warnings } : {}) };
+        for (const w of warnings) process.stderr.write(`portcullis: warning: ${w}\n`);
         print(
           opts.json,
           view,

@@ -43,7 +43,7 @@ export function registerCredentialRoutes(routes: ConsoleRoutes): void {
       const shown = secretShown(
         `Key ${issued.record.name} created.`,
         issued.key,
-        `Expires ${issued.record.expiresAt.toISOString()}.`,
+        [`Expires ${issued.record.expiresAt.toISOString()}.`, ...(issued.warnings ?? [])].join(" "),
       );
       return routes.show(reply, a, keys, shown, 201);
     } catch (err) {
