@@ -4,6 +4,7 @@
  * error code while the audit trail gets one record naming the decision and the precise reason.
  */
 import assert from "node:assert/strict";
+import { request as httpRequest } from "node:http";
 import { after, before, describe, it } from "node:test";
 import type { AuditRecord } from "../../src/store/types.js";
 import { OTHER, PipelineHarness, type Reply, request, toolCall } from "./harness.js";
@@ -164,6 +165,43 @@ describe("pipeline: allow and each refusal, on the wire and in the audit trail",
     assert.equal(r.principal, "user:alice");
   });
 
+  it("answers 403 before authentication for a foreign Host (DNS rebinding), with the decision id of its record", async () => {
+    const n = h.audit.records.length;
+    const body = JSON.stringify(toolCall("echo"));
+    const reply = await new Promise<Reply>((resolve, reject) => {
+      const req = httpRequest(
+        `${h.url}/mcp/demo`,
+        {
+          method: "POST",
+          headers: {
+            host: "evil.example.com",
+            "content-type": "application/json",
+            authorization: `Bearer ${key}`,
+          },
+        },
+        (res) => {
+          let text = "";
+          res.on("data", (c: Buffer) => {
+            text += c.toString();
+          });
+          res.on("end", () =>
+            resolve({
+              status: res.statusCode ?? 0,
+              headers: new Headers(),
+              json: JSON.parse(text) as Reply["json"],
+            }),
+          );
+        },
+      );
+      req.on("error", reject);
+      req.end(body);
+    });
+    assert.equal(reply.status, 403, "the transport-level refusal stays HTTP 403");
+    assert.equal(reply.json.id, null, "a request refused before authentication is not parsed");
+    const r = recordOf(h, n, reply);
+    assert.match(r.reason, /evil\.example\.com/);
+  });
+
   it("answers 400 -32700 for a body that is not JSON", async () => {
     const n = h.audit.records.length;
     const reply = await h.post(key, "{not json");
@@ -176,8 +214,10 @@ describe("pipeline: allow and each refusal, on the wire and in the audit trail",
 
   it("answers 415 -32600 for a body that is not application/json", async () => {
     const n = h.audit.records.length;
-    const reply = await h.post(key, JSON.stringify(toolCall("echo")), { "content-type": "text/plain" });
+    const call = toolCall("echo");
+    const reply = await h.post(key, JSON.stringify(call), { "content-type": "text/plain" });
     assert.equal(reply.status, 415);
+    assert.equal(reply.json.id, call.id, "the id is read from the body of an authenticated caller");
     assert.equal(errorCode(reply), -32600);
     const r = recordOf(h, n, reply);
     assert.equal(r.decision, "deny");
