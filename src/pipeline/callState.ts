@@ -25,6 +25,8 @@ export class CallState implements RequestFacts, PolicyEnvironment {
   readonly route: Route | undefined;
   principal: Principal | null = null;
   msg: ClassifiedMessage | null = null;
+  /** The classify stage read the body (whether or not it made a message of it). */
+  bodyRead = false;
   /** `Mcp-Param-*` headers rebuilt from the body for the upstream. */
   paramHeaders: Readonly<Record<string, string>> = NO_PARAM_HEADERS;
   /** PolicyEnvironment, completed by the policy stage. */

@@ -61,11 +61,12 @@ export function refusalReply(deps: PipelineDeps): Refuse {
 /**
  * The id to echo (JSON-RPC 2.0 §5): the classified message's, or, for an authenticated
  * caller refused before the body was classified (server scope, unknown server), the id read
- * from the body. An unauthenticated caller's body is never parsed.
+ * from the body. An unauthenticated caller's body is never parsed, and a body the classifier
+ * could not make a message of is not parsed again (its error carries the id it could read).
  */
 function requestId(call: CallState): JsonRpcId {
   if (call.msg !== null) return call.msg.id;
-  if (call.principal === null || call.body === null) return null;
+  if (call.principal === null || call.body === null || call.bodyRead) return null;
   try {
     const parsed: unknown = JSON.parse(call.body);
     if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) return null;
