@@ -4,6 +4,7 @@
  * lifecycle rules themselves (format, lifetimes, overlap window) are ../authn/keyLifecycle.ts.
  */
 import {
+  checkKeyScopes,
   type IssuedKey,
   type IssueOptions,
   issueKey,
@@ -14,7 +15,11 @@ import type { Config } from "../config/schema.js";
 import type { ApiKeyRecord, KeyOwner, Store } from "../store/types.js";
 import type { AdminAudit } from "./actions.js";
 
-/** Issues a key (its secret is in the result, shown once) and records it. */
+/**
+ * Issues a key (its secret is in the result, shown once) and records it. Its scopes must name
+ * configured servers, and tools those servers are known to have (checkKeyScopes): a misspelt
+ * scope is refused (KeyInputError) before anything is stored.
+ */
 export async function createKey(
   store: Store,
   secret: Buffer,
@@ -22,9 +27,19 @@ export async function createKey(
   options: IssueOptions,
   audit: AdminAudit,
 ): Promise<IssuedKey> {
+  let warnings: string[] = [];
+  if (options.scopes !== undefined && options.scopes.length > 0) {
+    const known = new Map<string, string[]>();
+    for (const pin of await store.listToolPins()) {
+      const tools = known.get(pin.server);
+      if (tools === undefined) known.set(pin.server, [pin.tool]);
+      else tools.push(pin.tool);
+    }
+    warnings = checkKeyScopes(options.scopes, Object.keys(config.servers), (s) => known.get(s) ?? null);
+  }
   const issued = await issueKey(store, secret, config, options);
   await audit({ kind: "key.created", key: issued.record });
-  return issued;
+  return warnings.length > 0 ? { ...issued, warnings } : issued;
 }
 
 /** Issues a successor key; the old one stays valid for the overlap window. Recorded. */

@@ -4,7 +4,7 @@
  */
 
 import type { Config } from "../config/schema.js";
-import { validateScopePattern } from "../core/scope.js";
+import { allowsTool, compileScopes, validateScopePattern } from "../core/scope.js";
 import type { ApiKeyRecord, KeyOwner, Store } from "../store/types.js";
 import { mintKey } from "./keyFormat.js";
 import { hashKey } from "./keyring.js";
@@ -40,6 +40,8 @@ export interface IssuedKey {
   record: ApiKeyRecord;
   /** The secret key string: shown once, never stored. */
   key: string;
+  /** What could not be checked about its scopes (see checkKeyScopes). */
+  warnings?: string[];
 }
 
 export async function issueKey(
@@ -88,13 +90,104 @@ export async function issueKey(
   return { record, key: minted.key };
 }
 
+/**
+ * Checks a new key's scopes against what the gateway serves, so a misspelt scope is refused
+ * at creation rather than leaving a key that can do nothing: every server a scope names must
+ * be configured, and a tool it names must be one the server is known to have (`toolsOf`:
+ * the tools the gateway has seen it list, null while it has listed none). Throws a
+ * KeyInputError naming the scope, what exists and the closest spelling; returns warnings
+ * for what cannot be checked yet (tools not listed yet, a prefix matching no known tool).
+ */
+export function checkKeyScopes(
+  scopes: readonly string[],
+  servers: readonly string[],
+  toolsOf: (server: string) => readonly string[] | null,
+): string[] {
+  const warnings: string[] = [];
+  for (const scope of scopes) {
+    const problem = validateScopePattern(scope);
+    if (problem) throw new KeyInputError(`--servers: ${problem}`);
+    if (scope === "*") continue;
+    const colon = scope.indexOf(":");
+    const server = colon < 0 ? scope : scope.slice(0, colon);
+    const tool = colon < 0 ? null : scope.slice(colon + 1);
+    if (!servers.includes(server)) {
+      throw new KeyInputError(
+        `--servers '${scope}': no server named '${server}' is configured${suggestion(server, servers)}; configured servers: ${servers.join(", ") || "(none)"}`,
+      );
+    }
+    if (tool === null || tool === "*") continue;
+    const tools = toolsOf(server);
+    if (tools === null) {
+      warnings.push(
+        `'${scope}': the tools of ${server} are not known yet (the gateway has not listed them), so '${tool}' is unchecked`,
+      );
+      continue;
+    }
+    if (tool.includes("*")) {
+      const pattern = compileScopes([scope]);
+      if (!tools.some((t) => allowsTool(pattern, server, t)))
+        warnings.push(`'${scope}' matches none of the tools ${server} is known to have: ${listed(tools)}`);
+      continue;
+    }
+    if (!tools.includes(tool)) {
+      throw new KeyInputError(
+        `--servers '${scope}': server ${server} has no tool '${tool}'${suggestion(tool, tools)}; its tools: ${listed(tools)}`,
+      );
+    }
+  }
+  return warnings;
+}
+
+const LISTED = 20;
+
+function listed(names: readonly string[]): string {
+  return names.length <= LISTED
+    ? names.join(", ")
+    : `${names.slice(0, LISTED).join(", ")}, … (${names.length} in all)`;
+}
+
+/** ` (did you mean 'x'?)` for the closest name within a few edits, else nothing. */
+function suggestion(wrong: string, names: readonly string[]): string {
+  let best: string | null = null;
+  let bestDistance = Math.max(2, Math.floor(wrong.length / 3)) + 1;
+  for (const name of names) {
+    const d = editDistance(wrong.toLowerCase(), name.toLowerCase());
+    if (d < bestDistance) {
+      best = name;
+      bestDistance = d;
+    }
+  }
+  return best === null ? "" : ` (did you mean '${best}'?)`;
+}
+
+/** Levenshtein distance (insertions, deletions, substitutions), two rows of memory. */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      row[j] = Math.min((prev[j] as number) + 1, (row[j - 1] as number) + 1, (prev[j - 1] as number) + cost);
+    }
+    prev = row;
+  }
+  return prev[b.length] as number;
+}
+
 export interface Rotation {
   issued: IssuedKey;
   /** When the old key stops working. */
   oldExpiresAt: Date;
+  /** The successor expires when the old key was due to (no `expires` was given). */
+  keptExpiry: boolean;
 }
 
-/** Issues a successor with the same name, environment and scopes; the old key lives on only for the overlap. */
+/**
+ * Issues a successor with the same name, environment and scopes; the old key lives on only
+ * for the overlap. The successor keeps the old key's expiry unless `expires` is given:
+ * rotating a secret must not quietly extend the credential's lifetime.
+ */
 export async function rotateKey(
   store: Store,
   secret: Buffer,
@@ -117,7 +210,7 @@ export async function rotateKey(
     name: old.name,
     environment: old.environment,
     scopes: old.scopes,
-    ...(opts.expires !== undefined ? { expires: opts.expires } : {}),
+    expires: opts.expires ?? old.expiresAt.toISOString(),
     rotatedFrom: old.id,
     // The successor's secret is shown to whoever rotates: they own it from now on.
     createdBy: opts.createdBy ?? null,
@@ -125,7 +218,7 @@ export async function rotateKey(
   const overlap = (opts.overlapSeconds ?? config.keys.rotationOverlapSeconds) * 1000;
   const end = new Date(Math.min(old.expiresAt.getTime(), Date.now() + overlap));
   await store.setKeyExpiry(old.id, end);
-  return { issued, oldExpiresAt: end };
+  return { issued, oldExpiresAt: end, keptExpiry: opts.expires === undefined };
 }
 
 /** The public view of a key (never the hash). */

@@ -22,7 +22,7 @@ export function registerKeyCommands(program: Command): void {
     .option("--env <environment>", "environment the key is minted for (default: the config's)")
     .option(
       "--servers <patterns>",
-      "comma-separated scopes: server, server:tool, server:prefix* (default: every configured server)",
+      "comma-separated scopes: server, server:tool, server:prefix* (default: every configured server); each must name a configured server, and a tool the server is known to have",
     )
     .option("--expires <when>", "lifetime (90d, 12h, 2w) or ISO date; default keys.defaultTtlDays")
     .option("--json", "print one JSON object")
@@ -33,7 +33,11 @@ export function registerKeyCommands(program: Command): void {
           ?.split(",")
           .map((s) => s.trim())
           .filter(Boolean);
-        const { record, key } = await createKey(
+        const {
+          record,
+          key,
+          warnings = [],
+        } = await createKey(
           store,
           secret,
           config,
@@ -46,7 +50,8 @@ export function registerKeyCommands(program: Command): void {
           },
           cliAudit(store, config),
         );
-        const view = { ...describeKey(record), key };
+        const view = { ...describeKey(record), key, ...(warnings.length > 0 ? { warnings } : {}) };
+        for (const w of warnings) process.stderr.write(`portcullis: warning: ${w}\n`);
         print(
           opts.json,
           view,
@@ -101,7 +106,10 @@ export function registerKeyCommands(program: Command): void {
     .description("issue a successor key; the old one stays valid only for the overlap window")
     .argument("<id>", "key id")
     .option("--overlap <seconds>", "seconds the old key keeps working (default keys.rotationOverlapSeconds)")
-    .option("--expires <when>", "lifetime of the new key")
+    .option(
+      "--expires <when>",
+      "lifetime of the new key (90d, 12h, 2w) or ISO date; default: the old key's expiry",
+    )
     .option("--json", "print one JSON object")
     .action(async (id: string, opts: CommonOpts & { overlap?: string; expires?: string }) => {
       await withStore(opts, async (store, { config }) => {
@@ -110,7 +118,7 @@ export function registerKeyCommands(program: Command): void {
         if (overlap !== undefined && (!Number.isInteger(overlap) || overlap < 0)) {
           throw new KeyInputError("--overlap must be a whole number of seconds");
         }
-        const { issued, oldExpiresAt } = await rotateKey(
+        const { issued, oldExpiresAt, keptExpiry } = await rotateKey(
           store,
           secret,
           config,
@@ -126,12 +134,14 @@ export function registerKeyCommands(program: Command): void {
           ...describeKey(issued.record),
           key: issued.key,
           previous: { id, expiresAt: oldExpiresAt.toISOString() },
+          expiryKept: keptExpiry,
         };
+        const expiry = `new key expires at ${issued.record.expiresAt.toISOString()} (${keptExpiry ? "same as the old key" : "--expires"})`;
         print(
           opts.json,
           view,
           () =>
-            `${humanKey(describeKey(issued.record))}\n\nold key ${id} stops working at ${oldExpiresAt.toISOString()}\n\nnew key (shown once):\n${issued.key}`,
+            `${humanKey(describeKey(issued.record))}\n\nold key ${id} stops working at ${oldExpiresAt.toISOString()}\n${expiry}\n\nnew key (shown once):\n${issued.key}`,
         );
       });
     });

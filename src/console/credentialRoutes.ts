@@ -59,7 +59,7 @@ export function registerCredentialRoutes(routes: ConsoleRoutes): void {
       const shown = secretShown(
         `Key ${issued.record.name} created.`,
         issued.key,
-        `Expires ${issued.record.expiresAt.toISOString()}.`,
+        [`Expires ${issued.record.expiresAt.toISOString()}.`, ...(issued.warnings ?? [])].join(" "),
       );
       return routes.show(reply, a, keys, shown, 201);
     } catch (err) {
@@ -82,7 +82,7 @@ export function registerCredentialRoutes(routes: ConsoleRoutes): void {
         const shown = secretShown(
           `Key ${r.issued.record.name} rotated.`,
           r.issued.key,
-          `The old key stops working at ${r.oldExpiresAt.toISOString()}.`,
+          `The old key stops working at ${r.oldExpiresAt.toISOString()}; the new one expires at ${r.issued.record.expiresAt.toISOString()} (same as the old key).`,
         );
         return routes.show(reply, a, keys, shown);
       }

@@ -191,11 +191,12 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     const status = err.statusCode ?? 500;
     let mapped: GatewayError | Error = err;
     if (status === 413) {
-      mapped = new GatewayError(413, RpcCode.PayloadTooLarge, "Request body too large", err.message);
       // A body refused for its size (before the handler runs) is a decision too.
       const server = /^\/mcp\/([^/?#]+)/.exec(req.url)?.[1];
       const why = `request body larger than limits.bodyBytes (${config.limits.bodyBytes} bytes)`;
-      if (server !== undefined) void pipeline.recordOversized(server, req.headers, why);
+      const decisionId = server === undefined ? null : pipeline.recordOversized(server, req.headers, why);
+      const data = decisionId === null ? undefined : { decisionId };
+      mapped = new GatewayError(413, RpcCode.PayloadTooLarge, "Request body too large", err.message, data);
     } else if (status >= 400 && status < 500)
       mapped = new GatewayError(status, RpcCode.InvalidRequest, "Invalid Request", err.message);
     else log.error({ err, url: req.url }, "unhandled error");

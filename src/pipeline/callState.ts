@@ -25,6 +25,8 @@ export class CallState implements RequestFacts, PolicyEnvironment {
   readonly route: Route | undefined;
   principal: Principal | null = null;
   msg: ClassifiedMessage | null = null;
+  /** The classify stage read the body (whether or not it made a message of it). */
+  bodyRead = false;
   /** `Mcp-Param-*` headers rebuilt from the body for the upstream. */
   paramHeaders: Readonly<Record<string, string>> = NO_PARAM_HEADERS;
   /** PolicyEnvironment, completed by the policy stage. */
@@ -49,6 +51,17 @@ export class CallState implements RequestFacts, PolicyEnvironment {
   private release: (() => void) | null = null;
   /** The response closed (finished, or the client went away). */
   private over = false;
+
+  /**
+   * The id of this request's decision: the policy stage's, or one minted for a refusal
+   * decided before policy ran. The client is given it with every refusal; the audit record
+   * holds it.
+   */
+  decisionId(policyVersion: string): string {
+    if (this.policy === null)
+      this.policy = { decisionId: newDecisionId(), ruleIds: [], version: policyVersion };
+    return this.policy.decisionId;
+  }
 
   constructor(
     readonly method: HttpMethod,
@@ -81,7 +94,12 @@ export class CallState implements RequestFacts, PolicyEnvironment {
   }
 }
 
-/** A stage's refusal: the error for the wire and, unless already recorded, its audit facts. */
+/**
+ * A stage's refusal: the error for the wire and, unless already recorded, its audit facts.
+ * Its decision id goes both into the audit record and into the reply's `error.data`
+ * (src/pipeline/refuse.ts): minted there for a refusal to record, carried here for one a
+ * stage already recorded.
+ */
 export class Refusal {
   constructor(
     /** A GatewayError (its status and code go on the wire) or an unexpected fault (500). */
@@ -92,6 +110,11 @@ export class Refusal {
     readonly detail: Record<string, unknown> | null = null,
     /** The credential a refused authentication named (there is no principal yet). */
     readonly credentialId: string | null = null,
+    /**
+     * For a refusal already recorded (decision null): the decision id of its record; null
+     * only when no record could be written (the audit trail is full or failing).
+     */
+    readonly recordedAs: string | null = null,
   ) {}
 }
 
@@ -105,7 +128,15 @@ export function deny(
   return new Refusal(error, "deny", reason, detail, credentialId);
 }
 
-/** A refusal already recorded (or that cannot be: the audit trail is full). */
+/** A refusal a stage already recorded, under the decision id `decisionId`. */
+export function recorded(error: unknown, decisionId: string): Refusal {
+  return new Refusal(error, null, "", null, null, decisionId);
+}
+
+/**
+ * A refusal that cannot be recorded (the audit trail is full or failing), or one the client
+ * never reads (it went away): no decision id, since no record would hold it.
+ */
 export function unrecorded(error: unknown): Refusal {
   return new Refusal(error, null, "");
 }

@@ -13,7 +13,15 @@ import type { IncomingHttpHeaders, ServerResponse } from "node:http";
 import { requestRecord } from "../audit/requestRecord.js";
 import { anonymousPrincipal, authenticate as authenticateBearer } from "../authn/authenticate.js";
 import { CallRule } from "../authz/mayCall.js";
-import { CallState, deny, type HttpMethod, type Outcome, REPLIED, type Step } from "./callState.js";
+import {
+  CallState,
+  deny,
+  type HttpMethod,
+  newDecisionId,
+  type Outcome,
+  REPLIED,
+  type Step,
+} from "./callState.js";
 import type { PipelineDeps, StageDeps } from "./deps.js";
 import { type Refuse, refusalReply } from "./refuse.js";
 import { auditCapacity } from "./stages/auditCapacity.js";
@@ -154,35 +162,41 @@ export class Pipeline {
 
   /**
    * A body refused for its size (before any stage ran) is a decision too: recorded with the
-   * caller named when its credential authenticates.
+   * caller named when its credential authenticates. Returns the decision id at once, for the
+   * reply; the record follows.
    */
-  async recordOversized(server: string, headers: IncomingHttpHeaders, reason: string): Promise<void> {
+  recordOversized(server: string, headers: IncomingHttpHeaders, reason: string): string {
     const { deps } = this;
     const route = deps.routes.get(server);
+    const version = deps.authorization.policy().version;
+    const decisionId = newDecisionId();
     const facts = {
       environment: deps.environment,
       server,
       principal: null,
       msg: null,
       started: performance.now(),
-      policy: null,
+      policy: { decisionId, ruleIds: [], version },
     };
     const detail = { event: "request.too_large" };
-    const version = deps.authorization.policy().version;
-    try {
-      const result = await authenticateBearer(
-        headers,
-        deps.keyring,
-        route?.anonymous ? deps.anonymous : null,
-        deps.oauth.verifier,
-        `${deps.baseUrl()}/mcp/${server}`,
-      );
-      const who = result.ok ? { ...facts, principal: result.principal } : facts;
-      deps.audit.record(
-        requestRecord(who, "deny", reason, detail, version, result.ok ? null : result.credentialId),
-      );
-    } catch {
-      deps.audit.record(requestRecord(facts, "deny", reason, detail, version));
-    }
+    const record = async (): Promise<void> => {
+      try {
+        const result = await authenticateBearer(
+          headers,
+          deps.keyring,
+          route?.anonymous ? deps.anonymous : null,
+          deps.oauth.verifier,
+          `${deps.baseUrl()}/mcp/${server}`,
+        );
+        const who = result.ok ? { ...facts, principal: result.principal } : facts;
+        deps.audit.record(
+          requestRecord(who, "deny", reason, detail, version, result.ok ? null : result.credentialId),
+        );
+      } catch {
+        deps.audit.record(requestRecord(facts, "deny", reason, detail, version));
+      }
+    };
+    void record();
+    return decisionId;
   }
 }

@@ -69,7 +69,11 @@ export async function holdCall(
       sseEvent({
         jsonrpc: "2.0",
         id: msg.id,
-        error: { code: error.code, message: error.message, data: error.data },
+        error: {
+          code: error.code,
+          message: error.message,
+          data: { ...(error.data as object), decisionId: call.decisionId },
+        },
       }),
     );
     return { kind: "replied", label: String(error.status) };

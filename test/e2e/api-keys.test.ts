@@ -69,7 +69,14 @@ describe("API keys through the gateway", () => {
       const { body, headers } = modern(3, "tools/list", {}, bad);
       const res = await rpc(gw.endpoint("demo"), body, headers);
       assert.equal(res.status, 401, bad);
-      assert.deepEqual(res.json.error, { code: -32001, message: "Unauthorized" });
+      const error = res.json.error as { code: number; message: string; data: { decisionId: string } };
+      // Nothing but the decision id (which finds the audit record) tells the causes apart.
+      assert.deepEqual(error, {
+        code: -32001,
+        message: "Unauthorized",
+        data: { decisionId: error.data.decisionId },
+      });
+      assert.match(error.data.decisionId, /^[\w-]+$/);
     }
     const reasons = (await auditRows(gw)).map((r) => r.reason);
     assert.ok(reasons.includes("malformed key"));
@@ -111,7 +118,7 @@ describe("API keys through the gateway", () => {
     assert.equal((await rpc(gw.endpoint("demo"), allowed.body, allowed.headers)).status, 200);
     const denied = modern(7, "tools/call", { name: "delete_note", arguments: { id: "1" } }, scoped);
     const refused = await rpc(gw.endpoint("demo"), denied.body, denied.headers);
-    assert.equal(refused.status, 403);
+    assert.equal(refused.status, 200, "an out-of-scope call is the request's JSON-RPC error");
     assert.equal((refused.json.error as { code: number }).code, -32003);
     assert.equal(refused.json.id, 7);
     // An out-of-scope write leaves no trace upstream (this key's notebook, read with the
@@ -122,7 +129,8 @@ describe("API keys through the gateway", () => {
       { name: "add_note", arguments: { title: "t", body: "b" } },
       scoped,
     );
-    assert.equal((await rpc(gw.endpoint("demo"), write.body, write.headers)).status, 403);
+    const writeRefused = await rpc(gw.endpoint("demo"), write.body, write.headers);
+    assert.equal((writeRefused.json.error as { code: number }).code, -32003);
     const search = modern(13, "tools/call", { name: "search_notes", arguments: { query: "" } }, scoped);
     const found = await rpc(gw.endpoint("demo"), search.body, search.headers);
     assert.equal(found.status, 200, found.text);

@@ -13,6 +13,7 @@ import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { auditRecordsUntil } from "../helpers/auditRecords.js";
 import { cleanup, modern, type RunningGateway, rpc, tempDir } from "../helpers/gateway.js";
+import { withoutDecisionId } from "../helpers/mcp.js";
 import { sample, scrape } from "../helpers/metrics.js";
 import { approvals, startReviewGateway } from "../review/fixtures.js";
 
@@ -130,7 +131,10 @@ describe("approval flood attack", () => {
     const ghost = modern(61, "tools/call", { name: "wipe_everything", arguments: {} }, lister);
     const res = await rpc(gw.endpoint("demo"), ghost.body, ghost.headers);
     assert.equal(res.status, 400, res.text);
-    assert.deepEqual(res.json.error, { code: -32602, message: "Unknown tool: wipe_everything" });
+    assert.deepEqual(withoutDecisionId(res.json.error), {
+      code: -32602,
+      message: "Unknown tool: wipe_everything",
+    });
     await auditRecordsUntil(gw, (r) => r.decision === "deny" && r.reason.includes("not sent to review"));
     // Positive control: a listed destructive tool from the same caller still goes to review.
     const real = modern(62, "tools/call", { name: "delete_note", arguments: { id: "n-62" } }, lister);

@@ -11,6 +11,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { type HttpUpstream, startHttpUpstream } from "../fixtures/http-upstream.js";
 import { auditRecordsUntil } from "../helpers/auditRecords.js";
 import { modern, type RunningGateway, rpc, startGateway } from "../helpers/gateway.js";
+import { withoutDecisionId } from "../helpers/mcp.js";
 import { sample, scrape } from "../helpers/metrics.js";
 
 const LEGACY = "2025-11-25";
@@ -97,7 +98,7 @@ describe("per-caller caps", () => {
       assert.equal(other.status, 200, "another caller still opens a stream");
       assert.equal(sameSession.status, 429);
       assert.equal(sameSession.retryAfter, "1");
-      assert.deepEqual((sameSession.body as { error: unknown }).error, {
+      assert.deepEqual(withoutDecisionId((sameSession.body as { error: unknown }).error), {
         code: -32014,
         message: "Too many requests: a per-caller limit was reached; retry later",
         data: { limit: "streams_per_session", retryAfterSeconds: 1 },

@@ -15,6 +15,7 @@ import {
   tempDir,
 } from "../helpers/gateway.js";
 import { createTestDatabase, postgresSkip, type TestDatabase } from "../helpers/postgres.js";
+import { waitFor } from "../helpers/wait.js";
 
 interface Backend {
   /** Extra CLI/start flags selecting the store, e.g. ["--store", url]. */
@@ -35,7 +36,11 @@ function keysSuite(name: string, backend: () => Promise<Backend>): void {
         dir,
         config: {
           environment: "test",
-          servers: { demo: { transport: "stdio", command: process.execPath, args: [DEMO_SERVER] } },
+          servers: {
+            demo: { transport: "stdio", command: process.execPath, args: [DEMO_SERVER] },
+            // Never listed in these tests: its tools stay unknown.
+            notes: { transport: "stdio", command: process.execPath, args: [DEMO_SERVER] },
+          },
         },
         flags: b.flags,
       });
@@ -103,6 +108,98 @@ function keysSuite(name: string, backend: () => Promise<Backend>): void {
       assert.equal((rotated.previous as { id: string }).id, created.id);
       assert.equal(await listTools(rotated.key as string), 200);
       assert.equal(await listTools(created.key as string), 401);
+    });
+
+    it("rotate keeps the old key's expiry (it never silently extends the lifetime) unless --expires is given", async () => {
+      const created = await cli(["keys", "create", "--name", "short-lived", "--expires", "2d"]);
+      const rotated = await cli(["keys", "rotate", created.id as string]);
+      assert.equal(rotated.expiresAt, created.expiresAt, "the successor expires when the old key would have");
+      assert.equal(rotated.expiryKept, true);
+      const human = await runCli([
+        "keys",
+        "rotate",
+        rotated.id as string,
+        "--config",
+        gw.configFile,
+        ...b.flags,
+      ]);
+      assert.equal(human.code, 0, human.stderr);
+      assert.match(
+        human.stdout,
+        new RegExp(`new key expires at ${created.expiresAt} \\(same as the old key\\)`),
+      );
+      const successor = ((await cli(["keys", "list"])) as unknown as Record<string, unknown>[]).find(
+        (k) => k.rotatedFrom === rotated.id,
+      );
+      assert.equal(successor?.expiresAt, created.expiresAt);
+      const longer = await cli(["keys", "rotate", successor?.id as string, "--expires", "10d"]);
+      assert.equal(longer.expiryKept, false);
+      const days = (Date.parse(longer.expiresAt as string) - Date.now()) / 86_400_000;
+      assert.ok(days > 9.9 && days <= 10, String(days));
+    });
+
+    const create = (name: string, servers: string) =>
+      runCli(["keys", "create", "--name", name, "--servers", servers, "--config", gw.configFile, ...b.flags]);
+    const keyNames = async () =>
+      ((await cli(["keys", "list"])) as unknown as Record<string, unknown>[]).map((k) => k.name);
+
+    it("refuses a misspelt server with exit code 2, naming the configured servers and the closest one, and creates no key", async () => {
+      const r = await create("typo-server", "dmeo");
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(
+        r.stderr,
+        /--servers 'dmeo': no server named 'dmeo' is configured \(did you mean 'demo'\?\); configured servers: demo, notes/,
+      );
+      assert.ok(!(await keyNames()).includes("typo-server"), "no key was created");
+      const json = await runCli([
+        "keys",
+        "create",
+        "--name",
+        "typo-server",
+        "--servers",
+        "demo:get_time,githib",
+        "--config",
+        gw.configFile,
+        ...b.flags,
+        "--json",
+      ]);
+      assert.equal(json.code, 2);
+      assert.equal((JSON.parse(json.stdout) as { error: string }).error, "usage");
+      assert.ok(!(await keyNames()).includes("typo-server"), "no key was created");
+    });
+
+    it("refuses a misspelt tool of a server whose tools are known, and accepts the right spelling", async () => {
+      const { key } = await cli(["keys", "create", "--name", "lister", "--servers", "demo"]);
+      assert.equal(await listTools(key as string), 200);
+      // The tools/list is pinned off the request path: wait until the store knows the tools.
+      await waitFor("the demo server's tools in the store", async () => {
+        const tools = (await cli(["tools", "list", "--server", "demo"])) as unknown as { tool: string }[];
+        return tools.some((t) => t.tool === "get_time");
+      });
+      const r = await create("typo-tool", "demo:get_tme");
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(
+        r.stderr,
+        /--servers 'demo:get_tme': server demo has no tool 'get_tme' \(did you mean 'get_time'\?\); its tools: .*get_time/,
+      );
+      assert.ok(!(await keyNames()).includes("typo-tool"), "no key was created");
+      const ok = await cli([
+        "keys",
+        "create",
+        "--name",
+        "typo-tool",
+        "--servers",
+        "demo:get_time,demo:search_*",
+      ]);
+      assert.deepEqual(ok.scopes, ["demo:get_time", "demo:search_*"]);
+      assert.equal(ok.warnings, undefined);
+    });
+
+    it("creates a key for tools of a server not listed yet, with a warning that they are unchecked", async () => {
+      const r = await create("early", "notes:search_notes");
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /warning: 'notes:search_notes': the tools of notes are not known yet/);
+      assert.ok((await keyNames()).includes("early"));
     });
 
     it("answers unknown ids and bad flags with exit code 2 and a message naming the problem", async () => {

@@ -42,5 +42,8 @@ describe("oversized request audit", () => {
     assert.equal(refused?.principal, `key:${keyId}`);
     assert.equal(refused?.credentialId, keyId);
     assert.equal(refused?.server, "demo");
+    const error = res.json.error as { data?: { decisionId?: string } };
+    assert.ok(refused?.decisionId, "the record has a decision id");
+    assert.equal(error.data?.decisionId, refused?.decisionId, "the 413 names the record's decision id");
   });
 });

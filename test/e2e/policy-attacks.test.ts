@@ -110,7 +110,7 @@ describe("attacks on request-time policy", () => {
 
   /** Asserts the policy refused the request (-32040) and returns the audited decision. */
   const deniedByPolicy = async (res: Response, what: string): Promise<StoredAuditRecord> => {
-    assert.equal(res.status, 403, `${what}: ${res.text}`);
+    assert.equal(res.status, 200, `${what}: ${res.text}`);
     const error = errorOf(res);
     assert.equal(error.code, -32040, `${what}: ${res.text}`);
     assert.ok(error.data?.decisionId, what);
@@ -231,7 +231,10 @@ describe("attacks on request-time policy", () => {
           assert.equal(audited, "search_notes", what);
           t.diagnostic(`${what}: allowed, the upstream ran ${audited}`);
         } else {
-          assert.ok([400, 403].includes(res.status), `${what}: ${res.status} ${res.text}`);
+          assert.ok(
+            res.status === 400 || (res.status === 200 && res.json.error !== undefined),
+            `${what}: ${res.status} ${res.text}`,
+          );
           assert.deepEqual(ran, [], `${what}: refused, yet the upstream ran ${ran.join(",")}`);
           t.diagnostic(`${what}: refused with ${errorOf(res).code}`);
         }
@@ -352,7 +355,7 @@ describe("a policy with no allow rule", () => {
     for (const [method, params] of requests) {
       const { body, headers } = modern(rpcId++, method, params, key);
       const res = await rpc(gw.endpoint("demo"), body, headers);
-      assert.equal(res.status, 403, `${method}: ${res.text}`);
+      assert.equal(res.status, 200, `${method}: ${res.text}`);
       const error = errorOf(res);
       assert.equal(error.code, -32040, `${method}: ${res.text}`);
       assert.ok(error.data?.decisionId, method);

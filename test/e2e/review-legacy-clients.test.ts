@@ -16,6 +16,7 @@ import { McpError } from "@modelcontextprotocol/sdk/types.js";
 import { auditRecords } from "../helpers/audit.js";
 import { cleanup, createKey, type RunningGateway } from "../helpers/gateway.js";
 import { jsonOf } from "../helpers/mcp.js";
+import { waitFor } from "../helpers/wait.js";
 import { approvals, pendingApproval, startReviewGateway } from "../review/fixtures.js";
 
 describe("runtime review: 2025-11-25 clients are held open until the decision", () => {
@@ -117,6 +118,15 @@ describe("runtime review: 2025-11-25 clients are held open until the decision", 
       assert.equal(err.code, -32041);
       assert.match(err.message, new RegExp(String(approval.id)));
       assert.match(err.message, /denied/);
+      // The refusal on the held stream names the decision its audit record holds.
+      const decisionId = (err.data as { decisionId?: string } | undefined)?.decisionId;
+      assert.ok(decisionId, JSON.stringify(err.data));
+      // (The approver's decision is recorded under the same decision id: one review, its steps.)
+      await waitFor("the refusal's audit record", async () =>
+        (await auditRecords(gw, { decision: "deny" })).some(
+          (r) => r.decisionId === decisionId && r.reason.startsWith("denied by bob-operator"),
+        ),
+      );
       assert.ok((await noteIds()).includes(note), "the upstream never ran the denied delete");
       assert.equal(await allowedCalls("delete_note", { id: note }), 0, "no allow record for it");
     } finally {

@@ -14,6 +14,7 @@ import {
 import { auditRecords } from "../helpers/audit.js";
 import { cleanup, createKey, modern, type RunningGateway, rpc } from "../helpers/gateway.js";
 import { jsonOf } from "../helpers/mcp.js";
+import { waitFor } from "../helpers/wait.js";
 import { approvals, approvalsRaw, pendingApproval, startReviewGateway } from "../review/fixtures.js";
 
 interface ReviewMeta {
@@ -119,7 +120,7 @@ describe("runtime review: 2026-07-28 clients get input_required and retry with r
     const first = await call(20, { id: note }, { requestState: state });
     assert.equal(first.status, 200, first.text);
     const replay = await call(21, { id: note }, { requestState: state });
-    assert.equal(replay.status, 403, replay.text);
+    assert.equal(replay.status, 200, replay.text);
     const error = replay.json.error as { code: number; message: string; data: { approvalId: string } };
     assert.equal(error.code, -32041);
     assert.equal(error.data.approvalId, meta.approvalId);
@@ -133,7 +134,7 @@ describe("runtime review: 2026-07-28 clients get input_required and retry with r
     const { state, meta } = await firstCall({ id: note });
     await approvals(gw, ["approve", meta.approvalId, "--by", "alice-operator"]);
     const swapped = await call(30, { id: other }, { requestState: state });
-    assert.equal(swapped.status, 403, swapped.text);
+    assert.equal(swapped.status, 200, swapped.text);
     const error = swapped.json.error as { code: number; message: string; data: { approvalId: string } };
     assert.equal(error.code, -32041);
     assert.equal(error.data.approvalId, meta.approvalId);
@@ -175,7 +176,7 @@ describe("runtime review: 2026-07-28 clients get input_required and retry with r
     const { state, meta } = await firstCall({ id: note });
     await approvals(gw, ["approve", meta.approvalId, "--by", "alice-operator"]);
     const stolen = await call(40, { id: note }, { requestState: state }, otherKey);
-    assert.equal(stolen.status, 403, stolen.text);
+    assert.equal(stolen.status, 200, stolen.text);
     assert.equal((stolen.json.error as { data: { approvalId: string } }).data.approvalId, meta.approvalId);
     const forged = `${state.slice(0, -4)}AAAA`;
     const bad = await call(41, { id: note }, { requestState: forged });
@@ -199,15 +200,20 @@ describe("runtime review: 2026-07-28 clients get input_required and retry with r
     ])) as Record<string, unknown>;
     assert.equal(denied.status, "denied");
     const r = await call(50, { id: note }, { requestState: state });
-    assert.equal(r.status, 403, r.text);
+    assert.equal(r.status, 200, r.text);
     const error = r.json.error as {
       code: number;
       message: string;
-      data: { approvalId: string; status: string };
+      data: { approvalId: string; status: string; decisionId: string };
     };
     assert.equal(error.code, -32041);
     assert.match(error.message, new RegExp(meta.approvalId));
     assert.equal(error.data.status, "denied");
+    // The refusal's decision id is the one its audit record holds.
+    const refusalRecord = await waitFor("the refusal's audit record", async () =>
+      (await auditRecords(gw, { decision: "deny" })).find((d) => d.decisionId === error.data.decisionId),
+    );
+    assert.match(refusalRecord.reason, /^denied by bob-operator/);
     // A decided approval cannot be decided again.
     const late = await approvalsRaw(gw, ["approve", meta.approvalId, "--by", "carol-operator"]);
     assert.equal(late.code, 2);

@@ -7,6 +7,7 @@ import { resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { modern, type RunningGateway, rpc, startGateway } from "../helpers/gateway.js";
+import { withoutDecisionId } from "../helpers/mcp.js";
 
 const CRASHING = resolve("dist/test/fixtures/crashing-server.js");
 
@@ -49,7 +50,10 @@ describe("stdio upstream lifecycle", () => {
     const call = modern(2, "tools/call", { name: "crash", arguments: {} }, key);
     const res = await rpc(gw.endpoint("fragile"), call.body, call.headers);
     assert.equal(res.status, 502);
-    assert.deepEqual(res.json.error, { code: -32010, message: "Upstream server process exited" });
+    assert.deepEqual(withoutDecisionId(res.json.error), {
+      code: -32010,
+      message: "Upstream server process exited",
+    });
     assert.equal(res.json.id, 2);
     const second = await pid();
     assert.notEqual(second, first, "a new child serves the next call");

@@ -90,7 +90,7 @@ describe("tool risk tiers across replicas", { skip: await postgresSkip() }, () =
     // Control: before any replica has seen the list, the tool is unknown, so destructive, and
     // an API key's call to it is refused without reaching the upstream.
     const unknown = await call(b.gw, "before-any-list", 1);
-    assert.equal(unknown.status, 403, unknown.text);
+    assert.equal((unknown.json.error as { code?: number } | undefined)?.code, -32040, unknown.text);
     assert.deepEqual(received(b.calls), [], "the refused call never reached B's upstream");
 
     // Replica A lists the tools: read_note is pinned as read-only in the shared store.
@@ -103,7 +103,7 @@ describe("tool risk tiers across replicas", { skip: await postgresSkip() }, () =
     const allowed = await waitFor("replica B to allow the read-only tool", async () => {
       attempts++;
       const res = await call(b.gw, `after-list-${attempts}`, 10 + attempts);
-      return res.status === 200 ? res : undefined;
+      return res.json.result !== undefined ? res : undefined;
     });
     assert.match(allowed.text, /ran read_note/);
     t.diagnostic(`replica B allowed the call on attempt ${attempts} after A's tools/list`);

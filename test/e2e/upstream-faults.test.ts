@@ -10,6 +10,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { type RawHttpUpstream, startRawHttpUpstream } from "../fixtures/raw-http-upstream.js";
 import { auditRecordsUntil } from "../helpers/auditRecords.js";
 import { modern, type RunningGateway, rpc, startGateway } from "../helpers/gateway.js";
+import { withoutDecisionId } from "../helpers/mcp.js";
 
 const CRASHING = resolve("dist/test/fixtures/crashing-server.js");
 
@@ -69,7 +70,10 @@ describe("upstream faults", () => {
       assert.equal(res.status, 502, `${kind}: ${res.text}`);
       assert.equal(res.headers.get("content-type"), "application/json");
       assert.equal(res.json.id, id);
-      assert.deepEqual(res.json.error, { code: -32010, message: "Upstream sent an invalid response" });
+      assert.deepEqual(withoutDecisionId(res.json.error), {
+        code: -32010,
+        message: "Upstream sent an invalid response",
+      });
     }
     upstream.override = null;
     const records = await auditRecordsUntil(
@@ -87,7 +91,7 @@ describe("upstream faults", () => {
     upstream.override = null;
     t.diagnostic(`hung upstream → client ${res.status} ${res.text}`);
     assert.equal(res.status, 504);
-    assert.deepEqual(res.json.error, { code: -32011, message: "Upstream timed out" });
+    assert.deepEqual(withoutDecisionId(res.json.error), { code: -32011, message: "Upstream timed out" });
     await auditRecordsUntil(gw, (r) => r.decision === "deny" && r.reason.includes("timed out"));
   });
 
@@ -132,7 +136,7 @@ describe("upstream faults", () => {
         `behind a call holding the only connection, the next call answered ${queued.status} ${queued.text}`,
       );
       assert.equal(queued.status, 504, queued.text);
-      assert.deepEqual(queued.json.error, { code: -32011, message: "Upstream timed out" });
+      assert.deepEqual(withoutDecisionId(queued.json.error), { code: -32011, message: "Upstream timed out" });
       assert.ok(
         !upstream
           .calls()

@@ -13,3 +13,15 @@ export function textOf(result: unknown): string {
 export function jsonOf<T = Record<string, unknown>>(result: unknown): T {
   return JSON.parse(textOf(result)) as T;
 }
+
+/**
+ * A gateway refusal's JSON-RPC error with its decision id (`data.decisionId`, which every
+ * recorded refusal carries) checked and taken out, for comparing the rest exactly.
+ */
+export function withoutDecisionId(error: unknown): Record<string, unknown> {
+  const { data, ...rest } = error as { data?: Record<string, unknown> };
+  const { decisionId, ...others } = data ?? {};
+  if (typeof decisionId !== "string" || decisionId === "")
+    throw new Error(`no decision id in ${JSON.stringify(error)}`);
+  return Object.keys(others).length === 0 ? rest : { ...rest, data: others };
+}

@@ -177,7 +177,11 @@ export interface HarnessOptions {
 export interface Reply {
   status: number;
   headers: Headers;
-  json: { id?: unknown; result?: Record<string, unknown>; error?: { code: number; message: string } };
+  json: {
+    id?: unknown;
+    result?: Record<string, unknown>;
+    error?: { code: number; message: string; data?: unknown };
+  };
 }
 
 export class PipelineHarness {

@@ -19,14 +19,15 @@ describe("pipeline: a review decision", () => {
     await withGate.stop();
   });
 
-  it("is refused with 403 -32041 and recorded as review when no review gate can hold it", async () => {
+  it("is refused with -32041 and recorded as review when no review gate can hold it", async () => {
     const key = await withoutGate.key("agent");
     const n = withoutGate.audit.records.length;
     const reply = await withoutGate.post(key, toolCall("transfer", { amount: 5 }));
-    assert.equal(reply.status, 403);
+    assert.equal(reply.status, 200, "the refusal is the request's JSON-RPC error");
     assert.equal(reply.json.error?.code, -32041);
     const added = withoutGate.audit.records.slice(n);
     assert.equal(added.length, 1);
+    assert.equal((reply.json.error?.data as { decisionId?: string }).decisionId, added[0]?.decisionId);
     assert.equal(added[0]?.decision, "review");
     assert.deepEqual(added[0]?.ruleIds, ["review-transfer"]);
     assert.ok(!withoutGate.upstream.calls.includes("tools/call transfer"), "nothing forwarded");
@@ -86,7 +87,7 @@ describe("pipeline: tools/list shows exactly what tools/call lets the caller cal
     for (const { name } of TOOLS) {
       if (name === "slow") continue; // outside the scope: refused before it could hang
       const reply = await h.post(key, toolCall(name));
-      const callable = reply.status === 200 || reply.json.error?.code === -32041;
+      const callable = reply.json.error === undefined || reply.json.error.code === -32041;
       assert.equal(
         callable,
         shown.includes(name),

@@ -26,6 +26,7 @@ export function classify({ listedTools }: StageDeps): Step {
           `content-type ${type}`,
         );
       }
+      call.bodyRead = true;
       const msg = classifyMessage(call.body ?? "");
       call.msg = msg;
       checkMirroredHeaders(call.headers, msg);

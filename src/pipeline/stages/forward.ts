@@ -57,10 +57,11 @@ export function forward(deps: StageDeps): Step {
   const { log, metrics } = deps;
 
   const failed = (call: CallState, err: unknown): Outcome => {
-    if (!(err instanceof GatewayError)) return unrecorded(err);
+    if (!(err instanceof GatewayError)) return deny(err, "forwarding failed unexpectedly");
     log.warn({ server: call.server, reason: err.reason }, err.message);
     if (err.status >= 502) metrics.upstreamErrors.inc({ server: call.server, status: String(err.status) });
-    // The allow was recorded before forwarding; what the client got instead is recorded too.
+    // The allow was recorded before forwarding; what the client got instead is recorded too
+    // (not a client that went away: nobody reads that reply).
     if (err.status === 499) return unrecorded(err);
     return deny(err, `forwarding failed: ${err.reason}`, { event: "upstream.fault", status: err.status });
   };

@@ -7,7 +7,7 @@
  */
 import { requestRecord } from "../../audit/requestRecord.js";
 import { policyRefusal } from "../../core/errors.js";
-import { type CallState, deny, type Outcome, REPLIED, Refusal, type Step, unrecorded } from "../callState.js";
+import { type CallState, deny, type Outcome, REPLIED, Refusal, recorded, type Step } from "../callState.js";
 import type { StageDeps } from "../deps.js";
 
 export function review(deps: StageDeps): Step {
@@ -37,13 +37,14 @@ export function review(deps: StageDeps): Step {
       });
     } catch (err) {
       log.error({ err, server: call.server }, "review failed: refusing");
-      return unrecorded(err);
+      return deny(err, "review failed unexpectedly: failing closed");
     }
     if (outcome.kind === "replied") {
       call.label = outcome.label;
       return REPLIED;
     }
-    if (outcome.kind === "refuse") return unrecorded(outcome.error);
+    // The gate recorded its refusal under the policy decision's id.
+    if (outcome.kind === "refuse") return recorded(outcome.error, policy.decisionId);
     call.msg = outcome.msg;
     call.out = outcome.res;
     call.reason = outcome.reason;
