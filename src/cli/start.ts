@@ -4,7 +4,6 @@ import { Option } from "commander";
 import { generatePassword } from "../admin/users.js";
 import { issueKey } from "../authn/keyLifecycle.js";
 import { loadConfig } from "../config/load.js";
-import { startGateway } from "../gateway.js";
 import { oauthDatabase } from "../oauth/database.js";
 import { addUser } from "../oauth/users.js";
 import { createLogger } from "../telemetry/log.js";
@@ -25,6 +24,8 @@ export function registerStartCommand(program: Command): void {
     .action(async (opts: CommonOpts & { port?: string; host?: string; environment?: string }) => {
       const loaded = loadConfig(overrides(opts));
       const log = createLogger(loaded.config.log.level);
+      // Loaded here, not at the top: `portcullis start --help` need not load the whole gateway.
+      const { startGateway } = await import("../gateway.js");
       const gateway = await startGateway(loaded, log);
       let firstKey: string | null = null;
       let firstUser: { username: string; password: string } | null = null;
