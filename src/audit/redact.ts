@@ -19,8 +19,7 @@
  * single record can stop the audit writer (src/audit/writer.ts).
  */
 import { createHash } from "node:crypto";
-import { createEngine } from "@secretlint/node";
-import { type SecretLintProfiler, secretLintProfiler } from "@secretlint/profiler";
+import type { SecretLintProfiler } from "@secretlint/profiler";
 import { CanonicalJsonNotSerialisable, canonicalJsonUnbounded } from "../core/canonicalJson.js";
 import { freeTextSecrets } from "./freeTextSecrets.js";
 
@@ -169,14 +168,20 @@ const SEPARATOR = "\n\u0000\n";
  * needs Node 22) is used when present, else its marks are made a no-op. Either way no mark
  * reaches the performance timeline, so the profiler's observer never sees one.
  */
-export function stopSecretlintProfiling(): void {
+export function stopSecretlintProfiling(secretLintProfiler: SecretLintProfiler): void {
   const profiler = secretLintProfiler as SecretLintProfiler & { setEnabled?: (enabled: boolean) => void };
   if (typeof profiler.setEnabled === "function") profiler.setEnabled(false);
   else profiler.mark = () => {};
 }
 
 export async function createSecretScanner(): Promise<SecretScanner> {
-  stopSecretlintProfiling();
+  // Loaded on first use: secretlint takes ~0.25 s of CPU to load, which CLI commands that
+  // write no audit record (`keys list`, `--help`) should not pay.
+  const [{ createEngine }, { secretLintProfiler }] = await Promise.all([
+    import("@secretlint/node"),
+    import("@secretlint/profiler"),
+  ]);
+  stopSecretlintProfiling(secretLintProfiler);
   const engine = await createEngine({
     formatter: "json",
     color: false,

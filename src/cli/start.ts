@@ -10,7 +10,7 @@ import { addUser, generatePassword, listUsers } from "../admin/users.js";
 import { issueKey } from "../authn/keyLifecycle.js";
 import { describeConfigSource, type LoadedConfig, loadConfig } from "../config/load.js";
 import type { Config } from "../config/schema.js";
-import { type Gateway, startGateway } from "../gateway.js";
+import type { Gateway } from "../gateway.js";
 import { isPostgresSpec, storeDisplayName } from "../store/open.js";
 import { createLogger } from "../telemetry/log.js";
 import { cliAudit, operatorOwner } from "./auditTrail.js";
@@ -100,6 +100,8 @@ export function registerStartCommand(program: Command): void {
     .action(async (opts: StartOpts) => {
       const loaded = loadConfig(overrides(opts));
       const log = createLogger(loaded.config.log.level);
+      // Loaded here, not at the top: `portcullis start --help` need not load the whole gateway.
+      const { startGateway } = await import("../gateway.js");
       const gateway = await startGateway(loaded, log);
       let firstKey: string | null = null;
       if (loaded.source === null && (await gateway.store.getSetting("bootstrap.devKey")) === undefined) {
