@@ -99,6 +99,28 @@ describe("portcullis policy (CLI)", () => {
       assert.equal(out.file, bad);
       assert.equal(out.line, 6);
     });
+
+    it("names a misspelt key (docs/policy.md's `efect:`) with file:line and the key it meant", async () => {
+      const typo = write(
+        "efect-typo.yaml",
+        [
+          "rules:",
+          "  - id: payments-refunds-need-review",
+          "    efect: review",
+          "    match: { servers: [payments], tools: [refund_*] }",
+          "",
+        ].join("\n"),
+      );
+      const r = await runCli(["policy", "check", typo]);
+      assert.equal(r.code, 2);
+      assert.equal(
+        r.stderr,
+        `portcullis: ${typo}:3: unknown key 'efect' in rule 'payments-refunds-need-review': did you mean 'effect'? (allowed: id, description, effect, match, when, review)\n`,
+      );
+      const out = await json(["policy", "check", typo], 2);
+      assert.deepEqual([out.file, out.line], [typo, 3]);
+      assert.match(out.detail as string, /^unknown key 'efect' .*did you mean 'effect'\?/);
+    });
   });
 
   describe("test", () => {
