@@ -448,6 +448,48 @@ describe("portcullis policy (CLI)", () => {
       assert.match(human.stdout, /^reason +no rule allows this$/m);
     });
 
+    it("explain decides with the tier the gateway pinned for the tool, and says so; --tier still overrides", async () => {
+      const key = (await gw.cli(["keys", "create", "--name", "lister", "--expires", "1d"])).key as string;
+      const list = modern(2, "tools/list", {}, key);
+      assert.equal((await rpc(gw.endpoint("demo"), list.body, list.headers)).status, 200);
+      // The gateway pins what it listed (written within ~50 ms): get_time is read-only by its annotations.
+      for (let i = 0; i < 100; i++) {
+        const pins = (await json(["tools", "list", "--config", gw.configFile])) as unknown as Json[];
+        if (pins.some((t) => t.tool === "get_time")) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const base = ["policy", "explain", "--config", gw.configFile, "--principal", "method=api_key"];
+      const explained = await json([...base, "--server", "demo", "--tool", "get_time"]);
+      const resource = (explained.input as { resource: Json }).resource;
+      assert.deepEqual([resource.tier, resource.openWorld, resource.tierSource], ["read", false, "pinned"]);
+      assert.equal((explained.decision as Json).effect, "allow");
+      assert.deepEqual((explained.decision as Json).ruleIds, ["read-tier-tools"]);
+
+      const human = await runCli([...base, "--server", "demo", "--tool", "get_time"]);
+      assert.equal(human.code, 0, human.stderr);
+      assert.match(
+        human.stdout,
+        /^request +tools\/call on demo tool get_time; tier read \(from the annotations of the definition the gateway pinned, in the store\), open-world false$/m,
+      );
+      assert.match(human.stdout, /^tool pin +pin pinned, [0-9a-f]{12}$/m);
+
+      const overridden = await json([
+        ...base,
+        "--server",
+        "demo",
+        "--tool",
+        "get_time",
+        "--tier",
+        "destructive",
+      ]);
+      assert.equal((overridden.input as { resource: Json }).resource.tierSource, "given");
+      assert.equal((overridden.decision as Json).effect, "deny");
+      // A tool the gateway never listed stays unknown: destructive.
+      const unknown = await json([...base, "--server", "demo", "--tool", "never_listed"]);
+      assert.equal((unknown.input as { resource: Json }).resource.tierSource, "unknown");
+      assert.equal((unknown.decision as Json).effect, "deny");
+    });
+
     it("exits 2 for an id no record has", async () => {
       const r = await runCli(["policy", "decision", "nosuchdecision", "--config", gw.configFile]);
       assert.equal(r.code, 2);

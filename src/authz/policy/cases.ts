@@ -12,7 +12,7 @@ import { lineOf, nodeAt } from "../../config/yamlLocation.js";
 import { ALLOWED_KEYS, type Case, CasesFile, PolicyInputError } from "./caseFormat.js";
 
 export { PolicyInputError, TIERS } from "./caseFormat.js";
-export { buildInput, type TierSource, type ToolRiskChoice } from "./caseInput.js";
+export { buildInput, type PinnedTools, type TierSource, type ToolRiskChoice } from "./caseInput.js";
 export { type ExplainOpts, explainCase, explainInput } from "./explainRequest.js";
 
 /** A path as the operator reads it: relative to the working directory when under it. */
