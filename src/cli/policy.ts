@@ -27,6 +27,7 @@ import { type LoadedConfig, loadConfig } from "../config/load.js";
 import { isPostgresSpec } from "../store/open.js";
 import type { StoredAuditRecord, ToolPinRecord } from "../store/types.js";
 import type { CliDeps } from "./commandDeps.js";
+import { table } from "./table.js";
 
 interface ConfigOpts {
   config?: string;
@@ -159,21 +160,18 @@ function describePrincipal(input: PolicyInput): string {
 }
 
 function traceLines(trace: readonly RuleTrace[]): string {
-  const rows = trace.map((t) => [
-    t.matched ? "MATCH" : "no",
-    t.effect,
-    t.id,
-    `${shown(t.file)}:${t.line}`,
-    t.why,
-  ]);
-  const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => (r[i] as string).length)));
-  return rows
-    .map((r) =>
-      r
-        .map((cell, i) => (i < 4 ? cell.padEnd(widths[i] as number) : cell))
-        .join("  ")
-        .trimEnd(),
-    )
+  return table(
+    trace.map((t) => ({
+      match: t.matched ? "MATCH" : "no",
+      effect: t.effect,
+      rule: t.id,
+      where: `${shown(t.file)}:${t.line}`,
+      why: t.why,
+    })),
+    ["match", "effect", "rule", "where", "why"],
+    "(no rules)",
+  )
+    .split("\n")
     .map((l) => `  ${l}`)
     .join("\n");
 }
