@@ -13,6 +13,7 @@ import { VERSION } from "../version.js";
 import { registerApprovalCommands } from "./approvals.js";
 import { registerAuditCommands } from "./audit.js";
 import { registerClientCommands } from "./clients.js";
+import { addExamples } from "./examples.js";
 import { registerKeyCommands } from "./keys.js";
 import { print, withStore, withStoreOptions } from "./options.js";
 import { registerPolicyCommands } from "./policy.js";
@@ -45,6 +46,7 @@ export function buildCli(): Command {
     secretFor: (config) => serverSecret(config, { create: false }),
   });
 
+  addExamples(program);
   return program;
 }
 
