@@ -10,7 +10,9 @@
  * test, and must exit 0. `portcullis` and `npx portcullis` are this checkout's built CLI
  * (shims on PATH); the environment has what the docs tell a user to set or copy from the
  * first run: `PORTCULLIS_CONFIG` (the gateway's config, so the CLI uses its store), `KEY`
- * (an API key the gateway accepts) and `KEY_ID` (its id), `GATEWAY` (the gateway's URL).
+ * (an API key the gateway accepts) and `KEY_ID` (its id), `GATEWAY` (the gateway's URL). The
+ * docs' default address, http://127.0.0.1:8080, is replaced by the test gateway's (it listens
+ * on a free port: the machine is shared).
  * Blocks that need what this machine lacks (an identity provider, Claude Desktop, the npm
  * registry) stay unmarked.
  */
@@ -111,7 +113,8 @@ describe("the docs' commands run as written", () => {
       // A key of its own: a block may rotate or revoke it.
       const key = await createKey(gw, `docs-${block.line}`);
       const env = { PORTCULLIS_CONFIG: gw.configFile, KEY: key.key, KEY_ID: key.id, GATEWAY: gw.url };
-      const r = await runShell(block.script, { cwd, bin, env });
+      const script = block.script.replaceAll("http://127.0.0.1:8080", gw.url);
+      const r = await runShell(script, { cwd, bin, env });
       assert.equal(
         r.code,
         0,
