@@ -196,12 +196,17 @@ describe("portcullis policy (CLI)", () => {
       assert.equal(r.code, 2);
       assert.match(
         r.stderr,
-        /typo\.yaml:6: case #2 "misspelt": unknown key "metod" in principal \(allowed: id, method/,
+        /typo\.yaml:6: case #2 "misspelt": unknown key "metod" in principal: did you mean "method"\? \(allowed: id, method/,
       );
       const bad = write("bad-expect.yaml", "cases:\n  - request: { tool: x }\n    expect: maybe\n");
       const r2 = await runCli(["policy", "test", bad]);
       assert.equal(r2.code, 2);
       assert.match(r2.stderr, /bad-expect\.yaml:3: case #1: expect: /);
+      // A misspelt required key is reported as itself, not as the key it hides.
+      const hidden = write("expct.yaml", "cases:\n  - name: typo\n    expct: deny\n");
+      const r3 = await runCli(["policy", "test", hidden]);
+      assert.equal(r3.code, 2);
+      assert.match(r3.stderr, /expct\.yaml:3: case #1 "typo": unknown key "expct": did you mean "expect"\?/);
     });
 
     it("runs against --policy instead of the configured policy", async () => {
