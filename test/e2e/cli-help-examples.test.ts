@@ -70,6 +70,24 @@ describe("--help examples", () => {
     );
   });
 
+  it("every example names a command that exists, down to a leaf (no misspelt subcommand)", () => {
+    const wrong: string[] = [];
+    for (const help of helps.values()) {
+      for (const example of examplesOf(help)) {
+        const words = (example.split("|").at(-1) as string).trim().split(/\s+/);
+        if (words[0] !== "portcullis") continue;
+        let path = "";
+        for (const w of words.slice(1)) {
+          const next = path ? `${path} ${w}` : w;
+          if (!helps.has(next)) break;
+          path = next;
+        }
+        if (subcommands(helps.get(path) ?? "").length > 0) wrong.push(example);
+      }
+    }
+    assert.deepEqual(wrong, [], "examples that stop at a command group");
+  });
+
   it("the examples run as written", async () => {
     const wanted = [
       "keys create",
