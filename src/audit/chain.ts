@@ -9,7 +9,8 @@
  * milliseconds, null as null), so anyone can recompute it from a database dump
  * (docs/audit.md). The first record of a chain links to {@link GENESIS_HASH}. Each gateway
  * process writes its own chain (a fresh chain id per start, sequence from 1), so replicas
- * sharing one PostgreSQL store never contend for a lock on the hot path.
+ * sharing one PostgreSQL store never contend for a lock on the hot path; the operator CLI's
+ * commands continue one shared chain (./sharedChain.ts).
  */
 import { createHash, randomBytes } from "node:crypto";
 import type { AuditChainRow } from "../store/types.js";

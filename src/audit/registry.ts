@@ -1,6 +1,6 @@
 /**
- * The signed registry of audit chains. Every process writes its own chain (src/audit/chain.ts)
- * and every CLI command its own short one, so a chain deleted whole (records, checkpoints and
+ * The signed registry of audit chains. Every gateway process writes its own chain
+ * (src/audit/chain.ts) and the operator CLI one shared chain (src/audit/sharedChain.ts), so a chain deleted whole (records, checkpoints and
  * its `audit_chains` row) left no trace. Each chain is therefore registered, in the
  * transaction that stores its first records, as the next entry of one store-wide list:
  *

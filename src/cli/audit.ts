@@ -24,6 +24,7 @@ import { serverSecret } from "../authn/serverSecret.js";
 import { ConfigError, type LoadedConfig } from "../config/load.js";
 import type { AuditQuery, Store, StoredAuditRecord } from "../store/types.js";
 import type { CliDeps } from "./commandDeps.js";
+import { table } from "./table.js";
 
 const DURATION = /^(\d+)(s|m|h|d|w)$/;
 const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
@@ -80,6 +81,21 @@ function usageExit(cmd: Command): Command {
   return cmd.exitOverride((err: CommanderError) => {
     process.exit(err.exitCode === 0 ? 0 : 2);
   });
+}
+
+/** `audit search`: one aligned table (`tail` streams one line per record instead). */
+function recordsTable(records: StoredAuditRecord[]): string {
+  return table(
+    records.map((r) => ({
+      at: r.at.toISOString(),
+      decision: r.decision,
+      principal: r.principal,
+      target: [r.server, r.tool ?? r.rpcMethod].filter(Boolean).join(" ") || null,
+      reason: r.reason,
+    })),
+    ["at", "decision", "principal", "target", "reason"],
+    "(no matching records)",
+  );
 }
 
 function writeRecords(records: StoredAuditRecord[], json: boolean | undefined): void {
@@ -283,7 +299,11 @@ export function registerAuditCommands(program: Command, deps: CliDeps): void {
     .option("--json", "print JSON Lines")
     .action(async (opts: FilterOpts & { limit?: string; json?: boolean }) => {
       const q = { ...query(opts), limit: parseLimit(opts.limit, 100) };
-      await deps.withStore(opts, async (store) => writeRecords(await store.searchAudit(q), opts.json));
+      await deps.withStore(opts, async (store) => {
+        const records = await store.searchAudit(q);
+        if (opts.json) writeRecords(records, true);
+        else process.stdout.write(`${recordsTable(records)}\n`);
+      });
     });
 
   usageExit(deps.withStoreOptions(audit.command("tail")))

@@ -1,14 +1,15 @@
 /**
  * Management commands (keys, clients, users, approvals, signing keys, tool pins) are audited
- * like requests: through an AuditWriter, so each command's records form a hash chain of their
- * own with a signed checkpoint, and `portcullis audit verify` covers them.
+ * like requests, hash-chained with a signed checkpoint, so `portcullis audit verify` covers
+ * them. Every command run against a store continues the same chain, the operator CLI's
+ * (src/audit/sharedChain.ts), rather than starting a one-record chain of its own.
  */
 import { userInfo } from "node:os";
-import { pino } from "pino";
 import type { AdminAction, AdminAudit } from "../admin/actions.js";
 import { userChange, userChangeDetail } from "../admin/userAudit.js";
+import { auditKeyFingerprint, loadCheckpointSigner } from "../audit/checkpoints.js";
 import { adminRecord } from "../audit/records.js";
-import { AuditWriter } from "../audit/writer.js";
+import { appendToSharedChain, OPERATOR_CLI_CHAIN } from "../audit/sharedChain.js";
 import { serverSecret } from "../authn/serverSecret.js";
 import type { Config } from "../config/schema.js";
 import type { AuditRecord, KeyOwner, Store } from "../store/types.js";
@@ -40,25 +41,21 @@ export function operatorOwner(): KeyOwner {
   return { principal: operatorPrincipal(), name: operatorAccount() };
 }
 
-/** Commits `records` (chained, checkpointed) before returning. */
+/** Commits `records` to the operator CLI's chain, with a signed checkpoint, before returning. */
 export async function recordManagement(
   store: Store,
   config: Config,
   records: readonly AuditRecord[],
 ): Promise<void> {
   if (records.length === 0) return;
-  const writer = await AuditWriter.open(
-    store,
-    // Warnings reach the operator: a checkpoint key created by this command (to pin), write failures.
-    pino({ level: "warn" }, pino.destination({ dest: 2, sync: true })),
-    { ...config.audit, environment: config.environment },
-    serverSecret(config, { create: true }),
-  );
-  try {
-    for (const r of records) await writer.recordDurable(r);
-  } finally {
-    await writer.close();
+  const signer = await loadCheckpointSigner(store, serverSecret(config, { create: true }));
+  if (signer.created) {
+    // The only moment the store's key is known to be ours: the operator pins it from here.
+    process.stderr.write(
+      `portcullis: new audit checkpoint key ${signer.keyId} (fingerprint sha256:${auditKeyFingerprint(signer.publicKey)}): keep its public key outside the store (portcullis audit public-key > audit-key.pem) and verify with portcullis audit verify --public-key audit-key.pem\n`,
+    );
   }
+  await appendToSharedChain(store, signer, OPERATOR_CLI_CHAIN, records);
 }
 
 /** A record for one management action. */

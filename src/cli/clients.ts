@@ -25,6 +25,7 @@ import { deriveOAuthKey } from "../oauth/secrets.js";
 import type { Store } from "../store/types.js";
 import { cliAudit, managementRecord, operatorOwner, recordManagement } from "./auditTrail.js";
 import type { CliDeps } from "./commandDeps.js";
+import { table } from "./table.js";
 
 const DAY_MS = 86_400_000;
 
@@ -245,20 +246,11 @@ export function registerClientCommands(program: Command, deps: CliDeps): void {
       await deps.withStore(opts, async (store) => {
         const all = (await listClients(store)).map((c) => describeMachineClient(c));
         deps.print(opts.json, all, () =>
-          all.length === 0
-            ? "(no machine clients)"
-            : all
-                .map((c) =>
-                  [
-                    c.clientId,
-                    c.name,
-                    c.authMethod,
-                    c.status,
-                    (c.servers as string[]).join(","),
-                    c.expiresAt,
-                  ].join("\t"),
-                )
-                .join("\n"),
+          table(
+            all,
+            ["clientId", "name", "authMethod", "status", "servers", "expiresAt"],
+            "(no machine clients)",
+          ),
         );
       });
     });

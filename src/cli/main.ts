@@ -12,6 +12,7 @@
 import { Command, CommanderError } from "commander";
 import { VERSION } from "../version.js";
 import type { CliDeps } from "./commandDeps.js";
+import { addExamples } from "./examples.js";
 
 /** Adds one top-level command, loading its module. */
 type Register = (program: Command) => Promise<void>;
@@ -125,6 +126,7 @@ export async function buildCli(args: readonly string[]): Promise<Command> {
     if (command.name === named) await command.register(program);
     else program.command(command.name).description(command.description);
   }
+  addExamples(program);
   return program;
 }
 

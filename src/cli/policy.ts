@@ -1,9 +1,12 @@
+import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { type Command, Option } from "commander";
+import type { Case } from "../authz/policy/caseFormat.js";
 import {
   buildInput,
   type ExplainOpts,
   explainCase,
+  type PinnedTools,
   PolicyInputError,
   readCases,
   shown,
@@ -21,8 +24,10 @@ import {
   type RuleTrace,
 } from "../authz/policy/types.js";
 import { type LoadedConfig, loadConfig } from "../config/load.js";
-import type { StoredAuditRecord } from "../store/types.js";
+import { isPostgresSpec } from "../store/open.js";
+import type { StoredAuditRecord, ToolPinRecord } from "../store/types.js";
 import type { CliDeps } from "./commandDeps.js";
+import { table } from "./table.js";
 
 interface ConfigOpts {
   config?: string;
@@ -99,8 +104,46 @@ const TIER_SOURCE: Readonly<Record<TierSource, string>> = {
   given: "given",
   operator: "operator pin in the config",
   annotations: "from the annotations given",
+  pinned: "from the annotations of the definition the gateway pinned, in the store",
   unknown: "unknown: no tier given or pinned, so destructive and open-world, as in the gateway",
 };
+
+/**
+ * The store's pin of the one tool `explain` asks about, so that it decides with the tier the
+ * gateway uses. Not read when the tier or annotations are given, or for other methods; a
+ * SQLite store that does not exist yet is not created (no pins: the gateway never ran here).
+ */
+async function pinnedToolOf(
+  c: Case,
+  opts: ConfigOpts,
+  loaded: LoadedConfig,
+  deps: CliDeps,
+): Promise<{ lookup: PinnedTools | undefined; note: string | null }> {
+  const r = c.request;
+  if (
+    r.method !== "tools/call" ||
+    r.tool === undefined ||
+    r.tier !== undefined ||
+    r.annotations !== undefined
+  ) {
+    return { lookup: undefined, note: null };
+  }
+  if (!isPostgresSpec(loaded.storeSpec) && !existsSync(loaded.storeSpec)) {
+    return { lookup: undefined, note: `no store at ${loaded.storeSpec}: no pinned tools to read` };
+  }
+  const tool = r.tool;
+  const record: ToolPinRecord | undefined = await deps.withStore(opts, (store) =>
+    store.getToolPin(r.server, tool),
+  );
+  return {
+    lookup: (server, name) =>
+      record !== undefined && server === r.server && name === tool ? record : undefined,
+    note:
+      record === undefined
+        ? `the store has no pin for ${r.server}/${tool} (the gateway has not listed it)`
+        : `pin ${record.status}, ${record.currentHash.slice(0, 12)}`,
+  };
+}
 
 function describeRequest(input: PolicyInput, risk: ToolRiskChoice | null): string {
   const r = input.resource;
@@ -117,21 +160,18 @@ function describePrincipal(input: PolicyInput): string {
 }
 
 function traceLines(trace: readonly RuleTrace[]): string {
-  const rows = trace.map((t) => [
-    t.matched ? "MATCH" : "no",
-    t.effect,
-    t.id,
-    `${shown(t.file)}:${t.line}`,
-    t.why,
-  ]);
-  const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => (r[i] as string).length)));
-  return rows
-    .map((r) =>
-      r
-        .map((cell, i) => (i < 4 ? cell.padEnd(widths[i] as number) : cell))
-        .join("  ")
-        .trimEnd(),
-    )
+  return table(
+    trace.map((t) => ({
+      match: t.matched ? "MATCH" : "no",
+      effect: t.effect,
+      rule: t.id,
+      where: `${shown(t.file)}:${t.line}`,
+      why: t.why,
+    })),
+    ["match", "effect", "rule", "where", "why"],
+    "(no rules)",
+  )
+    .split("\n")
     .map((l) => `  ${l}`)
     .join("\n");
 }
@@ -284,7 +324,7 @@ export function registerPolicyCommands(program: Command, deps: CliDeps): void {
     .addOption(
       new Option(
         "--tier <tier>",
-        "the tool's risk tier (default: the config's pin, else unknown = destructive)",
+        "the tool's risk tier (default: the config's pin, else the tier of the definition the gateway pinned in the store, else unknown = destructive)",
       ).choices(TIERS),
     )
     .option("--open-world", "the tool reaches outside systems (openWorldHint)")
@@ -303,14 +343,19 @@ export function registerPolicyCommands(program: Command, deps: CliDeps): void {
         const loaded = loadConfigFor(opts);
         const c = explainCase(opts, loaded.config);
         const lp = loadPolicy(opts.policy, loaded);
-        const { input, risk } = buildInput(c, loaded.config, new Date());
+        const pinned = await pinnedToolOf(c, opts, loaded, deps);
+        const { input, risk } = buildInput(c, loaded.config, new Date(), pinned.lookup);
         const { decision, trace } = lp.policy.explain(input);
         const view = {
           decision,
           input: {
             principal: input.principal,
             action: input.action,
-            resource: { ...input.resource, ...(risk ? { tierSource: risk.source } : {}) },
+            resource: {
+              ...input.resource,
+              ...(risk ? { tierSource: risk.source } : {}),
+              ...(pinned.note !== null ? { storePin: pinned.note } : {}),
+            },
             context: { ...input.context, time: input.context.time.toISOString() },
           },
           policy: policyView(lp),
@@ -321,6 +366,7 @@ export function registerPolicyCommands(program: Command, deps: CliDeps): void {
             `decision    ${decisionLine(decision)}`,
             `principal   ${describePrincipal(input)}`,
             `request     ${describeRequest(input, risk)}`,
+            ...(pinned.note !== null ? [`tool pin    ${pinned.note}`] : []),
             `arguments   ${JSON.stringify(input.context.arguments)}`,
             `environment ${input.context.environment}`,
             `policy      ${lp.policy.version} (${lp.policy.ruleCount} rules, ${lp.from})`,

@@ -19,6 +19,7 @@ import {
 } from "../oauth/signingKeys.js";
 import { managementRecord, recordManagement } from "./auditTrail.js";
 import type { CliDeps } from "./commandDeps.js";
+import { table } from "./table.js";
 
 export interface SigningKeysCliDeps extends CliDeps {
   secretFor(config: Config): Buffer;
@@ -44,14 +45,11 @@ export function registerSigningKeyCommands(oauth: Command, deps: SigningKeysCliD
           publishedUntil: k.publishedUntil?.toISOString() ?? null,
         }));
         deps.print(opts.json, list, () =>
-          list.length === 0
-            ? "(no signing keys yet: they are generated when the gateway first starts with oauth.mode builtin)"
-            : list
-                .map(
-                  (k) =>
-                    `${k.kid}\t${k.alg}\t${k.state}\t${k.createdAt}${k.publishedUntil ? `\tpublished until ${k.publishedUntil}` : ""}`,
-                )
-                .join("\n"),
+          table(
+            list,
+            ["kid", "alg", "state", "createdAt", "publishedUntil"],
+            "(no signing keys yet: they are generated when the gateway first starts with oauth.mode builtin)",
+          ),
         );
       });
     });

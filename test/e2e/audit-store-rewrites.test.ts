@@ -2,7 +2,7 @@
  * `portcullis audit verify` against an intruder who can write the database but has no server
  * secret (issue 10 item 2), through the real CLI on SQLite and PostgreSQL. A gateway starts
  * first and prints the checkpoint key's public half, which the operator keeps outside the
- * store; CLI commands then write their records (one chain each). Each rewrite runs on its
+ * store; CLI commands then write their records (continuing the operator CLI's one chain). Each rewrite runs on its
  * own copy of that store: `verify --public-key <file>` passes on the untouched copy and
  * fails on the rewritten one.
  */
@@ -28,7 +28,7 @@ interface VerifyJson {
   ok: boolean;
   intact: boolean;
   trust: { source: string; keys: string[]; untrusted: string[] };
-  chains: { chain: string; ok: boolean; problem: { kind: string; detail: string } | null }[];
+  chains: { chain: string; ok: boolean; records: number; problem: { kind: string; detail: string } | null }[];
   problems: { kind: string; detail: string }[];
 }
 
@@ -140,7 +140,7 @@ function suite(name: string, backend: Backend): void {
       await copy.drop();
     }
   };
-  /** The CLI commands' chains in registry order. */
+  /** The chains in registry order: the gateway's, then the operator CLI's. */
   const commandChains = async (store: Store) =>
     (await store.listAuditChains())
       .filter((c) => c.registration !== null)
@@ -192,7 +192,11 @@ function suite(name: string, backend: Backend): void {
     ]) {
       const r = await verify(["--config", join(dir, "portcullis.yaml"), ...pin]);
       assert.deepEqual([r.code, r.report.ok, r.report.trust.source], [0, true, "pinned"], r.stderr);
-      assert.ok(r.report.chains.length >= 3, "the three commands' chains");
+      assert.deepEqual(
+        r.report.chains.filter((c) => c.chain === "operator-cli").map((c) => c.records),
+        [3],
+        "the three commands' records, in the operator CLI's chain",
+      );
     }
   });
 

@@ -99,6 +99,28 @@ describe("portcullis policy (CLI)", () => {
       assert.equal(out.file, bad);
       assert.equal(out.line, 6);
     });
+
+    it("names a misspelt key (docs/policy.md's `efect:`) with file:line and the key it meant", async () => {
+      const typo = write(
+        "efect-typo.yaml",
+        [
+          "rules:",
+          "  - id: payments-refunds-need-review",
+          "    efect: review",
+          "    match: { servers: [payments], tools: [refund_*] }",
+          "",
+        ].join("\n"),
+      );
+      const r = await runCli(["policy", "check", typo]);
+      assert.equal(r.code, 2);
+      assert.equal(
+        r.stderr,
+        `portcullis: ${typo}:3: unknown key 'efect' in rule 'payments-refunds-need-review': did you mean 'effect'? (allowed: id, description, effect, match, when, review)\n`,
+      );
+      const out = await json(["policy", "check", typo], 2);
+      assert.deepEqual([out.file, out.line], [typo, 3]);
+      assert.match(out.detail as string, /^unknown key 'efect' .*did you mean 'effect'\?/);
+    });
   });
 
   describe("test", () => {
@@ -174,12 +196,17 @@ describe("portcullis policy (CLI)", () => {
       assert.equal(r.code, 2);
       assert.match(
         r.stderr,
-        /typo\.yaml:6: case #2 "misspelt": unknown key "metod" in principal \(allowed: id, method/,
+        /typo\.yaml:6: case #2 "misspelt": unknown key "metod" in principal: did you mean "method"\? \(allowed: id, method/,
       );
       const bad = write("bad-expect.yaml", "cases:\n  - request: { tool: x }\n    expect: maybe\n");
       const r2 = await runCli(["policy", "test", bad]);
       assert.equal(r2.code, 2);
       assert.match(r2.stderr, /bad-expect\.yaml:3: case #1: expect: /);
+      // A misspelt required key is reported as itself, not as the key it hides.
+      const hidden = write("expct.yaml", "cases:\n  - name: typo\n    expct: deny\n");
+      const r3 = await runCli(["policy", "test", hidden]);
+      assert.equal(r3.code, 2);
+      assert.match(r3.stderr, /expct\.yaml:3: case #1 "typo": unknown key "expct": did you mean "expect"\?/);
     });
 
     it("runs against --policy instead of the configured policy", async () => {
@@ -424,6 +451,48 @@ describe("portcullis policy (CLI)", () => {
       assert.match(human.stdout, new RegExp(`^decision +${id}: DENY`, "m"));
       assert.match(human.stdout, /^what +tools\/call demo add_note$/m);
       assert.match(human.stdout, /^reason +no rule allows this$/m);
+    });
+
+    it("explain decides with the tier the gateway pinned for the tool, and says so; --tier still overrides", async () => {
+      const key = (await gw.cli(["keys", "create", "--name", "lister", "--expires", "1d"])).key as string;
+      const list = modern(2, "tools/list", {}, key);
+      assert.equal((await rpc(gw.endpoint("demo"), list.body, list.headers)).status, 200);
+      // The gateway pins what it listed (written within ~50 ms): get_time is read-only by its annotations.
+      for (let i = 0; i < 100; i++) {
+        const pins = (await json(["tools", "list", "--config", gw.configFile])) as unknown as Json[];
+        if (pins.some((t) => t.tool === "get_time")) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const base = ["policy", "explain", "--config", gw.configFile, "--principal", "method=api_key"];
+      const explained = await json([...base, "--server", "demo", "--tool", "get_time"]);
+      const resource = (explained.input as { resource: Json }).resource;
+      assert.deepEqual([resource.tier, resource.openWorld, resource.tierSource], ["read", false, "pinned"]);
+      assert.equal((explained.decision as Json).effect, "allow");
+      assert.deepEqual((explained.decision as Json).ruleIds, ["read-tier-tools"]);
+
+      const human = await runCli([...base, "--server", "demo", "--tool", "get_time"]);
+      assert.equal(human.code, 0, human.stderr);
+      assert.match(
+        human.stdout,
+        /^request +tools\/call on demo tool get_time; tier read \(from the annotations of the definition the gateway pinned, in the store\), open-world false$/m,
+      );
+      assert.match(human.stdout, /^tool pin +pin pinned, [0-9a-f]{12}$/m);
+
+      const overridden = await json([
+        ...base,
+        "--server",
+        "demo",
+        "--tool",
+        "get_time",
+        "--tier",
+        "destructive",
+      ]);
+      assert.equal((overridden.input as { resource: Json }).resource.tierSource, "given");
+      assert.equal((overridden.decision as Json).effect, "deny");
+      // A tool the gateway never listed stays unknown: destructive.
+      const unknown = await json([...base, "--server", "demo", "--tool", "never_listed"]);
+      assert.equal((unknown.input as { resource: Json }).resource.tierSource, "unknown");
+      assert.equal((unknown.decision as Json).effect, "deny");
     });
 
     it("exits 2 for an id no record has", async () => {

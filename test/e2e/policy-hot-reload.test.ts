@@ -197,4 +197,31 @@ describe("policy hot reload", () => {
       valid = await metric("portcullis_policy_files_valid");
     assert.equal(valid, 1, "portcullis_policy_files_valid stays 0 although the files on disk compile");
   });
+
+  it("names a misspelt key (docs/policy.md's `efect:`) and the key it meant in the reload error", async () => {
+    const typo = V1.replace("allow-clock\n    effect: allow", "allow-clock\n    efect: allow");
+    assert.notEqual(typo, V1);
+    const line = typo.split("\n").findIndex((l) => l.includes("efect:")) + 1;
+    save(typo);
+    let refused: Record<string, unknown> | undefined;
+    for (const until = Date.now() + 5_000; !refused && Date.now() < until; await sleep(50))
+      refused = gw.logs.find(
+        (l) => l.event === "policy.reload_refused" && String(l.detail).includes("efect"),
+      );
+    assert.ok(refused, "the refused reload is logged");
+    assert.equal(refused.line, line);
+    assert.equal(
+      refused.detail,
+      "unknown key 'efect' in rule 'allow-clock': did you mean 'effect'? (allowed: id, description, effect, match, when, review)",
+    );
+    assert.match(
+      String(refused.msg),
+      new RegExp(`policy\\.yaml:${line}: unknown key 'efect' in rule 'allow-clock'`),
+    );
+    save(V1);
+    let valid = 0;
+    for (const until = Date.now() + 5_000; valid !== 1 && Date.now() < until; await sleep(100))
+      valid = await metric("portcullis_policy_files_valid");
+    assert.equal(valid, 1);
+  });
 });

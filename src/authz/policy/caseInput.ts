@@ -1,17 +1,23 @@
 /**
  * A case (./caseFormat.ts) as the policy input the listener would build for that request
  * (authorize.ts `resourceFacts`). A tool's tier comes from, in order: the case or flag, the
- * operator's pin in the config, annotations given with the case, else "unknown": destructive
- * and open-world, as the gateway treats a tool it has not seen listed.
+ * operator's pin in the config, annotations given with the case, the definition the gateway
+ * pinned in the store (`policy explain`: as the gateway computes it, ../toolFacts.ts), else
+ * "unknown": destructive and open-world, as the gateway treats a tool it has not seen listed.
  */
 import type { Config } from "../../config/schema.js";
+import type { ToolPinRecord } from "../../store/types.js";
 import { resourceFacts } from "../authorize.js";
 import { riskTierOf, type TierPin } from "../riskTier.js";
+import { recordRisk } from "../toolFacts.js";
 import type { Case, CaseRequest } from "./caseFormat.js";
 import type { PolicyInput, ResourceFacts, RiskTier } from "./types.js";
 
 /** How a tool's tier was found, shown by explain and test. */
-export type TierSource = "given" | "operator" | "annotations" | "unknown";
+export type TierSource = "given" | "operator" | "annotations" | "pinned" | "unknown";
+
+/** The tool pins the gateway keeps in the store, by server and tool (what `policy explain` reads). */
+export type PinnedTools = (server: string, tool: string) => ToolPinRecord | undefined;
 
 export interface ToolRiskChoice {
   tier: RiskTier;
@@ -29,13 +35,22 @@ export function operatorPin(config: Config, server: string, tool: string): TierP
  * pin > annotations (missing hint = open) > false when the tier was given (the caller
  * described the tool), true otherwise (the gateway's stricter assumption).
  */
-export function chooseRisk(r: CaseRequest, pin: TierPin | undefined): ToolRiskChoice {
+export function chooseRisk(r: CaseRequest, pin: TierPin | undefined, stored?: ToolPinRecord): ToolRiskChoice {
   if (r.tier !== undefined) {
     const fromAnnotations = r.annotations === undefined ? undefined : riskTierOf(r.annotations).openWorld;
     return {
       tier: r.tier,
       openWorld: r.openWorld ?? pin?.openWorld ?? fromAnnotations ?? false,
       source: "given",
+    };
+  }
+  if (stored !== undefined && r.annotations === undefined) {
+    // Exactly what the gateway decides with: the pinned (and, while changed, the served) annotations.
+    const risk = recordRisk(stored, pin);
+    return {
+      tier: risk.tier,
+      openWorld: r.openWorld ?? risk.openWorld,
+      source: risk.source === "operator" ? "operator" : "pinned",
     };
   }
   if (pin !== undefined || r.annotations !== undefined) {
@@ -51,13 +66,13 @@ export interface BuiltInput {
   risk: ToolRiskChoice | null;
 }
 
-export function buildInput(c: Case, config: Config, now: Date): BuiltInput {
+export function buildInput(c: Case, config: Config, now: Date, pinned?: PinnedTools): BuiltInput {
   const r = c.request;
   const name = r.tool ?? r.uri ?? r.prompt ?? null;
   let risk: ToolRiskChoice | null = null;
   const resource: ResourceFacts = resourceFacts(r.server, r.method, name, {
     facts: (server, tool) => {
-      risk = chooseRisk(r, operatorPin(config, server, tool));
+      risk = chooseRisk(r, operatorPin(config, server, tool), pinned?.(server, tool));
       return { tier: risk.tier, openWorld: risk.openWorld, annotations: r.annotations ?? {} };
     },
   });

@@ -10,9 +10,10 @@ import { LineCounter, type Node, parseDocument } from "yaml";
 import type { z } from "zod";
 import { lineOf, nodeAt } from "../../config/yamlLocation.js";
 import { ALLOWED_KEYS, type Case, CasesFile, PolicyInputError } from "./caseFormat.js";
+import { closestName } from "./didYouMean.js";
 
 export { PolicyInputError, TIERS } from "./caseFormat.js";
-export { buildInput, type TierSource, type ToolRiskChoice } from "./caseInput.js";
+export { buildInput, type PinnedTools, type TierSource, type ToolRiskChoice } from "./caseInput.js";
 export { type ExplainOpts, explainCase, explainInput } from "./explainRequest.js";
 
 /** A path as the operator reads it: relative to the working directory when under it. */
@@ -39,7 +40,8 @@ export function issueText(issue: z.core.$ZodIssue, raw: unknown): string {
     const section = within.length === 0 ? (where ? "case" : "file") : String(within[within.length - 1]);
     const allowed = ALLOWED_KEYS[section];
     const at = field ? ` in ${field}` : "";
-    return `${where}unknown key "${issue.keys[0]}"${at}${allowed ? ` (allowed: ${allowed.join(", ")})` : ""}`;
+    const meant = allowed ? closestName(String(issue.keys[0]), allowed) : undefined;
+    return `${where}unknown key "${issue.keys[0]}"${at}${meant ? `: did you mean "${meant}"?` : ""}${allowed ? ` (allowed: ${allowed.join(", ")})` : ""}`;
   }
   return `${where}${field || "cases file"}: ${issue.message}`;
 }
@@ -63,7 +65,9 @@ export function readCases(file: string): Case[] {
   const raw: unknown = doc.toJS() ?? {};
   const parsed = CasesFile.safeParse(raw);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0] as z.core.$ZodIssue;
+    // A misspelt key also makes the key it meant "missing": the unknown key is the cause.
+    const issue = (parsed.error.issues.find((i) => i.code === "unrecognized_keys") ??
+      parsed.error.issues[0]) as z.core.$ZodIssue;
     const key = issue.code === "unrecognized_keys" ? issue.keys[0] : undefined;
     const line = lineOf(nodeAt(doc.contents as Node | null, issue.path, key), lc);
     throw new PolicyInputError(`${shown(file)}:${line}: ${issueText(issue, raw)}`);

@@ -32,6 +32,7 @@ import { join } from "node:path";
 import { LineCounter, type Node, parseDocument, Scalar } from "yaml";
 import { lineOf, nodeAt } from "../../config/yamlLocation.js";
 import { type CompiledCondition, ConditionError, compileCondition } from "./condition.js";
+import { closestName } from "./didYouMean.js";
 import { type CompiledRule, DEFAULT_REVIEW_TIMEOUT_SECONDS, IndexedPolicy } from "./indexedPolicy.js";
 import { compileMatch, remainingChecks } from "./ruleMatch.js";
 import { allowedKeysAt, PolicyFile } from "./schema.js";
@@ -43,6 +44,23 @@ function pathText(path: readonly PropertyKey[]): string {
   let s = "";
   for (const seg of path) s += typeof seg === "number" ? `[${seg}]` : s ? `.${String(seg)}` : String(seg);
   return s;
+}
+
+/** Where an object sits, as the operator names it: "in rule 'x' match", "at the top level". */
+function placeText(path: readonly PropertyKey[], raw: unknown): string {
+  if (path.length === 0) return "at the top level";
+  const [top, index, ...rest] = path;
+  if (top !== "rules" || typeof index !== "number") return `in ${pathText(path)}`;
+  const id = (raw as { rules?: Array<{ id?: unknown }> } | null)?.rules?.[index]?.id;
+  const rule = typeof id === "string" ? `rule '${id}'` : `rules[${index}]`;
+  return `in ${rest.length === 0 ? rule : `${rule} ${pathText(rest)}`}`;
+}
+
+/** `unknown key 'efect' in rule 'x': did you mean 'effect'? (allowed: …)` */
+function unknownKeyText(key: string, path: readonly PropertyKey[], raw: unknown): string {
+  const allowed = allowedKeysAt(path);
+  const meant = closestName(key, allowed);
+  return `unknown key '${key}' ${placeText(path, raw)}${meant ? `: did you mean '${meant}'?` : ""} (allowed: ${allowed.join(", ")})`;
 }
 
 /** A short content hash of the sources, in order: identifies the policy in audit records. */
@@ -69,17 +87,18 @@ export function compilePolicy(files: ReadonlyArray<{ path: string; text: string 
     }
     const root = doc.contents as Node | null;
     if (root === null) throw new PolicyError(file, 1, "empty policy file: expected `rules:`");
-    const parsed = PolicyFile.safeParse(doc.toJS());
+    const raw: unknown = doc.toJS();
+    const parsed = PolicyFile.safeParse(raw);
     if (!parsed.success) {
-      const issue = parsed.error.issues[0];
+      // A misspelt key also makes the key it meant "missing": the unknown key is the cause.
+      const issue = parsed.error.issues.find((i) => i.code === "unrecognized_keys") ?? parsed.error.issues[0];
       if (!issue) throw new PolicyError(file, 1, "invalid policy file");
       if (issue.code === "unrecognized_keys") {
         const key = issue.keys[0] ?? "";
-        const at = pathText(issue.path);
         throw new PolicyError(
           file,
           lineOf(nodeAt(root, issue.path, key), lc),
-          `unknown key "${key}"${at ? ` in ${at}` : ""} (allowed: ${allowedKeysAt(issue.path).join(", ")})`,
+          unknownKeyText(key, issue.path, raw),
         );
       }
       throw new PolicyError(

@@ -26,9 +26,32 @@ describe("policy errors name file and line", () => {
   it("unknown key, at the key's own line, listing the allowed keys", () => {
     const e = errorOf(one("rules:\n  - id: a\n    effect: allow\n    match:\n      tool: [x]\n"));
     assert.equal(e.line, 5);
-    assert.match(e.detail, /unknown key "tool" in rules\[0\]\.match \(allowed: methods, servers, tools/);
+    assert.match(
+      e.detail,
+      /^unknown key 'tool' in rule 'a' match: did you mean 'tools'\? \(allowed: methods, servers, tools/,
+    );
     const top = errorOf(one("rules: []\nextra: 1\n"));
     assert.equal(top.line, 2);
+    assert.equal(top.detail, "unknown key 'extra' at the top level (allowed: rules)");
+  });
+
+  it("a misspelt required key (docs/policy.md's `efect:`) is named, with what it meant, not reported as the key it hides", () => {
+    const e = errorOf([
+      { path: "policies/foo.yaml", text: "rules:\n  - id: x\n    efect: allow\n    match: { tools: [a] }\n" },
+    ]);
+    assert.equal(
+      e.message,
+      "policies/foo.yaml:3: unknown key 'efect' in rule 'x': did you mean 'effect'? (allowed: id, description, effect, match, when, review)",
+    );
+    // A rule without a usable id is named by its position; a key like no allowed one gets no guess.
+    const noId = errorOf(one("rules:\n  - effect: deny\n    colour: red\n"));
+    assert.equal(noId.line, 3);
+    assert.match(noId.detail, /^unknown key 'colour' in rules\[0\] \(allowed: /);
+    const review = errorOf(one("rules:\n  - id: r\n    effect: review\n    review: { timeoutSecond: 5 }\n"));
+    assert.match(
+      review.detail,
+      /^unknown key 'timeoutSecond' in rule 'r' review: did you mean 'timeoutSeconds'\?/,
+    );
   });
 
   it("a wrong value", () => {

@@ -68,7 +68,10 @@ describe("policy hot reload", () => {
       writeFileSync(file, "rules:\n  - id: broken\n    effect: allow\n    match: { tolls: [x] }\n");
       const err = await failed;
       assert.deepEqual([err.file, err.line], [file, 4]);
-      assert.match(err.message, /policy\.yaml:4: unknown key "tolls"/);
+      assert.match(
+        err.message,
+        /policy\.yaml:4: unknown key 'tolls' in rule 'broken' match: did you mean 'tools'\?/,
+      );
       assert.equal(w.current(), good);
 
       // An editor's atomic save (write a temp file, rename over) is seen too.
