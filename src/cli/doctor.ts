@@ -68,10 +68,7 @@ export function registerDoctorCommand(program: Command): void {
     .option("--no-probe", "do not start stdio servers or send MCP initialize/tools/list to upstreams")
     .option("--timeout <seconds>", "longest wait for each upstream or URL", "10")
     .option("--json", "print {ok, summary, checks: [{check, status, detail, fix?}]}")
-    .addHelpText(
-      "after",
-      "\nExit code: 0 when no check failed (warnings allowed), 1 otherwise.\n\nExamples:\n  portcullis doctor --config portcullis.yaml\n  portcullis doctor --config portcullis.yaml --no-probe --json",
-    )
+    .addHelpText("after", "\nExit code: 0 when no check failed (warnings allowed), 1 otherwise.\n")
     .action(async (opts: DoctorOptions) => {
       const checks = await runDoctor(opts);
       const summary = { ok: 0, warn: 0, fail: 0 };

@@ -152,10 +152,6 @@ export function registerInitCommand(program: Command): void {
     .option("-p, --port <port>", "listen port", "8080")
     .option("--force", "overwrite an existing portcullis.yaml")
     .option("--json", "print what was written and created as one JSON object (the password included, once)")
-    .addHelpText(
-      "after",
-      "\nExamples:\n  portcullis init\n  portcullis init --yes --import auto\n  portcullis init --yes --import ~/.cursor/mcp.json --admin alice --port 9000",
-    )
     .action(async (opts: InitOptions) => {
       const dir = resolve(opts.dir ?? ".");
       const file = join(dir, "portcullis.yaml");

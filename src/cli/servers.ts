@@ -12,17 +12,10 @@ import type { CliDeps } from "./commandDeps.js";
 import { type CommonOpts, overrides } from "./options.js";
 import { table } from "./table.js";
 
-const EXAMPLES = `
-Examples:
-  portcullis servers list --config portcullis.yaml
-  portcullis servers status --config portcullis.yaml
-  portcullis servers status --config portcullis.yaml --json`;
-
 export function registerServerCommands(program: Command, deps: CliDeps): void {
   const servers = program
     .command("servers")
-    .description("the configured upstream MCP servers and their health")
-    .addHelpText("after", EXAMPLES);
+    .description("the configured upstream MCP servers and their health");
 
   deps
     .withStoreOptions(servers.command("list"))

@@ -66,21 +66,10 @@ function groupList(value: string): string[] {
     .filter(Boolean);
 }
 
-const EXAMPLES = `
-Examples:
-  portcullis users add alice --groups admins,staff
-  portcullis users set-groups alice staff,oncall
-  portcullis users reset-password alice              # generates one, printed once
-  printf '%s' "$PW" | portcullis users reset-password alice --password-stdin
-  portcullis users disable alice                     # sign-in refused, her tokens revoked
-  portcullis users consents alice --json
-  portcullis users revoke-consent alice <client-id>`;
-
 export function registerUserCommands(program: Command, deps: CliDeps): void {
   const users = program
     .command("users")
-    .description("manage local user accounts of the built-in authorization server")
-    .addHelpText("after", EXAMPLES);
+    .description("manage local user accounts of the built-in authorization server");
 
   deps
     .withStoreOptions(users.command("add"))
