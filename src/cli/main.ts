@@ -29,7 +29,8 @@ async function cliDeps(): Promise<CliDeps> {
 const COMMANDS: readonly { name: string; description: string; register: Register }[] = [
   {
     name: "start",
-    description: "start the gateway (with no config file: embedded SQLite store and the bundled demo server)",
+    description:
+      "start the gateway (config: --config, PORTCULLIS_CONFIG, ./portcullis.yaml, else the embedded default: SQLite in the data directory and the bundled demo server)",
     register: async (p) => (await import("./start.js")).registerStartCommand(p),
   },
   {
