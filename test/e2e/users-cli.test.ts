@@ -128,11 +128,12 @@ describe("users CLI: editing accounts of the built-in authorization server", () 
     assert.equal(enabled.disabledAt, null);
     assert.equal(await signInWorks("jack", user.password), true);
     assert.equal(await listTools(token), 401, "a revoked token stays revoked after enable");
-    const events = (await auditRecords(gw))
-      .filter((r) => r.detail?.username === "jack")
-      .map((r) => r.detail?.event);
+    const events = async () =>
+      (await auditRecords(gw)).filter((r) => r.detail?.username === "jack").map((r) => r.detail?.event);
+    // The sign-in records are written by the gateway's audit writer, which may not have flushed yet.
+    await waitFor("the last sign-in's records", async () => (await events()).length >= 7);
     // The management actions, and the sign-ins around them: the refused one while disabled is recorded too.
-    assert.deepEqual(events, [
+    assert.deepEqual(await events(), [
       "sign_in.succeeded",
       "consent.granted",
       "user.disabled",
