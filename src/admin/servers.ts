@@ -5,7 +5,7 @@
  * console's Accept of a changed tool (what `portcullis tools accept` does), audited.
  */
 
-import type { TierPin } from "../authz/riskTier.js";
+import { operatorPin } from "../authz/policy/caseInput.js";
 import { recordRisk } from "../authz/toolCatalogue.js";
 import { definitionChanges } from "../authz/toolDefinition.js";
 import type { Config, UpstreamServer } from "../config/schema.js";
@@ -93,11 +93,6 @@ export interface ToolView {
   changedAt: Date | null;
   acceptedAt: Date | null;
   acceptedBy: string | null;
-}
-
-function operatorPin(config: Config, server: string, tool: string): TierPin | undefined {
-  const tools: Readonly<Record<string, TierPin>> | undefined = config.servers[server]?.tools;
-  return tools !== undefined && Object.hasOwn(tools, tool) ? tools[tool] : undefined;
 }
 
 /** Every tool the gateway has pinned, with its tier and pin state, ordered by server and tool. */

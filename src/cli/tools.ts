@@ -8,7 +8,7 @@
  */
 import { userInfo } from "node:os";
 import type { Command } from "commander";
-import type { TierPin } from "../authz/riskTier.js";
+import { operatorPin } from "../authz/policy/caseInput.js";
 import { recordRisk } from "../authz/toolCatalogue.js";
 import { definitionChanges, PINNED_FIELDS } from "../authz/toolDefinition.js";
 import { ConfigError } from "../config/load.js";
@@ -25,11 +25,6 @@ export class ToolInputError extends ConfigError {
 }
 
 const HASH = /^[0-9a-f]{64}$/;
-
-function operatorPin(config: Config, server: string, tool: string): TierPin | undefined {
-  const tools: Readonly<Record<string, TierPin>> | undefined = config.servers[server]?.tools;
-  return tools !== undefined && Object.hasOwn(tools, tool) ? tools[tool] : undefined;
-}
 
 function iso(d: Date | null): string | null {
   return d === null ? null : d.toISOString();
