@@ -1115,7 +1115,7 @@ describe("pipeline core fuzz: the real pipeline, authn → classify → headers 
         keyring: state.keyrings[env],
         audit: state.audit,
         metrics: createMetrics([SERVER, ANON]),
-        log: pino({ level: "silent" }),
+        log: pino({ level: process.env.FUZZ_LOG ?? "silent" }),
         oauth: { verifier: state.verifier, authorizationServers: [], server: null },
         oauthEnabled: false,
         baseUrl: () => "https://gw.example",

@@ -165,6 +165,16 @@ describe("pipeline: allow and each refusal, on the wire and in the audit trail",
     assert.equal(r.principal, "user:alice");
   });
 
+  it("a tool named after an Object.prototype member (valueOf, constructor) cannot turn the OAuth scope check into a 500", async () => {
+    for (const name of ["valueOf", "constructor", "toString", "__proto__", "hasOwnProperty"]) {
+      const n = h.audit.records.length;
+      const reply = await h.post(h.oauthToken, toolCall(name));
+      assert.notEqual(reply.status, 500, `${name}: ${JSON.stringify(reply.json)}`);
+      const r = recordOf(h, n, reply);
+      assert.notEqual(r.reason, undefined, name);
+    }
+  });
+
   it("answers 403 before authentication for a foreign Host (DNS rebinding), with the decision id of its record", async () => {
     const n = h.audit.records.length;
     const body = JSON.stringify(toolCall("echo"));

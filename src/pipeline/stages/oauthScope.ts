@@ -13,7 +13,9 @@ export function oauthScope(deps: StageDeps): Step {
     const { msg, principal, route } = call;
     if (principal === null || principal.oauthScopes === null || msg?.kind !== "request" || !route)
       return undefined;
-    const extra = msg.method === "tools/call" ? route.toolScopes[msg.name ?? ""] : undefined;
+    // Own keys only: a tool named `valueOf` or `constructor` must not find Object.prototype's.
+    const name = msg.method === "tools/call" ? (msg.name ?? "") : null;
+    const extra = name !== null && Object.hasOwn(route.toolScopes, name) ? route.toolScopes[name] : undefined;
     const required = extra === undefined ? route.scopes : [...route.scopes, ...extra];
     const missing = missingScopes(principal.oauthScopes, required);
     if (missing.length === 0) return undefined;
