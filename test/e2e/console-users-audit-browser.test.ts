@@ -168,7 +168,11 @@ describe("console: users, consents, audit pages, names", {
 
   it("pages through audit results by sequence number and opens a record's detail by decision id", async () => {
     const { key } = await createKey(gw, "pager");
+    const demoRecords = async () => (await auditRecords(gw)).filter((r) => r.server === "demo").length;
+    const before = await demoRecords();
     for (let i = 0; i < 12; i++) assert.equal(await listTools(key), 200);
+    // The gateway's audit writer commits in batches: page once all twelve are stored.
+    await waitFor("the twelve calls' records", async () => (await demoRecords()) >= before + 12);
     await page.goto(`${gw.url}/console/audit?server=demo&size=5`);
     const seqs = async () =>
       (
