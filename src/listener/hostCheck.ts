@@ -68,7 +68,7 @@ function hostProblem(headers: IncomingHttpHeaders, allowed: Set<string> | null):
 }
 
 /** Paths that load balancers, orchestrators and scrapers call by the pod's or host's address. */
-const PROBE_PATHS = new Set(["/healthz", "/readyz", "/metrics"]);
+const PROBE_PATHS = new Set(["/healthz", "/readyz", "/metrics", "/status"]);
 
 function isIpLiteralHost(hostHeader: string): boolean {
   const name = hostnameOf(hostHeader);
@@ -82,7 +82,7 @@ function isIpLiteralHost(hostHeader: string): boolean {
  * - every route needs an allowed Host name. Origin is not checked here: browser-based MCP
  *   clients call `/token`, `/reg` and the metadata cross-origin (CORS), and the console checks
  *   the Origin of its own form posts;
- * - the probes (`/healthz`, `/readyz`, `/metrics`) also accept an IP-literal Host, which is what
+ * - the probes (`/healthz`, `/readyz`, `/metrics`, `/status`) also accept an IP-literal Host, which is what
  *   Kubernetes probes and Prometheus scrapes send (`Host: 10.1.2.3:8080`) and which a rebinding
  *   page cannot send. They build no URL and carry no user data.
  * Returns the reason a request is refused, or null. Built once at startup.

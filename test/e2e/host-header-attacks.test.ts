@@ -86,7 +86,7 @@ describe("Host header attacks on the gateway", () => {
   }
 
   it("answers probes addressed by IP literal (orchestrators, scrapers) but not by a rebinding name", async () => {
-    for (const path of ["/healthz", "/readyz", "/metrics"]) {
+    for (const path of ["/healthz", "/readyz", "/metrics", "/status"]) {
       for (const host of ["10.1.2.3:8080", "[fd00::7]:8080"]) {
         assert.equal(
           (await rawRequest(`${gw.url}${path}`, { headers: { host } })).status,
