@@ -6,16 +6,8 @@
  */
 import type { Command } from "commander";
 import { ConfigError, type LoadedConfig, loadConfig } from "../config/load.js";
-import {
-  type Check,
-  checkClock,
-  checkEnvironment,
-  checkNode,
-  checkOAuthDiscovery,
-  checkSecrets,
-  checkStore,
-  checkUpstream,
-} from "./doctorChecks.js";
+import { type Check, checkEnvironment, checkNode, checkSecrets, checkStore } from "./doctorChecks.js";
+import { checkClock, checkOAuthDiscovery, checkUpstream } from "./doctorProbes.js";
 import { type CommonOpts, overrides, print, withStoreOptions } from "./options.js";
 import { table } from "./table.js";
 

@@ -28,9 +28,28 @@ function executableFile(path: string): string | null {
 }
 
 /**
+ * Where spawn() finds `command`, or null: a path with a slash is taken against `cwd`, a bare
+ * name is looked up on `path` (the child's PATH; on Windows with PATHEXT). Only an executable
+ * file counts. Shared by the start check below and `portcullis doctor`.
+ */
+export function findCommand(command: string, path: string | undefined, cwd: string): string | null {
+  if (command.includes("/") || command.includes("\\")) {
+    const file = isAbsolute(command) ? command : resolve(cwd, command);
+    return executableFile(file) === null ? file : null;
+  }
+  const exts = process.platform === "win32" ? (process.env.PATHEXT ?? ".EXE;.CMD;.BAT").split(";") : [""];
+  for (const dir of (path ?? "").split(delimiter).filter(Boolean)) {
+    for (const ext of exts) {
+      const file = join(resolve(cwd, dir), command + ext);
+      if (executableFile(file) === null) return file;
+    }
+  }
+  return null;
+}
+
+/**
  * Why `config.command` cannot be started with the child's PATH (`env.PATH`, else the
- * gateway's), with the fix; null when it can. Spawn resolves a bare name on that PATH and a
- * path with a slash against `cwd`.
+ * gateway's), with the fix; null when it can.
  */
 export function commandProblem(
   name: string,
@@ -38,23 +57,21 @@ export function commandProblem(
   env: Readonly<Record<string, string>>,
 ): string | null {
   const { command } = config;
+  const cwd = config.cwd ?? process.cwd();
+  const path = env.PATH ?? process.env.PATH;
+  if (findCommand(command, path, cwd) !== null) return null;
   if (command.includes("/") || command.includes("\\")) {
-    const path = isAbsolute(command) ? command : resolve(config.cwd ?? process.cwd(), command);
-    const why = executableFile(path);
-    return why === null
-      ? null
-      : `servers.${name}.command '${command}' cannot be run (${why}: ${path}): fix the path, or install the server there`;
+    const file = isAbsolute(command) ? command : resolve(cwd, command);
+    return `servers.${name}.command '${command}' cannot be run (${executableFile(file)}: ${file}): fix the path, or install the server there`;
   }
-  const dirs = (env.PATH ?? process.env.PATH ?? "").split(delimiter).filter(Boolean);
-  let found: string | null = null;
+  const dirs = (path ?? "").split(delimiter).filter(Boolean);
+  // Not found as an executable file: say so, or name the file that is there but cannot run.
   for (const dir of dirs) {
-    const why = executableFile(join(resolve(config.cwd ?? process.cwd(), dir), command));
-    if (why === null) return null;
-    if (why !== "no such file") found = `${join(dir, command)}: ${why}`;
+    const why = executableFile(join(resolve(cwd, dir), command));
+    if (why !== "no such file")
+      return `servers.${name}.command '${command}' cannot be run (${join(dir, command)}: ${why}): make it executable (chmod +x), or set command to another path`;
   }
-  return found !== null
-    ? `servers.${name}.command '${command}' cannot be run (${found}): make it executable (chmod +x), or set command to another path`
-    : `servers.${name}.command '${command}' is not on PATH (${dirs.length} directories searched): install it, set command to its absolute path, or set servers.${name}.env.PATH`;
+  return `servers.${name}.command '${command}' is not on PATH (${dirs.length} directories searched): install it, set command to its absolute path, or set servers.${name}.env.PATH`;
 }
 
 /**

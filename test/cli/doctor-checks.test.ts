@@ -6,8 +6,9 @@ import assert from "node:assert/strict";
 import { chmodSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { checkNode, findCommand, secretReferences } from "../../src/cli/doctorChecks.js";
+import { checkNode, secretReferences } from "../../src/cli/doctorChecks.js";
 import { parseConfig } from "../../src/config/load.js";
+import { findCommand } from "../../src/forward/upstreamChecks.js";
 import { cleanup, tempDir } from "../helpers/gateway.js";
 
 describe("doctor checks", () => {
