@@ -26,16 +26,9 @@ import type { SessionBindings } from "../sessions.js";
 import { onClientGone, type PostExchange, type StreamExchange, type Upstream } from "../upstream.js";
 import { commandProblem } from "../upstreamChecks.js";
 import { type ChildInit, StdioChild } from "./child.js";
+import { discoverResult, modernResult } from "./modernResults.js";
 
 const SESSION_HEADER = "mcp-session-id";
-const SERVER_INFO_META = "io.modelcontextprotocol/serverInfo";
-const CACHEABLE = new Set([
-  "tools/list",
-  "prompts/list",
-  "resources/list",
-  "resources/read",
-  "resources/templates/list",
-]);
 const MAX_BACKOFF_MS = 30_000;
 /** How long a crash report waits for the rest of a dead child's stderr (a grandchild may hold it). */
 const STDERR_DRAIN_MS = 1000;
@@ -413,31 +406,4 @@ export function restartBackoffMs(crashes: number): number {
 function hasProgressToken(params: JsonObject | undefined): boolean {
   const meta = params?._meta as JsonObject | undefined;
   return meta !== undefined && meta !== null && meta.progressToken !== undefined;
-}
-
-/** 2026-07-28 server/discover, answered for a legacy child from its initialize result. */
-function discoverResult(init: ChildInit): JsonObject {
-  return {
-    resultType: "complete",
-    supportedVersions: [...SUPPORTED_PROTOCOL_VERSIONS],
-    capabilities: init.capabilities,
-    ...(init.instructions !== undefined ? { instructions: init.instructions } : {}),
-    _meta: { [SERVER_INFO_META]: init.serverInfo },
-    ttlMs: 60_000,
-    cacheScope: "private",
-  };
-}
-
-/** Adds the fields 2026-07-28 requires of results that a legacy child does not produce. */
-function modernResult(method: string, result: JsonObject, init: ChildInit): JsonObject {
-  const out: JsonObject = { ...result };
-  if (out.resultType === undefined) out.resultType = "complete";
-  const meta = (out._meta as JsonObject | undefined) ?? {};
-  if (meta[SERVER_INFO_META] === undefined) out._meta = { ...meta, [SERVER_INFO_META]: init.serverInfo };
-  if (CACHEABLE.has(method)) {
-    if (out.ttlMs === undefined) out.ttlMs = 0;
-    // Behind an authenticating gateway a result is never for shared caches.
-    out.cacheScope = "private";
-  }
-  return out;
 }
