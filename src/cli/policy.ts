@@ -11,23 +11,22 @@ import {
   readCases,
   shown,
   TIERS,
-  type TierSource,
-  type ToolRiskChoice,
 } from "../authz/policy/cases.js";
 import { loadPolicyFiles } from "../authz/policy/compile.js";
 import { configuredPolicyPaths } from "../authz/policy/defaultPack.js";
-import {
-  type CompiledPolicy,
-  type PolicyDecision,
-  PolicyError,
-  type PolicyInput,
-  type RuleTrace,
-} from "../authz/policy/types.js";
+import { type CompiledPolicy, PolicyError } from "../authz/policy/types.js";
 import { type LoadedConfig, loadConfig } from "../config/load.js";
 import { isPostgresSpec } from "../store/open.js";
-import type { StoredAuditRecord, ToolPinRecord } from "../store/types.js";
+import type { ToolPinRecord } from "../store/types.js";
 import type { CliDeps } from "./commandDeps.js";
-import { table } from "./table.js";
+import {
+  auditView,
+  decisionLine,
+  describePrincipal,
+  describeRequest,
+  humanAudit,
+  traceLines,
+} from "./policyOutput.js";
 
 interface ConfigOpts {
   config?: string;
@@ -100,14 +99,6 @@ function ids(list: readonly string[]): string {
   return list.length === 0 ? "none" : list.join(", ");
 }
 
-const TIER_SOURCE: Readonly<Record<TierSource, string>> = {
-  given: "given",
-  operator: "operator pin in the config",
-  annotations: "from the annotations given",
-  pinned: "from the annotations of the definition the gateway pinned, in the store",
-  unknown: "unknown: no tier given or pinned, so destructive and open-world, as in the gateway",
-};
-
 /**
  * The store's pin of the one tool `explain` asks about, so that it decides with the tier the
  * gateway uses. Not read when the tier or annotations are given, or for other methods; a
@@ -143,76 +134,6 @@ async function pinnedToolOf(
         ? `the store has no pin for ${r.server}/${tool} (the gateway has not listed it)`
         : `pin ${record.status}, ${record.currentHash.slice(0, 12)}`,
   };
-}
-
-function describeRequest(input: PolicyInput, risk: ToolRiskChoice | null): string {
-  const r = input.resource;
-  const target = r.name === null ? r.server : `${r.server} ${r.kind} ${r.name}`;
-  const tool = risk ? `; tier ${risk.tier} (${TIER_SOURCE[risk.source]}), open-world ${risk.openWorld}` : "";
-  return `${input.action.method} on ${target}${tool}`;
-}
-
-function describePrincipal(input: PolicyInput): string {
-  const p = input.principal;
-  const list = (xs: readonly string[]) => (xs.length === 0 ? "-" : xs.join(" "));
-  const expiry = p.expiresInSeconds === null ? "never expires" : `expires in ${p.expiresInSeconds}s`;
-  return `${p.method} ${p.kind} "${p.id}"; scopes ${list(p.scopes)}; groups ${list(p.groups)}; ${expiry}`;
-}
-
-function traceLines(trace: readonly RuleTrace[]): string {
-  return table(
-    trace.map((t) => ({
-      match: t.matched ? "MATCH" : "no",
-      effect: t.effect,
-      rule: t.id,
-      where: `${shown(t.file)}:${t.line}`,
-      why: t.why,
-    })),
-    ["match", "effect", "rule", "where", "why"],
-    "(no rules)",
-  )
-    .split("\n")
-    .map((l) => `  ${l}`)
-    .join("\n");
-}
-
-function decisionLine(d: PolicyDecision): string {
-  const review = d.reviewTimeoutSeconds === undefined ? "" : ` (review within ${d.reviewTimeoutSeconds}s)`;
-  return `${d.effect.toUpperCase()}: ${d.reason}${review}`;
-}
-
-function auditView(r: StoredAuditRecord): Record<string, unknown> {
-  return {
-    decisionId: r.decisionId ?? null,
-    at: r.at.toISOString(),
-    environment: r.environment,
-    principal: r.principal,
-    method: r.method,
-    credentialId: r.credentialId,
-    server: r.server,
-    rpcMethod: r.rpcMethod,
-    tool: r.tool,
-    decision: r.decision,
-    ruleIds: r.ruleIds ?? [],
-    policyVersion: r.policyVersion ?? null,
-    reason: r.reason,
-    detail: r.detail,
-  };
-}
-
-function humanAudit(v: Record<string, unknown>): string {
-  const or = (x: unknown) => (x === null || x === undefined || x === "" ? "-" : String(x));
-  const rules = v.ruleIds as string[];
-  const what = [v.rpcMethod, v.server, v.tool].filter((x) => x !== null && x !== undefined).join(" ");
-  return [
-    `decision     ${v.decisionId}: ${String(v.decision).toUpperCase()}`,
-    `at           ${v.at} (environment ${v.environment})`,
-    `who          ${or(v.principal)} (${or(v.method)}${v.credentialId ? `, credential ${v.credentialId}` : ""})`,
-    `what         ${or(what)}`,
-    `rules        ${rules.length === 0 ? "none" : rules.join(", ")}`,
-    `policy       ${or(v.policyVersion)}`,
-    `reason       ${v.reason}`,
-  ].join("\n");
 }
 
 // ---------------------------------------------------------------------------------------
