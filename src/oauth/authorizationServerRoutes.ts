@@ -10,7 +10,8 @@ import type { Logger } from "pino";
 import type { AbuseLimits } from "./abuseLimits.js";
 import { type FederatedSignIn, UPSTREAM_CALLBACK_PATH } from "./federatedSignIn.js";
 import { sendPage } from "./interactionPages.js";
-import { handleInteraction, INTERACTION_PREFIX, type InteractionDeps } from "./interactions.js";
+import { handleInteraction, type InteractionDeps } from "./interactions.js";
+import { INTERACTION_PREFIX } from "./interactionViews.js";
 import { preReadRegistration, registrationThrottled } from "./registration.js";
 import { replyStoreOutage } from "./storeOutage.js";
 
