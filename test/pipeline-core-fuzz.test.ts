@@ -1102,6 +1102,7 @@ describe("pipeline core fuzz: the real pipeline, authn → classify → headers 
     const pipeline = (env: Env) =>
       new Pipeline({
         environment: env,
+        bearers: { task: null, jwtSvid: null },
         routes: new Map([
           [SERVER, route(false)],
           [ANON, route(true)],

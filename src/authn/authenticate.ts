@@ -6,8 +6,22 @@
 import type { IncomingHttpHeaders } from "node:http";
 import { isStoreOutage, outageReason } from "../core/outage.js";
 import type { Principal } from "../core/principal.js";
+import { bearerKind } from "./bearerKind.js";
 import type { Keyring } from "./keyring.js";
 import type { AccessTokenVerifier, TokenCheck } from "./oauthToken.js";
+
+/**
+ * The verifiers of bearer tokens other than API keys; null where the method is not
+ * configured (its tokens are then refused; a JWT-SVID goes to the OAuth verifier when no
+ * trust domain is configured).
+ */
+export interface BearerVerifiers {
+  oauth: AccessTokenVerifier | null;
+  /** Task tokens (src/tasks/). */
+  task: AccessTokenVerifier | null;
+  /** SPIFFE JWT-SVIDs (src/authn/spiffe/). */
+  jwtSvid: AccessTokenVerifier | null;
+}
 
 export type AuthnResult =
   | { ok: true; principal: Principal }
@@ -50,7 +64,7 @@ export function authenticate(
   headers: IncomingHttpHeaders,
   keyring: Keyring,
   anonymous: Principal | null,
-  oauth: AccessTokenVerifier | null,
+  bearers: BearerVerifiers,
   resource: string,
 ): AuthnResult | Promise<AuthnResult> {
   const token = bearerToken(headers);
@@ -60,11 +74,20 @@ export function authenticate(
   }
   if (token === null)
     return { ok: false, reason: "malformed Authorization header", credentialId: null, missing: false };
-  // Portcullis API keys announce themselves by prefix; anything else is an OAuth access token.
-  if (oauth !== null && !token.startsWith("pcl_")) {
+  const kind = bearerKind(token);
+  const verifier =
+    kind === "api_key"
+      ? null
+      : kind === "task"
+        ? bearers.task
+        : kind === "jwt_svid"
+          ? (bearers.jwtSvid ?? bearers.oauth)
+          : bearers.oauth;
+  // A token no configured verifier takes is judged as a (malformed) API key, and refused.
+  if (verifier !== null) {
     let result: TokenCheck | Promise<TokenCheck>;
     try {
-      result = oauth.verify(token, resource);
+      result = verifier.verify(token, resource);
     } catch (err) {
       return unavailableOnOutage(err);
     }

@@ -13,7 +13,7 @@ import { ListedTools } from "../classify/listedTools.js";
 import type { Config } from "../config/schema.js";
 import { errorReply, GatewayError, RpcCode } from "../core/errors.js";
 import { CallerLimits, poolShareWarnings } from "../pipeline/callerLimits.js";
-import type { Authorization, Route } from "../pipeline/deps.js";
+import type { Authorization, PipelineDeps, Route } from "../pipeline/deps.js";
 import { Pipeline } from "../pipeline/index.js";
 import type { ReviewGate } from "../review/gate.js";
 import type { Metrics } from "../telemetry/metrics.js";
@@ -39,6 +39,8 @@ export interface AppDeps {
   review?: ReviewGate | null;
   /** Each upstream's health, shown (state only) at GET /status. */
   health?: UpstreamHealth;
+  /** Task-token and JWT-SVID verifiers (none by default). */
+  bearers?: PipelineDeps["bearers"];
 }
 
 type McpRequest = FastifyRequest<{ Params: { server: string } }>;
@@ -60,6 +62,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     metrics,
     log,
     oauth,
+    bearers: deps.bearers ?? { task: null, jwtSvid: null },
     oauthEnabled: config.oauth !== undefined,
     baseUrl: deps.baseUrl,
     hostCheck: hostGuard(config),

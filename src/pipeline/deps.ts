@@ -7,7 +7,7 @@ import type { IncomingHttpHeaders } from "node:http";
 import type { Logger } from "pino";
 import type { AuditWriter } from "../audit/writer.js";
 import type { Keyring } from "../authn/keyring.js";
-import type { OAuthRuntime } from "../authn/oauthToken.js";
+import type { AccessTokenVerifier, OAuthRuntime } from "../authn/oauthToken.js";
 import type { ToolFactsSource } from "../authz/authorize.js";
 import type { CallRule } from "../authz/mayCall.js";
 import type { CompiledPolicy } from "../authz/policy/types.js";
@@ -48,6 +48,11 @@ export interface PipelineDeps {
   log: Logger;
   /** OAuth verification; read per request (the verifier may be set once the base URL is known). */
   oauth: OAuthRuntime;
+  /**
+   * Verifiers of the other bearer tokens: task tokens (src/tasks/) and SPIFFE JWT-SVIDs
+   * (src/authn/spiffe/); null where not configured. Read per request, like `oauth`.
+   */
+  bearers: { task: AccessTokenVerifier | null; jwtSvid: AccessTokenVerifier | null };
   /** Whether OAuth is configured: 401s then carry the RFC 9728 challenge parameters. */
   oauthEnabled: boolean;
   baseUrl(): string;

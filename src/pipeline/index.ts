@@ -25,7 +25,7 @@ import {
 import type { PipelineDeps, StageDeps } from "./deps.js";
 import { type Refuse, refusalReply } from "./refuse.js";
 import { auditCapacity } from "./stages/auditCapacity.js";
-import { authenticate } from "./stages/authenticate.js";
+import { authenticate, bearerVerifiers } from "./stages/authenticate.js";
 import { callerLimit, streamLimit } from "./stages/callerLimit.js";
 import { classify } from "./stages/classify.js";
 import { credentialScope } from "./stages/credentialScope.js";
@@ -185,7 +185,7 @@ export class Pipeline {
           headers,
           deps.keyring,
           route?.anonymous ? deps.anonymous : null,
-          deps.oauth.verifier,
+          bearerVerifiers(deps),
           `${deps.baseUrl()}/mcp/${server}`,
         );
         const who = result.ok ? { ...facts, principal: result.principal } : facts;

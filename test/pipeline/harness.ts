@@ -256,6 +256,7 @@ export class PipelineHarness {
     };
     this.pipeline = new Pipeline({
       environment: "dev",
+      bearers: { task: null, jwtSvid: null },
       routes: new Map([
         [SERVER, route],
         [OTHER, { ...route, upstream: new FakeUpstream() }],

@@ -3,7 +3,14 @@
 import { z } from "zod";
 import type { AuthMethod, PrincipalKind } from "../../core/principal.js";
 
-const AUTH_METHODS = ["api_key", "oauth", "anonymous"] as const satisfies readonly AuthMethod[];
+const AUTH_METHODS = [
+  "api_key",
+  "oauth",
+  "task",
+  "jwt_svid",
+  "mtls",
+  "anonymous",
+] as const satisfies readonly AuthMethod[];
 const PRINCIPAL_KINDS = [
   "service",
   "user",

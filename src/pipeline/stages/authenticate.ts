@@ -4,13 +4,18 @@
  * revocation holds on the very next request. "Cannot know" (store unreachable) is a 503,
  * never a 401: a 401 would make an OAuth client discard a valid token.
  */
-import { type AuthnResult, authenticate as authenticateBearer } from "../../authn/authenticate.js";
+import {
+  type AuthnResult,
+  authenticate as authenticateBearer,
+  type BearerVerifiers,
+} from "../../authn/authenticate.js";
 import { missingCredential, storeUnavailable, unauthorized } from "../../core/errors.js";
 import { type CallState, deny, type Outcome, type Step } from "../callState.js";
 import type { StageDeps } from "../deps.js";
 
 export function authenticate(deps: StageDeps): Step {
-  const { keyring, oauth, log, anonymous } = deps;
+  const { keyring, log, anonymous } = deps;
+  const bearers = bearerVerifiers(deps);
   /** RFC 9728 §5.1 / MCP authorization: where to find the metadata, and what to ask for. */
   const challenge = (call: CallState): string =>
     deps.oauthEnabled
@@ -67,7 +72,7 @@ export function authenticate(deps: StageDeps): Step {
         call.headers,
         keyring,
         call.route?.anonymous ? anonymous : null,
-        oauth.verifier,
+        bearers,
         resourceOf(call.server),
       );
     } catch (err) {
@@ -84,5 +89,20 @@ export function authenticate(deps: StageDeps): Step {
       return storeDown(err);
     }
     return pending ? pending.then(() => verify(call), storeDown) : verify(call);
+  };
+}
+
+/** The pipeline's bearer verifiers, read per request (the OAuth one is set once the base URL is known). */
+export function bearerVerifiers(deps: Pick<StageDeps, "oauth" | "bearers">): BearerVerifiers {
+  return {
+    get oauth() {
+      return deps.oauth.verifier;
+    },
+    get task() {
+      return deps.bearers.task;
+    },
+    get jwtSvid() {
+      return deps.bearers.jwtSvid;
+    },
   };
 }
