@@ -6,8 +6,16 @@
  */
 
 import type { ClassifiedMessage, JsonObject } from "../classify/message.js";
-import type { Principal } from "../core/principal.js";
-import type { CompiledPolicy, PolicyDecision, PolicyInput, ResourceFacts, RiskTier } from "./policy/types.js";
+import type { Actor, Principal, TaskBinding } from "../core/principal.js";
+import type {
+  ActorFacts,
+  CompiledPolicy,
+  PolicyDecision,
+  PolicyInput,
+  ResourceFacts,
+  RiskTier,
+  TaskFacts,
+} from "./policy/types.js";
 
 /** What the gateway knows about a server's tools (annotations seen in tools/list, operator pins). */
 export interface ToolFactsSource {
@@ -31,6 +39,10 @@ const EMPTY: Readonly<Record<string, unknown>> = Object.freeze({});
 /** Methods that act on one named tool, prompt or resource. */
 const TARGET_KIND: Readonly<Record<string, ResourceFacts["kind"]>> = {
   "tools/call": "tool",
+  // Not an MCP method: the question the task service (src/tasks/) asks the policy for each tool
+  // a task would be granted ("may this owner mint a task that calls this tool?"), so rules
+  // can match its tier.
+  "tasks/mint": "tool",
   "prompts/get": "prompt",
   "resources/read": "resource",
   "resources/subscribe": "resource",
@@ -80,6 +92,36 @@ function secondsBetween(later: Date, earlier: Date): number {
   return Math.floor((later.getTime() - earlier.getTime()) / 1000);
 }
 
+function taskFacts(task: TaskBinding | undefined, now: Date): TaskFacts | null {
+  if (task === undefined) return null;
+  return {
+    id: task.id,
+    purpose: task.purpose,
+    remainingCalls: task.remainingCalls,
+    ageSeconds: Math.max(0, secondsBetween(now, task.createdAt)),
+  };
+}
+
+/** Principals are cached with their credential, so each actor chain is flattened once. */
+const ACTOR_FACTS = new WeakMap<Actor, ActorFacts>();
+
+/** RFC 8693 §4.1: the `act` chain, outermost (current) actor first. */
+export function actorChain(actor: Actor): string[] {
+  const chain: string[] = [];
+  for (let a: Actor | undefined = actor; a !== undefined && chain.length < 32; a = a.act) chain.push(a.sub);
+  return chain;
+}
+
+function actorFacts(actor: Actor | undefined): ActorFacts | null {
+  if (actor === undefined) return null;
+  let facts = ACTOR_FACTS.get(actor);
+  if (facts === undefined) {
+    facts = Object.freeze({ sub: actor.sub, chain: Object.freeze(actorChain(actor)) });
+    ACTOR_FACTS.set(actor, facts);
+  }
+  return facts;
+}
+
 export function policyInput(
   principal: Principal,
   method: string,
@@ -101,6 +143,8 @@ export function policyInput(
       credentialAgeSeconds: principal.issuedAt === null ? null : secondsBetween(ctx.now, principal.issuedAt),
       expiresInSeconds: principal.expiresAt === null ? null : secondsBetween(principal.expiresAt, ctx.now),
     },
+    task: taskFacts(principal.task, ctx.now),
+    actor: actorFacts(principal.actor),
     action: { method },
     resource,
     context: {

@@ -57,10 +57,17 @@ describe("portcullis policy (CLI)", () => {
       const out = await json(["policy", "check"]);
       assert.equal(out.ok, true);
       assert.match(out.version as string, /^[0-9a-f]{12}$/);
-      assert.equal(out.ruleCount, 8);
+      assert.equal(out.ruleCount, 14);
       assert.deepEqual(
         (out.files as string[]).map((f) => f.slice(DEFAULT_POLICY_PACK.length + 1)),
-        ["00-baseline.yaml", "10-read.yaml", "20-write.yaml", "30-destructive.yaml", "40-prod.yaml"],
+        [
+          "00-baseline.yaml",
+          "10-read.yaml",
+          "15-tasks.yaml",
+          "20-write.yaml",
+          "30-destructive.yaml",
+          "40-prod.yaml",
+        ],
       );
     });
 

@@ -12,7 +12,7 @@ export class PolicyInputError extends ConfigError {
   override name = "PolicyInputError";
 }
 
-export const AUTH_METHODS = ["api_key", "oauth", "anonymous"] as const;
+export const AUTH_METHODS = ["api_key", "oauth", "task", "anonymous"] as const;
 export const PRINCIPAL_KINDS = ["service", "user", "workload", "anonymous"] as const;
 export const TIERS = ["read", "write", "destructive"] as const;
 export const EFFECTS = ["allow", "deny", "review"] as const;
@@ -96,11 +96,25 @@ export const CaseContext = z
   })
   .prefault({});
 
+/** The task of a task token (method `task`); the variables `task.*`. */
+export const CaseTask = z.strictObject({
+  id: z.string().min(1).default("test-task"),
+  purpose: z.string().default(""),
+  /** null: no call budget. */
+  remainingCalls: z.number().int().min(0).nullable().default(null),
+  ageSeconds: z.number().int().min(0).default(0),
+});
+export type CaseTask = z.infer<typeof CaseTask>;
+
 export const Case = z.strictObject({
   name: z.string().min(1).optional(),
   /** The gateway's environment (context.environment), also the principal's. */
   environment: z.string().min(1).default("dev"),
   principal: CasePrincipal,
+  /** The task a task token is bound to (`task.*`); default none. */
+  task: CaseTask.nullable().default(null),
+  /** The RFC 8693 actor chain, outermost (current) actor first (`actor.*`); default none. */
+  actor: Names.default([]),
   request: CaseRequest,
   arguments: JsonObject.default({}),
   /** ISO 8601 with an offset, e.g. 2025-06-01T09:00:00Z; default: now. */
@@ -118,6 +132,7 @@ export const ALLOWED_KEYS: Readonly<Record<string, readonly string[]>> = {
   file: Object.keys(CasesFile.shape),
   case: Object.keys(Case.shape),
   principal: Object.keys(CasePrincipal.unwrap().shape),
+  task: Object.keys(CaseTask.shape),
   request: ["method", "server", "tool", "uri", "prompt", "tier", "openWorld", "annotations"],
   context: Object.keys(CaseContext.unwrap().shape),
 };

@@ -91,6 +91,8 @@ export function buildInput(c: Case, config: Config, now: Date, pinned?: PinnedTo
         credentialAgeSeconds: p.credentialAgeSeconds,
         expiresInSeconds: p.expiresInSeconds,
       },
+      task: c.task,
+      actor: c.actor.length === 0 ? null : { sub: c.actor[0] as string, chain: c.actor },
       action: { method: r.method },
       resource,
       context: {
