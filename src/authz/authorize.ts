@@ -6,6 +6,7 @@
  */
 
 import type { ClassifiedMessage, JsonObject } from "../classify/message.js";
+import { actorChain } from "../core/actor.js";
 import type { Actor, Principal, TaskBinding } from "../core/principal.js";
 import type {
   ActorFacts,
@@ -102,21 +103,14 @@ function taskFacts(task: TaskBinding | undefined, now: Date): TaskFacts | null {
   };
 }
 
-/** Principals are cached with their credential, so each actor chain is flattened once. */
+/** Principals are cached with their credential, so each actor is described once. */
 const ACTOR_FACTS = new WeakMap<Actor, ActorFacts>();
-
-/** RFC 8693 §4.1: the `act` chain, outermost (current) actor first. */
-export function actorChain(actor: Actor): string[] {
-  const chain: string[] = [];
-  for (let a: Actor | undefined = actor; a !== undefined && chain.length < 32; a = a.act) chain.push(a.sub);
-  return chain;
-}
 
 function actorFacts(actor: Actor | undefined): ActorFacts | null {
   if (actor === undefined) return null;
   let facts = ACTOR_FACTS.get(actor);
   if (facts === undefined) {
-    facts = Object.freeze({ sub: actor.sub, chain: Object.freeze(actorChain(actor)) });
+    facts = Object.freeze({ sub: actor.sub, chain: actorChain(actor) });
     ACTOR_FACTS.set(actor, facts);
   }
   return facts;

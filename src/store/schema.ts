@@ -56,6 +56,12 @@ export interface AuditLogTable {
   hash: string | null;
   /** Redacted arguments, JSON text, or null. */
   arguments: string | null;
+  /**
+   * Index (migration 013): the task the record is about, copied from `detail.task` when the
+   * row is written (src/store/rows.ts); not hashed itself, checked against the hashed detail
+   * by `audit verify`.
+   */
+  task_id: string | null;
 }
 
 /** One row per audit writer process (006); registry and anchor signatures from 008. */

@@ -246,7 +246,7 @@ describe("portcullis policy (CLI)", () => {
       assert.equal(decision.effect, "deny");
       assert.equal(decision.reason, "no rule allows this");
       const rules = out.rules as Trace[];
-      assert.equal(rules.length, 8);
+      assert.equal(rules.length, 14);
       const write = rules.find((t) => t.id === "write-tier-needs-user-oauth");
       assert.ok(write);
       assert.equal(write.matched, false);
@@ -319,7 +319,10 @@ describe("portcullis policy (CLI)", () => {
       assert.equal(resource.openWorld, true);
       assert.equal(resource.tierSource, "unknown");
       assert.equal((unknown.decision as Json).effect, "deny");
-      assert.deepEqual((unknown.decision as Json).ruleIds, ["prod-api-keys-read-only"]);
+      assert.deepEqual((unknown.decision as Json).ruleIds, [
+        "prod-api-keys-read-only",
+        "prod-no-bare-key-writes",
+      ]);
 
       const human = await runCli([...base, "--tool", "never_listed"]);
       assert.match(

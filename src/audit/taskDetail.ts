@@ -1,0 +1,50 @@
+/**
+ * How an audit record names a task and the actor acting for its owner: `detail.task` (the
+ * task id) and `detail.actor` (the RFC 8693 §4.1 `act` chain, outermost actor first). Both
+ * sit in `detail`, which the hash chain covers (./chain.ts), so they are as tamper-evident as
+ * the rest of the record; the `task_id` column (migration 013) is only an index derived from
+ * `detail.task` when the record is stored (src/store/rows.ts), and `portcullis audit verify`
+ * checks that the index still agrees with the hashed detail.
+ *
+ * Every record about a task carries `detail.task`: each request made with its token (built
+ * in ./requestRecord.ts from the Principal), its creation and its end, so one indexed lookup
+ * returns its whole history.
+ */
+import { actorChain } from "../core/actor.js";
+import type { Actor, Principal } from "../core/principal.js";
+
+/** The detail fields naming a task and its actor. */
+export interface TaskDetail {
+  task?: string;
+  actor?: readonly string[];
+}
+
+/** `detail.task` / `detail.actor` for a task id and actor. */
+export function taskDetail(taskId: string | null | undefined, actor: Actor | null | undefined): TaskDetail {
+  return {
+    ...(taskId === null || taskId === undefined ? {} : { task: taskId }),
+    ...(actor === null || actor === undefined ? {} : { actor: actorChain(actor) }),
+  };
+}
+
+/** A request record's detail, with the principal's task and actor when it has them. */
+export function withTaskDetail(
+  detail: Record<string, unknown> | null,
+  principal: Pick<Principal, "task" | "actor">,
+): Record<string, unknown> | null {
+  if (principal.task === undefined && principal.actor === undefined) return detail;
+  return { ...detail, ...taskDetail(principal.task?.id, principal.actor) };
+}
+
+/** The task and actor a stored record names (for display), or nulls. */
+export function recordTask(detail: Record<string, unknown> | null): {
+  taskId: string | null;
+  actor: string[] | null;
+} {
+  const task = detail?.task;
+  const actor = detail?.actor;
+  return {
+    taskId: typeof task === "string" ? task : null,
+    actor: Array.isArray(actor) && actor.every((a) => typeof a === "string") ? (actor as string[]) : null,
+  };
+}
