@@ -10,7 +10,7 @@
  * in ./requestRecord.ts from the Principal), its creation and its end, so one indexed lookup
  * returns its whole history.
  */
-import { actorChain } from "../core/actor.js";
+import { actorChain, MAX_ACTOR_CHAIN } from "../core/actor.js";
 import type { Actor, Principal } from "../core/principal.js";
 
 /** The detail fields naming a task and its actor. */
@@ -36,15 +36,27 @@ export function withTaskDetail(
   return { ...detail, ...taskDetail(principal.task?.id, principal.actor) };
 }
 
-/** The task and actor a stored record names (for display), or nulls. */
+/**
+ * The task and actor a stored record names (for display), or nulls. The actor is read as a
+ * chain of subjects (request records) or as an RFC 8693 actor object, as a task's creation
+ * record keeps it (`{ sub, act: { sub } }`).
+ */
 export function recordTask(detail: Record<string, unknown> | null): {
   taskId: string | null;
   actor: string[] | null;
 } {
   const task = detail?.task;
-  const actor = detail?.actor;
-  return {
-    taskId: typeof task === "string" ? task : null,
-    actor: Array.isArray(actor) && actor.every((a) => typeof a === "string") ? (actor as string[]) : null,
-  };
+  return { taskId: typeof task === "string" ? task : null, actor: actorOf(detail?.actor) };
+}
+
+function actorOf(actor: unknown): string[] | null {
+  if (Array.isArray(actor)) return actor.every((a) => typeof a === "string") ? (actor as string[]) : null;
+  const chain: string[] = [];
+  for (let a: unknown = actor; a !== null && typeof a === "object" && chain.length < MAX_ACTOR_CHAIN; ) {
+    const { sub, act } = a as { sub?: unknown; act?: unknown };
+    if (typeof sub !== "string") break;
+    chain.push(sub);
+    a = act;
+  }
+  return chain.length === 0 ? null : chain;
 }
