@@ -63,12 +63,7 @@ async function parseGrants(value: string, servers: readonly string[]): Promise<s
 
 /** What `list`, `show` and `end` print about a task: never its token. */
 function taskView(t: Task, now = Date.now()): Record<string, unknown> {
-  const status =
-    t.endedAt !== null
-      ? `ended (${t.endReason ?? "ended"})`
-      : t.expiresAt.getTime() <= now
-        ? "expired"
-        : "live";
+  const status = t.endedAt !== null ? "ended" : t.expiresAt.getTime() <= now ? "expired" : "live";
   return {
     id: t.id,
     status,
