@@ -12,7 +12,7 @@
  * exist).
  */
 import type { Command } from "commander";
-import { type ResolvedOwner, resolveTaskOwner } from "../admin/taskOwner.js";
+import type { ResolvedOwner } from "../admin/taskOwner.js";
 import { actorChain } from "../core/actor.js";
 import { validateScopePattern } from "../core/scope.js";
 import type { Store } from "../store/types.js";
@@ -120,46 +120,27 @@ export function registerTaskCommands(program: Command, deps: CliDeps): void {
   ): Promise<T> =>
     deps.withStore(opts, async (store, loaded) => {
       const config = loaded.config;
-      const [
-        { gatewayBaseUrl },
-        { serverSecret },
-        { loadPolicyFiles },
-        { configuredPolicyPaths },
-        { ToolCatalogue },
-        { TaskService },
-      ] = await Promise.all([
+      const [{ gatewayBaseUrl }, { serverSecret }, { openTaskService }] = await Promise.all([
         import("./clients.js"),
         import("../authn/serverSecret.js"),
-        import("../authz/policy/compile.js"),
-        import("../authz/policy/defaultPack.js"),
-        import("../authz/toolCatalogue.js"),
-        import("../tasks/service.js"),
+        import("../tasks/standalone.js"),
       ]);
       const issuer = gatewayBaseUrl(config) ?? (mints ? null : "<gateway URL>");
       if (issuer === null)
         return usage(
           "task tokens name the gateway's public URL, which this config leaves to the port chosen at start (listen.port: 0): set publicUrl (or a fixed listen.port) in the config",
         );
-      const policy = loadPolicyFiles(configuredPolicyPaths(config.policy.paths, loaded.source));
-      const catalogue = await ToolCatalogue.open(store, {
-        onChange: config.pinning.onChange,
-        operatorTiers: Object.fromEntries(Object.entries(config.servers).map(([name, s]) => [name, s.tools])),
+      const operator = operatorPrincipal();
+      const tasks = await openTaskService(store, loaded, {
+        secret: serverSecret(config, { create: true }),
+        issuer,
+        // The service's own records, on the operator CLI's chain, naming who ran the command.
+        record: (r) => recordManagement(store, config, [{ ...r, detail: { ...r.detail, operator } }]),
       });
       try {
-        const operator = operatorPrincipal();
-        const service = await TaskService.open(store, serverSecret(config, { create: true }), {
-          config: config.tasks,
-          environment: config.environment,
-          issuer,
-          servers: Object.keys(config.servers),
-          policy: () => policy,
-          tools: catalogue,
-          // The service's own records, on the operator CLI's chain, naming who ran the command.
-          record: (r) => recordManagement(store, config, [{ ...r, detail: { ...r.detail, operator } }]),
-        });
-        return await fn({ store, service, issuer, config });
+        return await fn({ store, service: tasks.service, issuer, config });
       } finally {
-        await catalogue.close();
+        await tasks.close();
       }
     });
 
@@ -192,6 +173,7 @@ export function registerTaskCommands(program: Command, deps: CliDeps): void {
       if (actor === "") return usage("--actor: name the agent or workload (e.g. agent-7)");
       await withTasks(opts, true, async ({ store, service, issuer, config }) => {
         const grants = await parseGrants(opts.servers, Object.keys(config.servers));
+        const { resolveTaskOwner } = await import("../admin/taskOwner.js");
         const resolved = await resolveTaskOwner(store, config, issuer, opts.owner);
         if (!resolved.ok) {
           // The owner's credential is dead: a refusal like the service's own, recorded.
