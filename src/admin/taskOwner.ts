@@ -64,7 +64,16 @@ export function isSpiffeId(value: string): boolean {
   );
 }
 
-function userPrincipal(user: LocalUser, issuer: string, config: Config): Principal {
+/**
+ * A person or workload named here presents no credential of their own: the operator vouches
+ * for them, for at most one task's longest lifetime (so policies that refuse credentials
+ * without expiry, and the task's own bound, hold).
+ */
+function vouchedUntil(config: Config, now: Date): Date {
+  return new Date(now.getTime() + config.tasks.maxTtlSeconds * 1000);
+}
+
+function userPrincipal(user: LocalUser, issuer: string, config: Config, now: Date): Principal {
   return {
     id: `oauth:${issuer}#${user.id}`,
     kind: "user",
@@ -75,8 +84,8 @@ function userPrincipal(user: LocalUser, issuer: string, config: Config): Princip
     scopes: ALL_SERVERS,
     oauthScopes: NO_SCOPES,
     groups: user.groups,
-    issuedAt: new Date(),
-    expiresAt: null,
+    issuedAt: now,
+    expiresAt: vouchedUntil(config, now),
   };
 }
 
@@ -104,7 +113,7 @@ export async function resolveTaskOwner(
     if (found === undefined) return undefined;
     if (found.disabledAt !== null)
       return { ok: false as const, reason: `user ${found.username} is disabled` };
-    return { ok: true as const, principal: userPrincipal(found, issuer, config) };
+    return { ok: true as const, principal: userPrincipal(found, issuer, config, now) };
   };
   const client = async (clientId: string): Promise<ResolvedOwner | DeadOwner | undefined> => {
     const c = await findClient(store, clientId);
@@ -183,7 +192,7 @@ export async function resolveTaskOwner(
         oauthScopes: null,
         groups: [],
         issuedAt: now,
-        expiresAt: null,
+        expiresAt: vouchedUntil(config, now),
       },
     };
   }

@@ -61,6 +61,7 @@ describe("portcullis tasks (CLI)", () => {
         environment: "dev",
         listen: { port: await freePort() },
         policy: { paths: [DEFAULT_POLICY_PACK] },
+        oauth: { mode: "builtin" },
         servers: { demo },
       },
     });
@@ -239,7 +240,8 @@ describe("portcullis tasks (CLI)", () => {
     const owners: [string, RegExp][] = [
       ["key:NoSuchKey000", /--owner key:NoSuchKey000: no API key with id NoSuchKey000/],
       ["alice", /--owner 'alice': name the owner as key:<key id>, user:<username>/],
-      ["user:alice", /built-in authorization server/],
+      ["user:nobody", /--owner user:nobody: no user named nobody/],
+      ["client:nobody", /--owner client:nobody: no machine client nobody/],
       ["spiffe://Example.org/x?y", /not a SPIFFE ID/],
     ];
     for (const [owner, message] of owners) {
@@ -253,6 +255,23 @@ describe("portcullis tasks (CLI)", () => {
     const unknown = await cli(["tasks", "show", "tsk_nope"]);
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /no task with id tsk_nope/);
+  });
+
+  it("a person named user:<username> owns a task as their OAuth principal, read-tier only when an operator mints it", async () => {
+    await gw.cli(["users", "add", "alice", "--groups", "staff"]);
+    const r = await start("user:alice", "demo:get_time", ["--actor", "agent-7"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok((r.out.owner as string).startsWith(`oauth:${gw.url}#`), String(r.out.owner));
+    const ok = await call(r.out.token as string, "tools/call", { name: "get_time", arguments: {} });
+    assert.equal(ok.status, 200, ok.text);
+    assert.equal(ok.json.error, undefined, ok.text);
+    const write = await start("user:alice", "demo:add_note");
+    assert.equal(write.code, 1, "the person granted no writing scope here");
+    assert.equal(write.out.error, "access_denied");
+    await gw.cli(["users", "disable", "alice"]);
+    const disabled = await start("user:alice", "demo:get_time");
+    assert.equal(disabled.code, 1);
+    assert.match(disabled.out.reason as string, /alice is disabled/);
   });
 
   it("a workload named by its SPIFFE ID owns a read-tier task", async () => {
