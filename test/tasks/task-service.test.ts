@@ -215,6 +215,17 @@ describe("tasks runtime (SQLite)", () => {
     assert.equal(ended.endReason, "owner_revoked");
   });
 
+  it("an owner key this replica has not heard of yet is refused, and the task is not ended for it", async () => {
+    const owner = await h.owner(["demo"]);
+    const minted = await h.tasks.service.mint(owner, { purpose: "p", grants: ["demo"] }, "cli");
+    assert.ok(minted.ok);
+    // No keyring refresh: the keyring has not loaded the new key yet.
+    const early = await h.tasks.verifier.verify(minted.token, DEMO);
+    assert.ok(!early.ok && early.reason.includes("unknown"), JSON.stringify(early));
+    assert.ok((await verify(h, minted.token, DEMO)).ok, "accepted once the keyring knows the key");
+    assert.equal((await h.store.getTask(minted.task.id))?.endedAt, null);
+  });
+
   it("a forged token (another key) and an altered act are refused", async () => {
     const owner = await h.owner(["demo"]);
     const minted = await h.tasks.service.mint(
