@@ -153,10 +153,13 @@ export class TaskTokenVerifier implements AccessTokenVerifier {
         credentialId,
       };
     }
-    const owner =
-      task.owner.method === "task"
-        ? this.parentStatus(task)
-        : ownerStatus(this.opts.ownerChecks, task.owner, now);
+    const oauthDeath = this.opts.live.ownerDeath(task.id);
+    const owner: OwnerStatus =
+      oauthDeath !== undefined
+        ? { ok: false, reason: oauthDeath, final: true }
+        : task.owner.method === "task"
+          ? this.parentStatus(task)
+          : ownerStatus(this.opts.ownerChecks, task.owner, now);
     if (!owner.ok) {
       if (owner.final === true) this.opts.onOwnerDead?.(task.id, owner.reason);
       return { ok: false, reason: `task ${task.id}: ${owner.reason}`, credentialId };
