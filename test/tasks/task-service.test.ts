@@ -16,6 +16,9 @@ import { Keyring } from "../../src/authn/keyring.js";
 import { compilePolicy } from "../../src/authz/policy/compile.js";
 import { Config } from "../../src/config/schema.js";
 import type { Principal } from "../../src/core/principal.js";
+import { compileScopes } from "../../src/core/scope.js";
+import { createMachineClient, revokeMachineClient } from "../../src/oauth/machineClients.js";
+import { artefactKeys, lookupHash } from "../../src/oauth/storedArtefacts.js";
 import { openStore } from "../../src/store/open.js";
 import type { AuditRecord, Store } from "../../src/store/types.js";
 import { keyOwnerPrincipal } from "../../src/tasks/owners.js";
@@ -46,6 +49,8 @@ const POLICY = compilePolicy([
   },
 ]);
 
+const secret = randomBytes(32);
+
 interface Harness {
   store: Store;
   tasks: TaskRuntime;
@@ -57,7 +62,6 @@ interface Harness {
 
 async function harness(spec: string): Promise<Harness> {
   const store = await openStore(spec);
-  const secret = randomBytes(32);
   const config = Config.parse({ servers: {} });
   const keyring = new Keyring(store, secret, "dev");
   await keyring.start();
@@ -72,6 +76,7 @@ async function harness(spec: string): Promise<Harness> {
     policy: () => POLICY,
     tools: { facts: () => ({ tier: "read", openWorld: false, annotations: {} }) },
     keyring,
+    builtinOAuth: true,
     record: (r) => {
       records.push(r);
     },
@@ -213,6 +218,94 @@ describe("tasks runtime (SQLite)", () => {
       return t?.endedAt ? t : undefined;
     });
     assert.equal(ended.endReason, "owner_revoked");
+  });
+
+  it("an owner key this replica has not heard of yet is refused, and the task is not ended for it", async () => {
+    const owner = await h.owner(["demo"]);
+    const minted = await h.tasks.service.mint(owner, { purpose: "p", grants: ["demo"] }, "cli");
+    assert.ok(minted.ok);
+    // No keyring refresh: the keyring has not loaded the new key yet.
+    const early = await h.tasks.verifier.verify(minted.token, DEMO);
+    assert.ok(!early.ok && early.reason.includes("unknown"), JSON.stringify(early));
+    assert.ok((await verify(h, minted.token, DEMO)).ok, "accepted once the keyring knows the key");
+    assert.equal((await h.store.getTask(minted.task.id))?.endedAt, null);
+  });
+
+  const oauthOwner = (sub: string, kind: "user" | "service"): Principal => ({
+    id: `oauth:${ISSUER}#${sub}`,
+    kind,
+    method: "oauth",
+    name: sub,
+    environment: "dev",
+    credentialId: randomBytes(8).toString("hex"),
+    scopes: compileScopes(["*"]),
+    oauthScopes: new Set(["mcp"]),
+    groups: [],
+    issuedAt: new Date(),
+    expiresAt: new Date(Date.now() + 300_000),
+  });
+
+  it("a person's task is refused once the grant it was minted from is revoked (user disabled, RFC 7009)", async () => {
+    const grantId = randomBytes(12).toString("base64url");
+    const storedId = lookupHash(artefactKeys(secret), grantId);
+    await h.store
+      .oauthDatabase()
+      .insertInto("oauth_payloads")
+      .values({
+        model: "Grant",
+        id: storedId,
+        payload: "{}",
+        grant_id: null,
+        uid: null,
+        user_code: null,
+        expires_at: Date.now() + 3_600_000,
+        consumed_at: null,
+      })
+      .execute();
+    const minted = await h.tasks.service.mint(
+      oauthOwner("alice", "user"),
+      { purpose: "p", grants: ["demo"], ownerGrantId: grantId },
+      "token_exchange",
+    );
+    assert.ok(minted.ok, JSON.stringify(minted));
+    assert.ok((await verify(h, minted.token, DEMO)).ok);
+    // Revocation as the authorization server does it: the grant's row goes, announced.
+    await h.store.mutateCredentials(async (trx) => {
+      await trx
+        .deleteFrom("oauth_payloads")
+        .where("model", "=", "Grant")
+        .where("id", "=", storedId)
+        .execute();
+      return true;
+    });
+    const r = await verify(h, minted.token, DEMO);
+    assert.ok(!r.ok && r.reason.includes("grant"), JSON.stringify(r));
+    const ended = await waitFor(
+      "the task to end",
+      async () => (await h.store.getTask(minted.task.id))?.endReason,
+    );
+    assert.equal(ended, "owner_revoked");
+  });
+
+  it("a machine client's task is refused once the client is revoked", async () => {
+    const created = await createMachineClient(h.store, randomBytes(32), {
+      name: "ci",
+      authMethod: "client_secret_basic",
+      servers: ["demo"],
+      scopes: [],
+      expiresAt: new Date(Date.now() + 86_400_000),
+    });
+    const clientId = created.client.clientId;
+    const minted = await h.tasks.service.mint(
+      oauthOwner(clientId, "service"),
+      { purpose: "p", grants: ["demo"], clientId },
+      "token_exchange",
+    );
+    assert.ok(minted.ok, JSON.stringify(minted));
+    assert.ok((await verify(h, minted.token, DEMO)).ok);
+    assert.equal(await revokeMachineClient(h.store, clientId), true);
+    const r = await verify(h, minted.token, DEMO);
+    assert.ok(!r.ok && r.reason.includes("machine client"), JSON.stringify(r));
   });
 
   it("a forged token (another key) and an altered act are refused", async () => {
