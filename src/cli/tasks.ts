@@ -12,10 +12,11 @@
  * exist).
  */
 import type { Command } from "commander";
-import type { ResolvedOwner } from "../admin/taskOwner.js";
+import type { Config } from "../config/schema.js";
 import { actorChain } from "../core/actor.js";
 import { validateScopePattern } from "../core/scope.js";
 import type { Store } from "../store/types.js";
+import type { TaskService } from "../tasks/service.js";
 import type { Task } from "../tasks/types.js";
 import { managementRecord, operatorPrincipal, recordManagement } from "./auditTrail.js";
 import type { CliDeps } from "./commandDeps.js";
@@ -111,12 +112,7 @@ export function registerTaskCommands(program: Command, deps: CliDeps): void {
     opts: Parameters<CliDeps["withStore"]>[0],
     /** Minting needs the gateway's public URL (the tokens' issuer and audiences); ending does not. */
     mints: boolean,
-    fn: (ctx: {
-      store: Store;
-      service: import("../tasks/service.js").TaskService;
-      issuer: string;
-      config: import("../config/schema.js").Config;
-    }) => Promise<T>,
+    fn: (ctx: { store: Store; service: TaskService; issuer: string; config: Config }) => Promise<T>,
   ): Promise<T> =>
     deps.withStore(opts, async (store, loaded) => {
       const config = loaded.config;
@@ -191,7 +187,7 @@ export function registerTaskCommands(program: Command, deps: CliDeps): void {
           refuse(opts.json, refusal);
           return;
         }
-        const owner = (resolved as ResolvedOwner).principal;
+        const owner = resolved.principal;
         const result = await service.mint(
           owner,
           {
