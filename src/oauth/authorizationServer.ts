@@ -48,6 +48,7 @@ import { SigningKeyRotation } from "./signingKeyRotation.js";
 import { loadSigningKeys, type SigningKey } from "./signingKeys.js";
 import { artefactKeys } from "./storedArtefacts.js";
 import { reportStoreOutage } from "./storeOutage.js";
+import { exchangeResources, registerTokenExchange, type TaskExchangeServices } from "./tokenExchange.js";
 import { reportUnauthorizedClient } from "./unauthorizedClient.js";
 
 export {
@@ -69,6 +70,8 @@ export interface AuthorizationServer {
    * the grant's (or machine client's) revocation is checked on every call, so a cached token never outlives it.
    */
   verifyAccessToken(token: string, resource: string): TokenCheck | Promise<TokenCheck>;
+  /** Enables RFC 8693 token exchange for task tokens (./tokenExchange.ts) once the task service runs. */
+  useTasks(services: TaskExchangeServices): void;
   close(): Promise<void>;
 }
 
@@ -134,9 +137,19 @@ export async function createAuthorizationServer(
     });
     built.on("server_error", (_ctx, error) => log.error({ err: error }, "authorization server error"));
     auditClientCredentials(built, issuer, environment, (record) => opts.audit.record(record));
+    registerTokenExchange(built, {
+      issuer,
+      environment,
+      resources: exchangeResources(opts.resources),
+      oauthTokens: tokens,
+      audit: (record) => opts.audit.record(record),
+      services: () => taskServices,
+    });
     return built;
   };
 
+  /** The task service, once bound (useTasks): token exchange is refused until then. */
+  let taskServices: TaskExchangeServices | null = null;
   /** Set by the store's change feed: some credential changed somewhere (grant revoked, keys rotated). */
   let credentialsChanged = false;
   const machineClients = new MachineClientRoster(opts.store, db, () => {
@@ -230,6 +243,9 @@ export async function createAuthorizationServer(
     handle,
     tokenVerifier: tokens,
     verifyAccessToken: (token, resource) => tokens.verify(token, resource),
+    useTasks(services) {
+      taskServices = services;
+    },
     async close(): Promise<void> {
       clearInterval(purgeTimer);
       keyRotation.close();

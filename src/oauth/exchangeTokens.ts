@@ -1,0 +1,118 @@
+/**
+ * RFC 8693 §2.1 — the `subject_token` and `actor_token` of a token exchange, verified into the
+ * Principal they stand for. Accepted (token type URIs, RFC 8693 §3):
+ * - `urn:ietf:params:oauth:token-type:access_token`: an access token of this authorization
+ *   server (a person's, or a machine client's; verified by ./builtinTokenVerifier.ts: signature,
+ *   expiry, grant or client revocation, and an audience that is one of this gateway's MCP
+ *   endpoints), a task token (src/tasks/, re-delegation), or a Portcullis API key (verified
+ *   through the keyring; `urn:portcullis:params:oauth:token-type:api_key` names it explicitly);
+ * - `urn:ietf:params:oauth:token-type:jwt`: a SPIFFE JWT-SVID (its verifier, when trust domains
+ *   are configured).
+ * Anything else, or a token that fails its verifier, is refused; RFC 8693 §2.2.2 makes that
+ * `invalid_request`. The precise reason goes to the audit record only.
+ */
+import { bearerKind } from "../authn/bearerKind.js";
+import type { KeyCheck } from "../authn/keyring.js";
+import type { AccessTokenVerifier, TokenCheck } from "../authn/oauthToken.js";
+import type { Principal } from "../core/principal.js";
+
+/** RFC 8693 §2.1 grant type. */
+export const TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange";
+export const TOKEN_TYPE_ACCESS_TOKEN = "urn:ietf:params:oauth:token-type:access_token";
+export const TOKEN_TYPE_JWT = "urn:ietf:params:oauth:token-type:jwt";
+export const TOKEN_TYPE_API_KEY = "urn:portcullis:params:oauth:token-type:api_key";
+
+/** The verifiers an exchanged token may be judged by; null where the method is not configured. */
+export interface ExchangeTokenVerifiers {
+  /** This authorization server's access tokens. */
+  oauth: AccessTokenVerifier;
+  apiKeys: { verify(key: string): KeyCheck };
+  /** Task tokens (src/tasks/); null until the task service is bound. */
+  task: AccessTokenVerifier | null;
+  /** SPIFFE JWT-SVIDs (src/authn/spiffe/); null when no trust domain is configured. */
+  jwtSvid: AccessTokenVerifier | null;
+}
+
+export type VerifiedToken =
+  | {
+      ok: true;
+      principal: Principal;
+      /** The MCP endpoint the token was issued for; null for an API key (no audience). */
+      audience: string | null;
+    }
+  | {
+      ok: false;
+      reason: string;
+      credentialId: string | null;
+      /** The token could not be judged (store unreachable): 503, never a refusal. */
+      unavailable?: true;
+    };
+
+/** The unverified `aud` values of a JWT (only to pick which audience to verify it for). */
+function claimedAudiences(token: string): string[] {
+  const part = token.split(".")[1];
+  if (part === undefined) return [];
+  try {
+    const claims: unknown = JSON.parse(Buffer.from(part, "base64url").toString("utf8"));
+    if (typeof claims !== "object" || claims === null) return [];
+    const aud = (claims as { aud?: unknown }).aud;
+    if (typeof aud === "string") return [aud];
+    return Array.isArray(aud) ? aud.filter((a): a is string => typeof a === "string") : [];
+  } catch {
+    return [];
+  }
+}
+
+function fromCheck(check: TokenCheck, audience: string): VerifiedToken {
+  if (check.ok) return { ok: true, principal: check.principal, audience };
+  return {
+    ok: false,
+    reason: check.reason,
+    credentialId: check.credentialId,
+    ...(check.unavailable ? { unavailable: true } : {}),
+  };
+}
+
+/**
+ * Verifies one exchanged token. A JWT is verified for the audience it claims, which must be
+ * one of `resources` (the verifier then checks that claim with the signature); `preferred`
+ * (the requested resource) is tried first when the token names several.
+ */
+export async function verifyExchangeToken(
+  token: string,
+  tokenType: unknown,
+  verifiers: ExchangeTokenVerifiers,
+  resources: ReadonlySet<string>,
+  preferred: string,
+): Promise<VerifiedToken> {
+  const refuse = (reason: string): VerifiedToken => ({ ok: false, reason, credentialId: null });
+  if (token.length === 0 || token.length > 8192) return refuse("token is empty or too long");
+  const kind = bearerKind(token);
+  if (tokenType === TOKEN_TYPE_API_KEY || (tokenType === TOKEN_TYPE_ACCESS_TOKEN && kind === "api_key")) {
+    if (kind !== "api_key") return refuse("token is not a Portcullis API key");
+    const check = verifiers.apiKeys.verify(token);
+    if (check.ok) return { ok: true, principal: check.principal, audience: null };
+    return {
+      ok: false,
+      reason: `API key refused: ${check.reason}`,
+      credentialId: check.credentialId,
+      ...(check.unavailable ? { unavailable: true } : {}),
+    };
+  }
+  let verifier: AccessTokenVerifier | null;
+  if (tokenType === TOKEN_TYPE_ACCESS_TOKEN) {
+    if (kind === "jwt_svid") return refuse(`a JWT-SVID must be sent as ${TOKEN_TYPE_JWT}`);
+    verifier = kind === "task" ? verifiers.task : verifiers.oauth;
+    if (verifier === null) return refuse("task tokens are not accepted here (no task service)");
+  } else if (tokenType === TOKEN_TYPE_JWT) {
+    if (kind !== "jwt_svid") return refuse(`only JWT-SVIDs are accepted as ${TOKEN_TYPE_JWT}`);
+    verifier = verifiers.jwtSvid;
+    if (verifier === null) return refuse("JWT-SVIDs are not accepted: no SPIFFE trust domain is configured");
+  } else {
+    return refuse(`unsupported token type ${String(tokenType).slice(0, 100)}`);
+  }
+  const claimed = claimedAudiences(token).filter((a) => resources.has(a));
+  const audience = claimed.includes(preferred) ? preferred : claimed[0];
+  if (audience === undefined) return refuse("token audience is not one of this gateway's MCP endpoints");
+  return fromCheck(await verifier.verify(token, audience), audience);
+}
