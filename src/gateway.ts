@@ -40,6 +40,7 @@ import { ReviewGate } from "./review/gate.js";
 import { registerReviewLinkRoutes } from "./review/linkPages.js";
 import { openStoreWhenReachable, storeDisplayName } from "./store/open.js";
 import type { Store } from "./store/types.js";
+import { startTasks } from "./tasks/runtime.js";
 import { createMetrics } from "./telemetry/metrics.js";
 import { storeOutageReporting } from "./telemetry/storeOutage.js";
 import { UpstreamHealth } from "./telemetry/upstreamHealth.js";
@@ -154,6 +155,24 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
     review.start();
     lifetime.add("review", review);
 
+    // Tasks: task tokens are verified here whatever the OAuth mode; the built-in authorization
+    // server mints them by token exchange (src/tasks/runtime.ts).
+    const tasks = lifetime.add(
+      "tasks",
+      await startTasks({
+        store,
+        secret,
+        config: config.tasks,
+        environment,
+        issuer: url,
+        servers: [...routes.keys()],
+        policy: () => policy.current(),
+        tools: catalogue,
+        keyring,
+        record,
+      }),
+    );
+
     // OAuth, complete before the listener is built: nothing in it changes once requests are served.
     const authorizationServer =
       config.oauth?.mode === "builtin"
@@ -168,6 +187,7 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
               audit,
               consoleClient: withConsole ? consoleClient(secret, url) : null,
               log,
+              tasks: tasks.service,
             }),
           )
         : null;
@@ -197,6 +217,8 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
       ready: () => ready,
       review,
       health,
+      bearers: { task: tasks.verifier, jwtSvid: null },
+      tasks: tasks.calls,
     });
     // ---- end of buildApp's deps ----
     registerReviewLinkRoutes(app, review);

@@ -373,8 +373,27 @@ export const Config = z.strictObject({
       sessionMinutes: z.number().int().min(1).max(720).default(30),
     })
     .prefault({}),
+  /**
+   * Tasks (docs/tasks.md): credentials that exist for one piece of work. A task lives
+   * `defaultTtlSeconds` unless asked otherwise, never more than `maxTtlSeconds` (never
+   * unbounded); a call budget, when asked for, is at most `maxBudget`; a purpose at most
+   * `maxPurposeLength` characters.
+   */
+  tasks: z
+    .strictObject({
+      defaultTtlSeconds: z.number().int().min(30).max(86_400).default(900),
+      maxTtlSeconds: z.number().int().min(30).max(86_400).default(3600),
+      maxBudget: z.number().int().positive().max(1_000_000).default(10_000),
+      maxPurposeLength: z.number().int().min(16).max(4096).default(500),
+    })
+    .refine((t) => t.defaultTtlSeconds <= t.maxTtlSeconds, {
+      message: "defaultTtlSeconds must not exceed maxTtlSeconds",
+      path: ["defaultTtlSeconds"],
+    })
+    .prefault({}),
   /** OAuth for MCP clients: the built-in authorization server or an external one. Absent: API keys only. */
   oauth: z.discriminatedUnion("mode", [BuiltinOAuth, ExternalOAuth]).optional(),
   servers: z.record(ServerName, UpstreamServer).default({}),
 });
 export type Config = z.infer<typeof Config>;
+export type TasksConfig = Config["tasks"];

@@ -41,6 +41,8 @@ export interface AppDeps {
   health?: UpstreamHealth;
   /** Task-token and JWT-SVID verifiers (none by default). */
   bearers?: PipelineDeps["bearers"];
+  /** Charges task tokens' call budgets (src/tasks/runtime.ts). */
+  tasks?: PipelineDeps["tasks"];
 }
 
 type McpRequest = FastifyRequest<{ Params: { server: string } }>;
@@ -63,6 +65,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     log,
     oauth,
     bearers: deps.bearers ?? { task: null, jwtSvid: null },
+    tasks: deps.tasks ?? null,
     oauthEnabled: config.oauth !== undefined,
     baseUrl: deps.baseUrl,
     hostCheck: hostGuard(config),

@@ -8,6 +8,7 @@
 import type { Logger } from "pino";
 import type { RateLimitCounters } from "../store/rateLimitCounters.js";
 import type { Store } from "../store/types.js";
+import type { TaskEnder, TaskMinter } from "../tasks/types.js";
 import type { AbuseLimitSettings } from "./abuseLimits.js";
 import type { ResourceAccess } from "./consentSummary.js";
 import { UPSTREAM_CALLBACK_PATH } from "./federatedSignIn.js";
@@ -51,6 +52,11 @@ export interface AuthorizationServerOptions {
   consoleClient?: FirstPartyClient;
   /** Bounds on self-registered clients (RFC 7591 §5). Default: DEFAULT_REGISTRATION_LIMITS. */
   registration?: RegistrationLimits;
+  /**
+   * Tasks (src/tasks/service.ts): what an RFC 8693 token exchange mints a task token with, and
+   * what ends a task when its token is revoked (RFC 7009). Absent: no task tokens here.
+   */
+  tasks?: TaskMinter & TaskEnder;
 }
 
 /**

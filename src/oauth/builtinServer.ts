@@ -10,6 +10,7 @@ import { ConfigError, readSecret } from "../config/load.js";
 import type { BuiltinOAuthConfig } from "../config/schema.js";
 import { rateLimitCounters } from "../store/rateLimitCounters.js";
 import type { Store } from "../store/types.js";
+import type { TaskEnder, TaskMinter } from "../tasks/types.js";
 import {
   type AuthorizationServer,
   AuthorizationServerConfigError,
@@ -60,6 +61,8 @@ export interface BuiltinServerDeps {
   /** The admin console's client, when the console runs. */
   consoleClient: FirstPartyClient | null;
   log: Logger;
+  /** Tasks, for the token exchange grant and the revocation of task tokens (src/tasks/service.ts). */
+  tasks?: TaskMinter & TaskEnder;
 }
 
 export async function startBuiltinAuthorizationServer(
@@ -90,6 +93,7 @@ export async function startBuiltinAuthorizationServer(
       },
       ...(oauth.login === undefined ? {} : { login: loginOptions(oauth.login) }),
       ...(deps.consoleClient === null ? {} : { consoleClient: deps.consoleClient }),
+      ...(deps.tasks === undefined ? {} : { tasks: deps.tasks }),
       log: deps.log,
     });
   } catch (err) {

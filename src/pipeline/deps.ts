@@ -15,6 +15,7 @@ import type { ListedTools } from "../classify/listedTools.js";
 import type { Principal } from "../core/principal.js";
 import type { ServerRoute } from "../forward/routes.js";
 import type { ReviewGate } from "../review/gate.js";
+import type { TaskCalls } from "../tasks/runtime.js";
 import type { Metrics } from "../telemetry/metrics.js";
 import type { CallerLimits } from "./callerLimits.js";
 
@@ -53,6 +54,8 @@ export interface PipelineDeps {
    * (src/authn/spiffe/); null where not configured. Read per request, like `oauth`.
    */
   bearers: { task: AccessTokenVerifier | null; jwtSvid: AccessTokenVerifier | null };
+  /** Charges task tokens' call budgets (src/tasks/runtime.ts); absent: a budgeted task's calls are refused. */
+  tasks?: TaskCalls | null;
   /** Whether OAuth is configured: 401s then carry the RFC 9728 challenge parameters. */
   oauthEnabled: boolean;
   baseUrl(): string;

@@ -225,6 +225,32 @@ export interface OAuthMachineClientsTable {
   created_by_name: string | null;
 }
 
+/** Tasks: units of agent work their task tokens are bound to (011, src/tasks/). */
+export interface TasksTable {
+  id: string;
+  owner_id: string;
+  owner_kind: string;
+  owner_method: string;
+  owner_name: string;
+  owner_credential_id: string | null;
+  /** The built-in authorization server's grant of an OAuth owner, whose revocation ends the task's use. */
+  owner_grant_id: string | null;
+  /** RFC 8693 actor (nested for delegation chains), JSON text, or null. */
+  actor_json: string | null;
+  purpose: string;
+  /** JSON array of `server` / `server:tool` grants. */
+  grants_json: string;
+  environment: string;
+  created_at: number;
+  expires_at: number;
+  budget: number | null;
+  calls_used: Generated<number>;
+  ended_at: number | null;
+  end_reason: string | null;
+  ended_by: string | null;
+  client_id: string | null;
+}
+
 /** Every table Kysely queries, by name. */
 export interface Schema {
   api_keys: ApiKeysTable;
@@ -236,6 +262,7 @@ export interface Schema {
   revisions: RevisionsTable;
   tool_pins: ToolPinsTable;
   approvals: ApprovalsTable;
+  tasks: TasksTable;
   oauth_payloads: OAuthPayloadsTable;
   oauth_signing_keys: OAuthSigningKeysTable;
   oauth_users: OAuthUsersTable;
