@@ -188,6 +188,8 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
               consoleClient: withConsole ? consoleClient(secret, url) : null,
               log,
               tasks: tasks.service,
+              // Token-exchange subjects; the JWT-SVID seam is the same verifier as bearers.jwtSvid below.
+              exchange: { apiKeys: keyring, taskTokens: tasks.verifier, jwtSvid: null },
             }),
           )
         : null;
@@ -232,6 +234,7 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
         policy: () => policy.current(),
         baseUrl: () => url,
         signInReady: () => oauth.server !== null,
+        tasks: tasks.service,
         log,
       });
     // Every advertised endpoint works from the first request the real listener takes.

@@ -70,8 +70,6 @@ export interface AuthorizationServer {
    * the grant's (or machine client's) revocation is checked on every call, so a cached token never outlives it.
    */
   verifyAccessToken(token: string, resource: string): TokenCheck | Promise<TokenCheck>;
-  /** Enables RFC 8693 token exchange for task tokens (./tokenExchange.ts) once the task service runs. */
-  useTasks(services: TaskExchangeServices): void;
   close(): Promise<void>;
 }
 
@@ -148,8 +146,11 @@ export async function createAuthorizationServer(
     return built;
   };
 
-  /** The task service, once bound (useTasks): token exchange is refused until then. */
-  let taskServices: TaskExchangeServices | null = null;
+  /** RFC 8693 token exchange mints task tokens with these (./tokenExchange.ts); null: refused. */
+  const taskServices: TaskExchangeServices | null =
+    opts.tasks === undefined || opts.exchange === undefined
+      ? null
+      : { minter: opts.tasks, ender: opts.tasks, ...opts.exchange };
   /** Set by the store's change feed: some credential changed somewhere (grant revoked, keys rotated). */
   let credentialsChanged = false;
   const machineClients = new MachineClientRoster(opts.store, db, () => {
@@ -243,9 +244,6 @@ export async function createAuthorizationServer(
     handle,
     tokenVerifier: tokens,
     verifyAccessToken: (token, resource) => tokens.verify(token, resource),
-    useTasks(services) {
-      taskServices = services;
-    },
     async close(): Promise<void> {
       clearInterval(purgeTimer);
       keyRotation.close();

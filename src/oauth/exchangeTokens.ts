@@ -22,15 +22,20 @@ export const TOKEN_TYPE_ACCESS_TOKEN = "urn:ietf:params:oauth:token-type:access_
 export const TOKEN_TYPE_JWT = "urn:ietf:params:oauth:token-type:jwt";
 export const TOKEN_TYPE_API_KEY = "urn:portcullis:params:oauth:token-type:api_key";
 
-/** The verifiers an exchanged token may be judged by; null where the method is not configured. */
-export interface ExchangeTokenVerifiers {
-  /** This authorization server's access tokens. */
-  oauth: AccessTokenVerifier;
+/** The gateway's verifiers an exchanged token may be judged by, besides this AS's own (gateway.ts). */
+export interface ExchangeVerifiers {
+  /** Portcullis API keys (the gateway's keyring). */
   apiKeys: { verify(key: string): KeyCheck };
-  /** Task tokens (src/tasks/); null until the task service is bound. */
-  task: AccessTokenVerifier | null;
+  /** Task tokens (src/tasks/verifier.ts): re-delegation. */
+  taskTokens: AccessTokenVerifier;
   /** SPIFFE JWT-SVIDs (src/authn/spiffe/); null when no trust domain is configured. */
   jwtSvid: AccessTokenVerifier | null;
+}
+
+/** Every verifier an exchanged token may be judged by. */
+export interface ExchangeTokenVerifiers extends ExchangeVerifiers {
+  /** This authorization server's access tokens. */
+  oauth: AccessTokenVerifier;
 }
 
 export type VerifiedToken =
@@ -102,8 +107,7 @@ export async function verifyExchangeToken(
   let verifier: AccessTokenVerifier | null;
   if (tokenType === TOKEN_TYPE_ACCESS_TOKEN) {
     if (kind === "jwt_svid") return refuse(`a JWT-SVID must be sent as ${TOKEN_TYPE_JWT}`);
-    verifier = kind === "task" ? verifiers.task : verifiers.oauth;
-    if (verifier === null) return refuse("task tokens are not accepted here (no task service)");
+    verifier = kind === "task" ? verifiers.taskTokens : verifiers.oauth;
   } else if (tokenType === TOKEN_TYPE_JWT) {
     if (kind !== "jwt_svid") return refuse(`only JWT-SVIDs are accepted as ${TOKEN_TYPE_JWT}`);
     verifier = verifiers.jwtSvid;

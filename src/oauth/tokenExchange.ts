@@ -18,7 +18,6 @@
  * RFC 7009 revocation of a task token (./taskRevocation.ts) is wired here too.
  */
 import { eventRecord, newEventDecisionId } from "../audit/records.js";
-import type { KeyCheck } from "../authn/keyring.js";
 import type { AccessTokenVerifier } from "../authn/oauthToken.js";
 import { missingScopes } from "../authz/oauthScopes.js";
 import type { Actor, Principal } from "../core/principal.js";
@@ -29,6 +28,7 @@ import type { ResourceAccess } from "./consentSummary.js";
 import { clientActorId, delegatedActor } from "./exchangeActor.js";
 import {
   type ExchangeTokenVerifiers,
+  type ExchangeVerifiers,
   TOKEN_EXCHANGE_GRANT,
   TOKEN_TYPE_ACCESS_TOKEN,
   verifyExchangeToken,
@@ -50,16 +50,10 @@ const PARAMETERS = [
   "authorization_details",
 ];
 
-/** What the task service lends the authorization server, bound once it runs (gateway.ts). */
-export interface TaskExchangeServices {
+/** What the task service and the gateway's verifiers lend the authorization server (gateway.ts). */
+export interface TaskExchangeServices extends ExchangeVerifiers {
   minter: TaskMinter;
   ender: TaskEnder;
-  /** Portcullis API keys (the gateway's keyring). */
-  apiKeys: { verify(key: string): KeyCheck };
-  /** Task tokens (re-delegation). */
-  taskTokens: AccessTokenVerifier;
-  /** SPIFFE JWT-SVIDs; null when no trust domain is configured. */
-  jwtSvid: AccessTokenVerifier | null;
 }
 
 export interface ExchangeResource {
@@ -89,7 +83,7 @@ export interface TokenExchangeSettings {
   oauthTokens: AccessTokenVerifier;
   /** The gateway's chained audit writer. */
   audit: (record: AuditRecord) => void;
-  /** Null until the task service is bound: the grant is then refused as unsupported. */
+  /** Null without a task service: the grant is then refused as unsupported. */
   services: () => TaskExchangeServices | null;
 }
 
@@ -201,7 +195,7 @@ export function registerTokenExchange(provider: OidcProvider, settings: TokenExc
     const verifiers: ExchangeTokenVerifiers = {
       oauth: settings.oauthTokens,
       apiKeys: tasks.apiKeys,
-      task: tasks.taskTokens,
+      taskTokens: tasks.taskTokens,
       jwtSvid: tasks.jwtSvid,
     };
 

@@ -5,7 +5,7 @@
  * SDK's own OAuth flow (discovery from the 401, dynamic registration, PKCE, sign-in and
  * consent, code exchange with the resource).
  */
-import { OAuthClientProvider, UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
+import { type OAuthClientProvider, UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type {
@@ -21,7 +21,10 @@ export const ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 export const TASK_TYPE = "urn:portcullis:task";
 
 /** A public client registered for token exchange only; returns its client_id. */
-export async function registerExchangeClient(gw: Pick<RunningGateway, "url">, name = "task agent"): Promise<string> {
+export async function registerExchangeClient(
+  gw: Pick<RunningGateway, "url">,
+  name = "task agent",
+): Promise<string> {
   const res = await fetch(`${gw.url}/reg`, {
     method: "POST",
     headers: { "content-type": "application/json" },
@@ -68,7 +71,10 @@ export function taskDetails(entry: Record<string, unknown>): unknown[] {
 
 /** The claims of a JWT (not verified: for assertions on what the gateway issued). */
 export function claimsOf(jwt: string): Record<string, unknown> {
-  return JSON.parse(Buffer.from(jwt.split(".")[1] ?? "", "base64url").toString("utf8")) as Record<string, unknown>;
+  return JSON.parse(Buffer.from(jwt.split(".")[1] ?? "", "base64url").toString("utf8")) as Record<
+    string,
+    unknown
+  >;
 }
 
 const REDIRECT = "http://127.0.0.1:49152/callback";
@@ -144,5 +150,9 @@ export async function sdkUserTokens(
   await transport.finishAuth(code);
   const tokens = state.saved;
   if (tokens === undefined || state.info === undefined) throw new Error("the SDK saved no tokens");
-  return { accessToken: tokens.access_token, refreshToken: tokens.refresh_token, clientId: state.info.client_id };
+  return {
+    accessToken: tokens.access_token,
+    refreshToken: tokens.refresh_token,
+    clientId: state.info.client_id,
+  };
 }
