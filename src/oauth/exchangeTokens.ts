@@ -24,8 +24,8 @@ export const TOKEN_TYPE_API_KEY = "urn:portcullis:params:oauth:token-type:api_ke
 
 /** The gateway's verifiers an exchanged token may be judged by, besides this AS's own (gateway.ts). */
 export interface ExchangeVerifiers {
-  /** Portcullis API keys (the gateway's keyring). */
-  apiKeys: { verify(key: string): KeyCheck };
+  /** Portcullis API keys (the gateway's keyring): refreshed from the change feed, then verified. */
+  apiKeys: { refresh(): Promise<void> | undefined; verify(key: string): KeyCheck };
   /** Task tokens (src/tasks/verifier.ts): re-delegation. */
   taskTokens: AccessTokenVerifier;
   /** SPIFFE JWT-SVIDs (src/authn/spiffe/); null when no trust domain is configured. */
@@ -95,6 +95,8 @@ export async function verifyExchangeToken(
   const kind = bearerKind(token);
   if (tokenType === TOKEN_TYPE_API_KEY || (tokenType === TOKEN_TYPE_ACCESS_TOKEN && kind === "api_key")) {
     if (kind !== "api_key") return refuse("token is not a Portcullis API key");
+    // A key created or revoked elsewhere a moment ago: follow the change feed first.
+    await verifiers.apiKeys.refresh();
     const check = verifiers.apiKeys.verify(token);
     if (check.ok) return { ok: true, principal: check.principal, audience: null };
     return {
