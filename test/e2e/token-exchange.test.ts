@@ -72,6 +72,14 @@ describe("RFC 8693 token exchange for task tokens", () => {
     const call = modern(2, "tools/call", { name, arguments: args }, token);
     return rpc(gw.endpoint(server), call.body, call.headers);
   };
+  /** The audit record of a token-exchange refusal matching `reason` (written asynchronously). */
+  const refusalRecorded = async (reason: RegExp) => {
+    const records = await auditRecordsUntil(
+      gw,
+      (x) => x.method === "oauth_token_exchange" && x.decision === "deny" && reason.test(x.reason),
+    );
+    return records.find((x) => x.method === "oauth_token_exchange" && reason.test(x.reason));
+  };
   const fromKey = (key: string, details: Record<string, unknown>, extra: Record<string, string> = {}) =>
     exchange(gw, {
       client_id: agent,
@@ -174,12 +182,8 @@ describe("RFC 8693 token exchange for task tokens", () => {
     assert.equal(r.status, 400);
     assert.equal(r.body.error, "invalid_request");
     assert.equal(r.body.error_description, "the subject token is not acceptable", "generic to the client");
-    const records = await auditRecordsUntil(
-      gw,
-      (x) => x.method === "oauth_token_exchange" && x.credentialId === id && x.decision === "deny",
-    );
-    const refusal = records.find((x) => x.method === "oauth_token_exchange" && x.credentialId === id);
-    assert.match(refusal?.reason ?? "", /subject token/);
+    const refusal = await refusalRecorded(/subject token: API key refused: key expired/);
+    assert.equal(refusal?.credentialId, id);
   });
 
   it("refuses a revoked API key as subject token", async () => {
@@ -188,6 +192,7 @@ describe("RFC 8693 token exchange for task tokens", () => {
     const r = await fromKey(key, { purpose: "after revocation", tools: ["echo"] });
     assert.equal(r.status, 400);
     assert.equal(r.body.error, "invalid_request");
+    assert.equal((await refusalRecorded(/API key refused: key revoked/))?.credentialId, id);
   });
 
   it("refuses a person's token whose grant was revoked (RFC 7009 on its refresh token)", async () => {
@@ -241,6 +246,7 @@ describe("RFC 8693 token exchange for task tokens", () => {
     const r = await fromKey(foreign, { purpose: "foreign", tools: ["echo"] });
     assert.equal(r.status, 400);
     assert.equal(r.body.error, "invalid_request");
+    assert.ok(await refusalRecorded(/audience is not one of this gateway's MCP endpoints/));
   });
 
   it("refuses asking for more tools than the subject API key has", async () => {
@@ -286,6 +292,7 @@ describe("RFC 8693 token exchange for task tokens", () => {
     );
     assert.equal(withForged.status, 400);
     assert.equal(withForged.body.error, "invalid_request");
+    assert.ok(await refusalRecorded(/actor token: JWT rejected/), "refused for its signature");
     const inDetails = await fromKey(key, {
       purpose: "act in details",
       tools: ["echo"],
