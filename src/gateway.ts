@@ -188,7 +188,9 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
               consoleClient: withConsole ? consoleClient(secret, url) : null,
               log,
               tasks: tasks.service,
-              // Token-exchange subjects; the JWT-SVID seam is the same verifier as bearers.jwtSvid below.
+              // Token-exchange subjects (src/oauth/exchangeTokens.ts). SEAM: with SPIFFE wired
+              // (src/authn/spiffe/runtime.ts), jwtSvid is the same verifier as bearers.jwtSvid:
+              // `jwtSvid: spiffe?.jwtSvid ?? null`; until then JWT-SVID subjects are refused.
               exchange: { apiKeys: keyring, taskTokens: tasks.verifier, jwtSvid: null },
             }),
           )

@@ -386,5 +386,28 @@ describe("RFC 8693 token exchange for task tokens", () => {
     });
     assert.equal(r.status, 400);
     assert.equal(r.body.error, "unauthorized_client");
+    const refusal = await refusalRecorded(/grant type is not allowed for this client/);
+    assert.equal(refusal?.detail?.client_id, codeOnly, "refused before the grant ran, and still audited");
+  });
+
+  it("refuses a JWT-SVID subject while no SPIFFE trust domain is configured", async () => {
+    const { privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    const svid = await new SignJWT({})
+      .setProtectedHeader({ alg: "ES256", typ: "JWT" })
+      .setSubject("spiffe://example.org/ci/job")
+      .setAudience(remote())
+      .setIssuedAt()
+      .setExpirationTime("5m")
+      .sign(privateKey);
+    const r = await exchange(gw, {
+      client_id: agent,
+      subject_token: svid,
+      subject_token_type: "urn:ietf:params:oauth:token-type:jwt",
+      resource: remote(),
+      authorization_details: taskDetails({ purpose: "workload", tools: ["echo"] }),
+    });
+    assert.equal(r.status, 400);
+    assert.equal(r.body.error, "invalid_request");
+    assert.ok(await refusalRecorded(/no SPIFFE trust domain is configured/));
   });
 });
