@@ -170,6 +170,7 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
         tools: catalogue,
         keyring,
         record,
+        builtinOAuth: config.oauth?.mode === "builtin",
       }),
     );
 

@@ -13,7 +13,11 @@ import type { Principal } from "../core/principal.js";
 import { compileScopes } from "../core/scope.js";
 import type { Store, StoredTaskOwner } from "../store/types.js";
 
-export type OwnerStatus = { ok: true } | { ok: false; reason: string };
+/**
+ * `final`: the owner's credential is over for good (revoked, expired), so the task may be
+ * ended; otherwise (e.g. a key this replica has not heard of yet) the token is only refused.
+ */
+export type OwnerStatus = { ok: true } | { ok: false; reason: string; final?: boolean };
 
 /** Judges an owner's credential; null when this checker does not know that kind of owner. */
 export type OwnerCheck = (owner: StoredTaskOwner, now: number) => OwnerStatus | null;

@@ -10,6 +10,7 @@ import type { CompiledPolicy } from "../authz/policy/types.js";
 import type { TasksConfig } from "../config/schema.js";
 import type { AuditRecord, Store, TaskCallOutcome } from "../store/types.js";
 import { LiveTasks } from "./liveTasks.js";
+import { oauthOwnerLiveness } from "./oauthOwners.js";
 import { keyOwnerCheck, type OwnerCheck } from "./owners.js";
 import { TaskService } from "./service.js";
 import { TaskKeys } from "./taskToken.js";
@@ -39,8 +40,13 @@ export interface TaskRuntimeOptions {
   tools: ToolFactsSource;
   keyring: Pick<Keyring, "keyStatus">;
   record: (record: AuditRecord) => void | Promise<void>;
-  /** Judges of owners other than API keys and tasks (an OAuth owner's grant, a machine client). */
+  /** Judges of owners other than API keys, tasks and the built-in authorization server's OAuth owners. */
   ownerChecks?: readonly OwnerCheck[];
+  /**
+   * Whether OAuth owners are the built-in authorization server's (its grants and machine
+   * clients are then checked on every change-feed reload, ./oauthOwners.ts).
+   */
+  builtinOAuth?: boolean;
 }
 
 export async function startTasks(opts: TaskRuntimeOptions): Promise<TaskRuntime> {
@@ -56,7 +62,10 @@ export async function startTasks(opts: TaskRuntimeOptions): Promise<TaskRuntime>
     tools: opts.tools,
     record: opts.record,
   });
-  const live = new LiveTasks(opts.store);
+  const live = new LiveTasks(
+    opts.store,
+    opts.builtinOAuth === true ? oauthOwnerLiveness(opts.store, opts.secret, opts.issuer) : null,
+  );
   await live.start();
   const verifier = new TaskTokenVerifier({
     issuer: opts.issuer,

@@ -172,6 +172,7 @@ export class TaskService implements TaskMinter, TaskEnder {
       name: owner.name,
       // A task minted with a task token lives as long as that (parent) task.
       credentialId: owner.method === "task" && owner.task !== undefined ? owner.task.id : owner.credentialId,
+      grantId: request.ownerGrantId ?? null,
     };
     const task: Task = {
       id: newTaskId(),

@@ -59,7 +59,8 @@ export function isActor(value: unknown, depth = 0): value is Actor {
 export class TaskKeys {
   private keySet: ReturnType<typeof createLocalJWKSet>;
   private signing: { kid: string; key: CryptoKey | Uint8Array } | null = null;
-  private lastReload = Date.now();
+  /** 0: the first unknown `kid` (keys rotated by another process since this one loaded) reloads at once. */
+  private lastReload = 0;
 
   private constructor(
     private readonly store: Store,

@@ -19,7 +19,7 @@ import type { Principal } from "../core/principal.js";
 import { compileScopes } from "../core/scope.js";
 import type { TaskRecord } from "../store/types.js";
 import type { LiveTasks } from "./liveTasks.js";
-import { type OwnerCheck, ownerStatus } from "./owners.js";
+import { type OwnerCheck, type OwnerStatus, ownerStatus } from "./owners.js";
 import {
   CLOCK_TOLERANCE_SECONDS,
   describeTokenError,
@@ -153,12 +153,15 @@ export class TaskTokenVerifier implements AccessTokenVerifier {
         credentialId,
       };
     }
-    const owner =
-      task.owner.method === "task"
-        ? this.parentStatus(task)
-        : ownerStatus(this.opts.ownerChecks, task.owner, now);
+    const oauthDeath = this.opts.live.ownerDeath(task.id);
+    const owner: OwnerStatus =
+      oauthDeath !== undefined
+        ? { ok: false, reason: oauthDeath, final: true }
+        : task.owner.method === "task"
+          ? this.parentStatus(task)
+          : ownerStatus(this.opts.ownerChecks, task.owner, now);
     if (!owner.ok) {
-      this.opts.onOwnerDead?.(task.id, owner.reason);
+      if (owner.final === true) this.opts.onOwnerDead?.(task.id, owner.reason);
       return { ok: false, reason: `task ${task.id}: ${owner.reason}`, credentialId };
     }
     if (entry.builtFor !== task || entry.principal === null) {
@@ -169,7 +172,7 @@ export class TaskTokenVerifier implements AccessTokenVerifier {
   }
 
   /** A task minted with a task token lives only as long as that parent task. */
-  private parentStatus(task: TaskRecord): { ok: true } | { ok: false; reason: string } {
+  private parentStatus(task: TaskRecord): OwnerStatus {
     const parent = task.owner.credentialId;
     if (parent !== null && this.opts.live.get(parent) !== undefined) return { ok: true };
     return { ok: false, reason: `parent task ${parent ?? "(none)"} is no longer live` };
