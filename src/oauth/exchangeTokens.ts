@@ -44,6 +44,8 @@ export type VerifiedToken =
       principal: Principal;
       /** The MCP endpoint the token was issued for; null for an API key (no audience). */
       audience: string | null;
+      /** An access token's grant at this authorization server (`grant_id`); its revocation ends the task. */
+      grantId: string | null;
     }
   | {
       ok: false;
@@ -53,23 +55,25 @@ export type VerifiedToken =
       unavailable?: true;
     };
 
-/** The unverified `aud` values of a JWT (only to pick which audience to verify it for). */
-function claimedAudiences(token: string): string[] {
-  const part = token.split(".")[1];
-  if (part === undefined) return [];
+/** A JWT's claims, unverified: only read to route it, or after its verifier accepted it. */
+function claimsOf(token: string): Record<string, unknown> {
   try {
-    const claims: unknown = JSON.parse(Buffer.from(part, "base64url").toString("utf8"));
-    if (typeof claims !== "object" || claims === null) return [];
-    const aud = (claims as { aud?: unknown }).aud;
-    if (typeof aud === "string") return [aud];
-    return Array.isArray(aud) ? aud.filter((a): a is string => typeof a === "string") : [];
+    const claims: unknown = JSON.parse(Buffer.from(token.split(".")[1] ?? "", "base64url").toString("utf8"));
+    return typeof claims === "object" && claims !== null ? (claims as Record<string, unknown>) : {};
   } catch {
-    return [];
+    return {};
   }
 }
 
-function fromCheck(check: TokenCheck, audience: string): VerifiedToken {
-  if (check.ok) return { ok: true, principal: check.principal, audience };
+/** The unverified `aud` values of a JWT (only to pick which audience to verify it for). */
+function claimedAudiences(claims: Record<string, unknown>): string[] {
+  const aud = claims.aud;
+  if (typeof aud === "string") return [aud];
+  return Array.isArray(aud) ? aud.filter((a): a is string => typeof a === "string") : [];
+}
+
+function fromCheck(check: TokenCheck, audience: string, grantId: string | null): VerifiedToken {
+  if (check.ok) return { ok: true, principal: check.principal, audience, grantId };
   return {
     ok: false,
     reason: check.reason,
@@ -98,7 +102,7 @@ export async function verifyExchangeToken(
     // A key created or revoked elsewhere a moment ago: follow the change feed first.
     await verifiers.apiKeys.refresh();
     const check = verifiers.apiKeys.verify(token);
-    if (check.ok) return { ok: true, principal: check.principal, audience: null };
+    if (check.ok) return { ok: true, principal: check.principal, audience: null, grantId: null };
     return {
       ok: false,
       reason: `API key refused: ${check.reason}`,
@@ -117,8 +121,12 @@ export async function verifyExchangeToken(
   } else {
     return refuse(`unsupported token type ${String(tokenType).slice(0, 100)}`);
   }
-  const claimed = claimedAudiences(token).filter((a) => resources.has(a));
+  const claims = claimsOf(token);
+  const claimed = claimedAudiences(claims).filter((a) => resources.has(a));
   const audience = claimed.includes(preferred) ? preferred : claimed[0];
   if (audience === undefined) return refuse("token audience is not one of this gateway's MCP endpoints");
-  return fromCheck(await verifier.verify(token, audience), audience);
+  // Read only once the verifier accepted the token (its signature covers the claim).
+  const grantId =
+    verifier === verifiers.oauth && typeof claims.grant_id === "string" ? claims.grant_id : null;
+  return fromCheck(await verifier.verify(token, audience), audience, grantId);
 }

@@ -313,6 +313,7 @@ export function registerTokenExchange(provider: OidcProvider, settings: TokenExc
         actor: act,
         clientId,
         ownerExpiresAt: owner.expiresAt,
+        ownerGrantId: subject.grantId,
       },
       "token_exchange",
     );

@@ -26,6 +26,7 @@ import {
   TOKEN_EXCHANGE,
   taskDetails,
 } from "../helpers/tokenExchange.js";
+import { waitFor } from "../helpers/wait.js";
 
 describe("RFC 8693 token exchange for task tokens", () => {
   let upstream: HttpUpstream;
@@ -173,6 +174,33 @@ describe("RFC 8693 token exchange for task tokens", () => {
     const longer = await asPerson({ purpose: "long", tools: ["echo"], lifetime_seconds: 900 });
     assert.equal(longer.status, 400);
     assert.equal(longer.body.error, "invalid_request");
+  });
+
+  it("refuses a person's task once the person's grant is revoked", async () => {
+    const { accessToken, refreshToken, clientId } = await sdkUserTokens(gw, person, "remote");
+    const r = await exchange(gw, {
+      client_id: agent,
+      subject_token: accessToken,
+      subject_token_type: ACCESS_TOKEN_TYPE,
+      resource: remote(),
+      authorization_details: taskDetails({
+        purpose: "until dana signs out",
+        tools: ["echo"],
+        lifetime_seconds: 200,
+      }),
+    });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const task = r.body.access_token as string;
+    assert.equal((await callTool(task, "echo", { text: "live" })).status, 200);
+    const revoked = await fetch(`${gw.url}/token/revocation`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ token: String(refreshToken), client_id: clientId }).toString(),
+    });
+    assert.equal(revoked.status, 200);
+    await waitFor("the task refused with its owner's grant gone", async () => {
+      return (await callTool(task, "echo", { text: "after" })).status === 401;
+    });
   });
 
   it("refuses an expired subject token, and audits the refusal", async () => {
