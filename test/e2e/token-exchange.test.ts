@@ -203,6 +203,45 @@ describe("RFC 8693 token exchange for task tokens", () => {
     });
   });
 
+  it("lets a machine client exchange its own client_credentials token, authenticated with its secret", async () => {
+    const created = await gw.cli([
+      "clients",
+      "create",
+      "--name",
+      "nightly-triage",
+      "--auth",
+      "client_secret_basic",
+      "--servers",
+      "remote",
+    ]);
+    const id = created.clientId as string;
+    const basic = `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(String(created.clientSecret))}`).toString("base64")}`;
+    const token = async (params: Record<string, string>) => {
+      const res = await fetch(`${gw.url}/token`, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded", authorization: basic },
+        body: new URLSearchParams(params).toString(),
+      });
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    };
+    const cc = await token({ grant_type: "client_credentials", resource: remote(), scope: "mcp" });
+    assert.equal(cc.status, 200, JSON.stringify(cc.body));
+    const r = await token({
+      grant_type: TOKEN_EXCHANGE,
+      subject_token: cc.body.access_token as string,
+      subject_token_type: ACCESS_TOKEN_TYPE,
+      resource: remote(),
+      authorization_details: JSON.stringify(
+        taskDetails({ purpose: "nightly triage", tools: ["echo"], lifetime_seconds: 60 }),
+      ),
+    });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const claims = claimsOf(r.body.access_token as string);
+    assert.equal(claims.sub, `oauth:${gw.url}#${id}`);
+    assert.deepEqual(claims.act, { sub: `client:${id}` });
+    assert.equal((await callTool(r.body.access_token as string, "echo", { text: "machine" })).status, 200);
+  });
+
   it("refuses an expired subject token, and audits the refusal", async () => {
     const { key, id } = await createKey(gw, "short-lived", ["--servers", "remote", "--expires", "2s"]);
     await sleep(2500);
