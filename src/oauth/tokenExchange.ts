@@ -34,7 +34,7 @@ import {
   verifyExchangeToken,
 } from "./exchangeTokens.js";
 import type { OidcProvider } from "./oidcProvider.js";
-import { grantedTaskDetails, parseTaskDetails } from "./taskAuthorizationDetails.js";
+import { grantedTaskDetails, parseTaskDetails, TASK_DETAILS_TYPE } from "./taskAuthorizationDetails.js";
 import { handleTaskRevocation } from "./taskRevocation.js";
 
 /** The request parameters of the grant (RFC 8693 §2.1, RFC 8707 §2.2, RFC 9396 §6). */
@@ -335,6 +335,7 @@ export function registerTokenExchange(provider: OidcProvider, settings: TokenExc
   }
 
   grantRegistry(provider).registerGrantType(TOKEN_EXCHANGE_GRANT, exchange, new Set(PARAMETERS));
+  advertiseTaskDetailsType(provider);
 
   // Refusals before the grant handler ran (client authentication, grant type not allowed for
   // the client, malformed parameters) are recorded here; the handler records its own.
@@ -358,6 +359,27 @@ export function registerTokenExchange(provider: OidcProvider, settings: TokenExc
     services: () => settings.services(),
     audit: (decision, reason, detail) => audit(decision, reason, detail, {}),
   });
+}
+
+interface DiscoveryContext {
+  oidc?: { route?: string };
+  body: unknown;
+}
+
+/**
+ * RFC 9396 §10: the metadata names the `authorization_details` types the server accepts
+ * (oidc-provider adds the member only for its own RAR feature, which is not used here).
+ */
+function advertiseTaskDetailsType(provider: OidcProvider): void {
+  const use: unknown = Reflect.get(provider, "use");
+  if (typeof use !== "function") throw new Error("oidc-provider has no use()");
+  const middleware = async (ctx: DiscoveryContext, next: () => Promise<void>) => {
+    await next();
+    if (ctx.oidc?.route !== "discovery" || typeof ctx.body !== "object" || ctx.body === null) return;
+    if (Reflect.get(ctx.body, "authorization_details_types_supported") === undefined)
+      Reflect.set(ctx.body, "authorization_details_types_supported", [TASK_DETAILS_TYPE]);
+  };
+  Reflect.apply(use, provider, [middleware]);
 }
 
 /**

@@ -91,11 +91,13 @@ describe("RFC 8693 token exchange for task tokens", () => {
       ...extra,
     });
 
-  it("advertises the token-exchange grant in the authorization server metadata", async () => {
+  it("advertises the token-exchange grant and the task details type in the authorization server metadata", async () => {
     const meta = (await (await fetch(`${gw.url}/.well-known/oauth-authorization-server`)).json()) as {
       grant_types_supported: string[];
+      authorization_details_types_supported?: string[];
     };
     assert.ok(meta.grant_types_supported.includes(TOKEN_EXCHANGE));
+    assert.deepEqual(meta.authorization_details_types_supported, ["urn:portcullis:task"], "RFC 9396 §10");
   });
 
   it("exchanges an API key for a 15-minute task token for one tool; the upstream never sees a client credential", async () => {
