@@ -23,7 +23,7 @@ import { missingScopes } from "../authz/oauthScopes.js";
 import type { Actor, Principal } from "../core/principal.js";
 import { allowsServer, allowsTool, compileScopes, restrictsTools } from "../core/scope.js";
 import type { AuditRecord } from "../store/types.js";
-import type { TaskEnder, TaskMinter } from "../tasks/types.js";
+import type { MintRefusal, TaskEnder, TaskMinter } from "../tasks/types.js";
 import type { ResourceAccess } from "./consentSummary.js";
 import { clientActorId, delegatedActor } from "./exchangeActor.js";
 import {
@@ -110,6 +110,14 @@ export class ExchangeError extends Error {
     this.status = statusCode;
   }
 }
+
+/** What the client is told when the task service refuses the task (RFC 6749 §5.2 codes). */
+const MINT_REFUSED: Record<MintRefusal["error"], string> = {
+  invalid_request: "the task request is not acceptable",
+  invalid_scope: "a requested grant is beyond what the subject may have",
+  invalid_target: "the task names a resource the subject cannot reach",
+  access_denied: "the policy refuses this task",
+};
 
 interface ExchangeContext {
   oidc: { params?: Record<string, unknown>; client?: { clientId: string } };
@@ -317,8 +325,8 @@ export function registerTokenExchange(provider: OidcProvider, settings: TokenExc
       },
       "token_exchange",
     );
-    // The task service recorded its decision either way.
-    if (!result.ok) throw new ExchangeError(result.error, result.description, true);
+    // The task service recorded its decision (and its precise reason) either way.
+    if (!result.ok) throw new ExchangeError(result.error, MINT_REFUSED[result.error], true);
     const { task, token } = result;
     const prefix = `${server}:`;
     const tools = task.grants.includes(server)

@@ -8,6 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { generateKeyPairSync } from "node:crypto";
+import { resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -15,7 +16,14 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { SignJWT } from "jose";
 import { type HttpUpstream, startHttpUpstream } from "../fixtures/http-upstream.js";
 import { auditRecordsUntil } from "../helpers/auditRecords.js";
-import { createKey, modern, type RunningGateway, rpc, startGateway } from "../helpers/gateway.js";
+import {
+  ALLOW_ALL_POLICY,
+  createKey,
+  modern,
+  type RunningGateway,
+  rpc,
+  startGateway,
+} from "../helpers/gateway.js";
 import { addUser } from "../helpers/oauthUser.js";
 import {
   ACCESS_TOKEN_TYPE,
@@ -27,6 +35,9 @@ import {
   taskDetails,
 } from "../helpers/tokenExchange.js";
 import { waitFor } from "../helpers/wait.js";
+
+/** Allows every request, but no task may be granted `whoami`. */
+const NO_WHOAMI_TASKS = resolve("test/fixtures/policies/no-whoami-tasks.yaml");
 
 describe("RFC 8693 token exchange for task tokens", () => {
   let upstream: HttpUpstream;
@@ -40,6 +51,7 @@ describe("RFC 8693 token exchange for task tokens", () => {
       config: {
         environment: "dev",
         oauth: { mode: "builtin" },
+        policy: { paths: [ALLOW_ALL_POLICY, NO_WHOAMI_TASKS] },
         servers: {
           // `slow` needs the `admin` scope on top of `mcp`: a person consenting to `mcp` cannot call it.
           remote: {
@@ -142,6 +154,15 @@ describe("RFC 8693 token exchange for task tokens", () => {
     );
     assert.ok(!seen.includes(key), "the API key never reaches the upstream");
     assert.ok(!seen.includes(token), "nor does the task token");
+    // The exchange is a policy decision on the audit trail, with the task, its origin and actor.
+    const created = await auditRecordsUntil(
+      gw,
+      (x) => x.detail?.event === "task.created" && x.detail?.task === claims.task_id,
+    );
+    const record = created.find((x) => x.detail?.task === claims.task_id);
+    assert.equal(record?.detail?.origin, "token_exchange");
+    assert.deepEqual(record?.detail?.actor, { sub: `client:${agent}` });
+    assert.equal(record?.principal, `key:${id}`);
   });
 
   it("exchanges a person's SDK-obtained token for a task token never wider than the person's", async () => {
@@ -335,6 +356,22 @@ describe("RFC 8693 token exchange for task tokens", () => {
     assert.equal(otherServer.body.error, "invalid_target");
   });
 
+  it("refuses a task the policy forbids (access_denied, generic to the client, precise in the audit)", async () => {
+    const { key } = await createKey(gw, "policy-bound", ["--servers", "remote"]);
+    const r = await fromKey(key, { purpose: "who am I", tools: ["whoami"] });
+    assert.equal(r.status, 400);
+    assert.equal(r.body.error, "access_denied");
+    assert.equal(r.body.error_description, "the policy refuses this task");
+    const records = await auditRecordsUntil(
+      gw,
+      (x) => x.detail?.event === "task.refused" && x.detail?.purpose === "who am I",
+    );
+    const refused = records.find(
+      (x) => x.detail?.event === "task.refused" && x.detail?.purpose === "who am I",
+    );
+    assert.deepEqual(refused?.ruleIds, ["test-no-whoami-tasks"]);
+  });
+
   it("refuses asking for a longer life than the subject API key has", async () => {
     const { key } = await createKey(gw, "ten-minutes", ["--servers", "remote", "--expires", "10m"]);
     const r = await fromKey(key, { purpose: "long", tools: ["echo"], lifetime_seconds: 900 });
@@ -378,7 +415,7 @@ describe("RFC 8693 token exchange for task tokens", () => {
 
   it("keeps the delegation chain when a task token is exchanged again with an actor", async () => {
     const { key, id } = await createKey(gw, "delegator", ["--servers", "remote"]);
-    const first = await fromKey(key, { purpose: "parent task", tools: ["echo", "whoami"] });
+    const first = await fromKey(key, { purpose: "parent task", tools: ["echo", "slow"] });
     assert.equal(first.status, 200, JSON.stringify(first.body));
     const sub = await createKey(gw, "sub-agent", ["--servers", "remote"]);
     const second = await exchange(gw, {
@@ -404,7 +441,7 @@ describe("RFC 8693 token exchange for task tokens", () => {
       subject_token: second.body.access_token as string,
       subject_token_type: ACCESS_TOKEN_TYPE,
       resource: remote(),
-      authorization_details: taskDetails({ purpose: "grandchild", tools: ["whoami"], lifetime_seconds: 60 }),
+      authorization_details: taskDetails({ purpose: "grandchild", tools: ["slow"], lifetime_seconds: 60 }),
     });
     assert.equal(wider.body.error, "invalid_scope");
   });
