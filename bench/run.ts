@@ -373,7 +373,7 @@ function renderReport(
     "",
   );
   lines.push(
-    `Authentication per request: API key p50 ${authn.apiKeyUs.p50} µs (p99 ${authn.apiKeyUs.p99}), OAuth JWT cached p50 ${authn.oauthCachedUs.p50} µs (p99 ${authn.oauthCachedUs.p99}); difference ${authn.oauthMinusApiKeyUs} µs (target ≤ 2); first JWT verification ${authn.oauthFirstVerifyUs} µs`,
+    `Authentication per request: API key p50 ${authn.apiKeyUs.p50} µs (p99 ${authn.apiKeyUs.p99}), OAuth JWT cached p50 ${authn.oauthCachedUs.p50} µs (p99 ${authn.oauthCachedUs.p99}); difference ${authn.oauthMinusApiKeyUs} µs (target ≤ 2); first JWT verification ${authn.oauthFirstVerifyUs} µs; task token cached p50 ${authn.taskCachedUs.p50} µs (p99 ${authn.taskCachedUs.p99})`,
   );
   lines.push(
     `OAuth (built-in AS token) through Portcullis: ${summary.oauthAddedP50Ms} ms over direct at p50, ${summary.oauthMinusApiKeyP50Ms} ms vs the API key`,
