@@ -20,6 +20,7 @@
 import { eventRecord, newEventDecisionId } from "../audit/records.js";
 import type { AccessTokenVerifier } from "../authn/oauthToken.js";
 import { missingScopes } from "../authz/oauthScopes.js";
+import { STORE_RETRY_AFTER_SECONDS } from "../core/errors.js";
 import type { Actor, Principal } from "../core/principal.js";
 import { allowsServer, allowsTool, compileScopes, restrictsTools } from "../core/scope.js";
 import type { AuditRecord } from "../store/types.js";
@@ -122,6 +123,7 @@ const MINT_REFUSED: Record<MintRefusal["error"], string> = {
 interface ExchangeContext {
   oidc: { params?: Record<string, unknown>; client?: { clientId: string } };
   body: unknown;
+  set(field: string, value: string): void;
 }
 
 interface GrantRegistry {
@@ -193,6 +195,8 @@ export function registerTokenExchange(provider: OidcProvider, settings: TokenExc
           server: serverOf(requested),
         },
       );
+      // RFC 9110 §10.2.3: a 503 (store unreachable) says when to retry, as the AS does elsewhere.
+      if (status === 503) ctx.set("retry-after", String(STORE_RETRY_AFTER_SECONDS));
       throw new ExchangeError(code, description, true, status);
     }
 
