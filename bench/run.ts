@@ -40,6 +40,7 @@ import {
   waitForHttp,
 } from "./harness.js";
 import { type ListFilterCost, measureListFilter, measurePolicy, type PolicyCost } from "./policy.js";
+import { measureTokenExchange, type TokenExchangeCost } from "./tokenExchange.js";
 
 const args = new Set(process.argv.slice(2));
 const QUICK = args.has("--quick");
@@ -194,6 +195,16 @@ async function main(): Promise<void> {
       benchUser,
       QUICK ? 5 : 20,
     );
+    progress("measuring one token exchange (API key → task token)");
+    // Measured when the policy lets an API key mint a read-tier task (the default pack's tasks
+    // rules); otherwise the report says why it was not.
+    const exchange = await measureTokenExchange(
+      gw.url,
+      `${gw.url}/mcp/echo-http`,
+      gw.key,
+      "echo",
+      QUICK ? 50 : 200,
+    ).catch((err: unknown) => ({ notMeasured: err instanceof Error ? err.message : String(err) }));
     const httpUpstream = () => [echo.pid];
     const only = (pid: number) => () => [pid];
     const tree = (pid: number) => () => descendants(pid);
@@ -298,6 +309,7 @@ async function main(): Promise<void> {
       authn,
       // The access token was only a means to the OAuth rows: never written out.
       firstConnection: { ...firstConnection, accessToken: undefined },
+      tokenExchange: exchange,
       policy,
       summary,
       targetsMet,
@@ -305,7 +317,10 @@ async function main(): Promise<void> {
     mkdirSync("bench/results", { recursive: true });
     writeFileSync("bench/results/latest.json", `${JSON.stringify(result, null, 2)}\n`);
     if (JSON_OUT) process.stdout.write(`${JSON.stringify(result)}\n`);
-    else process.stdout.write(renderReport(result.rows, summary, targetsMet, authn, firstConnection, policy));
+    else
+      process.stdout.write(
+        renderReport(result.rows, summary, targetsMet, authn, firstConnection, policy, exchange),
+      );
   } finally {
     for (const c of children) c.kill("SIGTERM");
     rmSync(work, { recursive: true, force: true });
@@ -325,6 +340,7 @@ function renderReport(
   authn: AuthnCost,
   first: FirstConnection,
   policy: PolicyCost & ListFilterCost,
+  exchange: TokenExchangeCost | { notMeasured: string },
 ): string {
   const head = [
     "target",
@@ -369,6 +385,11 @@ function renderReport(
   );
   lines.push(
     `New OAuth client, first connection (${first.steps.join(" → ")}): p50 ${first.p50Ms} ms, p90 ${first.p90Ms} ms over ${first.runs} runs (target < 50 ms)`,
+  );
+  lines.push(
+    "notMeasured" in exchange
+      ? `token exchange (API key → task token): not measured (${exchange.notMeasured})`
+      : `token exchange (API key → task token): p50 ${exchange.p50Ms} ms, p99 ${exchange.p99Ms} ms over ${exchange.runs} exchanges`,
   );
   lines.push(
     `all targets: ${Object.entries(met)

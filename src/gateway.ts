@@ -189,6 +189,10 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
               consoleClient: withConsole ? consoleClient(secret, url) : null,
               log,
               tasks: tasks.service,
+              // Token-exchange subjects (src/oauth/exchangeTokens.ts). SEAM: with SPIFFE wired
+              // (src/authn/spiffe/runtime.ts), jwtSvid is the same verifier as bearers.jwtSvid:
+              // `jwtSvid: spiffe?.jwtSvid ?? null`; until then JWT-SVID subjects are refused.
+              exchange: { apiKeys: keyring, taskTokens: tasks.verifier, jwtSvid: null },
             }),
           )
         : null;
@@ -233,6 +237,7 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
         policy: () => policy.current(),
         baseUrl: () => url,
         signInReady: () => oauth.server !== null,
+        tasks: tasks.service,
         log,
       });
     // Every advertised endpoint works from the first request the real listener takes.

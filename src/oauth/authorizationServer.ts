@@ -48,6 +48,7 @@ import { SigningKeyRotation } from "./signingKeyRotation.js";
 import { loadSigningKeys, type SigningKey } from "./signingKeys.js";
 import { artefactKeys } from "./storedArtefacts.js";
 import { reportStoreOutage } from "./storeOutage.js";
+import { exchangeResources, registerTokenExchange, type TaskExchangeServices } from "./tokenExchange.js";
 import { reportUnauthorizedClient } from "./unauthorizedClient.js";
 
 export {
@@ -134,9 +135,22 @@ export async function createAuthorizationServer(
     });
     built.on("server_error", (_ctx, error) => log.error({ err: error }, "authorization server error"));
     auditClientCredentials(built, issuer, environment, (record) => opts.audit.record(record));
+    registerTokenExchange(built, {
+      issuer,
+      environment,
+      resources: exchangeResources(opts.resources),
+      oauthTokens: tokens,
+      audit: (record) => opts.audit.record(record),
+      services: () => taskServices,
+    });
     return built;
   };
 
+  /** RFC 8693 token exchange mints task tokens with these (./tokenExchange.ts); null: refused. */
+  const taskServices: TaskExchangeServices | null =
+    opts.tasks === undefined || opts.exchange === undefined
+      ? null
+      : { minter: opts.tasks, ender: opts.tasks, ...opts.exchange };
   /** Set by the store's change feed: some credential changed somewhere (grant revoked, keys rotated). */
   let credentialsChanged = false;
   const machineClients = new MachineClientRoster(opts.store, db, () => {

@@ -11,6 +11,7 @@ import type { Store } from "../store/types.js";
 import type { TaskEnder, TaskMinter } from "../tasks/types.js";
 import type { AbuseLimitSettings } from "./abuseLimits.js";
 import type { ResourceAccess } from "./consentSummary.js";
+import type { ExchangeVerifiers } from "./exchangeTokens.js";
 import { UPSTREAM_CALLBACK_PATH } from "./federatedSignIn.js";
 import { type FederationConfig, FederationError, UpstreamLogin } from "./federation.js";
 import type { RegistrationLimits } from "./registration.js";
@@ -57,6 +58,8 @@ export interface AuthorizationServerOptions {
    * what ends a task when its token is revoked (RFC 7009). Absent: no task tokens here.
    */
   tasks?: TaskMinter & TaskEnder;
+  /** How a token exchange judges subject and actor tokens that are not this AS's own (./exchangeTokens.ts). */
+  exchange?: ExchangeVerifiers;
 }
 
 /**

@@ -18,6 +18,7 @@ import {
   type FirstPartyClient,
   type LoginOptions,
 } from "./authorizationServer.js";
+import type { ExchangeVerifiers } from "./exchangeTokens.js";
 import type { AuthorizationServerAudit } from "./signInAudit.js";
 
 /** The built-in AS's sign-in options, the upstream client secret read from its reference. */
@@ -63,6 +64,8 @@ export interface BuiltinServerDeps {
   log: Logger;
   /** Tasks, for the token exchange grant and the revocation of task tokens (src/tasks/service.ts). */
   tasks?: TaskMinter & TaskEnder;
+  /** API keys, task tokens and JWT-SVIDs as token-exchange subjects (./exchangeTokens.ts). */
+  exchange?: ExchangeVerifiers;
 }
 
 export async function startBuiltinAuthorizationServer(
@@ -94,6 +97,7 @@ export async function startBuiltinAuthorizationServer(
       ...(oauth.login === undefined ? {} : { login: loginOptions(oauth.login) }),
       ...(deps.consoleClient === null ? {} : { consoleClient: deps.consoleClient }),
       ...(deps.tasks === undefined ? {} : { tasks: deps.tasks }),
+      ...(deps.exchange === undefined ? {} : { exchange: deps.exchange }),
       log: deps.log,
     });
   } catch (err) {
