@@ -89,6 +89,7 @@ export async function startBuiltinAuthorizationServer(
         unusedClientTtlSeconds: Math.round(oauth.registration.unusedClientDays * 86_400),
       },
       ...(oauth.login === undefined ? {} : { login: loginOptions(oauth.login) }),
+      ...(oauth.enterprise === undefined ? {} : { enterprise: oauth.enterprise }),
       ...(deps.consoleClient === null ? {} : { consoleClient: deps.consoleClient }),
       log: deps.log,
     });

@@ -14,6 +14,7 @@ import { auditChain } from "./006_audit_chain.js";
 import { approvals } from "./007_approvals.js";
 import { auditRegistry } from "./008_audit_registry.js";
 import { keyOwnersRateLimits } from "./010_key_owners_rate_limits.js";
+import { assertionReplay } from "./012_assertion_replay.js";
 
 export type StoreDialect = "sqlite" | "postgres";
 
@@ -28,6 +29,7 @@ export function migrations(dialect: StoreDialect): Record<string, Migration> {
     "007_approvals": approvals(dialect),
     "008_audit_registry": auditRegistry(dialect),
     "010_key_owners_rate_limits": keyOwnersRateLimits(dialect),
+    "012_assertion_replay": assertionReplay(dialect),
   };
 }
 
