@@ -418,6 +418,23 @@ describe("enterprise-managed authorization: ID-JAG redeemed at the built-in auth
     );
   });
 
+  it("disabling the person's account ends the token at once and refuses further ID-JAGs", async () => {
+    const bobToken = await idTokenFor(idp, { login: "bob", password: "bob-pw" });
+    const answer = await redeem(gw, await idJagFrom(idp, bobToken, gw.url, gw.endpoint("demo")), agent);
+    assert.equal(answer.status, 200, JSON.stringify(answer.json));
+    const call = () => {
+      const req = modern(3, "tools/list", {}, answer.json.access_token);
+      return rpc(gw.endpoint("demo"), req.body, req.headers);
+    };
+    assert.equal((await call()).status, 200);
+    const account = String(decodeJwt(answer.json.access_token as string).sub);
+    const disabled = await gw.cli(["users", "disable", account]);
+    assert.equal(disabled.grantsRevoked, 1);
+    assert.equal((await call()).status, 401, "the revoked grant's token is refused");
+    const again = await redeem(gw, await idJagFrom(idp, bobToken, gw.url, gw.endpoint("demo")), agent);
+    await assertRefusedAndAudited(gw, again, "invalid_grant", "is disabled");
+  });
+
   it("refuses a client whose credentials fail, before looking at the assertion (invalid_client)", async () => {
     const jag = await idJagFrom(idp, idToken, gw.url, gw.endpoint("demo"));
     const answer = await redeem(gw, jag, { id: agent.id, secret: "not-the-secret" });
