@@ -17,6 +17,7 @@ import type { OidcProvider } from "./oidcProvider.js";
 
 export const ID_JAG_METHOD = "oauth_id_jag";
 const JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+const GRANT_NOT_ALLOWED = "requested grant type is not allowed for this client";
 
 /** The gateway's chained audit writer. */
 export interface IdJagAuditWriter {
@@ -91,9 +92,15 @@ export function auditIdJag(writer: IdJagAuditWriter, environment: string, issuer
     listen(provider) {
       provider.on("grant.error", (...args: unknown[]) => {
         const ctx = (args[0] ?? {}) as RequestContext;
-        const err = (args[1] ?? {}) as OidcError;
+        const err: OidcError = { ...((args[1] ?? {}) as OidcError) };
         const params = ctx.oidc?.params;
         if (params?.grant_type !== JWT_BEARER_GRANT) return;
+        // oidc-provider's refusal of a client not registered for the grant (put on the wire as
+        // unauthorized_client by ./unauthorizedClient.ts): only machine clients may redeem.
+        if (err.error === "invalid_request" && err.error_description === GRANT_NOT_ALLOWED) {
+          err.error = "unauthorized_client";
+          err.error_detail = "only machine clients (portcullis clients create) may redeem ID-JAGs";
+        }
         const claims = noted.get(ctx);
         const clientId =
           ctx.oidc?.client?.clientId ??

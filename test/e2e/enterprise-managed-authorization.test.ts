@@ -11,6 +11,8 @@
  */
 import assert from "node:assert/strict";
 import { generateKeyPairSync, randomBytes, randomUUID } from "node:crypto";
+import { rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import {
   Client as ClientV2,
@@ -20,10 +22,19 @@ import {
 } from "@modelcontextprotocol/client";
 import { decodeJwt, decodeProtectedHeader, importJWK, type JWTPayload, SignJWT } from "jose";
 import { request } from "undici";
+import { stringify as stringifyYaml } from "yaml";
 import type { AuditRecord } from "../../src/store/types.js";
 import { IDP_SECRETS, type IdpProcess, idTokenFor, startIdpProcess } from "../fixtures/oidc-idp.js";
 import { auditRecordsUntil } from "../helpers/auditRecords.js";
-import { DEMO_SERVER, modern, type RunningGateway, rpc, startGateway } from "../helpers/gateway.js";
+import {
+  DEMO_SERVER,
+  modern,
+  type RunningGateway,
+  rpc,
+  runCli,
+  startGateway,
+  tempDir,
+} from "../helpers/gateway.js";
 import { textOf } from "../helpers/mcp.js";
 import { freePort } from "../helpers/net.js";
 import { createTestDatabase, postgresSkip, type TestDatabase } from "../helpers/postgres.js";
@@ -435,12 +446,167 @@ describe("enterprise-managed authorization: ID-JAG redeemed at the built-in auth
     await assertRefusedAndAudited(gw, again, "invalid_grant", "is disabled");
   });
 
+  it("rejects-revoked-machine-client: revoking the client ends its ID-JAG token from the next request", async () => {
+    const created = await gw.cli([
+      "clients",
+      "create",
+      "--name",
+      "soon-revoked",
+      "--auth",
+      "client_secret_basic",
+      "--servers",
+      "demo",
+    ]);
+    const client = { id: created.clientId as string, secret: created.clientSecret as string };
+    // What the IdP issues when it maps the MCP client to this machine client.
+    const jag = await forge(idp, {
+      iss: idp.issuer,
+      sub: "a11ce000-0000-4000-8000-000000000001",
+      aud: gw.url,
+      client_id: client.id,
+      resource: gw.endpoint("demo"),
+      scope: "mcp",
+      jti: randomUUID(),
+      iat: now(),
+      exp: now() + 120,
+    });
+    const answer = await redeem(gw, jag, client);
+    assert.equal(answer.status, 200, JSON.stringify(answer.json));
+    const call = () => {
+      const req = modern(4, "tools/list", {}, answer.json.access_token);
+      return rpc(gw.endpoint("demo"), req.body, req.headers);
+    };
+    assert.equal((await call()).status, 200);
+    assert.equal((await call()).status, 200, "second use comes from the verified-token cache");
+    await gw.cli(["clients", "revoke", client.id]);
+    assert.equal((await call()).status, 401);
+  });
+
+  it("rejects-public-client: a self-registered public client may not redeem an ID-JAG (unauthorized_client)", async () => {
+    const reg = await fetch(`${gw.url}/reg`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ redirect_uris: ["http://127.0.0.1:9/cb"], token_endpoint_auth_method: "none" }),
+    });
+    const registered = (await reg.json()) as { client_id: string };
+    assert.equal(reg.status, 201, JSON.stringify(registered));
+    const jag = await forge(idp, {
+      iss: idp.issuer,
+      sub: "a11ce000-0000-4000-8000-000000000001",
+      aud: gw.url,
+      client_id: registered.client_id,
+      resource: gw.endpoint("demo"),
+      scope: "mcp",
+      jti: randomUUID(),
+      iat: now(),
+      exp: now() + 120,
+    });
+    const res = await fetch(`${gw.url}/token`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded", accept: "application/json" },
+      body: new URLSearchParams({ grant_type: JWT_BEARER, assertion: jag, client_id: registered.client_id }),
+    });
+    const answer = { status: res.status, json: (await res.json()) as Record<string, string> };
+    await assertRefusedAndAudited(gw, answer, "unauthorized_client", "only machine clients");
+  });
+
+  it("lists every ID-JAG decision in `portcullis audit search --method oauth_id_jag`", async () => {
+    const r = await runCli([
+      "audit",
+      "search",
+      "--method",
+      "oauth_id_jag",
+      "--limit",
+      "200",
+      "--config",
+      gw.configFile,
+      "--json",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const rows = r.stdout
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { method: string; decision: string });
+    assert.ok(rows.length > 5);
+    assert.ok(rows.every((row) => row.method === "oauth_id_jag"));
+    assert.ok(rows.some((row) => row.decision === "allow") && rows.some((row) => row.decision === "deny"));
+  });
+
   it("refuses a client whose credentials fail, before looking at the assertion (invalid_client)", async () => {
     const jag = await idJagFrom(idp, idToken, gw.url, gw.endpoint("demo"));
     const answer = await redeem(gw, jag, { id: agent.id, secret: "not-the-secret" });
     assert.equal(answer.status, 401);
     assert.equal(answer.json.error, "invalid_client");
     assert.equal((await redeem(gw, jag, agent)).status, 200, "the assertion was not consumed");
+  });
+});
+
+describe("enterprise-managed authorization: the IdP's clients allow-list (explicit jwksUri)", () => {
+  let gw: RunningGateway;
+  let idp: IdpProcess;
+  let allowed: { id: string; secret: string };
+  let refused: { id: string; secret: string };
+  let dir: string;
+
+  /** `portcullis clients create` before the gateway runs: the ids go into its config. */
+  const createClient = async (configFile: string, name: string) => {
+    const r = await runCli([
+      "clients",
+      "create",
+      "--name",
+      name,
+      "--auth",
+      "client_secret_basic",
+      "--servers",
+      "demo",
+      "--config",
+      configFile,
+      "--json",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const created = JSON.parse(r.stdout) as { clientId: string; clientSecret: string };
+    return { id: created.clientId, secret: created.clientSecret };
+  };
+
+  before(async () => {
+    dir = tempDir();
+    const servers = { demo: { transport: "stdio", command: process.execPath, args: [DEMO_SERVER] } };
+    const configFile = join(dir, "portcullis.yaml");
+    writeFileSync(
+      configFile,
+      stringifyYaml({ dataDir: join(dir, "data"), environment: "dev", oauth: { mode: "builtin" }, servers }),
+    );
+    allowed = await createClient(configFile, "allowed-app");
+    refused = await createClient(configFile, "other-app");
+    const idpPort = await freePort();
+    const issuer = `http://127.0.0.1:${idpPort}`;
+    gw = await startGateway({
+      dir,
+      config: {
+        environment: "dev",
+        oauth: {
+          mode: "builtin",
+          enterprise: { idps: [{ issuer, jwksUri: `${issuer}/jwks`, clients: [allowed.id] }] },
+        },
+        servers,
+      },
+    });
+    idp = await startIdpProcess({ profile: "enterprise", port: idpPort, idJagClientId: refused.id });
+  });
+  after(async () => {
+    await Promise.all([gw?.stop(), idp?.stop()]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("rejects-client-not-allowed-for-the-idp: a valid ID-JAG for a machine client the IdP entry does not list (unauthorized_client)", async () => {
+    const idToken = await idTokenFor(idp, ALICE);
+    const jag = await idJagFrom(idp, idToken, gw.url, gw.endpoint("demo"));
+    await assertRefusedAndAudited(
+      gw,
+      await redeem(gw, jag, refused),
+      "unauthorized_client",
+      "is not among the clients allowed",
+    );
   });
 });
 
