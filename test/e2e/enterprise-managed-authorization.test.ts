@@ -133,6 +133,37 @@ async function assertRefusedAndAudited(
   assert.equal(record.decision, "deny");
 }
 
+/**
+ * `portcullis clients create … --json` before the gateway runs, with `config` written to
+ * `dir/portcullis.yaml` (what startGateway will also use): the IdP must know the client's id
+ * (its ID-JAGs name it) and the gateway's config the IdP's issuer, so the clients come first,
+ * then the IdP (on any free port), then the gateway.
+ */
+async function machineClientsBeforeStart(
+  dir: string,
+  config: Record<string, unknown>,
+  names: string[],
+  env: Record<string, string> = {},
+): Promise<Array<{ id: string; secret: string }>> {
+  const configFile = join(dir, "portcullis.yaml");
+  writeFileSync(configFile, stringifyYaml({ dataDir: join(dir, "data"), ...config }));
+  const created: Array<{ id: string; secret: string }> = [];
+  for (const name of names) {
+    const r = await runCli(
+      ["clients", "create", "--name", name, "--auth", "client_secret_basic", "--servers", "demo"].concat([
+        "--config",
+        configFile,
+        "--json",
+      ]),
+      env,
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const client = JSON.parse(r.stdout) as { clientId: string; clientSecret: string };
+    created.push({ id: client.clientId, secret: client.clientSecret });
+  }
+  return created;
+}
+
 describe("enterprise-managed authorization: ID-JAG redeemed at the built-in authorization server", () => {
   let gw: RunningGateway;
   let idp: IdpProcess;
@@ -142,50 +173,32 @@ describe("enterprise-managed authorization: ID-JAG redeemed at the built-in auth
   let idToken: string;
   const now = () => Math.floor(Date.now() / 1000);
 
+  let dir: string;
+
   before(async () => {
-    const idpPort = await freePort();
-    const idpIssuer = `http://127.0.0.1:${idpPort}`;
-    gw = await startGateway({
-      config: {
-        environment: "dev",
-        oauth: { mode: "builtin", enterprise: { idps: [{ issuer: idpIssuer }] } },
-        servers: {
-          demo: { transport: "stdio", command: process.execPath, args: [DEMO_SERVER] },
-          other: { transport: "stdio", command: process.execPath, args: [DEMO_SERVER] },
-        },
-      },
-    });
-    const created = await gw.cli([
-      "clients",
-      "create",
-      "--name",
-      "chat-agent",
-      "--auth",
-      "client_secret_basic",
-      "--servers",
-      "demo",
-    ]);
-    agent = { id: created.clientId as string, secret: created.clientSecret as string };
-    const second = await gw.cli([
-      "clients",
-      "create",
-      "--name",
-      "another-app",
-      "--auth",
-      "client_secret_basic",
-      "--servers",
-      "demo",
-    ]);
-    otherClient = { id: second.clientId as string, secret: second.clientSecret as string };
+    dir = tempDir();
+    const servers = {
+      demo: { transport: "stdio", command: process.execPath, args: [DEMO_SERVER] },
+      other: { transport: "stdio", command: process.execPath, args: [DEMO_SERVER] },
+    };
+    const base = { environment: "dev", oauth: { mode: "builtin" }, servers };
+    [agent, otherClient] = (await machineClientsBeforeStart(dir, base, ["chat-agent", "another-app"])) as [
+      { id: string; secret: string },
+      { id: string; secret: string },
+    ];
     [idp, stranger] = await Promise.all([
-      startIdpProcess({ profile: "enterprise", port: idpPort, idJagClientId: agent.id }),
+      startIdpProcess({ profile: "enterprise", idJagClientId: agent.id }),
       startIdpProcess({ profile: "enterprise", idJagClientId: agent.id }),
     ]);
-    assert.equal(idp.issuer, idpIssuer);
+    gw = await startGateway({
+      dir,
+      config: { ...base, oauth: { mode: "builtin", enterprise: { idps: [{ issuer: idp.issuer }] } } },
+    });
     idToken = await idTokenFor(idp, ALICE);
   });
   after(async () => {
     await Promise.all([gw?.stop(), idp?.stop(), stranger?.stop()]);
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   });
 
   it("advertises the jwt-bearer grant and the id-jag grant profile in its metadata", async () => {
@@ -548,38 +561,16 @@ describe("enterprise-managed authorization: the IdP's clients allow-list (explic
   let refused: { id: string; secret: string };
   let dir: string;
 
-  /** `portcullis clients create` before the gateway runs: the ids go into its config. */
-  const createClient = async (configFile: string, name: string) => {
-    const r = await runCli([
-      "clients",
-      "create",
-      "--name",
-      name,
-      "--auth",
-      "client_secret_basic",
-      "--servers",
-      "demo",
-      "--config",
-      configFile,
-      "--json",
-    ]);
-    assert.equal(r.code, 0, r.stderr);
-    const created = JSON.parse(r.stdout) as { clientId: string; clientSecret: string };
-    return { id: created.clientId, secret: created.clientSecret };
-  };
-
   before(async () => {
     dir = tempDir();
     const servers = { demo: { transport: "stdio", command: process.execPath, args: [DEMO_SERVER] } };
-    const configFile = join(dir, "portcullis.yaml");
-    writeFileSync(
-      configFile,
-      stringifyYaml({ dataDir: join(dir, "data"), environment: "dev", oauth: { mode: "builtin" }, servers }),
-    );
-    allowed = await createClient(configFile, "allowed-app");
-    refused = await createClient(configFile, "other-app");
-    const idpPort = await freePort();
-    const issuer = `http://127.0.0.1:${idpPort}`;
+    const base = { environment: "dev", oauth: { mode: "builtin" }, servers };
+    [allowed, refused] = (await machineClientsBeforeStart(dir, base, ["allowed-app", "other-app"])) as [
+      { id: string; secret: string },
+      { id: string; secret: string },
+    ];
+    idp = await startIdpProcess({ profile: "enterprise", idJagClientId: refused.id });
+    const issuer = idp.issuer;
     gw = await startGateway({
       dir,
       config: {
@@ -591,7 +582,6 @@ describe("enterprise-managed authorization: the IdP's clients allow-list (explic
         servers,
       },
     });
-    idp = await startIdpProcess({ profile: "enterprise", port: idpPort, idJagClientId: refused.id });
   });
   after(async () => {
     await Promise.all([gw?.stop(), idp?.stop()]);
@@ -623,17 +613,24 @@ describe("enterprise-managed authorization across two gateway replicas on Postgr
   let agent: { id: string; secret: string };
   let idToken: string;
 
+  let dir: string;
+
   before(async () => {
     db = await createTestDatabase();
-    const idpPort = await freePort();
+    dir = tempDir();
     const env = { [SECRET_VAR]: randomBytes(48).toString("base64") };
-    const config = {
+    const base = {
       environment: "dev",
       store: db.url,
       serverSecret: { env: SECRET_VAR },
-      oauth: { mode: "builtin", enterprise: { idps: [{ issuer: `http://127.0.0.1:${idpPort}` }] } },
+      oauth: { mode: "builtin" },
       servers: { demo: { transport: "stdio", command: process.execPath, args: [DEMO_SERVER] } },
     };
+    [agent] = (await machineClientsBeforeStart(dir, base, ["chat-agent"], env)) as [
+      { id: string; secret: string },
+    ];
+    idp = await startIdpProcess({ profile: "enterprise", idJagClientId: agent.id });
+    const config = { ...base, oauth: { mode: "builtin", enterprise: { idps: [{ issuer: idp.issuer }] } } };
     a = await startGateway({ config, env });
     for (let attempt = 1; ; attempt++) {
       const port = await freePort();
@@ -645,24 +642,13 @@ describe("enterprise-managed authorization across two gateway replicas on Postgr
         if (attempt >= 3) throw err; // the port was taken in between: try another
       }
     }
-    const created = await a.cli([
-      "clients",
-      "create",
-      "--name",
-      "chat-agent",
-      "--auth",
-      "client_secret_basic",
-      "--servers",
-      "demo",
-    ]);
-    agent = { id: created.clientId as string, secret: created.clientSecret as string };
-    idp = await startIdpProcess({ profile: "enterprise", port: idpPort, idJagClientId: agent.id });
     idToken = await idTokenFor(idp, ALICE);
   });
   after(async () => {
     await Promise.all([b?.stop(), idp?.stop()]);
     await a?.stop();
     await db?.drop();
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   });
 
   it("rejects-replayed-jti-on-another-replica: an ID-JAG redeemed at one replica is refused at the other", async () => {
