@@ -83,6 +83,15 @@ export interface IdJagGrant {
   close(): void;
 }
 
+/** A request that passed every check: who, for which endpoint, with which scopes. */
+interface Admitted {
+  claims: IdJagClaims;
+  accountId: string;
+  resource: string;
+  scopes: string[];
+  endpointScopes: string[];
+}
+
 function sameString(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
@@ -195,75 +204,67 @@ export function idJagGrant(settings: IdJagGrantSettings): IdJagGrant {
 
   const audit = auditIdJag(settings.audit, settings.environment, issuer);
 
-  async function handler(ctx: OidcTokenContext, models: OidcProvider): Promise<void> {
-    const client = ctx.oidc.client;
+  /** Everything that may refuse the request, in order; the first failure is an IdJagRejected. */
+  async function admit(ctx: OidcTokenContext, client: OidcClient, assertion: string): Promise<Admitted> {
     const params = ctx.oidc.params ?? {};
-    if (client === undefined) throw new errors.InvalidRequest("client authentication is required");
-    const assertion = params.assertion;
-    if (typeof assertion !== "string" || assertion === "") {
-      throw new errors.InvalidRequest("missing required parameter 'assertion'");
-    }
-    let claims: IdJagClaims;
-    let decided: { resource: string; scopes: string[]; endpointScopes: string[] };
-    let accountId: string;
-    try {
-      claims = await verifyIdJag(assertion, {
-        audience: issuer,
-        idps,
-        maxLifetimeSeconds: settings.enterprise.maxAssertionLifetimeSeconds,
-        now,
-      });
-      audit.noteAssertion(ctx, claims);
-      decided = await decide(claims, client, params);
-      // Claimed last, once everything else holds: a refused request does not burn the assertion.
-      const fresh = await replay.claim(
-        claims.issuer,
-        claims.jti,
-        (claims.expiresAt + CLOCK_TOLERANCE_SECONDS) * 1000,
+    const claims = await verifyIdJag(assertion, {
+      audience: issuer,
+      idps,
+      maxLifetimeSeconds: settings.enterprise.maxAssertionLifetimeSeconds,
+      now,
+    });
+    audit.noteAssertion(ctx, claims);
+    const decided = await decide(claims, client, params);
+    // Claimed last, once everything else holds: a refused request does not use the assertion up.
+    if (
+      !(await replay.claim(claims.issuer, claims.jti, (claims.expiresAt + CLOCK_TOLERANCE_SECONDS) * 1000))
+    ) {
+      throw new IdJagRejected(
+        "invalid_grant",
+        `the ID-JAG's jti was already redeemed (replay) from ${claims.issuer}`,
       );
-      if (!fresh) {
-        throw new IdJagRejected(
-          "invalid_grant",
-          `the ID-JAG's jti was already redeemed (replay) from ${claims.issuer}`,
-        );
-      }
-      const account = await upsertFederatedUser(
-        db,
-        {
-          id: `${claims.issuer}#${claims.subject}`,
-          subject: claims.subject,
-          email: claims.email,
-          groups: claims.groups,
-          issuer: claims.issuer,
-        },
-        now(),
-      );
-      if (account === null) {
-        throw new IdJagRejected(
-          "invalid_grant",
-          `the account of ${claims.subject} at ${claims.issuer} is disabled`,
-        );
-      }
-      accountId = account;
-    } catch (err) {
-      if (err instanceof IdJagRejected) throw toOidcError(err);
-      throw err;
     }
+    const accountId = await upsertFederatedUser(
+      db,
+      {
+        id: `${claims.issuer}#${claims.subject}`,
+        subject: claims.subject,
+        email: claims.email,
+        groups: claims.groups,
+        issuer: claims.issuer,
+      },
+      now(),
+    );
+    if (accountId === null) {
+      throw new IdJagRejected(
+        "invalid_grant",
+        `the account of ${claims.subject} at ${claims.issuer} is disabled`,
+      );
+    }
+    return { claims, accountId, ...decided };
+  }
 
-    const { resource, scopes, endpointScopes } = decided;
+  /** A Grant for (account, client) carrying one access token bound to the resource; no consent screen. */
+  async function issue(
+    ctx: OidcTokenContext,
+    provider: OidcProvider,
+    client: OidcClient,
+    admitted: Admitted,
+  ): Promise<void> {
+    const { claims, accountId, resource, scopes, endpointScopes } = admitted;
     const scope = scopes.join(" ");
     // The grant lives as long as its one access token (a little longer, for clock skew).
-    const grant = new models.Grant({ accountId, clientId: client.clientId, expiresIn: accessTtl + 60 });
+    const grant = new provider.Grant({ accountId, clientId: client.clientId, expiresIn: accessTtl + 60 });
     grant.addResourceScope(resource, scope);
     const grantId = await grant.save();
-    const token = new models.AccessToken({
+    const token = new provider.AccessToken({
       accountId,
       client,
       grantId,
       gty: "jwt_bearer",
       scope,
       expiresWithSession: false,
-      resourceServer: new models.ResourceServer(resource, {
+      resourceServer: new provider.ResourceServer(resource, {
         scope: endpointScopes.join(" "),
         audience: resource,
         accessTokenTTL: accessTtl,
@@ -274,12 +275,25 @@ export function idJagGrant(settings: IdJagGrantSettings): IdJagGrant {
     ctx.oidc.entity("AccessToken", token);
     const value = await token.save();
     audit.issued(ctx, { claims, accountId, resource, scope });
-    ctx.body = {
-      access_token: value,
-      token_type: token.tokenType,
-      expires_in: token.expiration,
-      scope,
-    };
+    ctx.body = { access_token: value, token_type: token.tokenType, expires_in: token.expiration, scope };
+  }
+
+  /** The token endpoint's handler for the grant: the client is already authenticated. */
+  async function handler(ctx: OidcTokenContext, provider: OidcProvider): Promise<void> {
+    const client = ctx.oidc.client;
+    if (client === undefined) throw new errors.InvalidRequest("client authentication is required");
+    const assertion = ctx.oidc.params?.assertion;
+    if (typeof assertion !== "string" || assertion === "") {
+      throw new errors.InvalidRequest("missing required parameter 'assertion'");
+    }
+    let admitted: Admitted;
+    try {
+      admitted = await admit(ctx, client, assertion);
+    } catch (err) {
+      if (err instanceof IdJagRejected) throw toOidcError(err);
+      throw err; // a fault (store down, …): a 500, never disguised as a refusal
+    }
+    await issue(ctx, provider, client, admitted);
   }
 
   return {
