@@ -93,6 +93,32 @@ function remoteKeys(idp: EnterpriseIdpSettings, policy: SafeFetchPolicy): JWTVer
   return async (header, token) => (await load())(header, token);
 }
 
+/**
+ * Finds and fetches an IdP's JWK Set once, as the gateway would (`portcullis doctor`):
+ * where it is and how many signing keys it holds. Throws {@link IdpKeysUnavailable}.
+ */
+export async function fetchIdpKeys(
+  idp: Pick<EnterpriseIdpSettings, "issuer" | "jwksUri">,
+  environment: string,
+  timeoutMs: number,
+): Promise<{ jwksUri: string; keys: number }> {
+  const policy: SafeFetchPolicy = { environment, maxBytes: DEFAULT_MAX_BYTES, timeoutMs };
+  const url = idp.jwksUri === undefined ? await discoverJwksUri(idp.issuer, policy) : new URL(idp.jwksUri);
+  let keys: unknown;
+  try {
+    const response = await safeFetch(url, policy, { headers: { accept: "application/json" } });
+    if (response.status !== 200) throw new Error(`HTTP ${response.status}`);
+    keys = (JSON.parse(await response.text()) as { keys?: unknown }).keys;
+  } catch (err) {
+    throw new IdpKeysUnavailable(`cannot fetch ${url.href}: ${(err as Error).message}`);
+  }
+  if (!Array.isArray(keys)) throw new IdpKeysUnavailable(`${url.href} is not a JWK Set`);
+  const signing = keys.filter(
+    (k) => typeof k === "object" && k !== null && (k as { use?: unknown }).use !== "enc",
+  ).length;
+  return { jwksUri: url.href, keys: signing };
+}
+
 /** The trusted IdPs by issuer. */
 export function trustedIdps(
   settings: readonly EnterpriseIdpSettings[],

@@ -545,6 +545,35 @@ describe("enterprise-managed authorization: ID-JAG redeemed at the built-in auth
     assert.ok(rows.some((row) => row.decision === "allow") && rows.some((row) => row.decision === "deny"));
   });
 
+  it("`portcullis doctor` finds the IdP's signing keys as the gateway does", async () => {
+    const r = await runCli(["doctor", "--no-probe", "--timeout", "5", "--config", gw.configFile, "--json"]);
+    const report = JSON.parse(r.stdout) as {
+      checks: Array<{ check: string; status: string; detail: string }>;
+    };
+    const check = report.checks.find((c) => c.check === `enterprise:${idp.issuer}`);
+    assert.equal(check?.status, "ok", JSON.stringify(report.checks));
+    assert.match(check?.detail ?? "", new RegExp(`2 signing keys at ${idp.issuer}/jwks`));
+  });
+
+  it("`portcullis doctor` fails an IdP whose keys cannot be found, naming the field to fix", async () => {
+    const configFile = join(dir, "unreachable-idp.yaml");
+    writeFileSync(
+      configFile,
+      stringifyYaml({
+        dataDir: join(dir, "data"),
+        environment: "dev",
+        oauth: { mode: "builtin", enterprise: { idps: [{ issuer: "http://127.0.0.1:1" }] } },
+        servers: { demo: { transport: "stdio", command: process.execPath, args: [DEMO_SERVER] } },
+      }),
+    );
+    const r = await runCli(["doctor", "--no-probe", "--timeout", "5", "--config", configFile, "--json"]);
+    assert.equal(r.code, 1);
+    const report = JSON.parse(r.stdout) as { checks: Array<{ check: string; status: string; fix?: string }> };
+    const check = report.checks.find((c) => c.check === "enterprise:http://127.0.0.1:1");
+    assert.equal(check?.status, "fail", JSON.stringify(report.checks));
+    assert.match(check?.fix ?? "", /oauth\.enterprise\.idps\[\]\.issuer/);
+  });
+
   it("refuses a client whose credentials fail, before looking at the assertion (invalid_client)", async () => {
     const jag = await idJagFrom(idp, idToken, gw.url, gw.endpoint("demo"));
     const answer = await redeem(gw, jag, { id: agent.id, secret: "not-the-secret" });
