@@ -142,6 +142,18 @@ export function parseConfig(raw: unknown, source: string): Config {
       );
     }
   }
+  const enterprise = config.oauth?.mode === "builtin" ? config.oauth.enterprise : undefined;
+  for (const [i, idp] of (enterprise?.idps ?? []).entries()) {
+    for (const field of ["issuer", "jwksUri"] as const) {
+      const value = idp[field];
+      if (value === undefined || new URL(value).protocol === "https:") continue;
+      if (config.environment !== "dev" || new URL(value).protocol !== "http:") {
+        throw new ConfigError(
+          `invalid configuration in ${source}:\n  - oauth.enterprise.idps.${i}.${field}: must be an https URL (plain http only in the dev environment), got ${value}`,
+        );
+      }
+    }
+  }
   if (config.keys.defaultTtlDays > config.keys.maxTtlDays) {
     throw new ConfigError(
       `invalid configuration in ${source}:\n  - keys.defaultTtlDays: ${config.keys.defaultTtlDays} exceeds keys.maxTtlDays (${config.keys.maxTtlDays}); lower it or raise the maximum`,

@@ -36,6 +36,7 @@ import { BuiltinTokenVerifier } from "./builtinTokenVerifier.js";
 import { auditClientCredentials } from "./clientCredentialsAudit.js";
 import { oauthDatabase } from "./database.js";
 import { federatedSignIn } from "./federatedSignIn.js";
+import { idJagGrant } from "./idJag.js";
 import { pinToIssuer } from "./issuerOrigin.js";
 import { protectLegacyArtefacts } from "./legacyArtefacts.js";
 import { MachineClientRoster } from "./machineClientRoster.js";
@@ -102,6 +103,19 @@ export async function createAuthorizationServer(
 
   const signingKeys: SigningKey[] = await loadSigningKeys(db, opts.secret);
   const oidc = await loadOidcProvider();
+  const enterprise =
+    opts.enterprise === undefined
+      ? null
+      : idJagGrant({
+          issuer,
+          environment,
+          db,
+          resources,
+          accessTokenTtlSeconds: accessTtl,
+          enterprise: opts.enterprise,
+          errors: oidc.errors,
+          audit: opts.audit,
+        });
   const configuration = providerConfiguration({
     issuer,
     environment,
@@ -117,6 +131,7 @@ export async function createAuthorizationServer(
     registration: registrationLimits,
     oidc,
     currentProvider: () => provider,
+    enterprise,
   });
 
   /**
@@ -143,6 +158,7 @@ export async function createAuthorizationServer(
       audit: (record) => opts.audit.record(record),
       services: () => taskServices,
     });
+    enterprise?.register(built); // RFC 7523 jwt-bearer grant for ID-JAGs (./idJag.ts)
     return built;
   };
 
@@ -246,6 +262,7 @@ export async function createAuthorizationServer(
     verifyAccessToken: (token, resource) => tokens.verify(token, resource),
     async close(): Promise<void> {
       clearInterval(purgeTimer);
+      enterprise?.close();
       keyRotation.close();
       tokens.forgetVerified();
       await machineClients.close();

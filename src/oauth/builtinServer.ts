@@ -95,6 +95,7 @@ export async function startBuiltinAuthorizationServer(
         unusedClientTtlSeconds: Math.round(oauth.registration.unusedClientDays * 86_400),
       },
       ...(oauth.login === undefined ? {} : { login: loginOptions(oauth.login) }),
+      ...(oauth.enterprise === undefined ? {} : { enterprise: oauth.enterprise }),
       ...(deps.consoleClient === null ? {} : { consoleClient: deps.consoleClient }),
       ...(deps.tasks === undefined ? {} : { tasks: deps.tasks }),
       ...(deps.exchange === undefined ? {} : { exchange: deps.exchange }),

@@ -258,6 +258,13 @@ export interface TasksTable {
 }
 
 /** Every table Kysely queries, by name. */
+/** One row per redeemed JWT authorization grant (012): a keyed hash of issuer and jti, kept until the assertion expires. */
+export interface OAuthAssertionReplayTable {
+  key: string;
+  /** The assertion's `exp`, epoch ms; the row is purged after it. */
+  expires_at: number;
+}
+
 export interface Schema {
   api_keys: ApiKeysTable;
   audit_log: AuditLogTable;
@@ -274,4 +281,5 @@ export interface Schema {
   oauth_users: OAuthUsersTable;
   oauth_consents: OAuthConsentsTable;
   oauth_machine_clients: OAuthMachineClientsTable;
+  oauth_assertion_replay: OAuthAssertionReplayTable;
 }
