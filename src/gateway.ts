@@ -20,6 +20,7 @@ import { AuditWriter } from "./audit/writer.js";
 import { Keyring } from "./authn/keyring.js";
 import { oauthRuntime } from "./authn/oauthToken.js";
 import { serverSecret } from "./authn/serverSecret.js";
+import { startSpiffe } from "./authn/spiffe/runtime.js";
 import { watchConfiguredPolicy } from "./authz/policy/configured.js";
 import type { CompiledPolicy } from "./authz/policy/types.js";
 import { ToolCatalogue } from "./authz/toolCatalogue.js";
@@ -89,6 +90,11 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
       "policy watcher",
       watchConfiguredPolicy(loaded, metrics, log, (next) => recordPolicyChange(next)),
     );
+
+    // SPIFFE workload identity (src/authn/spiffe/): trust bundles, JWT-SVID and X.509-SVID verifiers.
+    const spiffe = config.spiffe
+      ? lifetime.add("spiffe", await startSpiffe(config.spiffe, environment, log))
+      : null;
 
     // The port, bound now: the base URL (the OAuth issuer) is known from here on, and the port
     // answers 503 while the store is awaited.
@@ -197,6 +203,7 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
       ready: () => ready,
       review,
       health,
+      spiffe,
     });
     // ---- end of buildApp's deps ----
     registerReviewLinkRoutes(app, review);

@@ -3,13 +3,17 @@
  * to the request pipeline (src/pipeline/), plus body limits, health, readiness, metrics, the
  * protected-resource metadata (RFC 9728), and the audit of bodies refused for their size.
  */
-import { createServer } from "node:http";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import type { TLSSocket } from "node:tls";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import type { AuditWriter } from "../audit/writer.js";
 import type { Keyring } from "../authn/keyring.js";
 import type { OAuthRuntime } from "../authn/oauthToken.js";
+import type { SpiffeRuntime } from "../authn/spiffe/runtime.js";
 import { ListedTools } from "../classify/listedTools.js";
+import { readSecret } from "../config/load.js";
 import type { Config } from "../config/schema.js";
 import { errorReply, GatewayError, RpcCode } from "../core/errors.js";
 import { CallerLimits, poolShareWarnings } from "../pipeline/callerLimits.js";
@@ -41,6 +45,8 @@ export interface AppDeps {
   health?: UpstreamHealth;
   /** Task-token and JWT-SVID verifiers (none by default). */
   bearers?: PipelineDeps["bearers"];
+  /** SPIFFE workload identity (`spiffe:` in the config): JWT-SVIDs and X.509-SVID client certificates. */
+  spiffe?: SpiffeRuntime | null;
 }
 
 type McpRequest = FastifyRequest<{ Params: { server: string } }>;
@@ -62,7 +68,11 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     metrics,
     log,
     oauth,
-    bearers: deps.bearers ?? { task: null, jwtSvid: null },
+    bearers: {
+      task: deps.bearers?.task ?? null,
+      jwtSvid: deps.bearers?.jwtSvid ?? deps.spiffe?.jwtSvid ?? null,
+    },
+    peerIdentity: clientCertificates(config, deps.spiffe ?? null),
     oauthEnabled: config.oauth !== undefined,
     baseUrl: deps.baseUrl,
     hostCheck: hostGuard(config),
@@ -77,7 +87,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     bodyLimit: config.limits.bodyBytes,
     // Slow or stalled clients: Node checks request deadlines every connectionsCheckingInterval.
     serverFactory: (handler) =>
-      createServer(
+      listenerServer(
+        config,
         {
           requestTimeout: config.limits.requestTimeoutMs,
           headersTimeout: Math.min(config.limits.requestTimeoutMs, 60_000),
@@ -207,4 +218,49 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     void reply.code(r.status).headers(r.headers).send(r.body);
   });
   return app;
+}
+
+interface ServerTimeouts {
+  requestTimeout: number;
+  headersTimeout: number;
+  keepAliveTimeout: number;
+  connectionsCheckingInterval: number;
+}
+
+/**
+ * Plain HTTP (the default), or HTTPS with `listen.tls`. Client certificates (`clientAuth`) are
+ * asked for in the handshake but judged per request against the SPIFFE bundles in force
+ * (src/authn/spiffe/x509Svid.ts), so a rotated bundle needs no restart; `require` closes a
+ * connection that presents none.
+ */
+function listenerServer(
+  config: Config,
+  timeouts: ServerTimeouts,
+  handle: (req: IncomingMessage, res: ServerResponse) => void,
+) {
+  const tls = config.listen.tls;
+  if (tls === undefined) return createServer(timeouts, handle);
+  const server = createHttpsServer(
+    {
+      ...timeouts,
+      cert: readSecret(tls.cert, "listen.tls.cert"),
+      key: readSecret(tls.key, "listen.tls.key"),
+      minVersion: "TLSv1.2",
+      requestCert: tls.clientAuth !== "none",
+      // The chain is checked against the SPIFFE bundle per request; the handshake proves key possession.
+      rejectUnauthorized: false,
+    },
+    handle,
+  );
+  if (tls.clientAuth === "require")
+    server.on("secureConnection", (socket: TLSSocket) => {
+      if (socket.getPeerCertificate()?.raw === undefined) socket.destroy();
+    });
+  return server;
+}
+
+function clientCertificates(config: Config, spiffe: SpiffeRuntime | null): PipelineDeps["peerIdentity"] {
+  const tls = config.listen.tls;
+  if (tls === undefined || tls.clientAuth === "none" || spiffe === null) return null;
+  return (socket) => spiffe.x509Svid.checkConnection(socket);
 }
