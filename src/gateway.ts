@@ -20,7 +20,7 @@ import { AuditWriter } from "./audit/writer.js";
 import { Keyring } from "./authn/keyring.js";
 import { oauthRuntime } from "./authn/oauthToken.js";
 import { serverSecret } from "./authn/serverSecret.js";
-import { startSpiffe } from "./authn/spiffe/runtime.js";
+import { startSpiffe, upstreamSvids } from "./authn/spiffe/runtime.js";
 import { watchConfiguredPolicy } from "./authz/policy/configured.js";
 import type { CompiledPolicy } from "./authz/policy/types.js";
 import { ToolCatalogue } from "./authz/toolCatalogue.js";
@@ -80,7 +80,13 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
       log,
       async (lines) => (await redactArguments(lines)) as string[],
     );
-    const routes = serverRoutes(config, sessions, log, health);
+    // SPIFFE workload identity (src/authn/spiffe/): trust bundles, JWT-SVID and X.509-SVID
+    // verifiers, and the gateway's own X.509-SVID for upstreams marked tls.spiffe.
+    const spiffe = config.spiffe
+      ? lifetime.add("spiffe", await startSpiffe(config.spiffe, environment, log))
+      : null;
+    const svids = lifetime.add("upstream SVIDs", upstreamSvids(config, spiffe, log));
+    const routes = serverRoutes(config, sessions, log, health, svids.byServer);
     lifetime.defer("upstreams", () => closeRoutes(routes));
     lifetime.add("upstream checks", watchUpstreams(routes, health, log));
     const metrics = createMetrics(routes.keys());
@@ -90,11 +96,6 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
       "policy watcher",
       watchConfiguredPolicy(loaded, metrics, log, (next) => recordPolicyChange(next)),
     );
-
-    // SPIFFE workload identity (src/authn/spiffe/): trust bundles, JWT-SVID and X.509-SVID verifiers.
-    const spiffe = config.spiffe
-      ? lifetime.add("spiffe", await startSpiffe(config.spiffe, environment, log))
-      : null;
 
     // The port, bound now: the base URL (the OAuth issuer) is known from here on, and the port
     // answers 503 while the store is awaited.

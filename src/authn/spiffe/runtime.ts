@@ -5,9 +5,10 @@
  */
 import type { Logger } from "pino";
 import { ConfigError } from "../../config/load.js";
-import type { SpiffeConfig } from "../../config/schema.js";
+import type { Config, SpiffeConfig } from "../../config/schema.js";
 import { JwtSvidVerifier } from "./jwtSvid.js";
 import { TrustBundles, TrustDomainBundle } from "./trustBundle.js";
+import { UpstreamSvid } from "./upstreamSvid.js";
 import { X509SvidVerifier } from "./x509Svid.js";
 
 export interface SpiffeRuntime {
@@ -43,4 +44,27 @@ export async function startSpiffe(
     x509Svid: new X509SvidVerifier(bundles, environment),
     close: () => bundles.close(),
   };
+}
+
+/** The gateway's X.509-SVIDs for the HTTP servers marked `tls.spiffe`, by server name. */
+export interface UpstreamSvids {
+  readonly byServer: ReadonlyMap<string, UpstreamSvid>;
+  close(): void;
+}
+
+export function upstreamSvids(config: Config, spiffe: SpiffeRuntime | null, log: Logger): UpstreamSvids {
+  const byServer = new Map<string, UpstreamSvid>();
+  const child = log.child({ part: "spiffe" });
+  const close = () => {
+    for (const svid of byServer.values()) svid.close();
+  };
+  try {
+    for (const [name, server] of Object.entries(config.servers))
+      if (server.transport === "http" && server.tls !== undefined)
+        byServer.set(name, new UpstreamSvid(name, server.tls, spiffe?.bundles ?? null, child));
+  } catch (err) {
+    close();
+    throw err;
+  }
+  return { byServer, close };
 }

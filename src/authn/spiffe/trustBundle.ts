@@ -13,9 +13,9 @@
  * `refreshSeconds`. A new bundle that does not parse is logged and the previous one stays.
  */
 import { createHash, createPublicKey, type KeyObject, X509Certificate } from "node:crypto";
-import { type FSWatcher, readFileSync, statSync, watch } from "node:fs";
-import { basename, dirname } from "node:path";
+import { readFileSync } from "node:fs";
 import type { Logger } from "pino";
+import { type FileWatch, watchFiles } from "./fileWatch.js";
 
 /** A JWT-SVID signing key of one trust domain. */
 export interface JwtAuthority {
@@ -102,9 +102,8 @@ export class TrustDomainBundle {
   current: ParsedBundle | null = null;
   /** Bumped whenever `current` changes; caches keyed by it notice a rotation. */
   generation = 0;
-  private watcher: FSWatcher | null = null;
+  private watcher: FileWatch | null = null;
   private timer: NodeJS.Timeout | null = null;
-  private lastStat = "";
   private loading: Promise<void> | null = null;
   private closed = false;
   private readonly listeners: Array<() => void> = [];
@@ -130,19 +129,7 @@ export class TrustDomainBundle {
     if ("file" in this.source) {
       const { file } = this.source;
       this.install(parseBundle(readBundleFile(file)), "loaded");
-      this.lastStat = statKey(file);
-      try {
-        this.watcher = watch(dirname(file), { persistent: false }, (_event, name) => {
-          if (name === null || name === basename(file)) this.reloadFile();
-        });
-        this.watcher.on("error", () => {}); // the stat timer carries on
-      } catch {
-        // fs.watch is unavailable (some network file systems): the stat timer suffices.
-      }
-      this.timer = setInterval(() => {
-        if (statKey(file) !== this.lastStat) this.reloadFile();
-      }, this.statIntervalMs);
-      this.timer.unref();
+      this.watcher = watchFiles([file], () => this.reloadFile(), this.statIntervalMs);
       return;
     }
     const { refreshSeconds } = this.source;
@@ -176,9 +163,6 @@ export class TrustDomainBundle {
   private reloadFile(): void {
     if (this.closed || !("file" in this.source)) return;
     const { file } = this.source;
-    const now = statKey(file);
-    if (now === "") return; // mid-rename: the next event or stat picks the new file up
-    this.lastStat = now;
     try {
       this.install(parseBundle(readBundleFile(file)), "reloaded");
     } catch (err) {
@@ -227,15 +211,6 @@ function readBundleFile(file: string): string {
   return text;
 }
 
-function statKey(file: string): string {
-  try {
-    const s = statSync(file);
-    return `${s.ino}:${s.size}:${s.mtimeMs}`;
-  } catch {
-    return "";
-  }
-}
-
 /** Every configured trust domain's bundle, by name. */
 export class TrustBundles {
   private readonly byName: ReadonlyMap<string, TrustDomainBundle>;
@@ -259,10 +234,6 @@ export class TrustBundles {
   /** Called after any trust domain's bundle changed. */
   onChange(listener: () => void): void {
     this.listeners.push(listener);
-  }
-
-  async start(): Promise<void> {
-    for (const b of this.byName.values()) await b.start();
   }
 
   close(): void {
