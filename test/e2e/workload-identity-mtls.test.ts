@@ -219,3 +219,56 @@ describe("X.509-SVID workload identity over mutual TLS", () => {
     assert.equal((await call(mintSvid(caA2, { uris: [CI_JOB] }))).status, 200);
   });
 });
+
+describe("listen.tls.clientAuth: require", () => {
+  const dir = tempDir("spiffe-e2e-require-");
+  let web: Authority;
+  let ca: Authority;
+  let gw: RunningGateway;
+  const agents: Agent[] = [];
+
+  before(async () => {
+    web = mintAuthority(dir, "web");
+    ca = mintAuthority(dir, "example.org");
+    const serving = mintServerCert(web);
+    const bundle = join(dir, "example.org.json");
+    writeBundle(bundle, bundleDocument([ca], []));
+    gw = await startGateway({
+      dir,
+      config: {
+        listen: {
+          port: 0,
+          tls: { cert: { file: serving.certFile }, key: { file: serving.keyFile }, clientAuth: "require" },
+        },
+        spiffe: { trustDomains: [{ name: "example.org", bundle: { file: bundle } }] },
+        servers: { demo: { transport: "stdio", command: process.execPath, args: [DEMO_SERVER] } },
+      },
+    });
+  });
+  after(async () => {
+    await Promise.all(agents.map((a) => a.close()));
+    await gw?.stop();
+  });
+
+  const post = async (client?: Pick<Pem, "cert" | "key">) => {
+    const dispatcher = tlsAgent(web.cert, client);
+    agents.push(dispatcher);
+    const m = modern(1, "tools/call", { name: "echo", arguments: { text: "hi" } });
+    const res = await undiciFetch(gw.endpoint("demo"), {
+      method: "POST",
+      dispatcher,
+      headers: { "content-type": "application/json", accept: "application/json", ...m.headers },
+      body: JSON.stringify(m.body),
+    });
+    await res.text();
+    return res.status;
+  };
+
+  it("closes a connection that presents no client certificate, before any HTTP exchange", async () => {
+    await assert.rejects(post(undefined), /fetch failed|socket|other side closed/i);
+  });
+
+  it("serves a workload presenting its X.509-SVID", async () => {
+    assert.equal(await post(mintSvid(ca, { uris: [CI_JOB] })), 200);
+  });
+});
