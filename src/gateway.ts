@@ -99,7 +99,7 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
 
     // The port, bound now: the base URL (the OAuth issuer) is known from here on, and the port
     // answers 503 while the store is awaited.
-    const startup = await listenWhileStarting(config.listen.host, config.listen.port);
+    const startup = await listenWhileStarting(config.listen.host, config.listen.port, config.listen.tls);
     const startupListener = lifetime.defer("startup listener", () => startup.close());
     const url = publicBaseUrl(config, startup.port);
 

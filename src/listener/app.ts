@@ -13,7 +13,6 @@ import type { Keyring } from "../authn/keyring.js";
 import type { OAuthRuntime } from "../authn/oauthToken.js";
 import type { SpiffeRuntime } from "../authn/spiffe/runtime.js";
 import { ListedTools } from "../classify/listedTools.js";
-import { readSecret } from "../config/load.js";
 import type { Config } from "../config/schema.js";
 import { errorReply, GatewayError, RpcCode } from "../core/errors.js";
 import { CallerLimits, poolShareWarnings } from "../pipeline/callerLimits.js";
@@ -23,6 +22,7 @@ import type { ReviewGate } from "../review/gate.js";
 import type { Metrics } from "../telemetry/metrics.js";
 import type { UpstreamHealth } from "../telemetry/upstreamHealth.js";
 import { allowedHostnames, hostGuard, refuseForeignHost, routeHostGuard } from "./hostCheck.js";
+import { servingTls } from "./servingTls.js";
 
 export type { Authorization, Route };
 
@@ -243,9 +243,7 @@ function listenerServer(
   const server = createHttpsServer(
     {
       ...timeouts,
-      cert: readSecret(tls.cert, "listen.tls.cert"),
-      key: readSecret(tls.key, "listen.tls.key"),
-      minVersion: "TLSv1.2",
+      ...servingTls(tls),
       requestCert: tls.clientAuth !== "none",
       // The chain is checked against the SPIFFE bundle per request; the handshake proves key possession.
       rejectUnauthorized: false,
