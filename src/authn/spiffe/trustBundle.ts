@@ -190,10 +190,11 @@ export class TrustDomainBundle {
         headers: { accept: "application/json" },
         signal: AbortSignal.timeout(5_000),
       });
-      if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
-      const text = await res.text();
-      if (text.length > MAX_BUNDLE_BYTES) throw new Error(`bundle larger than ${MAX_BUNDLE_BYTES} bytes`);
-      this.install(parseBundle(text), "fetched");
+      if (res.status !== 200) {
+        await res.body?.cancel();
+        throw new Error(`HTTP ${res.status}`);
+      }
+      this.install(parseBundle(await cappedText(res)), "fetched");
     } catch (err) {
       this.log.warn(
         { trustDomain: this.trustDomain, endpoint, err: (err as Error).message },
@@ -203,6 +204,24 @@ export class TrustDomainBundle {
       );
     }
   }
+}
+
+/** The body as text, refused past MAX_BUNDLE_BYTES without reading the rest. */
+async function cappedText(res: Response): Promise<string> {
+  const declared = Number(res.headers.get("content-length"));
+  if (Number.isFinite(declared) && declared > MAX_BUNDLE_BYTES) {
+    await res.body?.cancel();
+    throw new Error(`bundle larger than ${MAX_BUNDLE_BYTES} bytes`);
+  }
+  if (res.body === null) return "";
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
+    size += chunk.byteLength;
+    if (size > MAX_BUNDLE_BYTES) throw new Error(`bundle larger than ${MAX_BUNDLE_BYTES} bytes`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString("utf8");
 }
 
 function readBundleFile(file: string): string {
