@@ -11,20 +11,25 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import pino from "pino";
 import { issueKey } from "../src/authn/keyLifecycle.js";
 import { Keyring } from "../src/authn/keyring.js";
 import { OAuthTokenVerifier } from "../src/authn/oauthToken.js";
+import { startSpiffe } from "../src/authn/spiffe/runtime.js";
 import { compilePolicy } from "../src/authz/policy/compile.js";
 import { Config, type ExternalOAuthConfig } from "../src/config/schema.js";
 import { openStore } from "../src/store/open.js";
 import { keyOwnerPrincipal } from "../src/tasks/owners.js";
 import { startTasks } from "../src/tasks/runtime.js";
+import { benchTrustDomain } from "./jwtSvid.js";
 
 export interface AuthnCost {
   apiKeyUs: { p50: number; p99: number };
   oauthCachedUs: { p50: number; p99: number };
   /** OAuth minus API key at the median, in µs (target: ≤ 2). */
   oauthMinusApiKeyUs: number;
+  /** A SPIFFE JWT-SVID served from the verified-token cache (SHA-256 + map lookup + bundle generation check). */
+  jwtSvidCachedUs: { p50: number; p99: number };
   oauthFirstVerifyUs: number;
   /** A task token owned by the API key, from the verified-token cache. */
   taskCachedUs: { p50: number; p99: number };
@@ -132,11 +137,13 @@ export async function measureAuthn(quick: boolean): Promise<AuthnCost> {
       perBatch,
     );
     await tasks.close();
+    const jwtSvidCachedUs = await measureCachedJwtSvid(dir, batches, perBatch);
     await keyring.close();
     return {
       apiKeyUs,
       oauthCachedUs,
       taskCachedUs,
+      jwtSvidCachedUs,
       oauthMinusApiKeyUs: round(oauthCachedUs.p50 - apiKeyUs.p50),
       oauthFirstVerifyUs,
     };
@@ -144,5 +151,33 @@ export async function measureAuthn(quick: boolean): Promise<AuthnCost> {
     await store.close();
     idp.close();
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function measureCachedJwtSvid(
+  dir: string,
+  batches: number,
+  perBatch: number,
+): Promise<{ p50: number; p99: number }> {
+  const td = await benchTrustDomain(dir);
+  const spiffe = await startSpiffe(
+    Config.parse({ spiffe: td.config }).spiffe as NonNullable<Config["spiffe"]>,
+    "test",
+    pino({ level: "silent" }),
+  );
+  try {
+    const svid = await td.mint(RESOURCE);
+    const first = await spiffe.jwtSvid.verify(svid, RESOURCE);
+    if (!first.ok) throw new Error(`bench JWT-SVID refused: ${first.reason}`);
+    return sample(
+      () => {
+        const r = spiffe.jwtSvid.verify(svid, RESOURCE);
+        if (r instanceof Promise || !r.ok) throw new Error("bench JWT-SVID not cached");
+      },
+      batches,
+      perBatch,
+    );
+  } finally {
+    spiffe.close();
   }
 }

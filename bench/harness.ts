@@ -94,6 +94,8 @@ export async function startEchoHttp(): Promise<{ url: string; pid: number }> {
 export async function prepareGateway(
   work: string,
   servers: Record<string, unknown>,
+  /** More top-level config (e.g. `spiffe`). */
+  extra: Record<string, unknown> = {},
 ): Promise<{ configFile: string; key: string; url: string }> {
   const port = await freePort();
   const config = {
@@ -103,6 +105,7 @@ export async function prepareGateway(
     listen: { host: "127.0.0.1", port },
     log: { level: "info" },
     servers,
+    ...extra,
   };
   const configFile = join(work, "portcullis.yaml");
   writeFileSync(configFile, stringify(config));

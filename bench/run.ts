@@ -2,7 +2,8 @@
  * The gateway benchmark. In one run, against the same upstream (the minimal echo MCP
  * server, over HTTP and over stdio), it measures latency at concurrency 1 and throughput at
  * concurrency 32 for: the upstream directly; a bare Node reverse proxy (bareProxy.ts, the
- * floor for any Node gateway); Portcullis with an API key and with an OAuth token; and the
+ * floor for any Node gateway); Portcullis with an API key, with an OAuth token and with a
+ * SPIFFE JWT-SVID (a workload, bench/jwtSvid.ts); and the
  * unauthenticated bridges supergateway and mcp-proxy in front of the same stdio server.
  * Every row runs as its own process, and for every row the throughput phase reads the
  * proxy's and the upstream's CPU time from /proc (cpu.ts): CPU per call. Targets (issue 11)
@@ -39,6 +40,7 @@ import {
   type Target,
   waitForHttp,
 } from "./harness.js";
+import { benchTrustDomain } from "./jwtSvid.js";
 import { type ListFilterCost, measureListFilter, measurePolicy, type PolicyCost } from "./policy.js";
 import { measureTokenExchange, type TokenExchangeCost } from "./tokenExchange.js";
 
@@ -142,15 +144,20 @@ async function main(): Promise<void> {
     const barePid = bare.proc.pid as number;
     // The default policy pack is on (no `policy` key); the echo fixture has no annotations,
     // so the operator pins its tier, as they would for any unannotated read-only tool.
-    const gw = await prepareGateway(work, {
-      "echo-http": { transport: "http", url: echo.url, tools: ECHO_PINS },
-      "echo-stdio": {
-        transport: "stdio",
-        command: process.execPath,
-        args: [ECHO, "stdio"],
-        tools: ECHO_PINS,
+    const spiffe = await benchTrustDomain(work);
+    const gw = await prepareGateway(
+      work,
+      {
+        "echo-http": { transport: "http", url: echo.url, tools: ECHO_PINS },
+        "echo-stdio": {
+          transport: "stdio",
+          command: process.execPath,
+          args: [ECHO, "stdio"],
+          tools: ECHO_PINS,
+        },
       },
-    });
+      { spiffe: spiffe.config },
+    );
     const benchUser = { username: "bench", password: "bench-password-not-secret" };
     execFileSync(
       process.execPath,
@@ -229,6 +236,12 @@ async function main(): Promise<void> {
         cpu: { proxy: only(gwPid), upstream: httpUpstream },
       },
       {
+        name: "portcullis-http (jwt-svid)",
+        url: `${gw.url}/mcp/echo-http`,
+        headers: { authorization: `Bearer ${await spiffe.mint(`${gw.url}/mcp/echo-http`)}` },
+        cpu: { proxy: only(gwPid), upstream: httpUpstream },
+      },
+      {
         name: "portcullis-stdio (api key)",
         url: `${gw.url}/mcp/echo-stdio`,
         headers: auth,
@@ -263,6 +276,7 @@ async function main(): Promise<void> {
     const bareRow = by("bare-node-proxy");
     const pHttp = by("portcullis-http (api key)");
     const pOauth = by("portcullis-http (oauth");
+    const pSvid = by("portcullis-http (jwt-svid)");
     const pStdio = by("portcullis-stdio");
     const sg = by("supergateway");
     const mp = by("mcp-proxy");
@@ -278,6 +292,9 @@ async function main(): Promise<void> {
       bareProxyAddedP50Ms: round(bareRow.p50Ms - direct.p50Ms),
       oauthAddedP50Ms: round(pOauth.p50Ms - direct.p50Ms),
       oauthMinusApiKeyP50Ms: round(pOauth.p50Ms - pHttp.p50Ms),
+      jwtSvidCpuVsApiKey: round((pSvid.proxyCpuUs ?? Number.NaN) / (pHttp.proxyCpuUs ?? Number.NaN)),
+      jwtSvidThroughputVsApiKey: round(pSvid.rps / pHttp.rps),
+      jwtSvidMinusApiKeyP50Ms: round(pSvid.p50Ms - pHttp.p50Ms),
       latencyRatioP50: round(pHttp.p50Ms / direct.p50Ms),
       throughputVsSupergateway: round(pStdio.rps / sg.rps),
       throughputVsMcpProxy: round(pStdio.rps / mp.rps),
@@ -292,6 +309,7 @@ async function main(): Promise<void> {
       stdioThroughputAtLeast3xSupergateway: summary.throughputVsSupergateway >= 3,
       throughputAtLeastMcpProxy: summary.throughputVsMcpProxy >= 1,
       oauthWithin2UsOfApiKey: authn.oauthMinusApiKeyUs <= 2,
+      jwtSvidCpuWithin5PctOfApiKey: summary.jwtSvidCpuVsApiKey <= 1.05,
       authnAtMost5Us: authn.apiKeyUs.p50 <= 5 && authn.oauthCachedUs.p50 <= 5,
       firstConnectionUnder50ms: firstConnection.p50Ms < 50,
       policyDecisionP99AtMost10us: policy.decisionP99Us <= 10,
@@ -379,6 +397,9 @@ function renderReport(
   );
   lines.push(
     `OAuth (built-in AS token) through Portcullis: ${summary.oauthAddedP50Ms} ms over direct at p50, ${summary.oauthMinusApiKeyP50Ms} ms vs the API key`,
+  );
+  lines.push(
+    `JWT-SVID (workload) through Portcullis: CPU/call ${summary.jwtSvidCpuVsApiKey}× the API key's (target ≤ 1.05): ${mark(met.jwtSvidCpuWithin5PctOfApiKey)}; throughput ${summary.jwtSvidThroughputVsApiKey}×, ${summary.jwtSvidMinusApiKeyP50Ms} ms vs the API key at p50; cached JWT-SVID check p50 ${authn.jwtSvidCachedUs.p50} µs (p99 ${authn.jwtSvidCachedUs.p99})`,
   );
   lines.push(
     `Policy decision (${policy.rules} rules): p50 ${policy.decisionP50Us} µs, p99 ${policy.decisionP99Us} µs (target p99 ≤ 10); filtering a ${policy.tools}-tool list: p50 ${policy.listFilterP50Ms} ms, p99 ${policy.listFilterP99Ms} ms (target ≤ 1)`,

@@ -20,6 +20,7 @@ import { AuditWriter } from "./audit/writer.js";
 import { Keyring } from "./authn/keyring.js";
 import { oauthRuntime } from "./authn/oauthToken.js";
 import { serverSecret } from "./authn/serverSecret.js";
+import { startSpiffe, upstreamSvids } from "./authn/spiffe/runtime.js";
 import { watchConfiguredPolicy } from "./authz/policy/configured.js";
 import type { CompiledPolicy } from "./authz/policy/types.js";
 import { ToolCatalogue } from "./authz/toolCatalogue.js";
@@ -80,7 +81,13 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
       log,
       async (lines) => (await redactArguments(lines)) as string[],
     );
-    const routes = serverRoutes(config, sessions, log, health);
+    // SPIFFE workload identity (src/authn/spiffe/): trust bundles, JWT-SVID and X.509-SVID
+    // verifiers, and the gateway's own X.509-SVID for upstreams marked tls.spiffe.
+    const spiffe = config.spiffe
+      ? lifetime.add("spiffe", await startSpiffe(config.spiffe, environment, log))
+      : null;
+    const svids = lifetime.add("upstream SVIDs", upstreamSvids(config, spiffe, log));
+    const routes = serverRoutes(config, sessions, log, health, svids.byServer);
     lifetime.defer("upstreams", () => closeRoutes(routes));
     lifetime.add("upstream checks", watchUpstreams(routes, health, log));
     const metrics = createMetrics(routes.keys());
@@ -93,7 +100,7 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
 
     // The port, bound now: the base URL (the OAuth issuer) is known from here on, and the port
     // answers 503 while the store is awaited.
-    const startup = await listenWhileStarting(config.listen.host, config.listen.port);
+    const startup = await listenWhileStarting(config.listen.host, config.listen.port, config.listen.tls);
     const startupListener = lifetime.defer("startup listener", () => startup.close());
     const url = publicBaseUrl(config, startup.port);
 
@@ -189,10 +196,8 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
               consoleClient: withConsole ? consoleClient(secret, url) : null,
               log,
               tasks: tasks.service,
-              // Token-exchange subjects (src/oauth/exchangeTokens.ts). SEAM: with SPIFFE wired
-              // (src/authn/spiffe/runtime.ts), jwtSvid is the same verifier as bearers.jwtSvid:
-              // `jwtSvid: spiffe?.jwtSvid ?? null`; until then JWT-SVID subjects are refused.
-              exchange: { apiKeys: keyring, taskTokens: tasks.verifier, jwtSvid: null },
+              // Token-exchange subjects (src/oauth/exchangeTokens.ts): the request path's verifiers.
+              exchange: { apiKeys: keyring, taskTokens: tasks.verifier, jwtSvid: spiffe?.jwtSvid ?? null },
             }),
           )
         : null;
@@ -222,8 +227,9 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
       ready: () => ready,
       review,
       health,
-      bearers: { task: tasks.verifier, jwtSvid: null },
+      bearers: { task: tasks.verifier, jwtSvid: spiffe?.jwtSvid ?? null },
       tasks: tasks.calls,
+      spiffe,
     });
     // ---- end of buildApp's deps ----
     registerReviewLinkRoutes(app, review);

@@ -9,6 +9,7 @@ import type { Principal } from "../core/principal.js";
 import { bearerKind } from "./bearerKind.js";
 import type { Keyring } from "./keyring.js";
 import type { AccessTokenVerifier, TokenCheck } from "./oauthToken.js";
+import type { PeerCheck } from "./spiffe/x509Svid.js";
 
 /**
  * The verifiers of bearer tokens other than API keys; null where the method is not
@@ -60,7 +61,41 @@ export function anonymousPrincipal(environment: string): Principal {
   };
 }
 
+/**
+ * `peer` is the verdict on the connection's TLS client certificate (an X.509-SVID, SPIFFE
+ * X509-SVID §5), null when none was presented. The rules (docs/workload-identity.md):
+ * a presented certificate that does not verify is refused whatever else the request carries;
+ * without a bearer token a verified certificate authenticates (method `mtls`); with one the
+ * bearer token decides, and when it names a workload it must name the certificate's workload.
+ */
 export function authenticate(
+  headers: IncomingHttpHeaders,
+  keyring: Keyring,
+  anonymous: Principal | null,
+  bearers: BearerVerifiers,
+  resource: string,
+  peer: PeerCheck | null = null,
+): AuthnResult | Promise<AuthnResult> {
+  if (peer === null) return authenticateBearer(headers, keyring, anonymous, bearers, resource);
+  if (!peer.ok) return { ok: false, reason: peer.reason, credentialId: peer.credentialId, missing: false };
+  if (headers.authorization === undefined) return { ok: true, principal: peer.principal };
+  const result = authenticateBearer(headers, keyring, anonymous, bearers, resource);
+  return result instanceof Promise ? result.then((r) => sameWorkload(r, peer)) : sameWorkload(result, peer);
+}
+
+/** A bearer token naming a workload over a connection whose certificate names another is refused. */
+function sameWorkload(result: AuthnResult, peer: PeerCheck & { ok: true }): AuthnResult {
+  if (!result.ok || result.principal.kind !== "workload" || result.principal.id === peer.principal.id)
+    return result;
+  return {
+    ok: false,
+    reason: `bearer token names workload ${result.principal.id} but the client certificate names ${peer.principal.id}`,
+    credentialId: result.principal.credentialId,
+    missing: false,
+  };
+}
+
+function authenticateBearer(
   headers: IncomingHttpHeaders,
   keyring: Keyring,
   anonymous: Principal | null,

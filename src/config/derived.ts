@@ -30,5 +30,8 @@ export function consoleEnabled(config: Config): boolean {
 /** `publicUrl`, or the address the gateway listens on (`port`: the bound one). */
 export function publicBaseUrl(config: Config, port: number): string {
   const host = config.listen.host.includes(":") ? `[${config.listen.host}]` : config.listen.host;
-  return config.publicUrl?.replace(/\/$/, "") ?? `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`;
+  return (
+    config.publicUrl?.replace(/\/$/, "") ??
+    `${config.listen.tls ? "https" : "http"}://${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`
+  );
 }

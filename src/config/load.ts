@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { parseDocument } from "yaml";
 import type { z } from "zod";
 import { Config, type SecretRef } from "./schema.js";
+import { spiffeConfigProblems } from "./spiffeChecks.js";
 
 /** Misuse or bad configuration: reported at startup, never at request time. */
 export class ConfigError extends Error {
@@ -154,6 +155,11 @@ export function parseConfig(raw: unknown, source: string): Config {
       }
     }
   }
+  const spiffeProblems = spiffeConfigProblems(config);
+  if (spiffeProblems.length > 0)
+    throw new ConfigError(
+      `invalid configuration in ${source}:\n${spiffeProblems.map((p) => `  - ${p}`).join("\n")}`,
+    );
   if (config.keys.defaultTtlDays > config.keys.maxTtlDays) {
     throw new ConfigError(
       `invalid configuration in ${source}:\n  - keys.defaultTtlDays: ${config.keys.defaultTtlDays} exceeds keys.maxTtlDays (${config.keys.maxTtlDays}); lower it or raise the maximum`,

@@ -30,6 +30,7 @@ import {
 } from "./upstream.js";
 import { UpstreamCall } from "./upstreamCall.js";
 import { checkUpstreamReply, isEventStream, tooLargeReply } from "./upstreamReply.js";
+import { rotatingConnector, type UpstreamTls } from "./upstreamTls.js";
 
 const SESSION_HEADER = "mcp-session-id";
 const DEFAULT_ACCEPT = "application/json, text/event-stream";
@@ -73,6 +74,8 @@ export class HttpUpstream implements Upstream {
     private readonly fixedHeaders: Record<string, string>,
     private readonly sessions: SessionBindings,
     private readonly health: UpstreamHealth,
+    /** Mutual TLS settings (SPIFFE `tls:`); absent: ordinary https or http. */
+    tls: UpstreamTls | null = null,
   ) {
     const url = new URL(config.url);
     this.path = url.pathname + url.search;
@@ -83,6 +86,7 @@ export class HttpUpstream implements Upstream {
       bodyTimeout: config.timeoutMs,
       keepAliveTimeout: 30_000,
       pipelining: 1,
+      ...(tls === null ? {} : { connect: rotatingConnector(tls, config.connectTimeoutMs) }),
     };
     this.pool = new Pool(url.origin, options);
     this.streamPool = new Pool(url.origin, options);

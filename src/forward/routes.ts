@@ -12,6 +12,7 @@ import { HttpUpstream } from "./http.js";
 import type { SessionBindings } from "./sessions.js";
 import { StdioUpstream } from "./stdio/bridge.js";
 import type { Upstream } from "./upstream.js";
+import type { UpstreamTls } from "./upstreamTls.js";
 
 export interface ServerRoute {
   upstream: Upstream;
@@ -27,6 +28,8 @@ export function serverRoutes(
   log: Logger,
   /** Where every upstream reports whether it answers (../telemetry/upstreamHealth.ts). */
   health: UpstreamHealth,
+  /** The mutual TLS of the HTTP servers configured with `tls:` (SPIFFE), by server name. */
+  tls: ReadonlyMap<string, UpstreamTls> = new Map(),
 ): Map<string, ServerRoute> {
   const routes = new Map<string, ServerRoute>();
   for (const [name, server] of Object.entries(config.servers)) {
@@ -38,6 +41,7 @@ export function serverRoutes(
             resolveSecretValues(server.headers, `servers.${name}.headers`),
             sessions,
             health,
+            tls.get(name) ?? null,
           )
         : new StdioUpstream(
             name,

@@ -3,12 +3,15 @@
  * to the request pipeline (src/pipeline/), plus body limits, health, readiness, metrics, the
  * protected-resource metadata (RFC 9728), and the audit of bodies refused for their size.
  */
-import { createServer } from "node:http";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import type { TLSSocket } from "node:tls";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import type { AuditWriter } from "../audit/writer.js";
 import type { Keyring } from "../authn/keyring.js";
 import type { OAuthRuntime } from "../authn/oauthToken.js";
+import type { SpiffeRuntime } from "../authn/spiffe/runtime.js";
 import { ListedTools } from "../classify/listedTools.js";
 import type { Config } from "../config/schema.js";
 import { errorReply, GatewayError, RpcCode } from "../core/errors.js";
@@ -19,6 +22,7 @@ import type { ReviewGate } from "../review/gate.js";
 import type { Metrics } from "../telemetry/metrics.js";
 import type { UpstreamHealth } from "../telemetry/upstreamHealth.js";
 import { allowedHostnames, hostGuard, refuseForeignHost, routeHostGuard } from "./hostCheck.js";
+import { servingTls } from "./servingTls.js";
 
 export type { Authorization, Route };
 
@@ -43,6 +47,8 @@ export interface AppDeps {
   bearers?: PipelineDeps["bearers"];
   /** Charges task tokens' call budgets (src/tasks/runtime.ts). */
   tasks?: PipelineDeps["tasks"];
+  /** SPIFFE workload identity (`spiffe:` in the config): JWT-SVIDs and X.509-SVID client certificates. */
+  spiffe?: SpiffeRuntime | null;
 }
 
 type McpRequest = FastifyRequest<{ Params: { server: string } }>;
@@ -64,8 +70,12 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     metrics,
     log,
     oauth,
-    bearers: deps.bearers ?? { task: null, jwtSvid: null },
     tasks: deps.tasks ?? null,
+    bearers: {
+      task: deps.bearers?.task ?? null,
+      jwtSvid: deps.bearers?.jwtSvid ?? deps.spiffe?.jwtSvid ?? null,
+    },
+    peerIdentity: clientCertificates(config, deps.spiffe ?? null),
     oauthEnabled: config.oauth !== undefined,
     baseUrl: deps.baseUrl,
     hostCheck: hostGuard(config),
@@ -80,7 +90,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     bodyLimit: config.limits.bodyBytes,
     // Slow or stalled clients: Node checks request deadlines every connectionsCheckingInterval.
     serverFactory: (handler) =>
-      createServer(
+      listenerServer(
+        config,
         {
           requestTimeout: config.limits.requestTimeoutMs,
           headersTimeout: Math.min(config.limits.requestTimeoutMs, 60_000),
@@ -210,4 +221,47 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     void reply.code(r.status).headers(r.headers).send(r.body);
   });
   return app;
+}
+
+interface ServerTimeouts {
+  requestTimeout: number;
+  headersTimeout: number;
+  keepAliveTimeout: number;
+  connectionsCheckingInterval: number;
+}
+
+/**
+ * Plain HTTP (the default), or HTTPS with `listen.tls`. Client certificates (`clientAuth`) are
+ * asked for in the handshake but judged per request against the SPIFFE bundles in force
+ * (src/authn/spiffe/x509Svid.ts), so a rotated bundle needs no restart; `require` closes a
+ * connection that presents none.
+ */
+function listenerServer(
+  config: Config,
+  timeouts: ServerTimeouts,
+  handle: (req: IncomingMessage, res: ServerResponse) => void,
+) {
+  const tls = config.listen.tls;
+  if (tls === undefined) return createServer(timeouts, handle);
+  const server = createHttpsServer(
+    {
+      ...timeouts,
+      ...servingTls(tls),
+      requestCert: tls.clientAuth !== "none",
+      // The chain is checked against the SPIFFE bundle per request; the handshake proves key possession.
+      rejectUnauthorized: false,
+    },
+    handle,
+  );
+  if (tls.clientAuth === "require")
+    server.on("secureConnection", (socket: TLSSocket) => {
+      if (socket.getPeerCertificate()?.raw === undefined) socket.destroy();
+    });
+  return server;
+}
+
+function clientCertificates(config: Config, spiffe: SpiffeRuntime | null): PipelineDeps["peerIdentity"] {
+  const tls = config.listen.tls;
+  if (tls === undefined || tls.clientAuth === "none" || spiffe === null) return null;
+  return (socket) => spiffe.x509Svid.checkConnection(socket);
 }

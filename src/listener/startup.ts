@@ -10,9 +10,11 @@
  * its database. Nothing behind this listener is reachable: no credential is looked at.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { errorReply, GatewayError, RpcCode, STORE_RETRY_AFTER_SECONDS } from "../core/errors.js";
 import { listenFailure } from "../core/operationalError.js";
+import { servingTls, type TlsListen } from "./servingTls.js";
 
 export interface StartupListener {
   /** The bound port (the OS's pick when the configured port is 0). */
@@ -46,12 +48,22 @@ function answer(req: IncomingMessage, res: ServerResponse): void {
   res.end(text);
 }
 
-export async function listenWhileStarting(host: string, port: number): Promise<StartupListener> {
-  const server = createServer({ requestTimeout: 5_000, headersTimeout: 5_000 }, (req, res) => {
+/** `tls`: `listen.tls`, so an https client is answered 503 as well (no client certificate asked). */
+export async function listenWhileStarting(
+  host: string,
+  port: number,
+  tls?: TlsListen,
+): Promise<StartupListener> {
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
     // Discard any body; the answer does not depend on it.
     req.resume();
     answer(req, res);
-  });
+  };
+  const timeouts = { requestTimeout: 5_000, headersTimeout: 5_000 };
+  const server =
+    tls === undefined
+      ? createServer(timeouts, handle)
+      : createHttpsServer({ ...timeouts, ...servingTls(tls) }, handle);
   server.keepAliveTimeout = 0;
   await new Promise<void>((resolve, reject) => {
     const failed = (err: Error) => reject(listenFailure(host, port, err));

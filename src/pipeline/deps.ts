@@ -4,10 +4,12 @@
  * Built once at startup; nothing on the request path branches on raw configuration.
  */
 import type { IncomingHttpHeaders } from "node:http";
+import type { TLSSocket } from "node:tls";
 import type { Logger } from "pino";
 import type { AuditWriter } from "../audit/writer.js";
 import type { Keyring } from "../authn/keyring.js";
 import type { AccessTokenVerifier, OAuthRuntime } from "../authn/oauthToken.js";
+import type { PeerCheck } from "../authn/spiffe/x509Svid.js";
 import type { ToolFactsSource } from "../authz/authorize.js";
 import type { CallRule } from "../authz/mayCall.js";
 import type { CompiledPolicy } from "../authz/policy/types.js";
@@ -56,6 +58,11 @@ export interface PipelineDeps {
   bearers: { task: AccessTokenVerifier | null; jwtSvid: AccessTokenVerifier | null };
   /** Charges task tokens' call budgets (src/tasks/runtime.ts); absent: a budgeted task's calls are refused. */
   tasks?: TaskCalls | null;
+  /**
+   * The verdict on a TLS connection's client certificate (SPIFFE X.509-SVID,
+   * src/authn/spiffe/x509Svid.ts); absent or null when the listener asks for none.
+   */
+  peerIdentity?: ((socket: TLSSocket) => PeerCheck | null) | null;
   /** Whether OAuth is configured: 401s then carry the RFC 9728 challenge parameters. */
   oauthEnabled: boolean;
   baseUrl(): string;

@@ -36,3 +36,26 @@ export function compileNamePatterns(patterns: readonly string[], normalised: boo
   if (exact.size === 0) return (name) => re.test(name);
   return (name) => exact.has(name) || re.test(name);
 }
+
+/**
+ * SPIFFE ID patterns (`match.workloads`): exact IDs are one Set lookup; in a pattern `**`
+ * matches any run of characters (across `/`), `*` any run within one path segment. The
+ * trust domain is always literal (the schema allows no `*` in it).
+ */
+export function compileWorkloadPatterns(patterns: readonly string[]): NameTest {
+  const exact = new Set<string>();
+  const globs: string[] = [];
+  for (const p of patterns) {
+    if (!p.includes("*")) exact.add(p);
+    else
+      globs.push(
+        p
+          .split("**")
+          .map((part) => part.split("*").map(escapeRegExp).join("[^/]*"))
+          .join(".*"),
+      );
+  }
+  if (globs.length === 0) return (id) => exact.has(id);
+  const re = new RegExp(`^(?:${globs.join("|")})$`, "su");
+  return (id) => exact.has(id) || re.test(id);
+}

@@ -5,7 +5,7 @@
  * (./normalise.ts), allow rules on the exact name, so a variant spelling never gains an allow.
  */
 import { ConditionBindings } from "./condition.js";
-import { compileNamePatterns, type NameTest } from "./glob.js";
+import { compileNamePatterns, compileWorkloadPatterns, type NameTest } from "./glob.js";
 import { normaliseName } from "./normalise.js";
 import type { RuleMatch } from "./schema.js";
 import type { Effect, PolicyInput } from "./types.js";
@@ -108,11 +108,20 @@ export function compileMatch(match: RuleMatch, effect: Effect): FieldCheck[] {
       actual: (i) => show(i.principal.groups),
     });
   }
+  if (match.workloads) {
+    const t = compileWorkloadPatterns(match.workloads);
+    checks.push({
+      field: "workloads",
+      expected: match.workloads,
+      test: (ev) => ev.input.principal.kind === "workload" && t(ev.input.principal.id),
+      actual: (i) => show(i.principal.kind === "workload" ? i.principal.id : null),
+    });
+  }
   return checks;
 }
 
 /** Order used by decide(): Set lookups before name normalisation and regular expressions. */
-const COST: Partial<Record<keyof RuleMatch, number>> = { groups: 1, tools: 2 };
+const COST: Partial<Record<keyof RuleMatch, number>> = { groups: 1, tools: 2, workloads: 2 };
 
 /** The checks other than methods and servers (the index does those), cheapest first. */
 export function remainingChecks(checks: readonly FieldCheck[]): FieldCheck[] {

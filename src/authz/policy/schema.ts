@@ -38,6 +38,21 @@ export const RuleMatch = z.strictObject({
   environments: names.optional(),
   /** Any of the principal's groups. */
   groups: names.optional(),
+  /**
+   * SPIFFE IDs of workload principals (JWT-SVID, mTLS): exact IDs or path patterns, `*` one
+   * path segment or part of one, `**` any number of segments; the trust domain is literal.
+   */
+  workloads: z
+    .array(
+      z
+        .string()
+        .regex(
+          /^spiffe:\/\/[a-z0-9._-]+(\/[A-Za-z0-9._*-]+)*$/,
+          "a SPIFFE ID or path pattern: spiffe://<trust domain>/<segments>, * within a segment, ** across segments",
+        ),
+    )
+    .min(1, "list at least one value or omit the field")
+    .optional(),
 });
 export type RuleMatch = z.infer<typeof RuleMatch>;
 

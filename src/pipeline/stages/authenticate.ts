@@ -4,6 +4,7 @@
  * revocation holds on the very next request. "Cannot know" (store unreachable) is a 503,
  * never a 401: a 401 would make an OAuth client discard a valid token.
  */
+import { TLSSocket } from "node:tls";
 import {
   type AuthnResult,
   authenticate as authenticateBearer,
@@ -65,6 +66,14 @@ export function authenticate(deps: StageDeps): Step {
   const unexpected = (err: unknown): Outcome =>
     deny(err, "authentication failed unexpectedly: failing closed");
 
+  const peerIdentity = deps.peerIdentity ?? null;
+  /** The TLS client certificate's verdict (mutual TLS, SPIFFE X.509-SVID), null without one. */
+  const peerOf = (call: CallState) => {
+    if (peerIdentity === null) return null;
+    const socket = call.res.req?.socket;
+    return socket instanceof TLSSocket ? peerIdentity(socket) : null;
+  };
+
   const verify = (call: CallState): Outcome | Promise<Outcome> => {
     let result: AuthnResult | Promise<AuthnResult>;
     try {
@@ -74,6 +83,7 @@ export function authenticate(deps: StageDeps): Step {
         call.route?.anonymous ? anonymous : null,
         bearers,
         resourceOf(call.server),
+        peerOf(call),
       );
     } catch (err) {
       return unexpected(err);
