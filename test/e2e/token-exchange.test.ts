@@ -159,7 +159,9 @@ describe("RFC 8693 token exchange for task tokens", () => {
       gw,
       (x) => x.detail?.event === "task.created" && x.detail?.task === claims.task_id,
     );
-    const record = created.find((x) => x.detail?.task === claims.task_id);
+    const record = created.find(
+      (x) => x.detail?.event === "task.created" && x.detail?.task === claims.task_id,
+    );
     assert.equal(record?.detail?.origin, "token_exchange");
     assert.deepEqual(record?.detail?.actor, { sub: `client:${agent}` });
     assert.equal(record?.principal, `key:${id}`);
