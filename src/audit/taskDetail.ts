@@ -21,19 +21,23 @@ export interface TaskDetail {
 
 /** `detail.task` / `detail.actor` for a task id and actor. */
 export function taskDetail(taskId: string | null | undefined, actor: Actor | null | undefined): TaskDetail {
-  return {
-    ...(taskId === null || taskId === undefined ? {} : { task: taskId }),
-    ...(actor === null || actor === undefined ? {} : { actor: actorChain(actor) }),
-  };
+  const out: { task?: string; actor?: readonly string[] } = {};
+  if (taskId !== null && taskId !== undefined) out.task = taskId;
+  if (actor !== null && actor !== undefined) out.actor = actorChain(actor);
+  return out;
 }
 
-/** A request record's detail, with the principal's task and actor when it has them. */
+/** A request record's detail, with the principal's task and actor when it has them (on every call: no spreads). */
 export function withTaskDetail(
   detail: Record<string, unknown> | null,
   principal: Pick<Principal, "task" | "actor">,
 ): Record<string, unknown> | null {
-  if (principal.task === undefined && principal.actor === undefined) return detail;
-  return { ...detail, ...taskDetail(principal.task?.id, principal.actor) };
+  const { task, actor } = principal;
+  if (task === undefined && actor === undefined) return detail;
+  const out: Record<string, unknown> = detail === null ? {} : Object.assign({}, detail);
+  if (task !== undefined) out.task = task.id;
+  if (actor !== undefined) out.actor = actorChain(actor);
+  return out;
 }
 
 /**

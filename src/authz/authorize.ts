@@ -40,10 +40,6 @@ const EMPTY: Readonly<Record<string, unknown>> = Object.freeze({});
 /** Methods that act on one named tool, prompt or resource. */
 const TARGET_KIND: Readonly<Record<string, ResourceFacts["kind"]>> = {
   "tools/call": "tool",
-  // Not an MCP method: the question the task service (src/tasks/) asks the policy for each tool
-  // a task would be granted ("may this owner mint a task that calls this tool?"), so rules
-  // can match its tier.
-  "tasks/mint": "tool",
   "prompts/get": "prompt",
   "resources/read": "resource",
   "resources/subscribe": "resource",

@@ -46,9 +46,20 @@ export const NO_TOOLS = {
   facts: () => ({ tier: "destructive" as const, openWorld: true, annotations: {} }),
 };
 
+/**
+ * Not an MCP method: what the task service asks the policy for each tool a task would be
+ * granted (src/tasks/mintPolicy.ts), about the tool as `tools/call` sees it (its tier).
+ */
+export const TASKS_MINT = "tasks/mint";
+
+/** The method whose target facts a case's method reads: `tasks/mint` names a tool. */
+export function targetMethod(method: string): string {
+  return method === TASKS_MINT ? "tools/call" : method;
+}
+
 /** Which name key a method's target takes. */
 export function nameKeyFor(method: string): "tool" | "uri" | "prompt" | null {
-  const kind = resourceFacts("", method, null, NO_TOOLS).kind;
+  const kind = resourceFacts("", targetMethod(method), null, NO_TOOLS).kind;
   return kind === "tool" ? "tool" : kind === "resource" ? "uri" : kind === "prompt" ? "prompt" : null;
 }
 

@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { policyInput, resourceFacts } from "../../../src/authz/authorize.js";
 import { loadPolicyFiles } from "../../../src/authz/policy/compile.js";
 import { DEFAULT_POLICY_PACK } from "../../../src/authz/policy/defaultPack.js";
 import type { RiskTier } from "../../../src/authz/policy/types.js";
@@ -59,6 +60,45 @@ describe("default pack: minting tasks", () => {
       ).effect;
     assert.equal(mint(["mcp:tools:write"]), "allow");
     assert.equal(mint(["mcp:tools:read"]), "deny");
+  });
+});
+
+describe("default pack: tasks/mint sent by a client", () => {
+  it("a client's JSON-RPC message named tasks/mint targets no tool, so no mint rule forwards it", () => {
+    // The gateway classifies a client's message by its method: tasks/mint is not one that
+    // names a tool, so it has no tier, and the mint rules (which need one) never match it.
+    const readTools = { facts: () => ({ tier: "read" as const, openWorld: false, annotations: {} }) };
+    const resource = resourceFacts("demo", "tasks/mint", "get_time", readTools);
+    assert.deepEqual([resource.kind, resource.tier], ["server", null]);
+    const principal = {
+      id: "key:4fT0qk2LxW9a",
+      kind: "service" as const,
+      method: "api_key" as const,
+      name: "k",
+      environment: "dev",
+      credentialId: "4fT0qk2LxW9a",
+      scopes: null,
+      oauthScopes: null,
+      groups: [],
+      issuedAt: new Date(),
+      expiresAt: new Date(Date.now() + 3_600_000),
+    };
+    const d = pack.decide(
+      policyInput(
+        principal,
+        "tasks/mint",
+        resource,
+        { name: "get_time" },
+        {
+          environment: "dev",
+          sourceAddress: null,
+          protocolVersion: null,
+          now: new Date(),
+        },
+      ),
+    );
+    assert.equal(d.effect, "deny");
+    assert.deepEqual(d.ruleIds, []);
   });
 });
 
