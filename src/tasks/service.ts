@@ -123,6 +123,16 @@ export class TaskService implements TaskMinter, TaskEnder {
         "the owner's credential belongs to another environment",
         `owner environment '${owner.environment}' is not '${opts.environment}'`,
       );
+    if (owner.method === "api_key") {
+      // Whoever built the owner's principal (the CLI reads it from the store), a revoked key owns nothing.
+      const key = owner.credentialId === null ? undefined : await opts.store.getKey(owner.credentialId);
+      if (key === undefined || key.revokedAt !== null)
+        return refuse(
+          "access_denied",
+          "the owner's key is not live",
+          `owner key ${owner.credentialId ?? "(none)"} is ${key === undefined ? "unknown" : "revoked"}`,
+        );
+    }
     const limits = checkLimits(opts.config, request);
     if (!limits.ok) return refuse(limits.error, limits.reason, limits.reason);
     if (request.actor !== undefined && request.actor !== null && !isActor(request.actor))

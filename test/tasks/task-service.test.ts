@@ -211,6 +211,8 @@ describe("tasks runtime (SQLite)", () => {
     assert.ok(minted.ok);
     assert.ok((await verify(h, minted.token, DEMO)).ok);
     await h.store.revokeKey(owner.credentialId as string, new Date());
+    const again = await h.tasks.service.mint(owner, { purpose: "p", grants: ["demo"] }, "cli");
+    assert.ok(!again.ok && again.error === "access_denied", "a revoked key owns no new task");
     const r = await verify(h, minted.token, DEMO);
     assert.ok(!r.ok && r.reason.includes("revoked"), JSON.stringify(r));
     const ended = await waitFor("the task to end", async () => {
