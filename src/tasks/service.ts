@@ -211,6 +211,8 @@ export class TaskService implements TaskMinter, TaskEnder {
       client_id: task.clientId ?? CLI_CLIENT_ID,
       task_id: task.id,
       ...(task.actor === null ? {} : { act: task.actor }),
+      // An OAuth owner's scopes go with the task: the OAuth scope stage holds the task to them.
+      ...(owner.oauthScopes === null ? {} : { scope: [...owner.oauthScopes].join(" ") }),
     });
     await opts.store.insertTask(task);
     await opts.record(

@@ -270,7 +270,13 @@ describe("tasks runtime (SQLite)", () => {
       "token_exchange",
     );
     assert.ok(minted.ok, JSON.stringify(minted));
-    assert.ok((await verify(h, minted.token, DEMO)).ok);
+    const accepted = await verify(h, minted.token, DEMO);
+    assert.ok(accepted.ok);
+    assert.deepEqual(
+      [...(accepted.principal.oauthScopes ?? [])],
+      ["mcp"],
+      "the person's scopes go with the task",
+    );
     // Revocation as the authorization server does it: the grant's row goes, announced.
     await h.store.mutateCredentials(async (trx) => {
       await trx
