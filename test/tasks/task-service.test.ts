@@ -316,6 +316,37 @@ describe("tasks runtime (SQLite)", () => {
     assert.ok(!r.ok && r.reason.includes("machine client"), JSON.stringify(r));
   });
 
+  it("delegation: a task minted with a task token is narrower, keeps the actor chain, and dies with its parent", async () => {
+    const owner = await h.owner(["demo", "files"]);
+    const parent = await h.tasks.service.mint(
+      owner,
+      { purpose: "parent", grants: ["demo"], actor: { sub: "agent:planner" } },
+      "cli",
+    );
+    assert.ok(parent.ok);
+    const asParent = await verify(h, parent.token, DEMO);
+    assert.ok(asParent.ok);
+    const wider = await h.tasks.service.mint(
+      asParent.principal,
+      { purpose: "wider", grants: ["files"] },
+      "cli",
+    );
+    assert.ok(!wider.ok && wider.error === "invalid_scope", "a sub-task never holds more than its parent");
+    const child = await h.tasks.service.mint(
+      asParent.principal,
+      { purpose: "child", grants: ["demo:echo"], actor: { sub: "agent:worker" } },
+      "token_exchange",
+    );
+    assert.ok(child.ok, JSON.stringify(child));
+    const asChild = await verify(h, child.token, DEMO);
+    assert.ok(asChild.ok);
+    assert.equal(asChild.principal.id, owner.id, "still acting for the same owner");
+    assert.deepEqual(asChild.principal.actor, { sub: "agent:worker", act: { sub: "agent:planner" } });
+    assert.equal(await h.tasks.service.end(parent.task.id, "ended", "operator:test"), true);
+    const refused = await verify(h, child.token, DEMO);
+    assert.ok(!refused.ok && refused.reason.includes("parent task"), JSON.stringify(refused));
+  });
+
   it("a forged token (another key) and an altered act are refused", async () => {
     const owner = await h.owner(["demo"]);
     const minted = await h.tasks.service.mint(
