@@ -382,6 +382,26 @@ async function budgetUnderConcurrency(h: Harness): Promise<void> {
   assert.match(r.reason, /budget/);
 }
 
+describe("task tokens fail closed", () => {
+  it("while the change feed cannot be observed, every task token is refused as unavailable (503)", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "portcullis-tasks-"));
+    const h = await harness(join(dir, "p.db"));
+    try {
+      const owner = await h.owner(["demo"]);
+      const minted = await h.tasks.service.mint(owner, { purpose: "p", grants: ["demo"] }, "cli");
+      assert.ok(minted.ok);
+      assert.ok((await verify(h, minted.token, DEMO)).ok);
+      // The live-task view stops observing changes (as when PostgreSQL's listener is lost).
+      await h.tasks.close();
+      const r = await verify(h, minted.token, DEMO);
+      assert.ok(!r.ok && r.unavailable === true, JSON.stringify(r));
+    } finally {
+      await h.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 const PG_SKIP = await postgresSkip();
 
 describe("a task's budget holds under concurrent calls", () => {
