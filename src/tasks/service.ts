@@ -123,6 +123,16 @@ export class TaskService implements TaskMinter, TaskEnder {
         "the owner's credential belongs to another environment",
         `owner environment '${owner.environment}' is not '${opts.environment}'`,
       );
+    if (owner.method === "api_key") {
+      // Whoever built the owner's principal (the CLI reads it from the store), a revoked key owns nothing.
+      const key = owner.credentialId === null ? undefined : await opts.store.getKey(owner.credentialId);
+      if (key === undefined || key.revokedAt !== null)
+        return refuse(
+          "access_denied",
+          "the owner's key is not live",
+          `owner key ${owner.credentialId ?? "(none)"} is ${key === undefined ? "unknown" : "revoked"}`,
+        );
+    }
     const limits = checkLimits(opts.config, request);
     if (!limits.ok) return refuse(limits.error, limits.reason, limits.reason);
     if (request.actor !== undefined && request.actor !== null && !isActor(request.actor))
@@ -201,6 +211,8 @@ export class TaskService implements TaskMinter, TaskEnder {
       client_id: task.clientId ?? CLI_CLIENT_ID,
       task_id: task.id,
       ...(task.actor === null ? {} : { act: task.actor }),
+      // An OAuth owner's scopes go with the task: the OAuth scope stage holds the task to them.
+      ...(owner.oauthScopes === null ? {} : { scope: [...owner.oauthScopes].join(" ") }),
     });
     await opts.store.insertTask(task);
     await opts.record(

@@ -4,8 +4,9 @@
  * whatever the OAuth mode. Claims (RFC 9068 §2.2): `iss` the gateway's public base URL (the
  * built-in authorization server's issuer), `sub` the owner's principal id, `aud` the resource
  * URL of each granted server (`<base>/mcp/<server>`, RFC 8707), `exp` no later than the task's
- * end, `iat`, `jti`, `client_id`; plus `task_id` and RFC 8693 §4.1 `act` (nested actors kept
- * as given: a delegation chain). The signature covers `act`: an altered actor fails it.
+ * end, `iat`, `jti`, `client_id`, `scope` (an OAuth owner's scopes); plus `task_id` and RFC
+ * 8693 §4.1 `act` (nested actors kept as given: a delegation chain). The signature covers
+ * `act`: an altered actor fails it.
  */
 import { randomBytes } from "node:crypto";
 import {
@@ -40,6 +41,8 @@ export interface TaskTokenClaims {
   client_id: string;
   task_id: string;
   act?: Actor;
+  /** RFC 9068 §2.2.3: an OAuth owner's scopes, carried so the task never exceeds them. */
+  scope?: string;
 }
 
 /** The resource URL (RFC 8707) of a gateway server: what a task token's `aud` lists. */
@@ -159,6 +162,7 @@ function claimsOf(p: JWTPayload & Record<string, unknown>): TaskTokenClaims {
   if (typeof p.task_id !== "string" || p.task_id === "") throw new Error("task_id: not a string");
   if (typeof p.client_id !== "string") throw new Error("client_id: not a string");
   if (p.act !== undefined && !isActor(p.act)) throw new Error("act: not an RFC 8693 actor");
+  if (p.scope !== undefined && typeof p.scope !== "string") throw new Error("scope: not a string");
   return {
     iss: p.iss as string,
     sub: p.sub as string,
@@ -169,6 +173,7 @@ function claimsOf(p: JWTPayload & Record<string, unknown>): TaskTokenClaims {
     client_id: p.client_id,
     task_id: p.task_id,
     ...(p.act === undefined ? {} : { act: p.act as Actor }),
+    ...(typeof p.scope === "string" ? { scope: p.scope } : {}),
   };
 }
 

@@ -199,7 +199,8 @@ export function principalOf(task: TaskRecord, claims: TaskTokenClaims): Principa
     environment: task.environment,
     credentialId: claims.jti,
     scopes: compileScopes(task.grants),
-    oauthScopes: null,
+    // An OAuth owner's scopes (the `scope` claim); null for other owners, as for their own credentials.
+    oauthScopes: claims.scope === undefined ? null : new Set(claims.scope.split(" ").filter(Boolean)),
     groups: [],
     issuedAt: new Date(claims.iat * 1000),
     expiresAt: new Date(claims.exp * 1000),

@@ -211,6 +211,8 @@ describe("tasks runtime (SQLite)", () => {
     assert.ok(minted.ok);
     assert.ok((await verify(h, minted.token, DEMO)).ok);
     await h.store.revokeKey(owner.credentialId as string, new Date());
+    const again = await h.tasks.service.mint(owner, { purpose: "p", grants: ["demo"] }, "cli");
+    assert.ok(!again.ok && again.error === "access_denied", "a revoked key owns no new task");
     const r = await verify(h, minted.token, DEMO);
     assert.ok(!r.ok && r.reason.includes("revoked"), JSON.stringify(r));
     const ended = await waitFor("the task to end", async () => {
@@ -268,7 +270,13 @@ describe("tasks runtime (SQLite)", () => {
       "token_exchange",
     );
     assert.ok(minted.ok, JSON.stringify(minted));
-    assert.ok((await verify(h, minted.token, DEMO)).ok);
+    const accepted = await verify(h, minted.token, DEMO);
+    assert.ok(accepted.ok);
+    assert.deepEqual(
+      [...(accepted.principal.oauthScopes ?? [])],
+      ["mcp"],
+      "the person's scopes go with the task",
+    );
     // Revocation as the authorization server does it: the grant's row goes, announced.
     await h.store.mutateCredentials(async (trx) => {
       await trx
@@ -308,6 +316,37 @@ describe("tasks runtime (SQLite)", () => {
     assert.ok(!r.ok && r.reason.includes("machine client"), JSON.stringify(r));
   });
 
+  it("delegation: a task minted with a task token is narrower, keeps the actor chain, and dies with its parent", async () => {
+    const owner = await h.owner(["demo", "files"]);
+    const parent = await h.tasks.service.mint(
+      owner,
+      { purpose: "parent", grants: ["demo"], actor: { sub: "agent:planner" } },
+      "cli",
+    );
+    assert.ok(parent.ok);
+    const asParent = await verify(h, parent.token, DEMO);
+    assert.ok(asParent.ok);
+    const wider = await h.tasks.service.mint(
+      asParent.principal,
+      { purpose: "wider", grants: ["files"] },
+      "cli",
+    );
+    assert.ok(!wider.ok && wider.error === "invalid_scope", "a sub-task never holds more than its parent");
+    const child = await h.tasks.service.mint(
+      asParent.principal,
+      { purpose: "child", grants: ["demo:echo"], actor: { sub: "agent:worker" } },
+      "token_exchange",
+    );
+    assert.ok(child.ok, JSON.stringify(child));
+    const asChild = await verify(h, child.token, DEMO);
+    assert.ok(asChild.ok);
+    assert.equal(asChild.principal.id, owner.id, "still acting for the same owner");
+    assert.deepEqual(asChild.principal.actor, { sub: "agent:worker", act: { sub: "agent:planner" } });
+    assert.equal(await h.tasks.service.end(parent.task.id, "ended", "operator:test"), true);
+    const refused = await verify(h, child.token, DEMO);
+    assert.ok(!refused.ok && refused.reason.includes("parent task"), JSON.stringify(refused));
+  });
+
   it("a forged token (another key) and an altered act are refused", async () => {
     const owner = await h.owner(["demo"]);
     const minted = await h.tasks.service.mint(
@@ -342,6 +381,26 @@ async function budgetUnderConcurrency(h: Harness): Promise<void> {
   });
   assert.match(r.reason, /budget/);
 }
+
+describe("task tokens fail closed", () => {
+  it("while the change feed cannot be observed, every task token is refused as unavailable (503)", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "portcullis-tasks-"));
+    const h = await harness(join(dir, "p.db"));
+    try {
+      const owner = await h.owner(["demo"]);
+      const minted = await h.tasks.service.mint(owner, { purpose: "p", grants: ["demo"] }, "cli");
+      assert.ok(minted.ok);
+      assert.ok((await verify(h, minted.token, DEMO)).ok);
+      // The live-task view stops observing changes (as when PostgreSQL's listener is lost).
+      await h.tasks.close();
+      const r = await verify(h, minted.token, DEMO);
+      assert.ok(!r.ok && r.unavailable === true, JSON.stringify(r));
+    } finally {
+      await h.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
 
 const PG_SKIP = await postgresSkip();
 
