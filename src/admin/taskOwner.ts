@@ -8,8 +8,10 @@
  *   (the principal the keyring builds on the request path: src/tasks/owners.ts).
  * - `user:<username>` (or its principal id `oauth:<issuer>#<user id>`): a local account of the
  *   built-in authorization server, not disabled; the principal its access tokens carry, with
- *   its groups but **no OAuth scopes**: the person granted none here (no consent was asked),
- *   so policies that require a writing scope (the default pack's) let an operator mint only
+ *   its groups but **no OAuth scopes** (null, as for an API key): the person granted none
+ *   here (no consent was asked), so the task token carries no `scope` claim, the OAuth scope
+ *   stage does not apply to it (the operator vouches; the policy decides every call), and
+ *   policies that require a writing scope (the default pack's) let an operator mint only
  *   read-tier tasks for a person. People mint wider tasks themselves, by RFC 8693 token
  *   exchange with their own token.
  * - `client:<client id>` (or `oauth:<issuer>#<client id>`): a machine client of the built-in
@@ -48,7 +50,7 @@ export interface DeadOwner {
 }
 
 const ALL_SERVERS = compileScopes(["*"]);
-const NO_SCOPES: ReadonlySet<string> = new Set();
+const _NO_SCOPES: ReadonlySet<string> = new Set();
 
 /** SPIFFE-ID §2.1–2.2: lowercase trust domain, non-empty path segments, no `.`/`..`, query, fragment. */
 const SPIFFE_ID = /^spiffe:\/\/[a-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/;
@@ -82,7 +84,7 @@ function userPrincipal(user: LocalUser, issuer: string, config: Config, now: Dat
     environment: config.environment,
     credentialId: null,
     scopes: ALL_SERVERS,
-    oauthScopes: NO_SCOPES,
+    oauthScopes: null,
     groups: user.groups,
     issuedAt: now,
     expiresAt: vouchedUntil(config, now),

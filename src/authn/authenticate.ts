@@ -149,6 +149,7 @@ function fromTokenCheck(check: TokenCheck): AuthnResult {
     reason: check.reason,
     credentialId: check.credentialId,
     missing: false,
+    ...(check.detail ? { detail: check.detail } : {}),
     ...(check.unavailable ? { unavailable: true } : {}),
   };
 }

@@ -23,7 +23,14 @@ import { compileScopes } from "../core/scope.js";
  */
 export type TokenCheck =
   | { ok: true; principal: Principal }
-  | { ok: false; reason: string; credentialId: string | null; unavailable?: true };
+  | {
+      ok: false;
+      reason: string;
+      credentialId: string | null;
+      unavailable?: true;
+      /** Facts for the refusal's audit record (a task token's task id and actor). */
+      detail?: Record<string, unknown>;
+    };
 
 /** Anything that turns a bearer access token into a principal for one resource. */
 export interface AccessTokenVerifier {

@@ -15,6 +15,7 @@
  */
 import { createHash } from "node:crypto";
 import type { AccessTokenVerifier, TokenCheck } from "../authn/oauthToken.js";
+import { actorChain } from "../core/actor.js";
 import type { Principal } from "../core/principal.js";
 import { compileScopes } from "../core/scope.js";
 import type { TaskRecord } from "../store/types.js";
@@ -118,15 +119,13 @@ export class TaskTokenVerifier implements AccessTokenVerifier {
   /** Memory only unless the task is unknown to this replica's view (then one read of the store). */
   private check(entry: CachedToken, resource: string): TokenCheck | Promise<TokenCheck> {
     const { claims } = entry;
-    const credentialId = claims.jti;
     if (!claims.aud.includes(resource)) {
-      return {
-        ok: false,
-        reason: `task token used on another server: audience ${JSON.stringify(claims.aud)} is not ${resource}`,
-        credentialId,
-      };
+      return refusal(
+        claims,
+        `task token used on another server: audience ${JSON.stringify(claims.aud)} is not ${resource}`,
+      );
     }
-    if (entry.dead !== null) return { ok: false, reason: entry.dead, credentialId };
+    if (entry.dead !== null) return refusal(claims, entry.dead);
     const task = this.opts.live.get(claims.task_id);
     if (task !== undefined) return this.judge(entry, task);
     // Not in this replica's view: ended, expired, or created elsewhere a moment ago.
@@ -134,24 +133,18 @@ export class TaskTokenVerifier implements AccessTokenVerifier {
       const dead = deadReason(stored, claims.task_id, Date.now());
       if (dead === null && stored !== undefined) return this.judge(entry, stored);
       entry.dead = dead;
-      return { ok: false, reason: dead ?? `task ${claims.task_id} is not live`, credentialId };
+      return refusal(claims, dead ?? `task ${claims.task_id} is not live`);
     });
   }
 
   private judge(entry: CachedToken, task: TaskRecord): TokenCheck {
     const { claims } = entry;
-    const credentialId = claims.jti;
     const now = Date.now();
     const dead = deadReason(task, claims.task_id, now);
-    if (dead !== null) return { ok: false, reason: dead, credentialId };
-    if (task.owner.id !== claims.sub)
-      return { ok: false, reason: `task token subject is not the task's owner`, credentialId };
+    if (dead !== null) return refusal(claims, dead);
+    if (task.owner.id !== claims.sub) return refusal(claims, "task token subject is not the task's owner");
     if (task.environment !== this.opts.environment) {
-      return {
-        ok: false,
-        reason: `task ${task.id} belongs to environment '${task.environment}'`,
-        credentialId,
-      };
+      return refusal(claims, `task ${task.id} belongs to environment '${task.environment}'`);
     }
     const oauthDeath = this.opts.live.ownerDeath(task.id);
     const owner: OwnerStatus =
@@ -162,7 +155,7 @@ export class TaskTokenVerifier implements AccessTokenVerifier {
           : ownerStatus(this.opts.ownerChecks, task.owner, now);
     if (!owner.ok) {
       if (owner.final === true) this.opts.onOwnerDead?.(task.id, owner.reason);
-      return { ok: false, reason: `task ${task.id}: ${owner.reason}`, credentialId };
+      return refusal(claims, `task ${task.id}: ${owner.reason}`);
     }
     if (entry.builtFor !== task || entry.principal === null) {
       entry.principal = principalOf(task, claims);
@@ -212,4 +205,15 @@ export function principalOf(task: TaskRecord, claims: TaskTokenClaims): Principa
     },
     ...(claims.act === undefined ? {} : { actor: claims.act }),
   };
+}
+
+/**
+ * A refusal of a token whose signature verified: its audit record names the task and the
+ * actor (`detail.task`, `detail.actor`, as request records do), so `audit search --task`
+ * finds the calls refused after the task ended too.
+ */
+function refusal(claims: TaskTokenClaims, reason: string): TokenCheck {
+  const detail: Record<string, unknown> = { task: claims.task_id };
+  if (claims.act !== undefined) detail.actor = actorChain(claims.act);
+  return { ok: false, reason, credentialId: claims.jti, detail };
 }

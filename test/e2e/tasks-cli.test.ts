@@ -146,11 +146,12 @@ describe("portcullis tasks (CLI)", () => {
     );
     assert.equal((await cli(["tasks", "list", "--all"])).stdout.includes(taskId), true);
 
-    // The whole history: created, both calls (with the task and the actor), ended.
+    // The whole history: created, both calls (with the task and the actor), ended, and the
+    // call refused after the end (its token names the task even though it no longer authenticates).
     const history = await waitFor("the task's call records", async () => {
       const r = await cli(["audit", "search", "--task", taskId]);
       const lines = r.stdout.trim().split("\n").filter(Boolean);
-      return lines.length >= 4 && lines.map((l) => JSON.parse(l) as Json);
+      return lines.length >= 5 && lines.map((l) => JSON.parse(l) as Json);
     });
     assert.deepEqual(
       history.map((r) => [r.rpcMethod, r.tool, r.decision]),
@@ -159,10 +160,14 @@ describe("portcullis tasks (CLI)", () => {
         ["tools/call", "get_time", "allow"],
         ["tools/call", "echo", "deny"],
         ["tasks/end", null, "allow"],
+        // Refused at authentication, before the message is read: no method or tool yet.
+        [null, null, "deny"],
       ],
     );
     for (const r of history) assert.equal(r.taskId, taskId);
-    for (const r of history.slice(0, 3)) assert.deepEqual(r.actor, ["agent-7"], JSON.stringify(r));
+    for (const r of [...history.slice(0, 3), history[4]])
+      assert.deepEqual(r?.actor, ["agent-7"], JSON.stringify(r));
+    assert.match(String(history[4]?.reason), /ended/, "the refusal says why");
     assert.match((history[0]?.detail as Json).operator as string, /^operator:/, "who ran tasks start");
     const table = await cli(["audit", "search", "--task", taskId], false);
     assert.match(table.stdout, /^at\s+decision\s+principal\s+actor\s+target\s+reason$/m);
