@@ -14,6 +14,9 @@
  *   authn/ → authz/     who is calling; may they. authz may read authn's types, never the
  *                       reverse (no circle: both read principal and scope from core/).
  *   oauth/              the built-in authorization server (reads authn and authz).
+ *   tasks/              task-bound credentials: mints, verifies and ends task tokens (reads
+ *                       authn, authz, oauth's signing keys, audit). oauth/ sees only its types
+ *                       (tasks/types.ts): the token exchange receives the service at startup.
  *   review/             runtime approval of held calls.
  *   forward/            the hop to the upstream MCP server: never decides (no authz/policy).
  *   pipeline/, listener/ the request path and its HTTP adapter; only gateway.ts (and tests)
@@ -97,14 +100,14 @@ module.exports = {
         "authn and authz never import each other in a circle: authz may read authn's types, " +
         "authn never reads authz (shared notions such as principal and scope live in core/).",
       from: { path: dir("authn") },
-      to: { path: [dir("authz"), dir("oauth"), dir("review"), dir("audit"), dir("classify")] },
+      to: { path: [dir("authz"), dir("oauth"), dir("review"), dir("audit"), dir("classify"), dir("tasks")] },
     },
     {
       name: "authz-decides-alone",
       severity: "error",
       comment: "authz/ decides over typed values; it never reaches up into OAuth, review or forwarding.",
       from: { path: dir("authz") },
-      to: { path: [dir("oauth"), dir("review"), dir("forward"), dir("audit")] },
+      to: { path: [dir("oauth"), dir("review"), dir("forward"), dir("audit"), dir("tasks")] },
     },
     {
       name: "oauth-below-review",
@@ -112,6 +115,36 @@ module.exports = {
       comment: "The authorization server does not depend on runtime review or on the request path.",
       from: { path: dir("oauth") },
       to: { path: [dir("review"), dir("forward")] },
+    },
+    {
+      name: "oauth-sees-tasks-through-their-types",
+      severity: "error",
+      comment:
+        "The authorization server mints and ends tasks through the TaskMinter / TaskEnder " +
+        "interfaces of src/tasks/types.ts, handed to it at startup; tasks/ itself reads oauth's " +
+        "signing keys, so anything more would be a circle.",
+      from: { path: dir("oauth") },
+      to: { path: dir("tasks"), pathNot: "^src/tasks/types\\.ts$" },
+    },
+    {
+      name: "tasks-below-the-request-path",
+      severity: "error",
+      comment:
+        "src/tasks/ is domain code: the pipeline charges budgets through it and the CLI and the " +
+        "console create tasks with it; it never reads them, review or forwarding.",
+      from: { path: dir("tasks") },
+      to: {
+        path: [
+          dir("review"),
+          dir("forward"),
+          dir("pipeline"),
+          dir("listener"),
+          dir("admin"),
+          dir("console"),
+          dir("cli"),
+          dir("gateway"),
+        ],
+      },
     },
     {
       name: "forward-never-decides",

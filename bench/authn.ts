@@ -1,7 +1,8 @@
 /**
  * Per-request authentication cost in the steady state, measured in-process in one run:
  * an API key (checksum, environment, HMAC-SHA-256, constant-time compare) against an
- * OAuth JWT access token served from the verified-token cache (SHA-256 + map lookup).
+ * OAuth JWT access token served from the verified-token cache (SHA-256 + map lookup), and a
+ * task token (src/tasks/: SHA-256 + map lookup + the live-task and owner-key checks).
  */
 
 import { mkdtempSync, rmSync } from "node:fs";
@@ -15,8 +16,11 @@ import { issueKey } from "../src/authn/keyLifecycle.js";
 import { Keyring } from "../src/authn/keyring.js";
 import { OAuthTokenVerifier } from "../src/authn/oauthToken.js";
 import { startSpiffe } from "../src/authn/spiffe/runtime.js";
+import { compilePolicy } from "../src/authz/policy/compile.js";
 import { Config, type ExternalOAuthConfig } from "../src/config/schema.js";
 import { openStore } from "../src/store/open.js";
+import { keyOwnerPrincipal } from "../src/tasks/owners.js";
+import { startTasks } from "../src/tasks/runtime.js";
 import { benchTrustDomain } from "./jwtSvid.js";
 
 export interface AuthnCost {
@@ -27,6 +31,8 @@ export interface AuthnCost {
   /** A SPIFFE JWT-SVID served from the verified-token cache (SHA-256 + map lookup + bundle generation check). */
   jwtSvidCachedUs: { p50: number; p99: number };
   oauthFirstVerifyUs: number;
+  /** A task token owned by the API key, from the verified-token cache. */
+  taskCachedUs: { p50: number; p99: number };
 }
 
 const RESOURCE = "http://127.0.0.1:8080/mcp/demo";
@@ -66,9 +72,31 @@ export async function measureAuthn(quick: boolean): Promise<AuthnCost> {
       oauth: { mode: "external", issuer, jwksUri: `${issuer}/jwks` },
     });
     const secret = Buffer.alloc(48, 7);
-    const { key } = await issueKey(store, secret, config, { name: "bench" });
+    const { key, record } = await issueKey(store, secret, config, { name: "bench" });
     const keyring = new Keyring(store, secret, "test");
     await keyring.start();
+    const allowAll = compilePolicy([
+      { path: "bench.yaml", text: "rules:\n  - id: all\n    effect: allow\n" },
+    ]);
+    const tasks = await startTasks({
+      store,
+      secret,
+      config: config.tasks,
+      environment: "test",
+      issuer: "http://127.0.0.1:8080",
+      servers: ["demo"],
+      policy: () => allowAll,
+      tools: { facts: () => ({ tier: "read", openWorld: false, annotations: {} }) },
+      keyring,
+      record: () => {},
+    });
+    const owner = await keyOwnerPrincipal(store, `key:${record.id}`);
+    if (owner === null) throw new Error("bench key not found");
+    const minted = await tasks.service.mint(owner.principal, { purpose: "bench", grants: ["demo"] }, "cli");
+    if (!minted.ok) throw new Error(`bench task refused: ${minted.reason}`);
+    await keyring.refresh();
+    const firstTask = await tasks.verifier.verify(minted.token, RESOURCE);
+    if (!firstTask.ok) throw new Error(`bench task token refused: ${firstTask.reason}`);
     const oauth = new OAuthTokenVerifier(config.oauth as ExternalOAuthConfig, "test", null);
     const token = await new SignJWT({ scope: "mcp" })
       .setProtectedHeader({ alg: "ES256", kid: "bench" })
@@ -99,11 +127,22 @@ export async function measureAuthn(quick: boolean): Promise<AuthnCost> {
       batches,
       perBatch,
     );
+    const taskCachedUs = sample(
+      () => {
+        keyring.refresh();
+        const r = tasks.verifier.verify(minted.token, RESOURCE);
+        if (r instanceof Promise || !r.ok) throw new Error("bench task token not cached");
+      },
+      batches,
+      perBatch,
+    );
+    await tasks.close();
     const jwtSvidCachedUs = await measureCachedJwtSvid(dir, batches, perBatch);
     await keyring.close();
     return {
       apiKeyUs,
       oauthCachedUs,
+      taskCachedUs,
       jwtSvidCachedUs,
       oauthMinusApiKeyUs: round(oauthCachedUs.p50 - apiKeyUs.p50),
       oauthFirstVerifyUs,

@@ -96,7 +96,7 @@ export async function prepareGateway(
   servers: Record<string, unknown>,
   /** More top-level config (e.g. `spiffe`). */
   extra: Record<string, unknown> = {},
-): Promise<{ configFile: string; key: string; url: string }> {
+): Promise<{ configFile: string; key: string; keyId: string; url: string }> {
   const port = await freePort();
   const config = {
     environment: "dev",
@@ -109,18 +109,16 @@ export async function prepareGateway(
   };
   const configFile = join(work, "portcullis.yaml");
   writeFileSync(configFile, stringify(config));
-  const key = (
-    JSON.parse(
-      execFileSync(
-        process.execPath,
-        [CLI, "keys", "create", "--name", "bench", "--config", configFile, "--json"],
-        {
-          encoding: "utf8",
-        },
-      ),
-    ) as { key: string }
-  ).key;
-  return { configFile, key, url: `http://127.0.0.1:${port}` };
+  const created = JSON.parse(
+    execFileSync(
+      process.execPath,
+      [CLI, "keys", "create", "--name", "bench", "--config", configFile, "--json"],
+      {
+        encoding: "utf8",
+      },
+    ),
+  ) as { key: string; id: string };
+  return { configFile, key: created.key, keyId: created.id, url: `http://127.0.0.1:${port}` };
 }
 
 /** `portcullis start` as its own process (the built CLI), with extra node flags if any. */

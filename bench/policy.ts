@@ -65,6 +65,8 @@ function input(i: number): PolicyInput {
       credentialAgeSeconds: 3600 + i,
       expiresInSeconds: i % 7 === 0 ? null : 7200,
     },
+    task: null,
+    actor: null,
     action: { method: i % 11 === 0 ? "resources/read" : "tools/call" },
     resource: {
       server: SERVERS[(i * 7) % SERVERS.length] as string,

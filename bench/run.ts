@@ -2,8 +2,9 @@
  * The gateway benchmark. In one run, against the same upstream (the minimal echo MCP
  * server, over HTTP and over stdio), it measures latency at concurrency 1 and throughput at
  * concurrency 32 for: the upstream directly; a bare Node reverse proxy (bareProxy.ts, the
- * floor for any Node gateway); Portcullis with an API key, with an OAuth token and with a
- * SPIFFE JWT-SVID (a workload, bench/jwtSvid.ts); and the
+ * floor for any Node gateway); Portcullis with an API key, with an OAuth token, with a task
+ * token owned by the API key (`portcullis tasks start`) and with a SPIFFE JWT-SVID (a
+ * workload, bench/jwtSvid.ts); and the
  * unauthenticated bridges supergateway and mcp-proxy in front of the same stdio server.
  * Every row runs as its own process, and for every row the throughput phase reads the
  * proxy's and the upstream's CPU time from /proc (cpu.ts): CPU per call. Targets (issue 11)
@@ -42,6 +43,7 @@ import {
 } from "./harness.js";
 import { benchTrustDomain } from "./jwtSvid.js";
 import { type ListFilterCost, measureListFilter, measurePolicy, type PolicyCost } from "./policy.js";
+import { measureTokenExchange, type TokenExchangeCost } from "./tokenExchange.js";
 
 const args = new Set(process.argv.slice(2));
 const QUICK = args.has("--quick");
@@ -201,6 +203,39 @@ async function main(): Promise<void> {
       benchUser,
       QUICK ? 5 : 20,
     );
+    progress("measuring one token exchange (API key → task token)");
+    // Measured when the policy lets an API key mint a read-tier task (the default pack's tasks
+    // rules); otherwise the report says why it was not.
+    const exchange = await measureTokenExchange(
+      gw.url,
+      `${gw.url}/mcp/echo-http`,
+      gw.key,
+      "echo",
+      QUICK ? 50 : 200,
+    ).catch((err: unknown) => ({ notMeasured: err instanceof Error ? err.message : String(err) }));
+    // A task token for the bench key, limited to the echo tool, as an agent would hold it.
+    const task = JSON.parse(
+      execFileSync(
+        process.execPath,
+        [
+          CLI,
+          "tasks",
+          "start",
+          "--owner",
+          `key:${gw.keyId}`,
+          "--servers",
+          "echo-http:echo",
+          "--ttl",
+          "1h",
+          "--purpose",
+          "benchmark",
+          "--config",
+          gw.configFile,
+          "--json",
+        ],
+        { encoding: "utf8" },
+      ),
+    ) as { token: string };
     const httpUpstream = () => [echo.pid];
     const only = (pid: number) => () => [pid];
     const tree = (pid: number) => () => descendants(pid);
@@ -222,6 +257,12 @@ async function main(): Promise<void> {
         name: "portcullis-http (oauth, built-in AS)",
         url: `${gw.url}/mcp/echo-http`,
         headers: { authorization: `Bearer ${firstConnection.accessToken}` },
+        cpu: { proxy: only(gwPid), upstream: httpUpstream },
+      },
+      {
+        name: "portcullis-http (task token)",
+        url: `${gw.url}/mcp/echo-http`,
+        headers: { authorization: `Bearer ${task.token}` },
         cpu: { proxy: only(gwPid), upstream: httpUpstream },
       },
       {
@@ -266,6 +307,9 @@ async function main(): Promise<void> {
     const pHttp = by("portcullis-http (api key)");
     const pOauth = by("portcullis-http (oauth");
     const pSvid = by("portcullis-http (jwt-svid)");
+    const pTask = by("portcullis-http (task token)");
+    /** A row's added latency at p50 over direct, as a ratio of the API key row's. */
+    const addedVsApiKey = (r: Row) => round((r.p50Ms - direct.p50Ms) / (pHttp.p50Ms - direct.p50Ms));
     const pStdio = by("portcullis-stdio");
     const sg = by("supergateway");
     const mp = by("mcp-proxy");
@@ -284,6 +328,11 @@ async function main(): Promise<void> {
       jwtSvidCpuVsApiKey: round((pSvid.proxyCpuUs ?? Number.NaN) / (pHttp.proxyCpuUs ?? Number.NaN)),
       jwtSvidThroughputVsApiKey: round(pSvid.rps / pHttp.rps),
       jwtSvidMinusApiKeyP50Ms: round(pSvid.p50Ms - pHttp.p50Ms),
+      jwtSvidAddedP50VsApiKey: addedVsApiKey(pSvid),
+      taskCpuVsApiKey: round((pTask.proxyCpuUs ?? Number.NaN) / (pHttp.proxyCpuUs ?? Number.NaN)),
+      taskThroughputVsApiKey: round(pTask.rps / pHttp.rps),
+      taskMinusApiKeyP50Ms: round(pTask.p50Ms - pHttp.p50Ms),
+      taskAddedP50VsApiKey: addedVsApiKey(pTask),
       latencyRatioP50: round(pHttp.p50Ms / direct.p50Ms),
       throughputVsSupergateway: round(pStdio.rps / sg.rps),
       throughputVsMcpProxy: round(pStdio.rps / mp.rps),
@@ -299,6 +348,9 @@ async function main(): Promise<void> {
       throughputAtLeastMcpProxy: summary.throughputVsMcpProxy >= 1,
       oauthWithin2UsOfApiKey: authn.oauthMinusApiKeyUs <= 2,
       jwtSvidCpuWithin5PctOfApiKey: summary.jwtSvidCpuVsApiKey <= 1.05,
+      jwtSvidAddedLatencyWithin5PctOfApiKey: summary.jwtSvidAddedP50VsApiKey <= 1.05,
+      taskCpuWithin5PctOfApiKey: summary.taskCpuVsApiKey <= 1.05,
+      taskAddedLatencyWithin5PctOfApiKey: summary.taskAddedP50VsApiKey <= 1.05,
       authnAtMost5Us: authn.apiKeyUs.p50 <= 5 && authn.oauthCachedUs.p50 <= 5,
       firstConnectionUnder50ms: firstConnection.p50Ms < 50,
       policyDecisionP99AtMost10us: policy.decisionP99Us <= 10,
@@ -316,6 +368,7 @@ async function main(): Promise<void> {
       authn,
       // The access token was only a means to the OAuth rows: never written out.
       firstConnection: { ...firstConnection, accessToken: undefined },
+      tokenExchange: exchange,
       policy,
       summary,
       targetsMet,
@@ -323,7 +376,10 @@ async function main(): Promise<void> {
     mkdirSync("bench/results", { recursive: true });
     writeFileSync("bench/results/latest.json", `${JSON.stringify(result, null, 2)}\n`);
     if (JSON_OUT) process.stdout.write(`${JSON.stringify(result)}\n`);
-    else process.stdout.write(renderReport(result.rows, summary, targetsMet, authn, firstConnection, policy));
+    else
+      process.stdout.write(
+        renderReport(result.rows, summary, targetsMet, authn, firstConnection, policy, exchange),
+      );
   } finally {
     for (const c of children) c.kill("SIGTERM");
     rmSync(work, { recursive: true, force: true });
@@ -343,6 +399,7 @@ function renderReport(
   authn: AuthnCost,
   first: FirstConnection,
   policy: PolicyCost & ListFilterCost,
+  exchange: TokenExchangeCost | { notMeasured: string },
 ): string {
   const head = [
     "target",
@@ -377,19 +434,27 @@ function renderReport(
     "",
   );
   lines.push(
-    `Authentication per request: API key p50 ${authn.apiKeyUs.p50} µs (p99 ${authn.apiKeyUs.p99}), OAuth JWT cached p50 ${authn.oauthCachedUs.p50} µs (p99 ${authn.oauthCachedUs.p99}); difference ${authn.oauthMinusApiKeyUs} µs (target ≤ 2); first JWT verification ${authn.oauthFirstVerifyUs} µs`,
+    `Authentication per request: API key p50 ${authn.apiKeyUs.p50} µs (p99 ${authn.apiKeyUs.p99}), OAuth JWT cached p50 ${authn.oauthCachedUs.p50} µs (p99 ${authn.oauthCachedUs.p99}); difference ${authn.oauthMinusApiKeyUs} µs (target ≤ 2); first JWT verification ${authn.oauthFirstVerifyUs} µs; task token cached p50 ${authn.taskCachedUs.p50} µs (p99 ${authn.taskCachedUs.p99})`,
   );
   lines.push(
     `OAuth (built-in AS token) through Portcullis: ${summary.oauthAddedP50Ms} ms over direct at p50, ${summary.oauthMinusApiKeyP50Ms} ms vs the API key`,
   );
   lines.push(
-    `JWT-SVID (workload) through Portcullis: CPU/call ${summary.jwtSvidCpuVsApiKey}× the API key's (target ≤ 1.05): ${mark(met.jwtSvidCpuWithin5PctOfApiKey)}; throughput ${summary.jwtSvidThroughputVsApiKey}×, ${summary.jwtSvidMinusApiKeyP50Ms} ms vs the API key at p50; cached JWT-SVID check p50 ${authn.jwtSvidCachedUs.p50} µs (p99 ${authn.jwtSvidCachedUs.p99})`,
+    `JWT-SVID (workload) through Portcullis: CPU/call ${summary.jwtSvidCpuVsApiKey}× the API key's (target ≤ 1.05): ${mark(met.jwtSvidCpuWithin5PctOfApiKey)}; added p50 latency ${summary.jwtSvidAddedP50VsApiKey}× the API key's (target ≤ 1.05): ${mark(met.jwtSvidAddedLatencyWithin5PctOfApiKey)}; throughput ${summary.jwtSvidThroughputVsApiKey}×, ${summary.jwtSvidMinusApiKeyP50Ms} ms vs the API key at p50; cached JWT-SVID check p50 ${authn.jwtSvidCachedUs.p50} µs (p99 ${authn.jwtSvidCachedUs.p99})`,
+  );
+  lines.push(
+    `Task token through Portcullis: CPU/call ${summary.taskCpuVsApiKey}× the API key's (target ≤ 1.05): ${mark(met.taskCpuWithin5PctOfApiKey)}; added p50 latency ${summary.taskAddedP50VsApiKey}× the API key's (target ≤ 1.05): ${mark(met.taskAddedLatencyWithin5PctOfApiKey)}; throughput ${summary.taskThroughputVsApiKey}×, ${summary.taskMinusApiKeyP50Ms} ms vs the API key at p50`,
   );
   lines.push(
     `Policy decision (${policy.rules} rules): p50 ${policy.decisionP50Us} µs, p99 ${policy.decisionP99Us} µs (target p99 ≤ 10); filtering a ${policy.tools}-tool list: p50 ${policy.listFilterP50Ms} ms, p99 ${policy.listFilterP99Ms} ms (target ≤ 1)`,
   );
   lines.push(
     `New OAuth client, first connection (${first.steps.join(" → ")}): p50 ${first.p50Ms} ms, p90 ${first.p90Ms} ms over ${first.runs} runs (target < 50 ms)`,
+  );
+  lines.push(
+    "notMeasured" in exchange
+      ? `token exchange (API key → task token): not measured (${exchange.notMeasured})`
+      : `token exchange (API key → task token): p50 ${exchange.p50Ms} ms, p99 ${exchange.p99Ms} ms over ${exchange.runs} exchanges`,
   );
   lines.push(
     `all targets: ${Object.entries(met)

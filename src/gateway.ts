@@ -41,6 +41,7 @@ import { ReviewGate } from "./review/gate.js";
 import { registerReviewLinkRoutes } from "./review/linkPages.js";
 import { openStoreWhenReachable, storeDisplayName } from "./store/open.js";
 import type { Store } from "./store/types.js";
+import { startTasks } from "./tasks/runtime.js";
 import { createMetrics } from "./telemetry/metrics.js";
 import { storeOutageReporting } from "./telemetry/storeOutage.js";
 import { UpstreamHealth } from "./telemetry/upstreamHealth.js";
@@ -161,6 +162,25 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
     review.start();
     lifetime.add("review", review);
 
+    // Tasks: task tokens are verified here whatever the OAuth mode; the built-in authorization
+    // server mints them by token exchange (src/tasks/runtime.ts).
+    const tasks = lifetime.add(
+      "tasks",
+      await startTasks({
+        store,
+        secret,
+        config: config.tasks,
+        environment,
+        issuer: url,
+        servers: [...routes.keys()],
+        policy: () => policy.current(),
+        tools: catalogue,
+        keyring,
+        record,
+        builtinOAuth: config.oauth?.mode === "builtin",
+      }),
+    );
+
     // OAuth, complete before the listener is built: nothing in it changes once requests are served.
     const authorizationServer =
       config.oauth?.mode === "builtin"
@@ -175,6 +195,9 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
               audit,
               consoleClient: withConsole ? consoleClient(secret, url) : null,
               log,
+              tasks: tasks.service,
+              // Token-exchange subjects (src/oauth/exchangeTokens.ts): the request path's verifiers.
+              exchange: { apiKeys: keyring, taskTokens: tasks.verifier, jwtSvid: spiffe?.jwtSvid ?? null },
             }),
           )
         : null;
@@ -204,6 +227,8 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
       ready: () => ready,
       review,
       health,
+      bearers: { task: tasks.verifier, jwtSvid: spiffe?.jwtSvid ?? null },
+      tasks: tasks.calls,
       spiffe,
     });
     // ---- end of buildApp's deps ----
@@ -218,6 +243,7 @@ export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<G
         policy: () => policy.current(),
         baseUrl: () => url,
         signInReady: () => oauth.server !== null,
+        tasks: tasks.service,
         log,
       });
     // Every advertised endpoint works from the first request the real listener takes.

@@ -7,6 +7,7 @@
  */
 import type { StoredAuditRecord } from "../store/types.js";
 import { VERSION } from "../version.js";
+import { recordTask } from "./taskDetail.js";
 
 /** The JSON form of one record: `portcullis audit search --json`, JSONL export, tail. */
 export function auditRecordView(r: StoredAuditRecord): Record<string, unknown> {
@@ -29,6 +30,7 @@ export function auditRecordView(r: StoredAuditRecord): Record<string, unknown> {
     ruleIds: r.ruleIds ?? null,
     policyVersion: r.policyVersion ?? null,
     arguments: r.arguments ?? null,
+    ...recordTask(r.detail),
     detail: r.detail,
     prevHash: r.prevHash ?? null,
     hash: r.hash ?? null,
@@ -74,6 +76,7 @@ const SEVERITY: Record<StoredAuditRecord["decision"], [number, string]> = {
 export function otelLogRecord(r: StoredAuditRecord): Record<string, unknown> {
   const nanos = `${BigInt(r.at.getTime()) * 1_000_000n}`;
   const [severityNumber, severityText] = SEVERITY[r.decision];
+  const { taskId, actor } = recordTask(r.detail);
   const attributes = [
     attr("event.name", "portcullis.audit.decision"),
     attr("enduser.id", r.principal),
@@ -84,6 +87,8 @@ export function otelLogRecord(r: StoredAuditRecord): Record<string, unknown> {
     attr("portcullis.server", r.server),
     attr("rpc.method", r.rpcMethod),
     attr("portcullis.tool", r.tool),
+    attr("portcullis.task.id", taskId),
+    attr("portcullis.actor.chain", actor),
     attr("portcullis.decision.id", r.decisionId),
     attr("portcullis.policy.rule_ids", r.ruleIds),
     attr("portcullis.policy.version", r.policyVersion),

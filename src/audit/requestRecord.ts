@@ -3,10 +3,12 @@
  * facts the request pipeline established: who (the principal, or the credential id a refused
  * credential named), what (server, JSON-RPC method, target, arguments), the decision and its
  * precise reason, the policy decision's id and rules, and the latency so far. Every record
- * names the policy in force, also for refusals decided before policy ran.
+ * names the policy in force, also for refusals decided before policy ran. A task token's
+ * records also name its task and actor (./taskDetail.ts), so `audit search --task` finds them.
  */
 import type { Principal } from "../core/principal.js";
 import type { AuditRecord } from "../store/types.js";
+import { withTaskDetail } from "./taskDetail.js";
 
 /** What a request's policy decision adds to its records. */
 export interface PolicyFacts {
@@ -59,7 +61,7 @@ export function requestRecord(
     decision,
     reason,
     latencyUs: Math.round((performance.now() - facts.started) * 1000),
-    detail,
+    detail: principal === null ? detail : withTaskDetail(detail, principal),
     decisionId: policy?.decisionId ?? null,
     ruleIds: policy?.ruleIds ?? null,
     policyVersion: policy?.version ?? policyVersion,

@@ -26,6 +26,7 @@
  * needed: this runs without the server secret.
  */
 import type { KeyObject } from "node:crypto";
+import { taskIdIndexOfText } from "../store/rows.js";
 import type { AuditChainInfo, AuditCheckpoint, Store } from "../store/types.js";
 import { auditRecordHash, GENESIS_HASH } from "./chain.js";
 import { anchorPayload, checkpointSignatureValid, signatureValid } from "./checkpoints.js";
@@ -277,6 +278,15 @@ async function verifyChain(
           "edited",
           seq,
           `record ${seq} does not match its hash: it was changed after it was written`,
+        );
+      }
+      // The task index is not hashed: it must agree with the hashed detail it was copied from,
+      // or a record could be hidden from (or slipped into) a task's history unseen.
+      if ((row.task_id ?? null) !== taskIdIndexOfText(row.detail)) {
+        return broken(
+          "edited",
+          seq,
+          `record ${seq}'s task index (task_id) does not match its detail: it was changed after it was written`,
         );
       }
       if (row.prev_hash !== prevHash) {

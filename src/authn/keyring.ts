@@ -160,6 +160,40 @@ export class Keyring {
     return { ok: true, principal: loaded.principal };
   }
 
+  /**
+   * Whether the key with this id is live (known, in this environment, not revoked, not
+   * expired), without its secret: a task owned by the key (src/tasks/) is refused once it is
+   * not. Memory only; call refresh() first.
+   */
+  keyStatus(
+    id: string,
+    now: number = Date.now(),
+  ): { ok: true } | { ok: false; reason: string /** Revoked or expired: over for good. */; final: boolean } {
+    const loaded = this.keys.value.get(id);
+    // Unknown here may only mean not heard of yet (created on another replica an instant ago).
+    if (!loaded) return { ok: false, reason: `owner key ${id} is unknown`, final: false };
+    const { record } = loaded;
+    if (record.environment !== this.environment)
+      return {
+        ok: false,
+        reason: `owner key ${id} belongs to environment '${record.environment}'`,
+        final: false,
+      };
+    if (record.revokedAt !== null && record.revokedAt.getTime() <= now)
+      return {
+        ok: false,
+        reason: `owner key ${id} revoked at ${record.revokedAt.toISOString()}`,
+        final: true,
+      };
+    if (record.expiresAt.getTime() <= now)
+      return {
+        ok: false,
+        reason: `owner key ${id} expired at ${record.expiresAt.toISOString()}`,
+        final: true,
+      };
+    return { ok: true };
+  }
+
   /** Hands pending usage counts to the store (called by the background flusher). */
   async flushUsage(): Promise<void> {
     if (this.usage.size === 0) return;

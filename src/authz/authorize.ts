@@ -6,8 +6,17 @@
  */
 
 import type { ClassifiedMessage, JsonObject } from "../classify/message.js";
-import type { Principal } from "../core/principal.js";
-import type { CompiledPolicy, PolicyDecision, PolicyInput, ResourceFacts, RiskTier } from "./policy/types.js";
+import { actorChain } from "../core/actor.js";
+import type { Actor, Principal, TaskBinding } from "../core/principal.js";
+import type {
+  ActorFacts,
+  CompiledPolicy,
+  PolicyDecision,
+  PolicyInput,
+  ResourceFacts,
+  RiskTier,
+  TaskFacts,
+} from "./policy/types.js";
 
 /** What the gateway knows about a server's tools (annotations seen in tools/list, operator pins). */
 export interface ToolFactsSource {
@@ -80,6 +89,29 @@ function secondsBetween(later: Date, earlier: Date): number {
   return Math.floor((later.getTime() - earlier.getTime()) / 1000);
 }
 
+function taskFacts(task: TaskBinding | undefined, now: Date): TaskFacts | null {
+  if (task === undefined) return null;
+  return {
+    id: task.id,
+    purpose: task.purpose,
+    remainingCalls: task.remainingCalls,
+    ageSeconds: Math.max(0, secondsBetween(now, task.createdAt)),
+  };
+}
+
+/** Principals are cached with their credential, so each actor is described once. */
+const ACTOR_FACTS = new WeakMap<Actor, ActorFacts>();
+
+function actorFacts(actor: Actor | undefined): ActorFacts | null {
+  if (actor === undefined) return null;
+  let facts = ACTOR_FACTS.get(actor);
+  if (facts === undefined) {
+    facts = Object.freeze({ sub: actor.sub, chain: actorChain(actor) });
+    ACTOR_FACTS.set(actor, facts);
+  }
+  return facts;
+}
+
 export function policyInput(
   principal: Principal,
   method: string,
@@ -101,6 +133,8 @@ export function policyInput(
       credentialAgeSeconds: principal.issuedAt === null ? null : secondsBetween(ctx.now, principal.issuedAt),
       expiresInSeconds: principal.expiresAt === null ? null : secondsBetween(principal.expiresAt, ctx.now),
     },
+    task: taskFacts(principal.task, ctx.now),
+    actor: actorFacts(principal.actor),
     action: { method },
     resource,
     context: {

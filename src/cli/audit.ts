@@ -11,6 +11,7 @@ import type { Command, CommanderError } from "commander";
 import { auditKeyFingerprint, keySealedUnder } from "../audit/checkpoints.js";
 import { auditRecordLine, auditRecordView, otelLogsDocument } from "../audit/export.js";
 import { parseLoggedCheckpoints } from "../audit/loggedCheckpoints.js";
+import { recordTask } from "../audit/taskDetail.js";
 import {
   type KeyTrust,
   normaliseFingerprint,
@@ -54,6 +55,7 @@ interface FilterOpts {
   tool?: string;
   decision?: string;
   decisionId?: string;
+  task?: string;
   since?: string;
   until?: string;
 }
@@ -71,6 +73,12 @@ function query(opts: FilterOpts): AuditQuery {
   if (opts.server !== undefined) q.server = opts.server;
   if (opts.tool !== undefined) q.tool = opts.tool;
   if (opts.decisionId !== undefined) q.decisionId = opts.decisionId;
+  if (opts.task !== undefined) {
+    if (opts.task.trim() === "" || opts.task.length > 200) {
+      throw new ConfigError(`--task '${opts.task}': a task id (as \`tasks list\` shows it)`);
+    }
+    q.taskId = opts.task;
+  }
   if (opts.since !== undefined) q.since = parseInstant(opts.since, "--since");
   if (opts.until !== undefined) q.until = parseInstant(opts.until, "--until");
   return q;
@@ -84,16 +92,21 @@ function usageExit(cmd: Command): Command {
 }
 
 /** `audit search`: one aligned table (`tail` streams one line per record instead). */
-function recordsTable(records: StoredAuditRecord[]): string {
+function recordsTable(records: StoredAuditRecord[], withActor = false): string {
   return table(
     records.map((r) => ({
       at: r.at.toISOString(),
       decision: r.decision,
       principal: r.principal,
-      target: [r.server, r.tool ?? r.rpcMethod].filter(Boolean).join(" ") || null,
+      actor: recordTask(r.detail).actor?.join(" ← ") ?? null,
+      target:
+        [r.server, r.tool ?? r.rpcMethod].filter(Boolean).join(" ") ||
+        (typeof r.detail?.event === "string" ? r.detail.event : null),
       reason: r.reason,
     })),
-    ["at", "decision", "principal", "target", "reason"],
+    withActor
+      ? ["at", "decision", "principal", "actor", "target", "reason"]
+      : ["at", "decision", "principal", "target", "reason"],
     "(no matching records)",
   );
 }
@@ -290,19 +303,22 @@ export function registerAuditCommands(program: Command, deps: CliDeps): void {
       .option("--tool <name>", "tool, prompt or resource")
       .option("--decision <effect>", "allow, deny or review")
       .option("--decision-id <id>", "the decision id a refused client was given")
+      .option("--task <id>", "one task's history: its creation, every call made with its token, its end")
       .option("--since <time>", "ISO 8601 time or duration back from now (15m, 24h, 7d)")
       .option("--until <time>", "ISO 8601 time or duration back from now");
 
   usageExit(filters(deps.withStoreOptions(audit.command("search"))))
-    .description("find audit records (newest first)")
+    .description("find audit records (newest first; a task's history with --task, oldest first)")
     .option("--limit <n>", "at most n records", "100")
     .option("--json", "print JSON Lines")
     .action(async (opts: FilterOpts & { limit?: string; json?: boolean }) => {
       const q = { ...query(opts), limit: parseLimit(opts.limit, 100) };
+      // A task's history reads in the order it happened: created, its calls, ended.
+      if (q.taskId !== undefined) q.order = "asc";
       await deps.withStore(opts, async (store) => {
         const records = await store.searchAudit(q);
         if (opts.json) writeRecords(records, true);
-        else process.stdout.write(`${recordsTable(records)}\n`);
+        else process.stdout.write(`${recordsTable(records, q.taskId !== undefined)}\n`);
       });
     });
 

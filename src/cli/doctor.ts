@@ -1,13 +1,14 @@
 /**
  * `portcullis doctor`: checks a setup and says what to fix, one line per check (ok, warn or
  * fail): the config and where it was found, the store and its migrations, every upstream,
- * OAuth discovery as a client sees it, the clock, secret file permissions, the Node version.
+ * OAuth discovery as a client sees it, the signing keys of each enterprise IdP, the clock,
+ * secret file permissions, the Node version.
  * Exit 0 when nothing failed, 1 otherwise.
  */
 import type { Command } from "commander";
 import { ConfigError, type LoadedConfig, loadConfig } from "../config/load.js";
 import { type Check, checkEnvironment, checkNode, checkSecrets, checkStore } from "./doctorChecks.js";
-import { checkClock, checkOAuthDiscovery, checkUpstream } from "./doctorProbes.js";
+import { checkClock, checkEnterpriseIdps, checkOAuthDiscovery, checkUpstream } from "./doctorProbes.js";
 import { type CommonOpts, overrides, print, withStoreOptions } from "./options.js";
 import { table } from "./table.js";
 
@@ -48,6 +49,7 @@ export async function runDoctor(opts: DoctorOptions): Promise<Check[]> {
     ),
   );
   checks.push(...upstreams, ...(await checkOAuthDiscovery(config, timeoutMs)));
+  checks.push(...(await checkEnterpriseIdps(config, timeoutMs)));
   checks.push(await checkClock(config, store.clock, timeoutMs));
   return checks;
 }

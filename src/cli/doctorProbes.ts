@@ -7,6 +7,7 @@
 import { publicBaseUrl, resolveSecretValues } from "../config/derived.js";
 import type { Config, HttpServerConfig, StdioServerConfig } from "../config/schema.js";
 import { findCommand } from "../forward/upstreamChecks.js";
+import { fetchIdpKeys } from "../oauth/enterpriseIdps.js";
 import { type Check, fail, message, ok, warn } from "./doctorChecks.js";
 
 /** Runs `fn` for at most `ms`; the timer never keeps the process alive. */
@@ -296,4 +297,31 @@ export async function checkClock(
       "synchronise the clock (NTP): token lifetimes and expiries depend on it",
     );
   return ok("clock", `within ${Math.max(1, Math.ceil(s))} s of ${reference}`);
+}
+
+/** Each trusted enterprise IdP (oauth.enterprise): its signing keys found and fetched as the gateway does. */
+export async function checkEnterpriseIdps(config: Config, timeoutMs: number): Promise<Check[]> {
+  const enterprise = config.oauth?.mode === "builtin" ? config.oauth.enterprise : undefined;
+  return Promise.all(
+    (enterprise?.idps ?? []).map(async (idp) => {
+      const check = `enterprise:${idp.issuer}`;
+      try {
+        const found = await fetchIdpKeys(idp, config.environment, timeoutMs);
+        if (found.keys === 0) {
+          return fail(
+            check,
+            `${found.jwksUri} holds no signing key`,
+            "check oauth.enterprise.idps[].jwksUri",
+          );
+        }
+        return ok(check, `${found.keys} signing keys at ${found.jwksUri}`);
+      } catch (err) {
+        return fail(
+          check,
+          message(err),
+          "check oauth.enterprise.idps[].issuer (or set jwksUri): ID-JAGs from this IdP are refused until its keys can be fetched over https",
+        );
+      }
+    }),
+  );
 }

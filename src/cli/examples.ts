@@ -33,6 +33,23 @@ export const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
     "portcullis keys rotate 4fT0qk2LxW9a --overlap 3600",
     "portcullis keys rotate 4fT0qk2LxW9a --overlap 0 --json",
   ],
+  tasks: [
+    "portcullis tasks start --owner key:4fT0qk2LxW9a --servers demo:get_time --ttl 15m --purpose 'nightly triage' --json",
+    "portcullis tasks list",
+  ],
+  "tasks start": [
+    "portcullis tasks start --owner key:4fT0qk2LxW9a --servers demo:get_time --ttl 15m --purpose 'nightly triage' --json",
+    "portcullis tasks start --owner user:alice --servers demo:search_notes,demo:get_time --ttl 1h --budget 50 --actor agent-7 --purpose 'weekly report'",
+  ],
+  "tasks list": ["portcullis tasks list", "portcullis tasks list --all --json"],
+  "tasks show": [
+    "portcullis tasks show tsk_9QwJ3kZP0aLr5XbVc2dE1fG4",
+    "portcullis tasks show tsk_9QwJ3kZP0aLr5XbVc2dE1fG4 --json",
+  ],
+  "tasks end": [
+    "portcullis tasks end tsk_9QwJ3kZP0aLr5XbVc2dE1fG4",
+    "portcullis tasks end tsk_9QwJ3kZP0aLr5XbVc2dE1fG4 --json",
+  ],
   init: [
     "portcullis init",
     "portcullis init --yes --import auto",
@@ -108,6 +125,7 @@ export const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
   "audit search": [
     "portcullis audit search --decision deny --since 24h",
     "portcullis audit search --server demo --tool add_note --limit 20 --json",
+    "portcullis audit search --task tsk_9QwJ3kZP0aLr5XbVc2dE1fG4 --json",
   ],
   "audit tail": ["portcullis audit tail -n 50", "portcullis audit tail -f --json"],
   "audit export": [

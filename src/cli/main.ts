@@ -51,6 +51,11 @@ const COMMANDS: readonly { name: string; description: string; register: Register
     register: async (p) => (await import("./keys.js")).registerKeyCommands(p),
   },
   {
+    name: "tasks",
+    description: "tasks: short-lived credentials bound to one piece of work (start, list, show, end)",
+    register: async (p) => (await import("./tasks.js")).registerTaskCommands(p, await cliDeps()),
+  },
+  {
     name: "users",
     description: "manage local user accounts of the built-in authorization server",
     register: async (p) => (await import("./users.js")).registerUserCommands(p, await cliDeps()),

@@ -24,6 +24,7 @@ import {
   decisionLine,
   describePrincipal,
   describeRequest,
+  describeTask,
   humanAudit,
   traceLines,
 } from "./policyOutput.js";
@@ -255,6 +256,11 @@ export function registerPolicyCommands(program: Command, deps: CliDeps): void {
     .option("--env <name>", "the gateway's environment (default: the config's)")
     .option("--time <iso>", "the time of the request (default: now)")
     .option(
+      "--task <k=v,...>",
+      "the task of a task token (method=task), e.g. id=t1,purpose=triage,remainingCalls=5,age=60",
+    )
+    .option("--actor <subs>", "the RFC 8693 actor chain, outermost first, e.g. agent-7|ci-runner")
+    .option(
       "--policy <paths...>",
       "policy files or directories (default: the config's, else the default pack)",
     )
@@ -271,6 +277,8 @@ export function registerPolicyCommands(program: Command, deps: CliDeps): void {
           decision,
           input: {
             principal: input.principal,
+            task: input.task,
+            actor: input.actor,
             action: input.action,
             resource: {
               ...input.resource,
@@ -286,6 +294,7 @@ export function registerPolicyCommands(program: Command, deps: CliDeps): void {
           [
             `decision    ${decisionLine(decision)}`,
             `principal   ${describePrincipal(input)}`,
+            ...(input.task !== null ? [`task        ${describeTask(input)}`] : []),
             `request     ${describeRequest(input, risk)}`,
             ...(pinned.note !== null ? [`tool pin    ${pinned.note}`] : []),
             `arguments   ${JSON.stringify(input.context.arguments)}`,

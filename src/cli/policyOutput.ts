@@ -26,6 +26,15 @@ export function describePrincipal(input: PolicyInput): string {
   return `${p.method} ${p.kind} "${p.id}"; scopes ${list(p.scopes)}; groups ${list(p.groups)}; ${expiry}`;
 }
 
+/** The task and actor of a task token's decision. */
+export function describeTask(input: PolicyInput): string {
+  const t = input.task;
+  if (t === null) return "-";
+  const budget = t.remainingCalls === null ? "no budget" : `${t.remainingCalls} calls left`;
+  const actor = input.actor === null ? "" : `; actor ${input.actor.chain.join(" ← ")}`;
+  return `"${t.id}" (${t.purpose || "no purpose"}); ${budget}; ${t.ageSeconds}s old${actor}`;
+}
+
 export function traceLines(trace: readonly RuleTrace[]): string {
   return table(
     trace.map((t) => ({

@@ -143,6 +143,18 @@ export function parseConfig(raw: unknown, source: string): Config {
       );
     }
   }
+  const enterprise = config.oauth?.mode === "builtin" ? config.oauth.enterprise : undefined;
+  for (const [i, idp] of (enterprise?.idps ?? []).entries()) {
+    for (const field of ["issuer", "jwksUri"] as const) {
+      const value = idp[field];
+      if (value === undefined || new URL(value).protocol === "https:") continue;
+      if (config.environment !== "dev" || new URL(value).protocol !== "http:") {
+        throw new ConfigError(
+          `invalid configuration in ${source}:\n  - oauth.enterprise.idps.${i}.${field}: must be an https URL (plain http only in the dev environment), got ${value}`,
+        );
+      }
+    }
+  }
   const spiffeProblems = spiffeConfigProblems(config);
   if (spiffeProblems.length > 0)
     throw new ConfigError(

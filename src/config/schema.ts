@@ -198,6 +198,44 @@ const Login = z.strictObject({
 });
 
 /**
+ * An enterprise identity provider whose Identity Assertion JWT Authorization Grants (ID-JAG,
+ * draft-ietf-oauth-identity-assertion-authz-grant; MCP "Enterprise-Managed Authorization")
+ * the built-in authorization server redeems with the RFC 7523 jwt-bearer grant.
+ */
+const EnterpriseIdp = z.strictObject({
+  /** The IdP's issuer identifier: an ID-JAG's `iss` must equal it exactly. */
+  issuer: z.url(),
+  /** The IdP's JWK Set. Default: `jwks_uri` from its RFC 8414 / OpenID Connect metadata. */
+  jwksUri: z.url().optional(),
+  /**
+   * Machine clients (`portcullis clients create`) that may redeem this IdP's ID-JAGs, by
+   * client id. Absent: every machine client.
+   */
+  clients: z
+    .array(z.string().regex(/^mc_[A-Za-z0-9_-]{22}$/, "a machine client id (mc_…)"))
+    .min(1)
+    .optional(),
+  /** Signature algorithms accepted (allow-list; `none` and HMAC never). */
+  algorithms: z
+    .array(z.enum(["RS256", "PS256", "ES256", "ES384", "EdDSA"]))
+    .min(1)
+    .default(["RS256", "PS256", "ES256", "EdDSA"]),
+});
+
+const Enterprise = z.strictObject({
+  idps: z
+    .array(EnterpriseIdp)
+    .min(1)
+    .refine(
+      (idps) => new Set(idps.map((i) => i.issuer)).size === idps.length,
+      "each issuer may be listed once",
+    ),
+  /** Longest ID-JAG lifetime accepted (`exp` − `iat`), in seconds. */
+  maxAssertionLifetimeSeconds: z.number().int().min(30).max(3600).default(600),
+});
+export type EnterpriseAuthorizationConfig = z.infer<typeof Enterprise>;
+
+/**
  * The built-in OAuth 2.1 authorization server (on oidc-provider), the issuer being the
  * gateway's own base URL: MCP clients register themselves (CIMD or DCR) and users sign in
  * with local accounts (`portcullis users add`) or through an upstream OpenID Provider.
@@ -206,6 +244,8 @@ const BuiltinOAuth = z.strictObject({
   mode: z.literal("builtin"),
   login: Login.optional(),
   accessTokenTtlSeconds: z.number().int().min(30).max(3600).default(300),
+  /** Enterprise-managed authorization: ID-JAGs from these IdPs are redeemed (jwt-bearer grant). */
+  enterprise: Enterprise.optional(),
   refreshTokenTtlSeconds: z
     .number()
     .int()
@@ -457,6 +497,24 @@ export const Config = z.strictObject({
       sessionMinutes: z.number().int().min(1).max(720).default(30),
     })
     .prefault({}),
+  /**
+   * Tasks (docs/tasks.md): credentials that exist for one piece of work. A task lives
+   * `defaultTtlSeconds` unless asked otherwise, never more than `maxTtlSeconds` (never
+   * unbounded); a call budget, when asked for, is at most `maxBudget`; a purpose at most
+   * `maxPurposeLength` characters.
+   */
+  tasks: z
+    .strictObject({
+      defaultTtlSeconds: z.number().int().min(30).max(86_400).default(900),
+      maxTtlSeconds: z.number().int().min(30).max(86_400).default(3600),
+      maxBudget: z.number().int().positive().max(1_000_000).default(10_000),
+      maxPurposeLength: z.number().int().min(16).max(4096).default(500),
+    })
+    .refine((t) => t.defaultTtlSeconds <= t.maxTtlSeconds, {
+      message: "defaultTtlSeconds must not exceed maxTtlSeconds",
+      path: ["defaultTtlSeconds"],
+    })
+    .prefault({}),
   /** OAuth for MCP clients: the built-in authorization server or an external one. Absent: API keys only. */
   oauth: z.discriminatedUnion("mode", [BuiltinOAuth, ExternalOAuth]).optional(),
   /** SPIFFE workload identity (JWT-SVID bearer tokens, X.509-SVID client certificates). */
@@ -464,3 +522,4 @@ export const Config = z.strictObject({
   servers: z.record(ServerName, UpstreamServer).default({}),
 });
 export type Config = z.infer<typeof Config>;
+export type TasksConfig = Config["tasks"];

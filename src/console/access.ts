@@ -12,6 +12,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteGenericInterface } from "fastify";
 import type { Logger } from "pino";
 import type { AdminAction, AdminAudit } from "../admin/actions.js";
+import type { TaskAdministration } from "../admin/tasks.js";
 import { userChange, userChangeDetail } from "../admin/userAudit.js";
 import { findUser } from "../admin/users.js";
 import { adminRecord } from "../audit/records.js";
@@ -43,6 +44,8 @@ export interface ConsoleDeps {
   baseUrl(): string;
   /** True once the built-in authorization server is up (it starts after the listener). */
   signInReady(): boolean;
+  /** The task service (live tasks, End); absent: the Tasks page says tasks are not available. */
+  tasks?: TaskAdministration;
   log: Logger;
 }
 

@@ -6,6 +6,7 @@
  * shown by name (./people.ts).
  */
 import type { AuditSearch } from "../admin/auditSearch.js";
+import { recordTask } from "../audit/taskDetail.js";
 import type { VerifyReport } from "../audit/verify.js";
 import type { StoredAuditRecord } from "../store/types.js";
 import { type Html, html, raw, when } from "./html.js";
@@ -79,6 +80,7 @@ function json(value: unknown): Html {
 function recordDetail(r: StoredAuditRecord, people: People): Html {
   const userId = userIdOf(r.principal);
   const person = userId === null ? undefined : people.get(userId);
+  const task = recordTask(r.detail);
   const row = (label: string, value: unknown) =>
     html`<tr><th scope="row">${label}</th><td>${value}</td></tr>`;
   return html`<section data-record="${r.seq}"><h2>Record #${r.seq}</h2>
@@ -91,6 +93,8 @@ ${row("Who", person === undefined ? (r.principal ?? "—") : html`${person.usern
 ${row("Principal id", r.principal ? html`<code>${r.principal}</code>` : "—")}
 ${row("Authentication method", r.method ?? "—")}
 ${row("Credential", r.credentialId ? html`<code>${r.credentialId}</code>` : "—")}
+${row("Task", task.taskId ? html`<code>${task.taskId}</code>` : "—")}
+${row("Actor (RFC 8693, current first)", task.actor ? html`${task.actor.map((a, i) => html`${i > 0 ? " ← " : ""}<code>${a}</code>`)}` : "—")}
 ${row("Environment", r.environment)}
 ${row("Server", r.server ?? "—")}
 ${row("JSON-RPC method", r.rpcMethod ?? "—")}

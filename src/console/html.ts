@@ -57,6 +57,7 @@ export const NAV: ReadonlyArray<[path: string, label: string]> = [
   ["/console/users", "Users"],
   ["/console/policies", "Policies"],
   ["/console/servers", "Servers"],
+  ["/console/tasks", "Tasks"],
   ["/console/audit", "Audit"],
 ];
 

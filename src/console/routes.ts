@@ -12,6 +12,7 @@ import { registerOversightRoutes } from "./oversightRoutes.js";
 import { registerPolicyRoutes } from "./policyRoutes.js";
 import { registerServerRoutes } from "./serverRoutes.js";
 import { registerSignInRoutes } from "./signInRoutes.js";
+import { registerTaskRoutes } from "./taskRoutes.js";
 
 export type { ConsoleDeps } from "./access.js";
 
@@ -30,4 +31,5 @@ export function registerConsole(app: FastifyInstance, deps: ConsoleDeps): void {
   registerCredentialRoutes(routes);
   registerPolicyRoutes(routes);
   registerServerRoutes(routes);
+  registerTaskRoutes(routes, deps.tasks);
 }

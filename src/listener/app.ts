@@ -46,6 +46,8 @@ export interface AppDeps {
   health?: UpstreamHealth;
   /** Task-token and JWT-SVID verifiers (none by default). */
   bearers?: PipelineDeps["bearers"];
+  /** Charges task tokens' call budgets (src/tasks/runtime.ts). */
+  tasks?: PipelineDeps["tasks"];
   /** SPIFFE workload identity (`spiffe:` in the config): JWT-SVIDs and X.509-SVID client certificates. */
   spiffe?: SpiffeRuntime | null;
 }
@@ -69,6 +71,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     metrics,
     log,
     oauth,
+    tasks: deps.tasks ?? null,
     bearers: {
       task: deps.bearers?.task ?? null,
       jwtSvid: deps.bearers?.jwtSvid ?? deps.spiffe?.jwtSvid ?? null,

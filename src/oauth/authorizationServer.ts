@@ -36,6 +36,7 @@ import { BuiltinTokenVerifier } from "./builtinTokenVerifier.js";
 import { auditClientCredentials } from "./clientCredentialsAudit.js";
 import { oauthDatabase } from "./database.js";
 import { federatedSignIn } from "./federatedSignIn.js";
+import { idJagGrant } from "./idJag.js";
 import { pinToIssuer } from "./issuerOrigin.js";
 import { protectLegacyArtefacts } from "./legacyArtefacts.js";
 import { MachineClientRoster } from "./machineClientRoster.js";
@@ -48,6 +49,7 @@ import { SigningKeyRotation } from "./signingKeyRotation.js";
 import { loadSigningKeys, type SigningKey } from "./signingKeys.js";
 import { artefactKeys } from "./storedArtefacts.js";
 import { reportStoreOutage } from "./storeOutage.js";
+import { exchangeResources, registerTokenExchange, type TaskExchangeServices } from "./tokenExchange.js";
 import { reportUnauthorizedClient } from "./unauthorizedClient.js";
 
 export {
@@ -101,6 +103,19 @@ export async function createAuthorizationServer(
 
   const signingKeys: SigningKey[] = await loadSigningKeys(db, opts.secret);
   const oidc = await loadOidcProvider();
+  const enterprise =
+    opts.enterprise === undefined
+      ? null
+      : idJagGrant({
+          issuer,
+          environment,
+          db,
+          resources,
+          accessTokenTtlSeconds: accessTtl,
+          enterprise: opts.enterprise,
+          errors: oidc.errors,
+          audit: opts.audit,
+        });
   const configuration = providerConfiguration({
     issuer,
     environment,
@@ -116,6 +131,7 @@ export async function createAuthorizationServer(
     registration: registrationLimits,
     oidc,
     currentProvider: () => provider,
+    enterprise,
   });
 
   /**
@@ -134,9 +150,23 @@ export async function createAuthorizationServer(
     });
     built.on("server_error", (_ctx, error) => log.error({ err: error }, "authorization server error"));
     auditClientCredentials(built, issuer, environment, (record) => opts.audit.record(record));
+    registerTokenExchange(built, {
+      issuer,
+      environment,
+      resources: exchangeResources(opts.resources),
+      oauthTokens: tokens,
+      audit: (record) => opts.audit.record(record),
+      services: () => taskServices,
+    });
+    enterprise?.register(built); // RFC 7523 jwt-bearer grant for ID-JAGs (./idJag.ts)
     return built;
   };
 
+  /** RFC 8693 token exchange mints task tokens with these (./tokenExchange.ts); null: refused. */
+  const taskServices: TaskExchangeServices | null =
+    opts.tasks === undefined || opts.exchange === undefined
+      ? null
+      : { minter: opts.tasks, ender: opts.tasks, ...opts.exchange };
   /** Set by the store's change feed: some credential changed somewhere (grant revoked, keys rotated). */
   let credentialsChanged = false;
   const machineClients = new MachineClientRoster(opts.store, db, () => {
@@ -232,6 +262,7 @@ export async function createAuthorizationServer(
     verifyAccessToken: (token, resource) => tokens.verify(token, resource),
     async close(): Promise<void> {
       clearInterval(purgeTimer);
+      enterprise?.close();
       keyRotation.close();
       tokens.forgetVerified();
       await machineClients.close();

@@ -8,10 +8,13 @@
 import type { Logger } from "pino";
 import type { RateLimitCounters } from "../store/rateLimitCounters.js";
 import type { Store } from "../store/types.js";
+import type { TaskEnder, TaskMinter } from "../tasks/types.js";
 import type { AbuseLimitSettings } from "./abuseLimits.js";
 import type { ResourceAccess } from "./consentSummary.js";
+import type { ExchangeVerifiers } from "./exchangeTokens.js";
 import { UPSTREAM_CALLBACK_PATH } from "./federatedSignIn.js";
 import { type FederationConfig, FederationError, UpstreamLogin } from "./federation.js";
+import type { EnterpriseOptions } from "./idJag.js";
 import type { RegistrationLimits } from "./registration.js";
 import type { AuthorizationServerAudit } from "./signInAudit.js";
 
@@ -51,6 +54,15 @@ export interface AuthorizationServerOptions {
   consoleClient?: FirstPartyClient;
   /** Bounds on self-registered clients (RFC 7591 §5). Default: DEFAULT_REGISTRATION_LIMITS. */
   registration?: RegistrationLimits;
+  /**
+   * Tasks (src/tasks/service.ts): what an RFC 8693 token exchange mints a task token with, and
+   * what ends a task when its token is revoked (RFC 7009). Absent: no task tokens here.
+   */
+  tasks?: TaskMinter & TaskEnder;
+  /** How a token exchange judges subject and actor tokens that are not this AS's own (./exchangeTokens.ts). */
+  exchange?: ExchangeVerifiers;
+  /** Enterprise-managed authorization (ID-JAG redeemed with the jwt-bearer grant, ./idJag.ts). Absent: off. */
+  enterprise?: EnterpriseOptions;
 }
 
 /**
@@ -115,6 +127,24 @@ export function validateOptions(opts: AuthorizationServerOptions): URL {
     throw new AuthorizationServerConfigError(
       "login.localUsers: false leaves no way to sign in; configure login.upstream or remove localUsers",
     );
+  }
+  for (const idp of opts.enterprise?.idps ?? []) {
+    for (const [field, value] of [
+      ["issuer", idp.issuer],
+      ["jwksUri", idp.jwksUri],
+    ] as const) {
+      const url = value === undefined ? null : URL.parse(value);
+      if (value !== undefined && (url === null || (url.protocol !== "https:" && url.protocol !== "http:"))) {
+        throw new AuthorizationServerConfigError(
+          `enterprise.idps[].${field} must be an https URL, got ${value}`,
+        );
+      }
+      if (url?.protocol === "http:" && opts.environment !== "dev") {
+        throw new AuthorizationServerConfigError(
+          `enterprise.idps[].${field} must be https outside the dev environment (MCP enterprise-managed authorization §7.3), got ${value}`,
+        );
+      }
+    }
   }
   if (opts.secret.length < 32)
     throw new AuthorizationServerConfigError("the server secret must be at least 32 bytes");

@@ -10,6 +10,7 @@ import { ConfigError, readSecret } from "../config/load.js";
 import type { BuiltinOAuthConfig } from "../config/schema.js";
 import { rateLimitCounters } from "../store/rateLimitCounters.js";
 import type { Store } from "../store/types.js";
+import type { TaskEnder, TaskMinter } from "../tasks/types.js";
 import {
   type AuthorizationServer,
   AuthorizationServerConfigError,
@@ -17,6 +18,7 @@ import {
   type FirstPartyClient,
   type LoginOptions,
 } from "./authorizationServer.js";
+import type { ExchangeVerifiers } from "./exchangeTokens.js";
 import type { AuthorizationServerAudit } from "./signInAudit.js";
 
 /** The built-in AS's sign-in options, the upstream client secret read from its reference. */
@@ -60,6 +62,10 @@ export interface BuiltinServerDeps {
   /** The admin console's client, when the console runs. */
   consoleClient: FirstPartyClient | null;
   log: Logger;
+  /** Tasks, for the token exchange grant and the revocation of task tokens (src/tasks/service.ts). */
+  tasks?: TaskMinter & TaskEnder;
+  /** API keys, task tokens and JWT-SVIDs as token-exchange subjects (./exchangeTokens.ts). */
+  exchange?: ExchangeVerifiers;
 }
 
 export async function startBuiltinAuthorizationServer(
@@ -89,7 +95,10 @@ export async function startBuiltinAuthorizationServer(
         unusedClientTtlSeconds: Math.round(oauth.registration.unusedClientDays * 86_400),
       },
       ...(oauth.login === undefined ? {} : { login: loginOptions(oauth.login) }),
+      ...(oauth.enterprise === undefined ? {} : { enterprise: oauth.enterprise }),
       ...(deps.consoleClient === null ? {} : { consoleClient: deps.consoleClient }),
+      ...(deps.tasks === undefined ? {} : { tasks: deps.tasks }),
+      ...(deps.exchange === undefined ? {} : { exchange: deps.exchange }),
       log: deps.log,
     });
   } catch (err) {

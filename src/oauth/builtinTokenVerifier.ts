@@ -3,8 +3,9 @@
  * endpoints (RFC 9068 JWT profile; RFC 8707 audience = exactly one endpoint). A verified
  * token is cached under a hash of the token until it expires, so the steady-state cost is one
  * hash and one map lookup; what can end a token early is checked on every use: its grant's
- * revocation (refresh-token reuse, RFC 7009) or, for client_credentials tokens, which have no
- * grant (RFC 6749 §4.4), its machine client's revocation or expiry.
+ * revocation (refresh-token reuse, RFC 7009) and, for a machine client's tokens (client_credentials
+ * ones, which have no grant, RFC 6749 §4.4, and ID-JAG ones, which do), the client's revocation
+ * or expiry.
  */
 import { createHash } from "node:crypto";
 import { createLocalJWKSet, type JWK, type JWTPayload, errors as joseErrors, jwtVerify } from "jose";
@@ -234,7 +235,11 @@ export class BuiltinTokenVerifier implements AccessTokenVerifier {
       return this.check(entry, resource);
     }
     const principal = this.principalOf(payload);
-    const entry: CachedToken = { principal, audience, grantId, machineClientId: null, until };
+    // A machine client's token issued under a grant (an ID-JAG redeemed by it, ./idJag.ts)
+    // ends with the client too: its revocation or expiry is checked on every use.
+    const machineClientId = isMachineClientId(payload.client_id) ? payload.client_id : null;
+    if (machineClientId !== null) await this.opts.machineClients.refresh();
+    const entry: CachedToken = { principal, audience, grantId, machineClientId, until };
     if (!(await grantIsLive(this.opts.db, this.opts.artefactKeys, grantId))) {
       this.noteRevoked(grantId);
       return { ok: false, reason: "the token's grant was revoked", credentialId: principal.credentialId };

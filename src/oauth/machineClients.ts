@@ -31,6 +31,7 @@ import type { Kysely, Transaction } from "kysely";
 import type { KeyOwner, Store } from "../store/types.js";
 import type { AdapterPayload, OidcAdapter, OidcAdapterClass } from "./adapter.js";
 import type { OAuthDatabase, OAuthMachineClientsTable } from "./database.js";
+import { TOKEN_EXCHANGE_GRANT } from "./exchangeTokens.js";
 import { seal, unseal } from "./secrets.js";
 
 export type MachineClientAuthMethod = "private_key_jwt" | "client_secret_basic";
@@ -295,7 +296,8 @@ export function defaultMachineClientScope(ctx: TokenRequestContext, allowed: rea
 }
 
 /**
- * The RFC 7591 metadata oidc-provider loads the client from: client_credentials only, no
+ * The RFC 7591 metadata oidc-provider loads the client from: client_credentials and RFC 8693
+ * token exchange (./tokenExchange.ts) only, no
  * redirect URIs or response types, the operator's auth method (and nothing symmetric for
  * private_key_jwt), the allowed scopes as the client's `scope` allow-list (only those the
  * authorization server knows, so a scope removed from the config cannot invalidate it).
@@ -309,7 +311,7 @@ function oidcMetadata(
   return {
     client_id: client.clientId,
     client_name: client.name,
-    grant_types: ["client_credentials"],
+    grant_types: ["client_credentials", TOKEN_EXCHANGE_GRANT],
     response_types: [],
     redirect_uris: [],
     token_endpoint_auth_method: client.authMethod,

@@ -43,6 +43,24 @@ export interface OidcInteractionRecord {
   save(ttlSeconds: number): Promise<string>;
 }
 
+/** An access token (or other token model) about to be issued. */
+export interface OidcIssuedToken {
+  save(): Promise<string>;
+  /** Seconds until it expires. */
+  readonly expiration: number;
+  readonly tokenType: string;
+}
+
+/** The token endpoint's context as a registered grant handler sees it. */
+export interface OidcTokenContext {
+  oidc: {
+    client?: OidcClient;
+    params?: Record<string, unknown>;
+    entity(name: string, value: unknown): void;
+  };
+  body: unknown;
+}
+
 export interface OidcProvider {
   issuer: string;
   /** Koa's request prototype for this provider (its getters may be redefined). */
@@ -56,11 +74,23 @@ export interface OidcProvider {
     options?: { mergeWithLastSubmission?: boolean },
   ): Promise<void>;
   Grant: {
-    new (init: { accountId: string; clientId: string }): OidcGrant;
+    new (init: { accountId: string; clientId: string; expiresIn?: number }): OidcGrant;
     find(id: string): Promise<OidcGrant | undefined>;
   };
   Client: { find(id: string): Promise<OidcClient | undefined> };
   Interaction: { find(uid: string): Promise<OidcInteractionRecord | undefined> };
+  AccessToken: new (init: Record<string, unknown>) => OidcIssuedToken;
+  /** What getResourceServerInfo returns, as a model (audience, scope, format, TTL). */
+  ResourceServer: new (
+    identifier: string,
+    info: Record<string, unknown>,
+  ) => object;
+  registerGrantType(
+    name: string,
+    handler: (ctx: OidcTokenContext) => Promise<void>,
+    parameters?: string[],
+    allowedDuplicateParameters?: string[],
+  ): void;
   on(event: string, listener: (...args: unknown[]) => void): unknown;
 }
 
@@ -74,6 +104,12 @@ export interface OidcProviderModule {
     InvalidClientMetadata: OidcErrorClass;
     InvalidRedirectUri: OidcErrorClass;
     InvalidRequest: OidcErrorClass;
+    /** `new InvalidGrant(detail)`: the wire says "grant request is invalid", the detail stays server side. */
+    InvalidGrant: new (
+      detail?: string,
+    ) => Error;
+    InvalidScope: new (description: string, scope?: string, detail?: string) => Error;
+    UnauthorizedClient: OidcErrorClass;
   };
 }
 

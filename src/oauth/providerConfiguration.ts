@@ -13,6 +13,7 @@ import type { FirstPartyClient } from "./authorizationServerOptions.js";
 import { clientMetadataPolicy } from "./clientMetadataPolicy.js";
 import { askUnlessClientIdentityAssured } from "./consentPolicy.js";
 import type { OAuthDatabase } from "./database.js";
+import type { IdJagGrant } from "./idJag.js";
 import { escapeHtml, PAGE_HEADERS, pageHtml } from "./interactionPages.js";
 import { rememberedGrantId } from "./interactions.js";
 import { INTERACTION_PREFIX } from "./interactionViews.js";
@@ -44,6 +45,8 @@ export interface ProviderSettings {
   oidc: OidcProviderModule;
   /** The provider now serving (replaced when signing keys rotate): remembered grants are made with it. */
   currentProvider: () => OidcProvider;
+  /** Enterprise-managed authorization (ID-JAG), when configured. */
+  enterprise: IdJagGrant | null;
 }
 
 /** Everything but `jwks`, which the caller adds for each build of the provider. */
@@ -61,19 +64,22 @@ export function providerConfiguration(settings: ProviderSettings): Record<string
   // RFC 8252 §8.6: consent is remembered only for operator-registered and same-origin CIMD clients.
   askUnlessClientIdentityAssured(policy, (id) => isFirstParty(id) || isMachineClientId(id));
 
+  const machineClientsAdapter = withMachineClients(
+    // Announced before the revocation is answered, so no replica accepts the grant's tokens after.
+    sqlAdapter(db, keys, {
+      onGrantRevoked: async () => {
+        await settings.store.mutateCredentials(async () => true);
+      },
+      unusedClientTtlSeconds: registrationLimits.unusedClientTtlSeconds,
+    }),
+    db,
+    deriveOAuthKey(settings.secret, "client-secret-encryption"),
+    new Set(allScopes),
+  );
+
   return {
-    adapter: withMachineClients(
-      // Announced before the revocation is answered, so no replica accepts the grant's tokens after.
-      sqlAdapter(db, keys, {
-        onGrantRevoked: async () => {
-          await settings.store.mutateCredentials(async () => true);
-        },
-        unusedClientTtlSeconds: registrationLimits.unusedClientTtlSeconds,
-      }),
-      db,
-      deriveOAuthKey(settings.secret, "client-secret-encryption"),
-      new Set(allScopes),
-    ),
+    adapter: settings.enterprise?.withClients(machineClientsAdapter) ?? machineClientsAdapter,
+    ...(settings.enterprise === null ? {} : { discovery: settings.enterprise.discovery }),
     cookies: {
       keys: [deriveOAuthKey(settings.secret, "cookie-signing").toString("base64url")],
       // __Host- needs Path=/; oidc-provider scopes the interaction cookies to their paths.

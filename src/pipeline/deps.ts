@@ -17,6 +17,7 @@ import type { ListedTools } from "../classify/listedTools.js";
 import type { Principal } from "../core/principal.js";
 import type { ServerRoute } from "../forward/routes.js";
 import type { ReviewGate } from "../review/gate.js";
+import type { TaskCalls } from "../tasks/runtime.js";
 import type { Metrics } from "../telemetry/metrics.js";
 import type { CallerLimits } from "./callerLimits.js";
 
@@ -55,6 +56,8 @@ export interface PipelineDeps {
    * (src/authn/spiffe/); null where not configured. Read per request, like `oauth`.
    */
   bearers: { task: AccessTokenVerifier | null; jwtSvid: AccessTokenVerifier | null };
+  /** Charges task tokens' call budgets (src/tasks/runtime.ts); absent: a budgeted task's calls are refused. */
+  tasks?: TaskCalls | null;
   /**
    * The verdict on a TLS connection's client certificate (SPIFFE X.509-SVID,
    * src/authn/spiffe/x509Svid.ts); absent or null when the listener asks for none.

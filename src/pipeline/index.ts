@@ -37,6 +37,7 @@ import { policy } from "./stages/policy.js";
 import { record } from "./stages/record.js";
 import { review } from "./stages/review.js";
 import { serverScope } from "./stages/serverScope.js";
+import { taskScope } from "./stages/taskScope.js";
 import { toolPins } from "./stages/toolPins.js";
 
 type Stage = readonly [name: string, build: (deps: StageDeps) => Step];
@@ -49,6 +50,7 @@ export const POST_STAGES: readonly Stage[] = [
   ["server", serverScope], // the server exists and is within the credential's scope
   ["classify", classify], // one JSON-RPC message; mirrored and parameter headers agree
   ["credential scope", credentialScope], // tool-scoped keys: the tool and the method
+  ["task scope", taskScope], // a task token's call budget, charged across replicas
   ["OAuth scope", oauthScope], // the token's scopes cover the route and the tool
   ["caller limit", callerLimit], // calls in flight per caller and server
   ["tool pins", toolPins], // a changed tool waits for an operator

@@ -157,6 +157,8 @@ export interface AuditQuery {
   tool?: string;
   decision?: AuditRecord["decision"];
   decisionId?: string;
+  /** Only records about this task (`detail.task`, indexed by migration 013). */
+  taskId?: string;
   since?: Date;
   until?: Date;
   /** Only records with a store sequence number above this (tail -f, paged export). */

@@ -67,6 +67,32 @@ export function rowToKey(row: ApiKeyRow): ApiKeyRecord {
   };
 }
 
+/** Longest task id the index holds; a longer `detail.task` is not indexed (and is no task id). */
+const MAX_TASK_ID = 200;
+
+/**
+ * The `task_id` index of a record (migration 013): its `detail.task`, which names the task a
+ * record is about (src/audit/taskDetail.ts); null when it names none.
+ */
+export function taskIdIndex(detail: Readonly<Record<string, unknown>> | null): string | null {
+  const task = detail?.task;
+  return typeof task === "string" && task !== "" && task.length <= MAX_TASK_ID ? task : null;
+}
+
+/** The same index from a stored row's `detail` text, for `audit verify` to compare with `task_id`. */
+export function taskIdIndexOfText(detail: string | null): string | null {
+  // Most records name no task: skip the parse.
+  if (detail === null || !detail.includes('"task"')) return null;
+  try {
+    const parsed: unknown = JSON.parse(detail);
+    return parsed !== null && typeof parsed === "object" && !Array.isArray(parsed)
+      ? taskIdIndex(parsed as Record<string, unknown>)
+      : null;
+  } catch {
+    return null;
+  }
+}
+
 export function auditToRow(record: AuditRecord): NewAuditRow {
   return {
     at: record.at.getTime(),
@@ -89,6 +115,7 @@ export function auditToRow(record: AuditRecord): NewAuditRow {
     prev_hash: null,
     hash: null,
     arguments: null,
+    task_id: taskIdIndex(record.detail),
   };
 }
 

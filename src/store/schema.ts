@@ -56,6 +56,12 @@ export interface AuditLogTable {
   hash: string | null;
   /** Redacted arguments, JSON text, or null. */
   arguments: string | null;
+  /**
+   * Index (migration 013): the task the record is about, copied from `detail.task` when the
+   * row is written (src/store/rows.ts); not hashed itself, checked against the hashed detail
+   * by `audit verify`.
+   */
+  task_id: string | null;
 }
 
 /** One row per audit writer process (006); registry and anchor signatures from 008. */
@@ -225,7 +231,40 @@ export interface OAuthMachineClientsTable {
   created_by_name: string | null;
 }
 
+/** Tasks: units of agent work their task tokens are bound to (011, src/tasks/). */
+export interface TasksTable {
+  id: string;
+  owner_id: string;
+  owner_kind: string;
+  owner_method: string;
+  owner_name: string;
+  owner_credential_id: string | null;
+  /** The built-in authorization server's grant of an OAuth owner, whose revocation ends the task's use. */
+  owner_grant_id: string | null;
+  /** RFC 8693 actor (nested for delegation chains), JSON text, or null. */
+  actor_json: string | null;
+  purpose: string;
+  /** JSON array of `server` / `server:tool` grants. */
+  grants_json: string;
+  environment: string;
+  created_at: number;
+  expires_at: number;
+  budget: number | null;
+  calls_used: Generated<number>;
+  ended_at: number | null;
+  end_reason: string | null;
+  ended_by: string | null;
+  client_id: string | null;
+}
+
 /** Every table Kysely queries, by name. */
+/** One row per redeemed JWT authorization grant (012): a keyed hash of issuer and jti, kept until the assertion expires. */
+export interface OAuthAssertionReplayTable {
+  key: string;
+  /** The assertion's `exp`, epoch ms; the row is purged after it. */
+  expires_at: number;
+}
+
 export interface Schema {
   api_keys: ApiKeysTable;
   audit_log: AuditLogTable;
@@ -236,9 +275,11 @@ export interface Schema {
   revisions: RevisionsTable;
   tool_pins: ToolPinsTable;
   approvals: ApprovalsTable;
+  tasks: TasksTable;
   oauth_payloads: OAuthPayloadsTable;
   oauth_signing_keys: OAuthSigningKeysTable;
   oauth_users: OAuthUsersTable;
   oauth_consents: OAuthConsentsTable;
   oauth_machine_clients: OAuthMachineClientsTable;
+  oauth_assertion_replay: OAuthAssertionReplayTable;
 }

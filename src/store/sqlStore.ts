@@ -15,8 +15,10 @@ import { SqlAuditRepository } from "./repositories/auditLog.js";
 import type { StoreContext } from "./repositories/context.js";
 import { SqlKeyRepository } from "./repositories/keys.js";
 import { SqlSettingsRepository } from "./repositories/settings.js";
+import { SqlTaskRepository } from "./repositories/tasks.js";
 import { SqlToolPinRepository } from "./repositories/toolPins.js";
 import type { Schema } from "./schema.js";
+import type { TaskRepository } from "./taskTypes.js";
 import type {
   ApprovalRepository,
   KeyRepository,
@@ -32,6 +34,7 @@ export abstract class SqlStore implements Store {
   private readonly toolPins: ToolPinRepository;
   private readonly approvals: ApprovalRepository;
   private readonly settings: SettingsRepository;
+  private readonly tasks: TaskRepository;
 
   constructor(
     readonly kind: StoreDialect,
@@ -45,6 +48,7 @@ export abstract class SqlStore implements Store {
     this.toolPins = new SqlToolPinRepository(ctx);
     this.approvals = new SqlApprovalRepository(ctx);
     this.settings = new SqlSettingsRepository(ctx);
+    this.tasks = new SqlTaskRepository(ctx);
   }
 
   // ---- The change feed (watches and the keys revision): kept as one block. ----
@@ -149,6 +153,14 @@ export abstract class SqlStore implements Store {
   expireApproval: Store["expireApproval"] = (id, at) => this.approvals.expireApproval(id, at);
   pendingApprovalsOf: Store["pendingApprovalsOf"] = (principal, at) =>
     this.approvals.pendingApprovalsOf(principal, at);
+
+  // Tasks.
+  insertTask: Store["insertTask"] = (t) => this.tasks.insertTask(t);
+  getTask: Store["getTask"] = (id) => this.tasks.getTask(id);
+  listTasks: Store["listTasks"] = (q) => this.tasks.listTasks(q);
+  liveTasks: Store["liveTasks"] = (at) => this.tasks.liveTasks(at);
+  endTask: Store["endTask"] = (id, end) => this.tasks.endTask(id, end);
+  consumeTaskCall: Store["consumeTaskCall"] = (id, at) => this.tasks.consumeTaskCall(id, at);
 
   // Settings.
   getSetting: Store["getSetting"] = (key) => this.settings.getSetting(key);

@@ -9,6 +9,7 @@ import type { Kysely, Transaction } from "kysely";
 import type { AuditChainRepository, AuditRepository } from "./auditTypes.js";
 import type { KeyWatch } from "./changeFeed.js";
 import type { Schema } from "./schema.js";
+import type { TaskRepository } from "./taskTypes.js";
 
 export type {
   AuditAnchorProof,
@@ -26,6 +27,15 @@ export type {
   NewAuditChain,
   StoredAuditRecord,
 } from "./auditTypes.js";
+export type {
+  NewTask,
+  StoredTaskEndReason,
+  StoredTaskOwner,
+  TaskCallOutcome,
+  TaskQuery,
+  TaskRecord,
+  TaskRepository,
+} from "./taskTypes.js";
 
 /** An API key as stored: never the secret, only its keyed hash. */
 export interface ApiKeyRecord {
@@ -128,6 +138,7 @@ export interface Store
     ToolPinRepository,
     ApprovalRepository,
     SettingsRepository,
+    TaskRepository,
     OAuthTables {
   readonly kind: "sqlite" | "postgres";
   /** Applies pending numbered migrations; idempotent. */

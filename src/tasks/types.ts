@@ -60,6 +60,11 @@ export interface TaskRequest {
   clientId?: string | null;
   /** The owner credential's own expiry: the task never outlives it. */
   ownerExpiresAt?: Date | null;
+  /**
+   * An OAuth owner's grant at the built-in authorization server (the subject token's
+   * `grant_id`), kept with the task so its revocation can end the task's use.
+   */
+  ownerGrantId?: string | null;
 }
 
 /** How a task came to be, for the audit record of its creation. */

@@ -123,7 +123,7 @@ describe("CLI listings are aligned tables", () => {
       .slice(1)
       .map((l) => l.slice(2))
       .join("\n");
-    const rows = assertAlignedTable(rules, ["match", "effect", "rule", "where", "why"], 8);
+    const rows = assertAlignedTable(rules, ["match", "effect", "rule", "where", "why"], 14);
     assert.deepEqual(
       rows.find((r) => r[2] === "write-tier-needs-user-oauth"),
       [

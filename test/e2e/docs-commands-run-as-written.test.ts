@@ -29,6 +29,7 @@ import {
   startGateway,
   tempDir,
 } from "../helpers/gateway.js";
+import { freePort } from "../helpers/net.js";
 import { portcullisShims, runShell } from "../helpers/shell.js";
 
 const RUNNABLE = "<!-- runnable -->";
@@ -87,6 +88,8 @@ describe("the docs' commands run as written", () => {
     gw = await startGateway({
       config: {
         environment: "dev",
+        // A fixed port, as in the docs: `tasks start` names the gateway's URL in the token.
+        listen: { host: "127.0.0.1", port: await freePort() },
         policy: { paths: [DEFAULT_POLICY_PACK] },
         oauth: { mode: "builtin" },
         // The servers the docs' examples name, each the demo server.

@@ -181,6 +181,9 @@ describe("machine clients (client_credentials) on the built-in authorization ser
     assert.ok(meta.token_endpoint_auth_methods_supported?.includes("private_key_jwt"));
     assert.ok(meta.token_endpoint_auth_methods_supported?.includes("client_secret_basic"));
     assert.ok(meta.token_endpoint_auth_signing_alg_values_supported?.includes("ES256"));
+    // Enterprise-managed authorization (ID-JAG) is advertised only when oauth.enterprise is configured.
+    assert.equal(meta.grant_types_supported?.includes("urn:ietf:params:oauth:grant-type:jwt-bearer"), false);
+    assert.equal(meta.authorization_grant_profiles_supported, undefined);
   });
 
   it("lets an SDK v2 client with private_key_jwt call a tool through the gateway", async () => {

@@ -57,10 +57,17 @@ describe("portcullis policy (CLI)", () => {
       const out = await json(["policy", "check"]);
       assert.equal(out.ok, true);
       assert.match(out.version as string, /^[0-9a-f]{12}$/);
-      assert.equal(out.ruleCount, 8);
+      assert.equal(out.ruleCount, 14);
       assert.deepEqual(
         (out.files as string[]).map((f) => f.slice(DEFAULT_POLICY_PACK.length + 1)),
-        ["00-baseline.yaml", "10-read.yaml", "20-write.yaml", "30-destructive.yaml", "40-prod.yaml"],
+        [
+          "00-baseline.yaml",
+          "10-read.yaml",
+          "15-tasks.yaml",
+          "20-write.yaml",
+          "30-destructive.yaml",
+          "40-prod.yaml",
+        ],
       );
     });
 
@@ -239,7 +246,7 @@ describe("portcullis policy (CLI)", () => {
       assert.equal(decision.effect, "deny");
       assert.equal(decision.reason, "no rule allows this");
       const rules = out.rules as Trace[];
-      assert.equal(rules.length, 8);
+      assert.equal(rules.length, 14);
       const write = rules.find((t) => t.id === "write-tier-needs-user-oauth");
       assert.ok(write);
       assert.equal(write.matched, false);
@@ -312,7 +319,10 @@ describe("portcullis policy (CLI)", () => {
       assert.equal(resource.openWorld, true);
       assert.equal(resource.tierSource, "unknown");
       assert.equal((unknown.decision as Json).effect, "deny");
-      assert.deepEqual((unknown.decision as Json).ruleIds, ["prod-api-keys-read-only"]);
+      assert.deepEqual((unknown.decision as Json).ruleIds, [
+        "prod-api-keys-read-only",
+        "prod-no-bare-key-writes",
+      ]);
 
       const human = await runCli([...base, "--tool", "never_listed"]);
       assert.match(

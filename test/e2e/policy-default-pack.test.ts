@@ -193,7 +193,7 @@ describe("default policy pack (prod)", () => {
     });
     const writeDecision = refusal(write, -32040);
     const writeRecord = await auditOf(gw, writeDecision);
-    assert.deepEqual(writeRecord.ruleIds, ["prod-api-keys-read-only"]);
+    assert.deepEqual(writeRecord.ruleIds, ["prod-api-keys-read-only", "prod-no-bare-key-writes"]);
     assert.equal(writeRecord.environment, "prod");
 
     const openWorld = await call(gw, key, "tools/call", {

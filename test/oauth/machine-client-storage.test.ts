@@ -75,7 +75,11 @@ function suite(
       );
       const found = await new Adapter("Client").find(client.clientId);
       assert.equal(found?.client_secret, clientSecret);
-      assert.deepEqual(found?.grant_types, ["client_credentials"]);
+      // client_credentials, and RFC 8693 token exchange (docs/token-exchange.md): nothing interactive.
+      assert.deepEqual(found?.grant_types, [
+        "client_credentials",
+        "urn:ietf:params:oauth:grant-type:token-exchange",
+      ]);
       assert.deepEqual(found?.redirect_uris, []);
       const otherKey = deriveOAuthKey(randomBytes(32), "client-secret-encryption");
       const Wrong = withMachineClients(

@@ -12,7 +12,7 @@ export class PolicyInputError extends ConfigError {
   override name = "PolicyInputError";
 }
 
-export const AUTH_METHODS = ["api_key", "oauth", "anonymous"] as const;
+export const AUTH_METHODS = ["api_key", "oauth", "task", "anonymous"] as const;
 export const PRINCIPAL_KINDS = ["service", "user", "workload", "anonymous"] as const;
 export const TIERS = ["read", "write", "destructive"] as const;
 export const EFFECTS = ["allow", "deny", "review"] as const;
@@ -46,9 +46,20 @@ export const NO_TOOLS = {
   facts: () => ({ tier: "destructive" as const, openWorld: true, annotations: {} }),
 };
 
+/**
+ * Not an MCP method: what the task service asks the policy for each tool a task would be
+ * granted (src/tasks/mintPolicy.ts), about the tool as `tools/call` sees it (its tier).
+ */
+export const TASKS_MINT = "tasks/mint";
+
+/** The method whose target facts a case's method reads: `tasks/mint` names a tool. */
+export function targetMethod(method: string): string {
+  return method === TASKS_MINT ? "tools/call" : method;
+}
+
 /** Which name key a method's target takes. */
 export function nameKeyFor(method: string): "tool" | "uri" | "prompt" | null {
-  const kind = resourceFacts("", method, null, NO_TOOLS).kind;
+  const kind = resourceFacts("", targetMethod(method), null, NO_TOOLS).kind;
   return kind === "tool" ? "tool" : kind === "resource" ? "uri" : kind === "prompt" ? "prompt" : null;
 }
 
@@ -96,11 +107,25 @@ export const CaseContext = z
   })
   .prefault({});
 
+/** The task of a task token (method `task`); the variables `task.*`. */
+export const CaseTask = z.strictObject({
+  id: z.string().min(1).default("test-task"),
+  purpose: z.string().default(""),
+  /** null: no call budget. */
+  remainingCalls: z.number().int().min(0).nullable().default(null),
+  ageSeconds: z.number().int().min(0).default(0),
+});
+export type CaseTask = z.infer<typeof CaseTask>;
+
 export const Case = z.strictObject({
   name: z.string().min(1).optional(),
   /** The gateway's environment (context.environment), also the principal's. */
   environment: z.string().min(1).default("dev"),
   principal: CasePrincipal,
+  /** The task a task token is bound to (`task.*`); default none. */
+  task: CaseTask.nullable().default(null),
+  /** The RFC 8693 actor chain, outermost (current) actor first (`actor.*`); default none. */
+  actor: Names.default([]),
   request: CaseRequest,
   arguments: JsonObject.default({}),
   /** ISO 8601 with an offset, e.g. 2025-06-01T09:00:00Z; default: now. */
@@ -118,6 +143,7 @@ export const ALLOWED_KEYS: Readonly<Record<string, readonly string[]>> = {
   file: Object.keys(CasesFile.shape),
   case: Object.keys(Case.shape),
   principal: Object.keys(CasePrincipal.unwrap().shape),
+  task: Object.keys(CaseTask.shape),
   request: ["method", "server", "tool", "uri", "prompt", "tier", "openWorld", "annotations"],
   context: Object.keys(CaseContext.unwrap().shape),
 };

@@ -10,7 +10,7 @@ import type { ToolPinRecord } from "../../store/types.js";
 import { resourceFacts } from "../authorize.js";
 import { riskTierOf, type TierPin } from "../riskTier.js";
 import { recordRisk } from "../toolFacts.js";
-import type { Case, CaseRequest } from "./caseFormat.js";
+import { type Case, type CaseRequest, targetMethod } from "./caseFormat.js";
 import type { PolicyInput, ResourceFacts, RiskTier } from "./types.js";
 
 /** How a tool's tier was found, shown by explain and test. */
@@ -70,7 +70,10 @@ export function buildInput(c: Case, config: Config, now: Date, pinned?: PinnedTo
   const r = c.request;
   const name = r.tool ?? r.uri ?? r.prompt ?? null;
   let risk: ToolRiskChoice | null = null;
-  const resource: ResourceFacts = resourceFacts(r.server, r.method, name, {
+  // tasks/mint of a tool is decided on the tool's facts, as the task service asks it; of a
+  // whole server (no tool), on the server's.
+  const method = name === null ? r.method : targetMethod(r.method);
+  const resource: ResourceFacts = resourceFacts(r.server, method, name, {
     facts: (server, tool) => {
       risk = chooseRisk(r, operatorPin(config, server, tool), pinned?.(server, tool));
       return { tier: risk.tier, openWorld: risk.openWorld, annotations: r.annotations ?? {} };
@@ -91,6 +94,8 @@ export function buildInput(c: Case, config: Config, now: Date, pinned?: PinnedTo
         credentialAgeSeconds: p.credentialAgeSeconds,
         expiresInSeconds: p.expiresInSeconds,
       },
+      task: c.task,
+      actor: c.actor.length === 0 ? null : { sub: c.actor[0] as string, chain: c.actor },
       action: { method: r.method },
       resource,
       context: {

@@ -115,6 +115,7 @@ export class ConditionBindings {
 }
 
 const STRING_LIST = listType(CelScalar.STRING);
+const NO_ACTORS: readonly string[] = Object.freeze([]);
 const ANY_MAP = mapType(CelScalar.STRING, CelScalar.DYN);
 
 const text = (get: (i: PolicyInput) => string): Variable => ({
@@ -150,6 +151,12 @@ export const VARIABLES: Readonly<Record<string, Variable>> = {
   "principal.credentialId": optionalText((i) => i.principal.credentialId),
   "principal.credentialAgeSeconds": optionalInt((i) => i.principal.credentialAgeSeconds),
   "principal.expiresInSeconds": optionalInt((i) => i.principal.expiresInSeconds),
+  "task.id": optionalText((i) => i.task?.id),
+  "task.purpose": optionalText((i) => i.task?.purpose),
+  "task.remainingCalls": optionalInt((i) => i.task?.remainingCalls),
+  "task.ageSeconds": optionalInt((i) => i.task?.ageSeconds),
+  "actor.sub": optionalText((i) => i.actor?.sub),
+  "actor.chain": textList((i) => i.actor?.chain ?? NO_ACTORS),
   "action.method": text((i) => i.action.method),
   "resource.server": text((i) => i.resource.server),
   "resource.kind": text((i) => i.resource.kind),
@@ -179,7 +186,7 @@ for (const [name, v] of Object.entries(VARIABLES)) {
 }
 
 /** The roots of the qualified names: not values themselves. */
-export const ROOTS = new Set(["principal", "action", "resource", "context"]);
+export const ROOTS = new Set(["principal", "task", "actor", "action", "resource", "context"]);
 /** The CEL environment: the variables above and the strings extension. */
 export const CONDITION_ENV = celEnv({
   variables: Object.fromEntries(Object.entries(VARIABLES).map(([k, v]) => [k, v.cel])),

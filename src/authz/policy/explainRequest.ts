@@ -5,7 +5,14 @@
  */
 import type { z } from "zod";
 import type { Config } from "../../config/schema.js";
-import { type Case, CasePrincipal, CaseRequest, nameKeyFor, PolicyInputError } from "./caseFormat.js";
+import {
+  type Case,
+  CasePrincipal,
+  CaseRequest,
+  CaseTask,
+  nameKeyFor,
+  PolicyInputError,
+} from "./caseFormat.js";
 import { buildInput } from "./caseInput.js";
 import type { PolicyInput } from "./types.js";
 
@@ -56,6 +63,44 @@ export function parsePrincipal(spec: string): CasePrincipal {
   return parsed.data;
 }
 
+export const TASK_KEYS: Readonly<Record<string, keyof CaseTask>> = {
+  id: "id",
+  purpose: "purpose",
+  remainingCalls: "remainingCalls",
+  age: "ageSeconds",
+  ageSeconds: "ageSeconds",
+};
+
+/** `id=t1,purpose=triage,remainingCalls=5,age=60` → the task of a task token (`--task`). */
+export function parseTask(spec: string): CaseTask {
+  const raw: Record<string, unknown> = {};
+  for (const part of spec.split(",")) {
+    if (part.trim() === "") continue;
+    const eq = part.indexOf("=");
+    if (eq < 1) throw new PolicyInputError(`--task: "${part}" is not key=value`);
+    const key = part.slice(0, eq).trim();
+    const value = part.slice(eq + 1).trim();
+    const field = TASK_KEYS[key];
+    if (field === undefined) {
+      throw new PolicyInputError(
+        `--task: unknown key "${key}" (known: ${Object.keys(TASK_KEYS).join(", ")})`,
+      );
+    }
+    if (field === "remainingCalls" && ["none", "null"].includes(value)) raw[field] = null;
+    else if (field === "remainingCalls" || field === "ageSeconds") {
+      if (!/^\d+$/.test(value))
+        throw new PolicyInputError(`--task: ${key}=${value}: expected a whole number`);
+      raw[field] = Number(value);
+    } else raw[field] = value;
+  }
+  const parsed = CaseTask.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0] as z.core.$ZodIssue;
+    throw new PolicyInputError(`--task: ${issue.path.map(String).join(".")}: ${issue.message}`);
+  }
+  return parsed.data;
+}
+
 export const REQUEST_FLAGS: Readonly<Record<string, string>> = {
   method: "--method",
   server: "--server",
@@ -92,6 +137,10 @@ export interface ExplainOpts {
   args?: string;
   env?: string;
   time?: string;
+  /** The task of a task token, `k=v,…` (parseTask). */
+  task?: string;
+  /** The RFC 8693 actor chain, outermost first, `|`-separated. */
+  actor?: string;
 }
 
 export function explainCase(opts: ExplainOpts, config: Config): Case {
@@ -121,6 +170,14 @@ export function explainCase(opts: ExplainOpts, config: Config): Case {
   return {
     environment: opts.env ?? config.environment,
     principal: parsePrincipal(opts.principal),
+    task: opts.task === undefined ? null : parseTask(opts.task),
+    actor:
+      opts.actor === undefined
+        ? []
+        : opts.actor
+            .split("|")
+            .map((a) => a.trim())
+            .filter(Boolean),
     request: request.data,
     arguments: opts.args === undefined ? {} : parseJsonObject("--args", opts.args),
     ...(opts.time !== undefined ? { time: new Date(opts.time).toISOString() } : {}),

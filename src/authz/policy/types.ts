@@ -26,6 +26,30 @@ export interface ResourceFacts {
   annotations: Readonly<Record<string, unknown>>;
 }
 
+/**
+ * The task a task token is bound to (src/tasks/), as a condition reads it (`task.id`,
+ * `task.purpose`, `task.remainingCalls`, `task.ageSeconds`); null for every other credential.
+ */
+export interface TaskFacts {
+  id: string;
+  purpose: string;
+  /** Calls left in the task's budget; null when it has no budget. */
+  remainingCalls: number | null;
+  /** Seconds since the task was created. */
+  ageSeconds: number;
+}
+
+/**
+ * RFC 8693 §4.1 `act`: who acts for the principal (`actor.sub`, `actor.chain`); null when no
+ * one does (every credential but a task token).
+ */
+export interface ActorFacts {
+  /** The current actor: the outermost `act` claim's `sub`. */
+  sub: string;
+  /** Every actor of the delegation chain, outermost (current) first. */
+  chain: readonly string[];
+}
+
 export interface PolicyInput {
   principal: {
     id: string;
@@ -42,6 +66,10 @@ export interface PolicyInput {
     /** Seconds until the credential expires; null when it never expires. */
     expiresInSeconds: number | null;
   };
+  /** The task, when the credential is a task token; null otherwise. */
+  task: TaskFacts | null;
+  /** The actor acting for the principal, when the credential names one; null otherwise. */
+  actor: ActorFacts | null;
   action: {
     /** The JSON-RPC method: tools/call, resources/read, prompts/get, tools/list, … */
     method: string;

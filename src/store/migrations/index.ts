@@ -14,6 +14,9 @@ import { auditChain } from "./006_audit_chain.js";
 import { approvals } from "./007_approvals.js";
 import { auditRegistry } from "./008_audit_registry.js";
 import { keyOwnersRateLimits } from "./010_key_owners_rate_limits.js";
+import { tasks } from "./011_tasks.js";
+import { assertionReplay } from "./012_assertion_replay.js";
+import { auditTaskId } from "./013_audit_task_id.js";
 
 export type StoreDialect = "sqlite" | "postgres";
 
@@ -28,6 +31,9 @@ export function migrations(dialect: StoreDialect): Record<string, Migration> {
     "007_approvals": approvals(dialect),
     "008_audit_registry": auditRegistry(dialect),
     "010_key_owners_rate_limits": keyOwnersRateLimits(dialect),
+    "011_tasks": tasks(dialect),
+    "012_assertion_replay": assertionReplay(dialect),
+    "013_audit_task_id": auditTaskId(dialect),
   };
 }
 

@@ -41,6 +41,7 @@ const AUDIT_COLUMNS = [
   "prev_hash",
   "hash",
   "arguments",
+  "task_id",
 ] as const satisfies readonly (keyof NewAuditRow)[];
 
 const CHECKPOINT_COLUMNS = [
@@ -80,6 +81,7 @@ function auditValues(r: NewAuditRow): Value[] {
     r.prev_hash,
     r.hash,
     r.arguments,
+    r.task_id,
   ];
 }
 

@@ -137,6 +137,7 @@ export class SqlAuditRepository implements AuditRepository {
     if (query.tool !== undefined) q = q.where("tool", "=", query.tool);
     if (query.decision !== undefined) q = q.where("decision", "=", query.decision);
     if (query.decisionId !== undefined) q = q.where("decision_id", "=", query.decisionId);
+    if (query.taskId !== undefined) q = q.where("task_id", "=", query.taskId);
     if (query.since !== undefined) q = q.where("at", ">=", query.since.getTime());
     if (query.until !== undefined) q = q.where("at", "<", query.until.getTime());
     if (query.afterSeq !== undefined) q = q.where("seq", ">", query.afterSeq);

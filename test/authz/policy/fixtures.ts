@@ -3,6 +3,8 @@ import type { PolicyInput } from "../../../src/authz/policy/types.js";
 
 export interface InputOverrides {
   principal?: Partial<PolicyInput["principal"]>;
+  task?: PolicyInput["task"];
+  actor?: PolicyInput["actor"];
   action?: Partial<PolicyInput["action"]>;
   resource?: Partial<PolicyInput["resource"]>;
   context?: Partial<PolicyInput["context"]>;
@@ -23,6 +25,8 @@ export function makeInput(o: InputOverrides = {}): PolicyInput {
       expiresInSeconds: 3600,
       ...o.principal,
     },
+    task: o.task ?? null,
+    actor: o.actor ?? null,
     action: { method: "tools/call", ...o.action },
     resource: {
       server: "github",
