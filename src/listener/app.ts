@@ -11,6 +11,7 @@ import type { Logger } from "pino";
 import type { AuditWriter } from "../audit/writer.js";
 import type { Keyring } from "../authn/keyring.js";
 import type { OAuthRuntime } from "../authn/oauthToken.js";
+import { watchFiles } from "../authn/spiffe/fileWatch.js";
 import type { SpiffeRuntime } from "../authn/spiffe/runtime.js";
 import { ListedTools } from "../classify/listedTools.js";
 import type { Config } from "../config/schema.js";
@@ -253,6 +254,23 @@ function listenerServer(
     },
     handle,
   );
+  // A serving certificate rotated on disk (a SPIFFE helper renews the gateway's own SVID) is
+  // used from the next handshake on; a half-written pair keeps the previous one.
+  const files = [tls.cert, tls.key].flatMap((ref) => ("file" in ref ? [ref.file] : []));
+  if (files.length > 0) {
+    const watch = watchFiles(
+      files,
+      () => {
+        try {
+          server.setSecureContext(servingTls(tls));
+        } catch {
+          // cert and key do not match yet: the next change completes the pair
+        }
+      },
+      2_000,
+    );
+    server.on("close", () => watch.close());
+  }
   if (tls.clientAuth === "require")
     server.on("secureConnection", (socket: TLSSocket) => {
       if (socket.getPeerCertificate()?.raw === undefined) socket.destroy();

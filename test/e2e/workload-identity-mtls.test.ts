@@ -5,9 +5,11 @@
  * (401, audited with the precise reason). The trust bundle file is rotated while running.
  */
 import assert from "node:assert/strict";
+import { X509Certificate } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { connect as tlsConnect } from "node:tls";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { type Agent, fetch as undiciFetch } from "undici";
@@ -120,8 +122,7 @@ describe("X.509-SVID workload identity over mutual TLS", () => {
     const client = new Client({ name: "ci-job", version: "1.0.0" });
     await client.connect(
       new StreamableHTTPClientTransport(new URL(endpoint), {
-        fetch: (url, init) =>
-          undiciFetch(url, { ...(init as object), dispatcher }) as unknown as Promise<Response>,
+        fetch: (url, init) => undiciFetch(url, { ...(init as object), dispatcher }) as Promise<Response>,
       }),
     );
     try {
@@ -225,12 +226,13 @@ describe("listen.tls.clientAuth: require", () => {
   let web: Authority;
   let ca: Authority;
   let gw: RunningGateway;
+  let serving: Pem;
   const agents: Agent[] = [];
 
   before(async () => {
     web = mintAuthority(dir, "web");
     ca = mintAuthority(dir, "example.org");
-    const serving = mintServerCert(web);
+    serving = mintServerCert(web);
     const bundle = join(dir, "example.org.json");
     writeBundle(bundle, bundleDocument([ca], []));
     gw = await startGateway({
@@ -270,5 +272,44 @@ describe("listen.tls.clientAuth: require", () => {
 
   it("serves a workload presenting its X.509-SVID", async () => {
     assert.equal(await post(mintSvid(ca, { uris: [CI_JOB] })), 200);
+  });
+});
+
+describe("the gateway's own serving certificate", () => {
+  it("is replaced from the next handshake when its files are rewritten, without a restart", async () => {
+    const dir = tempDir("spiffe-e2e-serving-");
+    const web = mintAuthority(dir, "web");
+    const first = mintServerCert(web);
+    const certFile = join(dir, "server.pem");
+    const keyFile = join(dir, "server-key.pem");
+    writeFileSync(certFile, first.cert);
+    writeFileSync(keyFile, first.key);
+    const gw = await startGateway({
+      dir,
+      config: {
+        listen: { port: 0, tls: { cert: { file: certFile }, key: { file: keyFile } } },
+        servers: { demo: { transport: "stdio", command: process.execPath, args: [DEMO_SERVER] } },
+      },
+    });
+    try {
+      const port = Number(new URL(gw.url).port);
+      const servedSerial = () =>
+        new Promise<string>((resolve, reject) => {
+          const socket = tlsConnect({ host: "127.0.0.1", port, ca: web.cert }, () => {
+            resolve(socket.getPeerCertificate().serialNumber);
+            socket.end();
+          });
+          socket.on("error", reject);
+        });
+      assert.equal(await servedSerial(), new X509Certificate(first.cert).serialNumber);
+      const next = mintServerCert(web);
+      // A helper writes the key, then the certificate: the mismatched pair in between is skipped.
+      writeFileSync(keyFile, next.key);
+      writeFileSync(certFile, next.cert);
+      const serial = new X509Certificate(next.cert).serialNumber;
+      await waitFor("the rotated serving certificate", async () => (await servedSerial()) === serial);
+    } finally {
+      await gw.stop();
+    }
   });
 });

@@ -12,7 +12,7 @@ export class PolicyInputError extends ConfigError {
   override name = "PolicyInputError";
 }
 
-export const AUTH_METHODS = ["api_key", "oauth", "task", "anonymous"] as const;
+export const AUTH_METHODS = ["api_key", "oauth", "task", "jwt_svid", "mtls", "anonymous"] as const;
 export const PRINCIPAL_KINDS = ["service", "user", "workload", "anonymous"] as const;
 export const TIERS = ["read", "write", "destructive"] as const;
 export const EFFECTS = ["allow", "deny", "review"] as const;
@@ -27,7 +27,7 @@ export const CasePrincipal = z
   .strictObject({
     id: z.string().min(1).default(DEFAULT_PRINCIPAL_ID),
     method: z.enum(AUTH_METHODS).default("api_key"),
-    /** Default: service (anonymous for method anonymous). */
+    /** Default: service (anonymous for method anonymous, workload for jwt_svid and mtls). */
     kind: z.enum(PRINCIPAL_KINDS).optional(),
     scopes: Names.default([]),
     groups: Names.default([]),

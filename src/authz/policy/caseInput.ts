@@ -84,7 +84,13 @@ export function buildInput(c: Case, config: Config, now: Date, pinned?: PinnedTo
     input: {
       principal: {
         id: p.id,
-        kind: p.kind ?? (p.method === "anonymous" ? "anonymous" : "service"),
+        kind:
+          p.kind ??
+          (p.method === "anonymous"
+            ? "anonymous"
+            : p.method === "jwt_svid" || p.method === "mtls"
+              ? "workload"
+              : "service"),
         method: p.method,
         groups: p.groups,
         scopes: p.scopes,
