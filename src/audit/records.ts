@@ -199,9 +199,15 @@ export interface SignInFacts {
   extra?: Record<string, unknown>;
 }
 
-/** A decision id for an event outside the request path (shown to the user, searchable with --decision-id). */
+/**
+ * A decision id for an event outside the request path (shown to the user, searchable with
+ * --decision-id). Never starting with `-`, which a command line would read as an option.
+ */
 export function newEventDecisionId(): string {
-  return randomBytes(12).toString("base64url");
+  for (;;) {
+    const id = randomBytes(12).toString("base64url");
+    if (!id.startsWith("-")) return id;
+  }
 }
 
 /** One sign-in, consent or sign-out decision (`method: "sign_in"`, `detail.event` says which). */

@@ -159,7 +159,8 @@ let decisionCounter = 0;
  * Not a secret; unique across replicas and restarts.
  */
 export function newDecisionId(): string {
-  if (decisionPrefix === null) {
+  // Never starting with `-`: users paste decision ids into commands (`--decision-id <id>`).
+  while (decisionPrefix === null || decisionPrefix.startsWith("-")) {
     const bytes = new Uint8Array(9);
     crypto.getRandomValues(bytes);
     decisionPrefix = Buffer.from(bytes).toString("base64url");

@@ -139,11 +139,22 @@ describe("task tokens", () => {
     assert.equal(r.status, 401, r.text);
   });
 
-  it("`tasks end` refuses the task token on the next request", async () => {
+  it("`tasks end` from another process refuses the task token within the revocation bound", async () => {
     const { token, task } = await startTask(gw, keyId, { purpose: "ended early", grants: ["demo"] });
     assert.equal((await echo(token)).status, 200);
     assert.equal(await endTask(gw, task.id), true);
-    assert.equal((await echo(token)).status, 401);
+    // DESIGN: a revocation reaches every replica within 100 ms. The embedded SQLite store is
+    // watched by polling (at most every 20 ms on the request path), so a request sent in that
+    // window may still pass; one sent later never does. (PostgreSQL pushes the change: see
+    // task-token-after-end-on-another-replica.test.ts, refused on the very next request.)
+    const ended = Date.now();
+    for (;;) {
+      const sent = Date.now();
+      const r = await echo(token);
+      if (r.status === 401) break;
+      assert.equal(r.status, 200, r.text);
+      assert.ok(sent - ended <= 100, `accepted a request sent ${sent - ended} ms after the task ended`);
+    }
     assert.equal(await endTask(gw, task.id), false, "ending twice ends nothing");
   });
 
