@@ -43,19 +43,7 @@ function loadKeys(store: Store): Promise<Map<string, LoadedKey>> {
       keys.set(record.id, {
         record,
         hash: Buffer.from(record.hash, "hex"),
-        principal: {
-          id: `key:${record.id}`,
-          kind: "service",
-          method: "api_key",
-          name: record.name,
-          environment: record.environment,
-          credentialId: record.id,
-          scopes: compileScopes(record.scopes),
-          oauthScopes: null,
-          groups: [],
-          issuedAt: record.createdAt,
-          expiresAt: record.expiresAt,
-        },
+        principal: keyPrincipal(record),
       });
     }
     return keys;
@@ -201,4 +189,21 @@ export class Keyring {
     this.usage = new Map();
     await this.store.recordKeyUsage(batch);
   }
+}
+
+/** The principal an API key authenticates as (its owner, for a task it mints). */
+export function keyPrincipal(record: ApiKeyRecord): Principal {
+  return {
+    id: `key:${record.id}`,
+    kind: "service",
+    method: "api_key",
+    name: record.name,
+    environment: record.environment,
+    credentialId: record.id,
+    scopes: compileScopes(record.scopes),
+    oauthScopes: null,
+    groups: [],
+    issuedAt: record.createdAt,
+    expiresAt: record.expiresAt,
+  };
 }

@@ -8,9 +8,8 @@
  * the built-in authorization server); an OAuth owner no checker judges is bounded by its
  * token's expiry only (a task never outlives the owner credential's `exp`).
  */
-import type { Keyring } from "../authn/keyring.js";
+import { type Keyring, keyPrincipal } from "../authn/keyring.js";
 import type { Principal } from "../core/principal.js";
-import { compileScopes } from "../core/scope.js";
 import type { Store, StoredTaskOwner } from "../store/types.js";
 
 /**
@@ -53,20 +52,5 @@ export async function keyOwnerPrincipal(
   if (!ownerId.startsWith("key:")) return null;
   const record = await store.getKey(ownerId.slice("key:".length));
   if (record === undefined) return null;
-  return {
-    revokedAt: record.revokedAt,
-    principal: {
-      id: `key:${record.id}`,
-      kind: "service",
-      method: "api_key",
-      name: record.name,
-      environment: record.environment,
-      credentialId: record.id,
-      scopes: compileScopes(record.scopes),
-      oauthScopes: null,
-      groups: [],
-      issuedAt: record.createdAt,
-      expiresAt: record.expiresAt,
-    },
-  };
+  return { revokedAt: record.revokedAt, principal: keyPrincipal(record) };
 }
