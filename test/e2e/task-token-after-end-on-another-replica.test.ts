@@ -1,10 +1,12 @@
 /**
- * A task token after `tasks end` on another replica (issue 13, "Bad input and attacks"): two
- * real gateway processes share one PostgreSQL store and server secret (B's publicUrl is A's
- * URL, as behind one load balancer). A task token used on both is ended by a third process
- * (as `portcullis tasks end` does) and refused by replica B on the very next request; a call
- * budget holds across the replicas: calls alternating between them pass exactly `budget`
- * times.
+ * A task token after `tasks end` on another replica (issue 13, "Bad input and attacks", and
+ * its first acceptance item): two real gateway processes share one PostgreSQL store and
+ * server secret (B's publicUrl is A's URL, as behind one load balancer). An API key is
+ * exchanged at A (RFC 8693) for a 15-minute task token limited to one tool; the token works
+ * for that tool only, on both replicas; `portcullis tasks end` (the CLI, a third process)
+ * ends the task and replica B refuses the very next request; `portcullis audit search --task`
+ * shows every record of the task with its id and actor. A call budget holds across the
+ * replicas: calls alternating between them pass exactly `budget` times.
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -16,11 +18,20 @@ import {
   modern,
   type RunningGateway,
   rpc,
+  runCli,
   startGateway,
 } from "../helpers/gateway.js";
 import { freePort } from "../helpers/net.js";
 import { createTestDatabase, postgresSkip, type TestDatabase } from "../helpers/postgres.js";
 import { endTask, startTask } from "../helpers/tasks.js";
+import {
+  ACCESS_TOKEN_TYPE,
+  claimsOf,
+  exchange,
+  registerExchangeClient,
+  taskDetails,
+} from "../helpers/tokenExchange.js";
+import { waitFor } from "../helpers/wait.js";
 
 const SECRET_VAR = "PORTCULLIS_TASK_REPLICA_SECRET";
 
@@ -42,6 +53,7 @@ describe("task tokens across gateway replicas sharing a PostgreSQL store", {
       environment: "dev",
       store: db.url,
       serverSecret: { env: SECRET_VAR },
+      oauth: { mode: "builtin" },
       servers: { demo: { transport: "stdio", command: process.execPath, args: [DEMO_SERVER] } },
     };
     a = await startGateway({ config, env });
@@ -84,6 +96,73 @@ describe("task tokens across gateway replicas sharing a PostgreSQL store", {
     await res.body.text();
     return res.statusCode;
   };
+
+  /** A call to another tool, on replica B: refused as out of the task's scope (a JSON-RPC error). */
+  const getTimeOnB = async (token: string) => {
+    const m = modern(id++, "tools/call", { name: "get_time", arguments: {} }, token);
+    const res = await request(`${bOrigin}/mcp/demo`, {
+      method: "POST",
+      headers: {
+        host: publicHost,
+        "content-type": "application/json",
+        accept: "application/json, text/event-stream",
+        ...m.headers,
+      },
+      body: JSON.stringify(m.body),
+    });
+    return { status: res.statusCode, body: (await res.body.json()) as Record<string, unknown> };
+  };
+
+  it("an API key exchanged for a 15-minute one-tool task token: that tool only, refused on B right after `portcullis tasks end`, task and actor on every record", async () => {
+    const { key } = await createKey(a, "exchanging agent", ["--servers", "demo"]);
+    const clientId = await registerExchangeClient(a, "replica agent");
+    const answer = await exchange(a, {
+      client_id: clientId,
+      subject_token: key,
+      subject_token_type: ACCESS_TOKEN_TYPE,
+      resource: a.endpoint("demo"),
+      authorization_details: taskDetails({ purpose: "one tool", tools: ["echo"], lifetime_seconds: 900 }),
+    });
+    assert.equal(answer.status, 200, JSON.stringify(answer.body));
+    const token = answer.body.access_token as string;
+    const expiresIn = answer.body.expires_in as number;
+    assert.ok(expiresIn > 890 && expiresIn <= 900, `a 15-minute token: expires_in ${expiresIn}`);
+    const claims = claimsOf(token);
+    const taskId = claims.task_id as string;
+    assert.deepEqual(claims.act, { sub: `client:${clientId}` });
+    assert.ok((claims.exp as number) - (claims.iat as number) <= 900);
+
+    assert.equal(await echoOnA(token), 200);
+    assert.equal(await echoOnB(token), 200, "B verifies a token minted by A");
+    const other = await getTimeOnB(token);
+    assert.ok(other.body.error !== undefined, `another tool is refused: ${JSON.stringify(other.body)}`);
+    assert.equal((other.body.error as { code: number }).code, -32003);
+
+    const ended = await a.cli(["tasks", "end", taskId]);
+    assert.equal(ended.status, "ended");
+    assert.equal(await echoOnB(token), 401, "B refuses the very next request");
+
+    // The task's whole history, each record naming the task and the actor.
+    const history = await waitFor("the task's records", async () => {
+      const r = await runCli(["audit", "search", "--task", taskId, "--config", a.configFile, "--json"], env);
+      const lines = r.stdout.trim().split("\n").filter(Boolean);
+      return lines.length >= 6 && lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    });
+    assert.deepEqual(
+      history.map((r) => [r.rpcMethod, r.tool, r.decision]),
+      [
+        ["tasks/mint", null, "allow"],
+        ["tools/call", "echo", "allow"],
+        ["tools/call", "echo", "allow"],
+        ["tools/call", "get_time", "deny"],
+        ["tasks/end", null, "allow"],
+        [null, null, "deny"],
+      ],
+    );
+    for (const r of history) assert.equal(r.taskId, taskId, JSON.stringify(r));
+    for (const r of history.filter((x) => x.rpcMethod !== "tasks/end"))
+      assert.deepEqual(r.actor, [`client:${clientId}`], JSON.stringify(r));
+  });
 
   it("a task ended elsewhere is refused by replica B on the next request", async () => {
     const { token, task } = await startTask(a, keyId, { purpose: "replicas", grants: ["demo:echo"] }, env);
