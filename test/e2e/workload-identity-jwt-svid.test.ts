@@ -22,6 +22,7 @@ import {
   mintUnsignedOrSymmetric,
   writeBundle,
 } from "../helpers/spiffe.js";
+import { claimsOf, exchange, registerExchangeClient, taskDetails } from "../helpers/tokenExchange.js";
 import { waitFor } from "../helpers/wait.js";
 
 const CI_JOB = "spiffe://example.org/ns/ci/sa/builder";
@@ -60,6 +61,8 @@ describe("JWT-SVID workload identity through the gateway", () => {
       dir,
       config: {
         policy: { paths: [policy] },
+        // The built-in authorization server, for the RFC 8693 exchange of an SVID below.
+        oauth: { mode: "builtin" },
         spiffe: {
           trustDomains: [
             { name: "example.org", bundle: { file: bundleA } },
@@ -99,6 +102,39 @@ describe("JWT-SVID workload identity through the gateway", () => {
     assert.equal(rec?.method, "jwt_svid");
     assert.equal(rec?.decision, "allow");
     assert.deepEqual(rec?.ruleIds, ["ci-workloads-may-call"]);
+  });
+
+  it("a workload trades its JWT-SVID for a one-tool task token (RFC 8693) and calls with it", async () => {
+    const clientId = await registerExchangeClient(gw, "ci workload");
+    const svid = await mintJwtSvid(keyA, { sub: CI_JOB, aud: endpoint });
+    const answer = await exchange(gw, {
+      client_id: clientId,
+      subject_token: svid,
+      subject_token_type: "urn:ietf:params:oauth:token-type:jwt",
+      resource: endpoint,
+      authorization_details: taskDetails({
+        purpose: "nightly build",
+        tools: ["echo"],
+        lifetime_seconds: 120,
+      }),
+    });
+    assert.equal(answer.status, 200, JSON.stringify(answer.body));
+    const token = answer.body.access_token as string;
+    const claims = claimsOf(token);
+    assert.equal(claims.sub, CI_JOB, "the task acts for the workload");
+    const ok = await call(token, 3);
+    assert.equal(ok.status, 200, ok.text);
+    assert.equal(textOf(ok.json.result), "hi");
+    const m = modern(4, "tools/call", { name: "get_time", arguments: {} });
+    const other = await rpc(endpoint, m.body, { ...m.headers, authorization: `Bearer ${token}` });
+    assert.equal((other.json.error as { code?: number } | undefined)?.code, -32003, other.text);
+    const records = await auditRecordsUntil(
+      gw,
+      (r) => r.method === "task" && r.principal === CI_JOB && r.tool === "echo",
+    );
+    const rec = records.find((r) => r.method === "task" && r.principal === CI_JOB && r.tool === "echo");
+    assert.equal(rec?.detail?.task, claims.task_id);
+    assert.deepEqual(rec?.detail?.actor, [`client:${clientId}`]);
   });
 
   it("policy denies a workload whose SPIFFE ID the rule does not match", async () => {
