@@ -501,7 +501,7 @@ export const Config = z.strictObject({
    * Tasks (docs/tasks.md): credentials that exist for one piece of work. A task lives
    * `defaultTtlSeconds` unless asked otherwise, never more than `maxTtlSeconds` (never
    * unbounded); a call budget, when asked for, is at most `maxBudget`; a purpose at most
-   * `maxPurposeLength` characters.
+   * `maxPurposeLength` characters. A task that is over is deleted after `retentionDays`.
    */
   tasks: z
     .strictObject({
@@ -509,6 +509,8 @@ export const Config = z.strictObject({
       maxTtlSeconds: z.number().int().min(30).max(86_400).default(3600),
       maxBudget: z.number().int().positive().max(1_000_000).default(10_000),
       maxPurposeLength: z.number().int().min(16).max(4096).default(500),
+      /** Days a task that is over stays in the store (`tasks list --all`); its audit records stay. */
+      retentionDays: z.number().int().min(1).max(3650).default(30),
     })
     .refine((t) => t.defaultTtlSeconds <= t.maxTtlSeconds, {
       message: "defaultTtlSeconds must not exceed maxTtlSeconds",

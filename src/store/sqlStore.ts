@@ -160,6 +160,7 @@ export abstract class SqlStore implements Store {
   listTasks: Store["listTasks"] = (q) => this.tasks.listTasks(q);
   liveTasks: Store["liveTasks"] = (at) => this.tasks.liveTasks(at);
   endTask: Store["endTask"] = (id, end) => this.tasks.endTask(id, end);
+  purgeTasks: Store["purgeTasks"] = (before) => this.tasks.purgeTasks(before);
   consumeTaskCall: Store["consumeTaskCall"] = (id, at) => this.tasks.consumeTaskCall(id, at);
 
   // Settings.

@@ -73,4 +73,6 @@ export interface TaskRepository {
    * task (reason `budget`, announced).
    */
   consumeTaskCall(id: string, at: Date): Promise<TaskCallOutcome>;
+  /** Deletes the tasks ended or expired before `before` (retention); returns how many. */
+  purgeTasks(before: Date): Promise<number>;
 }

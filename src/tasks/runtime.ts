@@ -16,6 +16,8 @@ import { TaskService } from "./service.js";
 import { TaskKeys } from "./taskToken.js";
 import { TaskTokenVerifier } from "./verifier.js";
 
+const PURGE_INTERVAL_MS = 3_600_000;
+
 /** What the request path needs to charge a task's call budget. */
 export interface TaskCalls {
   /** Counts one call (atomic across replicas); refused when the task is over or its budget spent. */
@@ -82,5 +84,22 @@ export async function startTasks(opts: TaskRuntimeOptions): Promise<TaskRuntime>
       return outcome;
     },
   };
-  return { service, verifier, calls, close: () => live.close() };
+  // Tasks that are over leave the store after tasks.retentionDays (their audit records stay),
+  // so the table does not grow with every exchange: once at start, then hourly.
+  const purge = (): void => {
+    const before = new Date(Date.now() - opts.config.retentionDays * 86_400_000);
+    opts.store.purgeTasks(before).catch(() => undefined); // retried within the hour
+  };
+  purge();
+  const purgeTimer = setInterval(purge, PURGE_INTERVAL_MS);
+  purgeTimer.unref();
+  return {
+    service,
+    verifier,
+    calls,
+    close: () => {
+      clearInterval(purgeTimer);
+      return live.close();
+    },
+  };
 }

@@ -126,6 +126,20 @@ export class SqlTaskRepository implements TaskRepository {
     });
   }
 
+  /**
+   * Deletes the tasks over (ended, or expired) before `before`: their history stays in the
+   * audit trail; the table holds only live tasks and recent ones. Not announced: no replica
+   * holds a task that is over in its view of live tasks.
+   */
+  async purgeTasks(before: Date): Promise<number> {
+    const at = before.getTime();
+    const res = await this.ctx.db
+      .deleteFrom("tasks")
+      .where((eb) => eb.or([eb("expires_at", "<", at), eb("ended_at", "<", at)]))
+      .executeTakeFirst();
+    return Number(res.numDeletedRows);
+  }
+
   async consumeTaskCall(id: string, at: Date): Promise<TaskCallOutcome> {
     const now = at.getTime();
     const counted = await this.ctx.db
