@@ -13,13 +13,22 @@ import { after, before, describe, it } from "node:test";
 import { type HttpUpstream, startHttpUpstream } from "../fixtures/http-upstream.js";
 import { auditRecordsUntil } from "../helpers/auditRecords.js";
 import { modern, type RunningGateway, rpc, startGateway, tempDir } from "../helpers/gateway.js";
-import { type Authority, bundleDocument, mintAuthority, mintSvid, writeBundle } from "../helpers/spiffe.js";
+import {
+  type Authority,
+  bundleDocument,
+  mintAuthority,
+  mintSvid,
+  opensslSkip,
+  writeBundle,
+} from "../helpers/spiffe.js";
 import { waitFor } from "../helpers/wait.js";
+
+const OPENSSL_SKIP = opensslSkip();
 
 const UPSTREAM_ID = "spiffe://example.org/ns/tools/sa/mcp";
 const GATEWAY_ID = "spiffe://example.org/ns/gateway/sa/portcullis";
 
-describe("outbound SPIFFE mutual TLS to an HTTPS MCP upstream", () => {
+describe("outbound SPIFFE mutual TLS to an HTTPS MCP upstream", { skip: OPENSSL_SKIP }, () => {
   const dir = tempDir("spiffe-e2e-out-");
   const svidCert = join(dir, "svid.pem");
   const svidKey = join(dir, "svid_key.pem");

@@ -25,16 +25,19 @@ import {
   mintJwtSvid,
   mintServerCert,
   mintSvid,
+  opensslSkip,
   type Pem,
   tlsAgent,
   writeBundle,
 } from "../helpers/spiffe.js";
 import { waitFor } from "../helpers/wait.js";
 
+const OPENSSL_SKIP = opensslSkip();
+
 const CI_JOB = "spiffe://example.org/ns/ci/sa/builder";
 const PROD_JOB = "spiffe://example.org/ns/prod/sa/api";
 
-describe("X.509-SVID workload identity over mutual TLS", () => {
+describe("X.509-SVID workload identity over mutual TLS", { skip: OPENSSL_SKIP }, () => {
   const dir = tempDir("spiffe-e2e-mtls-");
   const bundleA = join(dir, "example.org.json");
   const bundleB = join(dir, "other.org.json");
@@ -221,7 +224,7 @@ describe("X.509-SVID workload identity over mutual TLS", () => {
   });
 });
 
-describe("listen.tls.clientAuth: require", () => {
+describe("listen.tls.clientAuth: require", { skip: OPENSSL_SKIP }, () => {
   const dir = tempDir("spiffe-e2e-require-");
   let web: Authority;
   let ca: Authority;
@@ -275,7 +278,7 @@ describe("listen.tls.clientAuth: require", () => {
   });
 });
 
-describe("the gateway's own serving certificate", () => {
+describe("the gateway's own serving certificate", { skip: OPENSSL_SKIP }, () => {
   it("is replaced from the next handshake when its files are rewritten, without a restart", async () => {
     const dir = tempDir("spiffe-e2e-serving-");
     const web = mintAuthority(dir, "web");
