@@ -12,11 +12,11 @@
  * RFC 7009 §2.1: the token must have been issued to the client that revokes it. A task token
  * obtained by token exchange names its client (`client_id`); another client's request is
  * answered 200 (§2.2: an invalid token is no error) and leaves the task running. A task token
- * made without a client (`portcullis tasks start`) may be revoked by any authenticated client
- * that holds it.
+ * made without a client (`portcullis tasks start`, the console: `client_id` portcullis-cli)
+ * may be revoked by any authenticated client that holds it: ending a task only takes away.
  */
 import { bearerKind } from "../authn/bearerKind.js";
-import type { TaskEnder } from "../tasks/types.js";
+import { CLI_CLIENT_ID, type TaskEnder } from "../tasks/types.js";
 import { clientActorId } from "./exchangeActor.js";
 import type { OidcProvider } from "./oidcProvider.js";
 
@@ -60,7 +60,8 @@ export function handleTaskRevocation(provider: OidcProvider, settings: TaskRevoc
     if (services === null) return;
     const taskId = await services.ender.taskIdOf(token);
     if (taskId === null) return; // not a task token of ours: oidc-provider's answer stands
-    const holder = clientIdClaim(token);
+    const claimed = clientIdClaim(token);
+    const holder = claimed === CLI_CLIENT_ID ? null : claimed;
     if (holder !== null && holder !== client.clientId) {
       settings.audit("deny", "task token revocation refused: the token was issued to another client", {
         task_id: taskId,

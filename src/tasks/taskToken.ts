@@ -24,8 +24,7 @@ import { oauthDatabase } from "../oauth/database.js";
 import { loadSigningKeys, publicJwk, type SigningKey } from "../oauth/signingKeys.js";
 import type { Store } from "../store/types.js";
 
-/** `client_id` of a task token made outside any OAuth client (the CLI, the console). */
-export const CLI_CLIENT_ID = "portcullis-cli";
+export { CLI_CLIENT_ID } from "./types.js";
 export const TASK_TOKEN_ALGORITHM = "ES256";
 export const CLOCK_TOLERANCE_SECONDS = 5;
 /** An unknown `kid` reloads the keys from the store at most this often (kid floods). */

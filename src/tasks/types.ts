@@ -67,6 +67,9 @@ export interface TaskRequest {
   ownerGrantId?: string | null;
 }
 
+/** `client_id` of a task token made outside any OAuth client (the CLI, the console). */
+export const CLI_CLIENT_ID = "portcullis-cli";
+
 /** How a task came to be, for the audit record of its creation. */
 export type TaskOrigin = "cli" | "console" | "token_exchange";
 

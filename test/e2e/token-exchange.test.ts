@@ -25,6 +25,7 @@ import {
   startGateway,
 } from "../helpers/gateway.js";
 import { addUser } from "../helpers/oauthUser.js";
+import { startTask } from "../helpers/tasks.js";
 import {
   ACCESS_TOKEN_TYPE,
   claimsOf,
@@ -465,6 +466,23 @@ describe("RFC 8693 token exchange for task tokens", () => {
     const own = await revoke(agent);
     assert.equal(own.status, 200);
     assert.equal(await own.text(), "");
+    assert.equal(
+      (await callTool(token, "echo", { text: "after" })).status,
+      401,
+      "refused from the next request",
+    );
+  });
+
+  it("an agent holding a task token made by `portcullis tasks start` ends it by RFC 7009 revocation", async () => {
+    const { id } = await createKey(gw, "cli owner", ["--servers", "remote"]);
+    const { token } = await startTask(gw, id, { purpose: "handed to an agent", grants: ["remote:echo"] });
+    assert.equal((await callTool(token, "echo", { text: "before" })).status, 200);
+    const res = await fetch(`${gw.url}/token/revocation`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ token, client_id: agent }).toString(),
+    });
+    assert.equal(res.status, 200);
     assert.equal(
       (await callTool(token, "echo", { text: "after" })).status,
       401,
