@@ -26,6 +26,7 @@ import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { Pool } from "undici";
 import { stringify } from "yaml";
+import { freePort } from "./harness.js";
 
 const { values: flags } = parseArgs({
   options: {
@@ -33,6 +34,7 @@ const { values: flags } = parseArgs({
     concurrency: { type: "string", default: "2" },
     tolerance: { type: "string", default: "0.2" },
     nice: { type: "string", default: "0" },
+    credential: { type: "string", default: "api-key" },
     help: { type: "boolean", short: "h", default: false },
   },
 });
@@ -48,6 +50,8 @@ backlog does not drain, or audit verify fails.
   --concurrency N    closed-loop clients (default 2)
   --tolerance F      allowed trend as a fraction of the mean (default 0.2)
   --nice N           niceness of the gateway process (default 0)
+  --credential C     api-key (default) or task: a task token owned by the soak's key
+                     (portcullis tasks start), the whole run on one task
   -h, --help         this text
 `);
   process.exit(0);
@@ -56,6 +60,7 @@ const MINUTES = Number(flags.minutes);
 const CONCURRENCY = Number(flags.concurrency);
 const TOLERANCE = Number(flags.tolerance);
 const NICE = Number(flags.nice);
+const CREDENTIAL = flags.credential;
 const TOTAL_MS = MINUTES * 60_000;
 /** A minute, or a fifth of a run shorter than five minutes. */
 const WINDOW_MS = Math.min(60_000, TOTAL_MS / 5);
@@ -135,6 +140,9 @@ function trend(ys: number[], base: number): number {
 
 async function main(): Promise<number> {
   if (!(MINUTES > 0) || !(CONCURRENCY >= 1)) throw new Error("--minutes and --concurrency must be positive");
+  if (CREDENTIAL !== "api-key" && CREDENTIAL !== "task") throw new Error("--credential is api-key or task");
+  if (CREDENTIAL === "task" && MINUTES > 60)
+    throw new Error("--credential task: at most 60 minutes (tasks.maxTtlSeconds)");
   const work = mkdtempSync(join(tmpdir(), "portcullis-soak-"));
   try {
     const echo = await start([ECHO, "http", "--port", "0"], /listening (http:\/\/\S+)/);
@@ -144,14 +152,34 @@ async function main(): Promise<number> {
       stringify({
         environment: "dev",
         dataDir: join(work, "data"),
-        listen: { host: "127.0.0.1", port: 0 },
+        // A task token names the gateway's URL: a fixed port then.
+        listen: { host: "127.0.0.1", port: CREDENTIAL === "task" ? await freePort() : 0 },
         // Default policy pack and default audit mode (redacted): what an operator runs.
         servers: { echo: { transport: "http", url: echo.match[1], tools: { echo: { tier: "read" } } } },
       }),
     );
     const cli = (args: string[]) =>
       execFileSync(process.execPath, [CLI, ...args, "--config", configFile, "--json"], { encoding: "utf8" });
-    const key = (JSON.parse(cli(["keys", "create", "--name", "soak"])) as { key: string }).key;
+    const created = JSON.parse(cli(["keys", "create", "--name", "soak"])) as { key: string; id: string };
+    const key =
+      CREDENTIAL === "task"
+        ? (
+            JSON.parse(
+              cli([
+                "tasks",
+                "start",
+                "--owner",
+                `key:${created.id}`,
+                "--servers",
+                "echo:echo",
+                "--ttl",
+                "1h",
+                "--purpose",
+                "soak",
+              ]),
+            ) as { token: string }
+          ).token
+        : created.key;
     const gateway = await start(
       [CLI, "start", "--config", configFile],
       /"url":"(http:[^"]+)".*"msg":"portcullis listening"/,
@@ -172,7 +200,7 @@ async function main(): Promise<number> {
       "io.modelcontextprotocol/clientInfo": { name: "soak", version: "1" },
     };
     say(
-      `soak: ${MINUTES} min, concurrency ${CONCURRENCY}, windows of ${WINDOW_MS / 1000} s, audit.arguments redacted (default)`,
+      `soak: ${MINUTES} min, ${CREDENTIAL === "task" ? "task token" : "API key"}, concurrency ${CONCURRENCY}, windows of ${WINDOW_MS / 1000} s, audit.arguments redacted (default)`,
     );
     say("window  elapsed   req/s  cpu ms/req   rss MB  heap MB  audit pending  errors");
     let done = 0;
