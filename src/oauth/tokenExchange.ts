@@ -19,14 +19,14 @@
  */
 import { eventRecord, newEventDecisionId } from "../audit/records.js";
 import type { AccessTokenVerifier } from "../authn/oauthToken.js";
-import { missingScopes } from "../authz/oauthScopes.js";
 import { STORE_RETRY_AFTER_SECONDS } from "../core/errors.js";
-import type { Actor, Principal } from "../core/principal.js";
-import { allowsServer, allowsTool, compileScopes, restrictsTools } from "../core/scope.js";
+import type { Actor } from "../core/principal.js";
+import { allowsServer, allowsTool, restrictsTools } from "../core/scope.js";
 import type { AuditRecord } from "../store/types.js";
 import type { MintRefusal, TaskEnder, TaskMinter } from "../tasks/types.js";
 import type { ResourceAccess } from "./consentSummary.js";
 import { clientActorId, delegatedActor } from "./exchangeActor.js";
+import { checkOAuthScopes, ownerWithin } from "./exchangeBounds.js";
 import {
   type ExchangeTokenVerifiers,
   type ExchangeVerifiers,
@@ -141,17 +141,6 @@ function grantRegistry(provider: OidcProvider): GrantRegistry {
 }
 
 const now = () => Date.now();
-
-/**
- * The owner as far as the subject token reaches: a token bound to an endpoint (access token,
- * JWT-SVID) reaches that endpoint's server only, whatever its principal would otherwise say.
- */
-function ownerWithin(subject: Principal, audienceServer: string | null): Principal {
-  if (audienceServer === null) return subject;
-  const within = compileScopes([audienceServer]);
-  if (subject.scopes === null || subject.scopes.allServers) return { ...subject, scopes: within };
-  return allowsServer(subject.scopes, audienceServer) ? subject : { ...subject, scopes: compileScopes([]) };
-}
 
 /** Registers the grant and the task-token revocation with one provider build. */
 export function registerTokenExchange(provider: OidcProvider, settings: TokenExchangeSettings): void {
@@ -392,43 +381,4 @@ function advertiseTaskDetailsType(provider: OidcProvider): void {
       Reflect.set(ctx.body, "authorization_details_types_supported", [TASK_DETAILS_TYPE]);
   };
   Reflect.apply(use, provider, [middleware]);
-}
-
-/**
- * The OAuth scopes the task is granted (RFC 6749 §3.3) and the check that they unlock what it
- * asks (MCP "Scope Challenge": the endpoint's scopes for any call, a tool's own for that tool).
- * A person's (or machine client's) token grants what its `scope` says and no more; `scope` in
- * the request narrows it. Other subjects have no OAuth scopes: a requested `scope` must be the
- * endpoint's, and then narrows the tools the same way.
- */
-function checkOAuthScopes(
-  owner: Principal,
-  requested: readonly string[] | null,
-  access: ResourceAccess,
-  tools: readonly string[] | null,
-): { ok: true; scope: string[] | null } | { ok: false; reason: string } {
-  const held = owner.oauthScopes;
-  const known = new Set([...access.scopes, ...Object.values(access.tools).flat()]);
-  if (requested !== null) {
-    const beyond = held === null ? requested.filter((s) => !known.has(s)) : missingScopes(held, requested);
-    if (beyond.length > 0) return { ok: false, reason: `scope beyond the subject's: ${beyond.join(" ")}` };
-  }
-  const effective = requested !== null ? new Set(requested) : held;
-  if (effective === null) return { ok: true, scope: null };
-  const base = missingScopes(effective, access.scopes);
-  if (base.length > 0) return { ok: false, reason: `scope lacks the endpoint's ${base.join(" ")}` };
-  const toolNames = tools ?? Object.keys(access.tools);
-  for (const tool of toolNames) {
-    const needed = Object.hasOwn(access.tools, tool) ? (access.tools[tool] ?? []) : [];
-    const missing = missingScopes(effective, needed);
-    if (missing.length > 0)
-      return {
-        ok: false,
-        reason:
-          tools === null
-            ? `scope does not unlock ${tool} (${missing.join(" ")}); the task asked for every tool`
-            : `scope does not unlock ${tool} (${missing.join(" ")})`,
-      };
-  }
-  return { ok: true, scope: [...effective] };
 }
