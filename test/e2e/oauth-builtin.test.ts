@@ -8,61 +8,14 @@ import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { after, before, describe, it } from "node:test";
-import type { OAuthClientProvider } from "@modelcontextprotocol/sdk/client/auth.js";
 import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import type {
-  OAuthClientInformationFull,
-  OAuthClientMetadata,
-  OAuthTokens,
-} from "@modelcontextprotocol/sdk/shared/auth.js";
 import { CLI, cleanup, tempDir } from "../helpers/gateway.js";
+import { SDK_REDIRECT, SdkClientState } from "../helpers/sdkOAuthClient.js";
 import { authorize } from "../oauth/asHarness.js";
 
-const REDIRECT = "http://127.0.0.1:49152/callback";
-
-/** What an MCP client application keeps: its registration, tokens and the PKCE verifier. */
-class TestProvider implements OAuthClientProvider {
-  info: OAuthClientInformationFull | undefined;
-  saved: OAuthTokens | undefined;
-  verifier = "";
-  authorizationUrl: URL | undefined;
-  get redirectUrl(): string {
-    return REDIRECT;
-  }
-  get clientMetadata(): OAuthClientMetadata {
-    return {
-      client_name: "Portcullis e2e client",
-      redirect_uris: [REDIRECT],
-      grant_types: ["authorization_code", "refresh_token"],
-      response_types: ["code"],
-      token_endpoint_auth_method: "none",
-      application_type: "native",
-    } as OAuthClientMetadata;
-  }
-  clientInformation() {
-    return this.info;
-  }
-  saveClientInformation(info: OAuthClientInformationFull) {
-    this.info = info;
-  }
-  tokens() {
-    return this.saved;
-  }
-  saveTokens(tokens: OAuthTokens) {
-    this.saved = tokens;
-  }
-  redirectToAuthorization(url: URL) {
-    this.authorizationUrl = url;
-  }
-  saveCodeVerifier(v: string) {
-    this.verifier = v;
-  }
-  codeVerifier() {
-    return this.verifier;
-  }
-}
+const REDIRECT = SDK_REDIRECT;
 
 describe("built-in OAuth on the embedded default", () => {
   const dir = tempDir();
@@ -115,7 +68,7 @@ describe("built-in OAuth on the embedded default", () => {
   });
 
   it("lets an SDK v1 client with only the server URL connect through OAuth, no manual registration", async () => {
-    const provider = new TestProvider();
+    const provider = new SdkClientState("Portcullis e2e client");
     const url = new URL(`${base}/mcp/demo`);
     const first = new StreamableHTTPClientTransport(url, { authProvider: provider });
     await assert.rejects(new Client({ name: "e2e", version: "1" }).connect(first), UnauthorizedError);
@@ -144,7 +97,7 @@ describe("built-in OAuth on the embedded default", () => {
   });
 
   it("refuses the built-in server's token at an endpoint it was not issued for", async () => {
-    const provider = new TestProvider();
+    const provider = new SdkClientState("Portcullis e2e client");
     const url = new URL(`${base}/mcp/demo`);
     const t = new StreamableHTTPClientTransport(url, { authProvider: provider });
     await assert.rejects(new Client({ name: "e2e", version: "1" }).connect(t), UnauthorizedError);

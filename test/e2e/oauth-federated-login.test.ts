@@ -10,66 +10,20 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { OAuthClientProvider } from "@modelcontextprotocol/sdk/client/auth.js";
 import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import type {
-  OAuthClientInformationFull,
-  OAuthClientMetadata,
-  OAuthTokens,
-} from "@modelcontextprotocol/sdk/shared/auth.js";
 import { decodeJwt } from "jose";
 import { openStore } from "../../src/store/open.js";
 import { CookieJar, IDP_SECRETS, type IdpProcess, startIdpProcess } from "../fixtures/oidc-idp.js";
 import { auditRecords } from "../helpers/audit.js";
 import { DEMO_SERVER, type RunningGateway, startGateway } from "../helpers/gateway.js";
+import { SDK_REDIRECT, SdkClientState } from "../helpers/sdkOAuthClient.js";
 import { waitFor } from "../helpers/wait.js";
 import { browse } from "../oauth/asHarness.js";
 
-const REDIRECT = "http://127.0.0.1:49152/callback";
+const REDIRECT = SDK_REDIRECT;
 const IDP_NAME = "Enterprise IdP";
-
-class TestProvider implements OAuthClientProvider {
-  info: OAuthClientInformationFull | undefined;
-  saved: OAuthTokens | undefined;
-  verifier = "";
-  authorizationUrl: URL | undefined;
-  get redirectUrl(): string {
-    return REDIRECT;
-  }
-  get clientMetadata(): OAuthClientMetadata {
-    return {
-      client_name: "Portcullis federated e2e client",
-      redirect_uris: [REDIRECT],
-      grant_types: ["authorization_code", "refresh_token"],
-      response_types: ["code"],
-      token_endpoint_auth_method: "none",
-      application_type: "native",
-    } as OAuthClientMetadata;
-  }
-  clientInformation() {
-    return this.info;
-  }
-  saveClientInformation(info: OAuthClientInformationFull) {
-    this.info = info;
-  }
-  tokens() {
-    return this.saved;
-  }
-  saveTokens(tokens: OAuthTokens) {
-    this.saved = tokens;
-  }
-  redirectToAuthorization(url: URL) {
-    this.authorizationUrl = url;
-  }
-  saveCodeVerifier(v: string) {
-    this.verifier = v;
-  }
-  codeVerifier() {
-    return this.verifier;
-  }
-}
 
 interface Browser {
   jar: CookieJar;
@@ -145,10 +99,10 @@ describe("built-in OAuth with sign-in federated to an enterprise IdP", () => {
 
   /** An SDK client's first connect: it registers itself and is sent to the authorization URL. */
   async function authorizationRequest(): Promise<{
-    provider: TestProvider;
+    provider: SdkClientState;
     transport: StreamableHTTPClientTransport;
   }> {
-    const provider = new TestProvider();
+    const provider = new SdkClientState("Portcullis federated e2e client");
     const transport = new StreamableHTTPClientTransport(new URL(gw.endpoint("demo")), {
       authProvider: provider,
     });
@@ -372,7 +326,7 @@ describe("built-in OAuth offering both local and federated sign-in", () => {
   });
 
   it("shows the password form and a 'Sign in with' link that leads to the IdP", async () => {
-    const provider = new TestProvider();
+    const provider = new SdkClientState("Portcullis federated e2e client");
     const transport = new StreamableHTTPClientTransport(new URL(gw.endpoint("demo")), {
       authProvider: provider,
     });

@@ -5,16 +5,12 @@
  * SDK's own OAuth flow (discovery from the 401, dynamic registration, PKCE, sign-in and
  * consent, code exchange with the resource).
  */
-import { type OAuthClientProvider, UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
+import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import type {
-  OAuthClientInformationFull,
-  OAuthClientMetadata,
-  OAuthTokens,
-} from "@modelcontextprotocol/sdk/shared/auth.js";
 import { type Credentials, signInAndConsent } from "./browserLogin.js";
 import type { RunningGateway } from "./gateway.js";
+import { SDK_REDIRECT, SdkClientState } from "./sdkOAuthClient.js";
 
 export const TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange";
 export const ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token";
@@ -77,49 +73,7 @@ export function claimsOf(jwt: string): Record<string, unknown> {
   >;
 }
 
-const REDIRECT = "http://127.0.0.1:49152/callback";
-
-/** What an MCP client application keeps: its registration, tokens and the PKCE verifier. */
-class SdkClientState implements OAuthClientProvider {
-  info: OAuthClientInformationFull | undefined;
-  saved: OAuthTokens | undefined;
-  verifier = "";
-  authorizationUrl: URL | undefined;
-  get redirectUrl(): string {
-    return REDIRECT;
-  }
-  get clientMetadata(): OAuthClientMetadata {
-    return {
-      client_name: "SDK agent",
-      redirect_uris: [REDIRECT],
-      grant_types: ["authorization_code", "refresh_token"],
-      response_types: ["code"],
-      token_endpoint_auth_method: "none",
-      application_type: "native",
-    } as OAuthClientMetadata;
-  }
-  clientInformation() {
-    return this.info;
-  }
-  saveClientInformation(info: OAuthClientInformationFull) {
-    this.info = info;
-  }
-  tokens() {
-    return this.saved;
-  }
-  saveTokens(tokens: OAuthTokens) {
-    this.saved = tokens;
-  }
-  redirectToAuthorization(url: URL) {
-    this.authorizationUrl = url;
-  }
-  saveCodeVerifier(v: string) {
-    this.verifier = v;
-  }
-  codeVerifier() {
-    return this.verifier;
-  }
-}
+const REDIRECT = SDK_REDIRECT;
 
 /**
  * A person's tokens for `server`'s endpoint, through the v1 SDK's OAuth flow as an MCP client
@@ -130,7 +84,7 @@ export async function sdkUserTokens(
   user: Credentials,
   server: string,
 ): Promise<{ accessToken: string; refreshToken: string | undefined; clientId: string }> {
-  const state = new SdkClientState();
+  const state = new SdkClientState("SDK agent");
   const transport = new StreamableHTTPClientTransport(new URL(gw.endpoint(server)), { authProvider: state });
   const client = new Client({ name: "sdk-agent", version: "1" });
   try {
